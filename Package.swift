@@ -1,0 +1,54 @@
+// swift-tools-version: 6.0
+// Polychip: a heterogeneous accelerator backend abstraction layer.
+// The library targets carry no unsafeFlags so the package stays usable as a
+// versioned dependency; SIMD speed comes from runtime ISA dispatch in CPolychipKernels.
+import PackageDescription
+
+let package = Package(
+    name: "Polychip",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Polychip", targets: ["Polychip"]),
+        .library(name: "PolychipConformance", targets: ["PolychipConformance"]),
+        .executable(name: "polychip", targets: ["polychip"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (pkg-config + apt providers).
+        .systemLibrary(name: "CHwloc", path: "Sources/CHwloc", pkgConfig: "hwloc",
+                       providers: [.apt(["libhwloc-dev"])]),
+        .systemLibrary(name: "CNuma", path: "Sources/CNuma", pkgConfig: "numa",
+                       providers: [.apt(["libnuma-dev"])]),
+        .systemLibrary(name: "COpenCL", path: "Sources/COpenCL", pkgConfig: "OpenCL",
+                       providers: [.apt(["ocl-icd-opencl-dev"])]),
+
+        // Core: device protocols, tensors, dtypes, the kernel catalog. No backend code.
+        .target(name: "PolychipCore", path: "Sources/PolychipCore"),
+
+        // Backends.
+        .target(name: "PolychipReference", dependencies: ["PolychipCore"], path: "backends/reference"),
+
+        // The umbrella module users import: core re-exported plus every backend registered.
+        .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference"],
+                path: "Sources/Polychip"),
+
+        .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference"],
+                path: "Sources/PolychipConformance"),
+
+        .executableTarget(name: "polychip", dependencies: [
+            "Polychip", "PolychipConformance",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/polychip"),
+
+        .testTarget(name: "PolychipCoreTests", dependencies: ["PolychipCore"], path: "Tests/PolychipCoreTests"),
+        .testTarget(name: "PolychipReferenceTests", dependencies: ["PolychipReference", "PolychipCore"],
+                    path: "Tests/PolychipReferenceTests"),
+        .testTarget(name: "PolychipConformanceTests", dependencies: ["PolychipConformance", "Polychip"],
+                    path: "Tests/PolychipConformanceTests"),
+        .testTarget(name: "PolychipCLITests", dependencies: ["polychip", "Polychip"],
+                    path: "Tests/PolychipCLITests"),
+    ],
+    swiftLanguageModes: [.v6]
+)

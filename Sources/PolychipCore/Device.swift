@@ -1,0 +1,170 @@
+/// What kind of hardware a device is.
+public enum DeviceKind: String, Sendable, Codable, Hashable {
+    /// The strict reference implementation on the host CPU.
+    case reference
+    /// A host CPU.
+    case cpu
+    /// A GPU (through OpenCL).
+    case gpu
+    /// Another accelerator reached through OpenCL.
+    case accelerator
+    /// A simulated device driven by a profile.
+    case simulated
+}
+
+/// Static facts about a device.
+public struct DeviceInfo: Sendable, Codable, Hashable {
+    /// Human-readable name (e.g. `"NVIDIA H100 80GB HBM3"`).
+    public var name: String
+    /// Vendor string.
+    public var vendor: String
+    /// Hardware class.
+    public var kind: DeviceKind
+    /// Device memory in bytes (host RAM for host devices).
+    public var memoryBytes: Int
+    /// Compute units (cores, SMs, AI cores).
+    public var computeUnits: Int
+    /// Storage dtypes the device can hold and compute with.
+    public var dtypes: [DType]
+    /// Peak arithmetic rate in FLOP/s per dtype name where known (`"f32"`, `"f16"`, …).
+    public var peakFlops: [String: Double]
+    /// Peak memory bandwidth in bytes/s where known.
+    public var memoryBandwidth: Double?
+    /// Free-form facts (driver version, ISA, profile file, …).
+    public var details: [String: String]
+
+    /// Creates a device description.
+    public init(name: String, vendor: String, kind: DeviceKind, memoryBytes: Int, computeUnits: Int,
+                dtypes: [DType] = DType.allCases, peakFlops: [String: Double] = [:],
+                memoryBandwidth: Double? = nil, details: [String: String] = [:]) {
+        self.name = name; self.vendor = vendor; self.kind = kind
+        self.memoryBytes = memoryBytes; self.computeUnits = computeUnits
+        self.dtypes = dtypes; self.peakFlops = peakFlops
+        self.memoryBandwidth = memoryBandwidth; self.details = details
+    }
+}
+
+/// A device's answer to "can you run this kernel for this dtype?".
+public enum Support: Sendable, Hashable, CustomStringConvertible {
+    /// Implemented natively.
+    case native
+    /// Runs, but through a documented emulation (e.g. W4A16 via bf16 dequantization).
+    case emulated(String)
+    /// Not available; the reason says why. Never silently replaced by another path.
+    case unsupported(String)
+
+    /// Whether the kernel can run at all.
+    public var isRunnable: Bool {
+        if case .unsupported = self { return false }
+        return true
+    }
+
+    public var description: String {
+        switch self {
+        case .native: return "native"
+        case .emulated(let r): return "emulated (\(r))"
+        case .unsupported(let r): return "unsupported (\(r))"
+        }
+    }
+}
+
+/// How long a kernel took, as the device knows it.
+public enum KernelTiming: Sendable, Hashable, Codable {
+    /// Wall-clock or device-event time in seconds.
+    case measured(seconds: Double)
+    /// Time predicted by a model, with its breakdown.
+    case modeled(ModeledBreakdown)
+}
+
+/// The time model's account of one kernel or collective (seconds).
+public struct ModeledBreakdown: Sendable, Hashable, Codable {
+    /// Launch overhead.
+    public var launch: Double
+    /// Compute time on the unit that runs it.
+    public var compute: Double
+    /// Memory time for the minimum bytes.
+    public var memory: Double
+    /// Communication time (collectives).
+    public var communication: Double
+    /// Total modeled time.
+    public var total: Double
+    /// What bounds it: `"compute"`, `"memory"`, `"launch"` or `"communication"`.
+    public var bound: String
+
+    /// Creates a breakdown.
+    public init(launch: Double, compute: Double, memory: Double, communication: Double = 0, total: Double, bound: String) {
+        self.launch = launch; self.compute = compute; self.memory = memory
+        self.communication = communication; self.total = total; self.bound = bound
+    }
+}
+
+/// A compute device: identity, facts, memory and kernel execution.
+///
+/// Devices execute kernels synchronously from the caller's point of view; ordering,
+/// records and timing are the ``Queue``'s job. Implementations must be thread-safe.
+public protocol Device: AnyObject, Sendable {
+    /// Stable identity in selector form, e.g. `"cpu:0"`, `"sim:ascend-910b:3"`.
+    var id: String { get }
+    /// Static facts.
+    var info: DeviceInfo { get }
+    /// Whether `kernel` can run with `dtype` as its primary (activation) dtype.
+    func supports(_ kernel: OpKind, dtype: DType) -> Support
+    /// Allocates a device buffer of `byteCount` bytes; throws ``PolychipError/outOfMemory(device:requested:available:)``.
+    func allocateBuffer(byteCount: Int) throws -> any DeviceBuffer
+    /// Copies host bytes into a buffer at a byte offset.
+    func write(_ source: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, at offset: Int) throws
+    /// Copies bytes out of a buffer at a byte offset.
+    func read(from buffer: any DeviceBuffer, at offset: Int, into destination: UnsafeMutableRawBufferPointer) throws
+    /// Runs one kernel on validated tensors of this device. Called by ``Queue``.
+    func execute(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming
+    /// Whether the device can model a kernel on meta tensors (no data): simulated devices can.
+    var supportsDryRun: Bool { get }
+    /// Models the time of a kernel without running it (dry run); `nil` when not supported.
+    func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown?
+}
+
+extension Device {
+    public var supportsDryRun: Bool { false }
+    public func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown? { nil }
+
+    /// Allocates an uninitialised tensor.
+    public func allocate(_ desc: TensorDesc) throws -> Tensor {
+        let n = try desc.checkedByteCount()
+        return Tensor(desc: desc, buffer: try allocateBuffer(byteCount: n), byteOffset: 0)
+    }
+
+    /// Allocates a tensor and uploads `host` into it.
+    public func tensor(_ host: HostTensor) throws -> Tensor {
+        let t = try allocate(host.desc)
+        try upload(host, to: t)
+        return t
+    }
+
+    /// Uploads a host value into a tensor of the same descriptor.
+    public func upload(_ host: HostTensor, to tensor: Tensor) throws {
+        guard host.desc == tensor.desc else {
+            throw PolychipError.invalidTensor(reason: "upload of \(host.desc) into \(tensor.desc)")
+        }
+        let buffer = try tensor.requireBuffer(on: self)
+        try host.bytes.withUnsafeBytes { try write($0, to: buffer, at: tensor.byteOffset) }
+    }
+
+    /// Downloads a tensor's value.
+    public func download(_ tensor: Tensor) throws -> HostTensor {
+        let buffer = try tensor.requireBuffer(on: self)
+        var out = [UInt8](repeating: 0, count: try tensor.desc.checkedByteCount())
+        try out.withUnsafeMutableBytes { try read(from: buffer, at: tensor.byteOffset, into: $0) }
+        return try HostTensor(tensor.desc, bytes: out)
+    }
+
+    /// Convenience for one-off work: uploads `inputs`, runs `op` on a fresh queue,
+    /// downloads the outputs.
+    public func run(_ op: Op, _ inputs: [HostTensor]) throws -> [HostTensor] {
+        let outDescs = try op.validate(inputs.map(\.desc))
+        let ins = try inputs.map { try tensor($0) }
+        let outs = try outDescs.map { try allocate($0) }
+        let queue = Queue(device: self)
+        try queue.enqueue(op, inputs: ins, outputs: outs)
+        return try outs.map { try download($0) }
+    }
+}

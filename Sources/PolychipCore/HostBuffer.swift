@@ -1,0 +1,83 @@
+/// Storage in host memory, used by every backend whose device memory is the host's
+/// (reference, cpu, simulated). 64-byte aligned so SIMD loads of whole rows are legal.
+public final class HostBuffer: DeviceBuffer, @unchecked Sendable {
+    // @unchecked: the pointer is owned for the object's lifetime; concurrent access to
+    // its contents is ordered by the queues that use it, as with any device buffer.
+    /// Start of the storage.
+    public let pointer: UnsafeMutableRawPointer
+    public let byteCount: Int
+    public let deviceID: String
+    private let release: @Sendable (UnsafeMutableRawPointer, Int) -> Void
+
+    /// Allocates `byteCount` zeroed bytes with the Swift allocator.
+    public init(byteCount: Int, deviceID: String) {
+        self.byteCount = byteCount
+        self.deviceID = deviceID
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
+        self.pointer = p
+        self.release = { p, _ in p.deallocate() }
+    }
+
+    /// Adopts memory from another allocator (e.g. libnuma) with its matching release.
+    public init(adopting pointer: UnsafeMutableRawPointer, byteCount: Int, deviceID: String,
+                release: @escaping @Sendable (UnsafeMutableRawPointer, Int) -> Void) {
+        self.pointer = pointer
+        self.byteCount = byteCount
+        self.deviceID = deviceID
+        self.release = release
+    }
+
+    deinit { release(pointer, byteCount) }
+}
+
+extension Tensor {
+    /// The host address of element 0, for host-memory backends.
+    public func hostPointer(on device: any Device) throws -> UnsafeMutableRawPointer {
+        guard let hb = try requireBuffer(on: device) as? HostBuffer else {
+            throw PolychipError.invalidTensor(reason: "\(desc) is not in host memory")
+        }
+        return hb.pointer + byteOffset
+    }
+
+    /// Reads a host-memory tensor as a ``HostTensor``.
+    public func hostValue(on device: any Device) throws -> HostTensor {
+        let p = try hostPointer(on: device)
+        let n = try desc.checkedByteCount()
+        return try HostTensor(desc, bytes: [UInt8](UnsafeRawBufferPointer(start: p, count: n)))
+    }
+
+    /// Stores a ``HostTensor`` into a host-memory tensor of the same descriptor.
+    public func storeHostValue(_ value: HostTensor, on device: any Device) throws {
+        guard value.desc == desc else {
+            throw PolychipError.invalidTensor(reason: "store of \(value.desc) into \(desc)")
+        }
+        let p = try hostPointer(on: device)
+        value.bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    }
+}
+
+/// Shared read/write for host-memory devices.
+public enum HostMemory {
+    /// Range-checked copy into a ``HostBuffer``.
+    public static func write(_ source: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, at offset: Int, device: String) throws {
+        guard let hb = buffer as? HostBuffer, hb.deviceID == device else {
+            throw PolychipError.invalidTensor(reason: "buffer does not belong to \(device)")
+        }
+        guard offset >= 0, offset <= hb.byteCount, source.count <= hb.byteCount - offset else {
+            throw PolychipError.invalidTensor(reason: "write of \(source.count) bytes at \(offset) exceeds buffer of \(hb.byteCount)")
+        }
+        if let base = source.baseAddress, source.count > 0 { (hb.pointer + offset).copyMemory(from: base, byteCount: source.count) }
+    }
+
+    /// Range-checked copy out of a ``HostBuffer``.
+    public static func read(from buffer: any DeviceBuffer, at offset: Int, into destination: UnsafeMutableRawBufferPointer, device: String) throws {
+        guard let hb = buffer as? HostBuffer, hb.deviceID == device else {
+            throw PolychipError.invalidTensor(reason: "buffer does not belong to \(device)")
+        }
+        guard offset >= 0, offset <= hb.byteCount, destination.count <= hb.byteCount - offset else {
+            throw PolychipError.invalidTensor(reason: "read of \(destination.count) bytes at \(offset) exceeds buffer of \(hb.byteCount)")
+        }
+        if let base = destination.baseAddress, destination.count > 0 { base.copyMemory(from: hb.pointer + offset, byteCount: destination.count) }
+    }
+}

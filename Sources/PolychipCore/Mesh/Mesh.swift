@@ -1,0 +1,121 @@
+/// How the devices of a mesh are wired.
+public enum MeshTopology: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// Every pair directly linked (Ascend HCCS in an 8-card node).
+    case fullMesh
+    /// Each device linked to two neighbours.
+    case ring
+    /// All devices on one switch.
+    case `switch`
+    /// Nodes of `devicesPerNode` fully linked devices joined by a slower network.
+    case twoLevel(devicesPerNode: Int)
+
+    public var description: String {
+        switch self {
+        case .fullMesh: return "full-mesh"
+        case .ring: return "ring"
+        case .switch: return "switch"
+        case .twoLevel(let n): return "two-level(\(n)/node)"
+        }
+    }
+}
+
+/// Runs collectives for a mesh. Simulated meshes model time; real ones move data.
+public protocol Communicator: Sendable {
+    /// Executes `collective` with one input and one output tensor per device of `mesh`,
+    /// returning one timing per device.
+    func execute(_ collective: Collective, on mesh: Mesh, inputs: [Tensor], outputs: [Tensor]) throws -> [KernelTiming]
+}
+
+/// Stages every collective through host memory: download, combine on the host, upload.
+/// Correct on any mix of devices; its measured time includes the transfers.
+public struct HostStagedCommunicator: Communicator {
+    /// Creates the communicator.
+    public init() {}
+
+    public func execute(_ collective: Collective, on mesh: Mesh, inputs: [Tensor], outputs: [Tensor]) throws -> [KernelTiming] {
+        let t0 = Queue.wallClock()
+        let values = try zip(mesh.devices, inputs).map { try $0.download($1) }
+        let results = try collective.evaluate(values)
+        for (i, r) in results.enumerated() { try mesh.devices[i].upload(r, to: outputs[i]) }
+        let dt = Queue.wallClock() - t0
+        return Array(repeating: .measured(seconds: dt), count: inputs.count)
+    }
+}
+
+/// A group of devices with an interconnect topology; collectives run on it.
+public final class Mesh: Sendable {
+    /// Member devices; rank `r` is `devices[r]`.
+    public let devices: [any Device]
+    /// Wiring.
+    public let topology: MeshTopology
+    /// One compute queue per device.
+    public let queues: [Queue]
+    /// One communication queue per device (collectives are recorded here).
+    public let commQueues: [Queue]
+    /// Who runs the collectives.
+    public let communicator: any Communicator
+
+    /// Creates a mesh; device ids must be distinct.
+    public init(devices: [any Device], topology: MeshTopology = .fullMesh, communicator: (any Communicator)? = nil) throws {
+        guard !devices.isEmpty else { throw PolychipError.collectiveMismatch(collective: "mesh", reason: "a mesh needs at least one device") }
+        guard Set(devices.map(\.id)).count == devices.count else {
+            throw PolychipError.collectiveMismatch(collective: "mesh", reason: "device ids must be distinct: \(devices.map(\.id))")
+        }
+        if case .twoLevel(let n) = topology, n < 1 {
+            throw PolychipError.collectiveMismatch(collective: "mesh", reason: "devicesPerNode must be ≥ 1")
+        }
+        self.devices = devices
+        self.topology = topology
+        self.queues = devices.map { Queue(device: $0, label: "compute") }
+        self.commQueues = devices.map { Queue(device: $0, label: "comm") }
+        self.communicator = communicator ?? HostStagedCommunicator()
+    }
+
+    /// Number of devices.
+    public var size: Int { devices.count }
+
+    /// Validates and runs a collective; records one slice per participating device.
+    public func run(_ collective: Collective, inputs: [Tensor], outputs: [Tensor]) throws {
+        guard inputs.count == size, outputs.count == size else {
+            throw PolychipError.collectiveMismatch(collective: collective.description, reason: "need one input and one output per device (\(size)), got \(inputs.count) and \(outputs.count)")
+        }
+        let expected = try collective.validate(inputs.map(\.desc))
+        for r in 0..<size {
+            guard outputs[r].desc == expected[r] else {
+                throw PolychipError.collectiveMismatch(collective: collective.description, reason: "output on rank \(r) must be \(expected[r]), got \(outputs[r].desc)")
+            }
+            _ = try inputs[r].requireBuffer(on: devices[r])
+            _ = try outputs[r].requireBuffer(on: devices[r])
+        }
+        let timings = try communicator.execute(collective, on: self, inputs: inputs, outputs: outputs)
+        let sent = collective.bytesSent(inputs.map(\.desc))
+        for r in 0..<size {
+            let q = commQueues[r]
+            let rec: KernelRecord
+            switch timings[r] {
+            case .measured(let s):
+                let end = Queue.wallClock()
+                rec = KernelRecord(kernel: collective.description, inputShapes: [inputs[r].shape], dtypes: [inputs[r].dtype],
+                                   device: devices[r].id, start: end - s, end: end, flops: 0, bytes: sent[r], source: .measured)
+            case .modeled(let b):
+                let start = max(q.virtualTime, queues[r].virtualTime)
+                rec = KernelRecord(kernel: collective.description, inputShapes: [inputs[r].shape], dtypes: [inputs[r].dtype],
+                                   device: devices[r].id, start: start, end: start + b.total, flops: 0, bytes: sent[r],
+                                   source: .modeled, breakdown: b)
+            }
+            q.append(rec)
+        }
+    }
+
+    /// Convenience: allocates outputs, runs the collective on host values, returns the results.
+    public func run(_ collective: Collective, _ values: [HostTensor]) throws -> [HostTensor] {
+        guard values.count == size else {
+            throw PolychipError.collectiveMismatch(collective: collective.description, reason: "need \(size) inputs, got \(values.count)")
+        }
+        let outDescs = try collective.validate(values.map(\.desc))
+        let ins = try zip(devices, values).map { try $0.tensor($1) }
+        let outs = try zip(devices, outDescs).map { try $0.allocate($1) }
+        try run(collective, inputs: ins, outputs: outs)
+        return try zip(devices, outs).map { try $0.download($1) }
+    }
+}

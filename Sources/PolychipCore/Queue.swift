@@ -1,0 +1,135 @@
+import Foundation
+import Synchronization
+
+/// One executed (or modeled) kernel: what ran where, on which shapes, and how long it took.
+public struct KernelRecord: Sendable, Codable, Hashable {
+    /// Kernel name (kebab-case catalog name, or a collective name).
+    public var kernel: String
+    /// Input shapes.
+    public var inputShapes: [[Int]]
+    /// Input dtypes.
+    public var dtypes: [DType]
+    /// Device id.
+    public var device: String
+    /// Start time in seconds on the queue's clock (wall clock for real devices, virtual for simulated).
+    public var start: Double
+    /// End time in seconds on the same clock.
+    public var end: Double
+    /// FLOPs the kernel performs (catalog cost model).
+    public var flops: Double
+    /// Minimum bytes the kernel must move.
+    public var bytes: Double
+    /// Whether the duration was measured or modeled.
+    public var source: Source
+    /// The model's breakdown for modeled records.
+    public var breakdown: ModeledBreakdown?
+
+    /// Where a duration came from.
+    public enum Source: String, Sendable, Codable, Hashable { case measured, modeled }
+
+    /// Duration in seconds.
+    public var seconds: Double { end - start }
+
+    /// Creates a record.
+    public init(kernel: String, inputShapes: [[Int]], dtypes: [DType], device: String, start: Double, end: Double,
+                flops: Double, bytes: Double, source: Source, breakdown: ModeledBreakdown? = nil) {
+        self.kernel = kernel; self.inputShapes = inputShapes; self.dtypes = dtypes; self.device = device
+        self.start = start; self.end = end; self.flops = flops; self.bytes = bytes
+        self.source = source; self.breakdown = breakdown
+    }
+}
+
+/// An ordered stream of kernel submissions on one device, recording every kernel.
+///
+/// Submission validates every operand (shapes, dtypes, device ownership, view bounds)
+/// before the device sees it, so a bad call throws a typed error and touches nothing.
+/// For simulated devices the queue keeps a virtual clock advanced by modeled times.
+public final class Queue: Sendable {
+    /// The device this queue submits to.
+    public let device: any Device
+    /// A label for traces (`"compute"`, `"comm"`, …).
+    public let label: String
+    private struct State { var records: [KernelRecord] = []; var clock: Double = 0 }
+    private let state = Mutex(State())
+    private let order = Mutex(())
+
+    /// Creates a queue on `device`.
+    public init(device: any Device, label: String = "compute") {
+        self.device = device
+        self.label = label
+    }
+
+    /// Every record so far, in submission order.
+    public var records: [KernelRecord] { state.withLock { $0.records } }
+
+    /// The virtual clock (seconds) for modeled work on this queue.
+    public var virtualTime: Double { state.withLock { $0.clock } }
+
+    /// Moves the virtual clock forward to at least `time` (waiting on another queue's event).
+    public func wait(until time: Double) { state.withLock { $0.clock = max($0.clock, time) } }
+
+    /// Removes all records and resets the virtual clock.
+    public func reset() { state.withLock { $0 = State() } }
+
+    /// Appends an externally produced record (collectives) and advances the virtual clock to its end.
+    public func append(_ record: KernelRecord) {
+        state.withLock { $0.records.append(record); if record.source == .modeled { $0.clock = max($0.clock, record.end) } }
+    }
+
+    /// Validates and runs `op`; returns its record. Meta tensors are accepted only by
+    /// devices that can dry-run (simulated), which then model the kernel without data.
+    @discardableResult
+    public func enqueue(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelRecord {
+        let expected = try op.validate(inputs.map(\.desc))
+        let name = op.kind.name
+        guard outputs.count == expected.count else {
+            throw PolychipError.arityMismatch(kernel: name, what: "outputs (\(op.outputNames.joined(separator: ", ")))",
+                                              expected: expected.count, got: outputs.count)
+        }
+        for (i, (o, e)) in zip(outputs, expected).enumerated() where o.desc != e {
+            throw PolychipError.shapeMismatch(kernel: name, argument: op.outputNames[i], expected: e.description, got: o.desc.description)
+        }
+        let support = device.supports(op.kind, dtype: op.primaryDType(inputs.map(\.desc)))
+        if case .unsupported(let why) = support {
+            throw PolychipError.unsupported(kernel: name, device: device.id, reason: why)
+        }
+        let cost = op.cost(inputs.map(\.desc))
+        let all = inputs + outputs
+        if all.contains(where: \.isMeta) {
+            guard device.supportsDryRun, let modeled = try device.model(op, inputs: inputs.map(\.desc)) else {
+                throw PolychipError.invalidTensor(reason: "\(device.id) cannot run \(name) on meta tensors (no dry-run support)")
+            }
+            return record(op, inputs, cost, .modeled(modeled))
+        }
+        for t in all { _ = try t.requireBuffer(on: device) }
+        let timing: KernelTiming = try order.withLock { _ in
+            try device.execute(op, inputs: inputs, outputs: outputs)
+        }
+        return record(op, inputs, cost, timing)
+    }
+
+    private func record(_ op: Op, _ inputs: [Tensor], _ cost: Cost, _ timing: KernelTiming) -> KernelRecord {
+        state.withLock { s in
+            let r: KernelRecord
+            switch timing {
+            case .measured(let sec):
+                let end = Queue.wallClock()
+                r = KernelRecord(kernel: op.kind.name, inputShapes: inputs.map(\.shape), dtypes: inputs.map(\.dtype),
+                                 device: device.id, start: end - sec, end: end, flops: cost.flops, bytes: cost.bytes,
+                                 source: .measured)
+            case .modeled(let b):
+                r = KernelRecord(kernel: op.kind.name, inputShapes: inputs.map(\.shape), dtypes: inputs.map(\.dtype),
+                                 device: device.id, start: s.clock, end: s.clock + b.total, flops: cost.flops,
+                                 bytes: cost.bytes, source: .modeled, breakdown: b)
+                s.clock += b.total
+            }
+            s.records.append(r)
+            return r
+        }
+    }
+
+    /// Monotonic seconds used for measured records.
+    public static func wallClock() -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds) * 1e-9
+    }
+}

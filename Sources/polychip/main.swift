@@ -1,0 +1,2 @@
+import Polychip
+print(Polychip.registry.backends.map(\.name))
