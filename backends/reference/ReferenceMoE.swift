@@ -2,24 +2,33 @@ import Foundation
 import PolychipCore
 
 extension Reference {
-    /// Routes one token: returns (weights, ids) per the contract's four steps.
-    static func route(_ logits: ArraySlice<Double>, bias: [Double]?, _ p: RouterParams) -> (weights: [Double], ids: [Int]) {
+    /// Router scores `s` of one token (softmax or sigmoid of the logits).
+    public static func routerScores(_ logits: ArraySlice<Double>, _ p: RouterParams) -> [Double] {
+        p.scoring == .softmax ? softmaxRow(logits) : logits.map(sigmoid)
+    }
+
+    /// Choice scores `c = s + bias` of one token after group masking (masked groups −∞).
+    public static func choiceScores(_ logits: ArraySlice<Double>, bias: [Double]?, _ p: RouterParams) -> [Double] {
         let e = logits.count
-        let s: [Double] = p.scoring == .softmax ? softmaxRow(logits) : logits.map(sigmoid)
-        var c = s.enumerated().map { $0.element + (bias?[$0.offset] ?? 0) }
+        var c = routerScores(logits, p).enumerated().map { $0.element + (bias?[$0.offset] ?? 0) }
         if p.nGroup > 1 {
             let size = e / p.nGroup
             let groupScores = (0..<p.nGroup).map { g -> Double in
-                let top = c[(g * size)..<((g + 1) * size)].sorted(by: >).prefix(min(2, size))
-                return top.reduce(0, +)
+                c[(g * size)..<((g + 1) * size)].sorted(by: >).prefix(min(2, size)).reduce(0, +)
             }
             let kept = Set(topKRow(groupScores[...], p.topkGroup))
             for g in 0..<p.nGroup where !kept.contains(g) {
                 for i in (g * size)..<((g + 1) * size) { c[i] = -.infinity }
             }
         }
-        // Selection by choice score; ties → lower id. Masked (−∞) experts are chosen only
-        // if nothing else is left, which validation rules out.
+        return c
+    }
+
+    /// Routes one token: returns (weights, ids) per the contract's four steps.
+    static func route(_ logits: ArraySlice<Double>, bias: [Double]?, _ p: RouterParams) -> (weights: [Double], ids: [Int]) {
+        let s = routerScores(logits, p)
+        let c = choiceScores(logits, bias: bias, p)
+        // Selection by choice score; ties → lower id. Validation guarantees enough unmasked experts.
         let ids = Array(c.indices.sorted { c[$0] != c[$1] ? c[$0] > c[$1] : $0 < $1 }.prefix(p.topK))
         var w = ids.map { s[$0] }
         if p.renormalize {

@@ -55,12 +55,9 @@ public final class Mesh: Sendable {
     /// Who runs the collectives.
     public let communicator: any Communicator
 
-    /// Creates a mesh; device ids must be distinct.
+    /// Creates a mesh. A device may appear at several ranks (useful for testing on one device).
     public init(devices: [any Device], topology: MeshTopology = .fullMesh, communicator: (any Communicator)? = nil) throws {
         guard !devices.isEmpty else { throw PolychipError.collectiveMismatch(collective: "mesh", reason: "a mesh needs at least one device") }
-        guard Set(devices.map(\.id)).count == devices.count else {
-            throw PolychipError.collectiveMismatch(collective: "mesh", reason: "device ids must be distinct: \(devices.map(\.id))")
-        }
         if case .twoLevel(let n) = topology, n < 1 {
             throw PolychipError.collectiveMismatch(collective: "mesh", reason: "devicesPerNode must be ≥ 1")
         }

@@ -1,0 +1,126 @@
+import PolychipCore
+import PolychipReference
+
+/// What to run.
+public struct ConformanceOptions: Sendable {
+    /// Kernels to check (nil: all).
+    public var kernels: [OpKind]?
+    /// Dtypes to check (nil: each kernel's default set).
+    public var dtypes: [DType]?
+    /// Include the collectives (all-reduce, all-gather, reduce-scatter, all-to-all).
+    public var collectives: Bool
+    /// Base seed; each case derives its own from it.
+    public var seed: UInt64
+    /// Creates options.
+    public init(kernels: [OpKind]? = nil, dtypes: [DType]? = nil, collectives: Bool = true, seed: UInt64 = 0x5EED) {
+        self.kernels = kernels; self.dtypes = dtypes; self.collectives = collectives; self.seed = seed
+    }
+}
+
+/// Runs conformance cases on devices and classifies each result.
+public enum ConformanceRunner {
+    /// Bytes of guard region before and after every output (a multiple of 64 so views stay aligned).
+    public static let guardBytes = 256
+    static let guardByte: UInt8 = 0x5A
+
+    /// Runs every selected case on `device`. `progress` receives one line per case.
+    public static func run(on device: any Device, options: ConformanceOptions = .init(),
+                           expected: ExpectedFailures = .init(), progress: (@Sendable (String) -> Void)? = nil) -> [CaseResult] {
+        var results: [CaseResult] = []
+        for kind in options.kernels ?? OpKind.allCases {
+            let dtypes = CaseGenerator.dtypes(for: kind).filter { options.dtypes?.contains($0) ?? true }
+            for dt in dtypes {
+                let cases: [ConformanceCase]
+                do { cases = try CaseGenerator.cases(kind, dtype: dt, seed: options.seed) } catch {
+                    results.append(CaseResult(kernel: kind.name, device: device.id, dtype: dt.rawValue, shape: "-", status: .fail,
+                                              seed: options.seed, message: "case generation failed: \(error)"))
+                    continue
+                }
+                for c in cases {
+                    let r = classify(runCase(c, on: device), expected: expected.reason(kind.name, dt))
+                    progress?("\(r.status.rawValue.uppercased()) \(kind.name) \(dt) \(c.label) on \(device.id)")
+                    results.append(r)
+                }
+            }
+        }
+        if options.collectives && options.kernels == nil {
+            for r in CollectiveConformance.run(devices: [device], seed: options.seed) {
+                let dt = DType(rawValue: r.dtype) ?? .f32
+                results.append(classify(r, expected: expected.reason(r.kernel, dt)))
+            }
+        }
+        return results
+    }
+
+    static func classify(_ r: CaseResult, expected reason: String?) -> CaseResult {
+        guard let reason, r.status == .pass || r.status == .fail else { return r }
+        var out = r
+        out.status = r.status == .pass ? .xpass : .xfail
+        out.message = (r.message.map { $0 + "; " } ?? "") + "expected failure: \(reason)"
+        return out
+    }
+
+    /// Runs one case: reference on the host, the same inputs on the device with guarded
+    /// outputs, then the comparison.
+    public static func runCase(_ c: ConformanceCase, on device: any Device) -> CaseResult {
+        var result = CaseResult(kernel: c.op.kind.name, device: device.id, dtype: c.dtype.rawValue, shape: c.label,
+                                status: .fail, threshold: c.op.kind.tolerance(c.dtype), seed: c.seed)
+        let support = device.supports(c.op.kind, dtype: c.dtype)
+        result.support = support.description
+        if case .unsupported(let why) = support {
+            result.status = .unsupported
+            result.message = why
+            return result
+        }
+        do {
+            let expected = try Reference.evaluate(c.op, c.inputs)
+            let ins = try c.inputs.map { try device.tensor($0) }
+            let outs = try expected.map { try guardedOutput($0.desc, on: device) }
+            try Queue(device: device).enqueue(c.op, inputs: ins, outputs: outs.map(\.tensor))
+            var got: [HostTensor] = []
+            for (i, o) in outs.enumerated() {
+                let (value, damaged) = try readGuarded(o, on: device)
+                if let damaged {
+                    result.message = "\(c.op.outputNames[i]): wrote outside its output (\(damaged))"
+                    return result
+                }
+                got.append(value)
+            }
+            for (i, t) in ins.enumerated() where try device.download(t) != c.inputs[i] {
+                result.message = "input '\(c.op.inputNames[i])' was modified"
+                return result
+            }
+            let outcome = Comparison.compare(c, expected: expected, got: got)
+            result.nmse = outcome.nmse
+            if let f = outcome.failure { result.message = f } else { result.status = .pass }
+        } catch {
+            result.message = "threw: \(error)"
+        }
+        return result
+    }
+
+    struct Guarded { var tensor: Tensor; var buffer: any DeviceBuffer; var bytes: Int; var fill: UInt8 }
+
+    /// An output view with guard regions on both sides; the body is pre-filled with a
+    /// pattern (NaN bytes for floats) so unwritten elements show up as failures.
+    static func guardedOutput(_ desc: TensorDesc, on device: any Device) throws -> Guarded {
+        let n = try desc.checkedByteCount()
+        let buffer = try device.allocateBuffer(byteCount: n + 2 * guardBytes)
+        let fill: UInt8 = desc.dtype.isFloat ? 0xFF : 0xA5
+        let init0 = [UInt8](repeating: guardByte, count: guardBytes) + [UInt8](repeating: fill, count: n)
+            + [UInt8](repeating: guardByte, count: guardBytes)
+        try init0.withUnsafeBytes { try device.write($0, to: buffer, at: 0) }
+        return Guarded(tensor: Tensor(desc: desc, buffer: buffer, byteOffset: guardBytes), buffer: buffer, bytes: n, fill: fill)
+    }
+
+    /// Reads a guarded output; returns its value and a description of guard damage, if any.
+    static func readGuarded(_ g: Guarded, on device: any Device) throws -> (HostTensor, String?) {
+        var all = [UInt8](repeating: 0, count: g.bytes + 2 * guardBytes)
+        try all.withUnsafeMutableBytes { try device.read(from: g.buffer, at: 0, into: $0) }
+        let before = all[0..<guardBytes], after = all[(guardBytes + g.bytes)...]
+        var damage: String? = nil
+        if let i = before.firstIndex(where: { $0 != guardByte }) { damage = "\(guardBytes - i) bytes before the start" }
+        else if let i = after.firstIndex(where: { $0 != guardByte }) { damage = "byte \(i - guardBytes - g.bytes) past the end" }
+        return (try HostTensor(g.tensor.desc, bytes: Array(all[guardBytes..<(guardBytes + g.bytes)])), damage)
+    }
+}

@@ -1,0 +1,37 @@
+import PolychipCore
+
+/// A small seeded generator (SplitMix64): the same seed gives the same case on every host.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    /// Creates a generator from a seed.
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in ±[lo, hi]: never zero, random sign (conformance inputs are never zeros).
+    mutating func nonZero(_ lo: Float = 0.05, _ hi: Float = 1) -> Float {
+        let m = Float.random(in: lo...hi, using: &self)
+        return Bool.random(using: &self) ? m : -m
+    }
+
+    /// `count` non-zero floats.
+    mutating func floats(_ count: Int, _ lo: Float = 0.05, _ hi: Float = 1) -> [Float] {
+        (0..<count).map { _ in nonZero(lo, hi) }
+    }
+
+    /// Uniform integer in `range`.
+    mutating func int(_ range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
+}
+
+/// Derives a per-case seed from the run seed and the case's identity, so adding a case
+/// never changes the inputs of another.
+func caseSeed(_ base: UInt64, _ parts: String...) -> UInt64 {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ base
+    for p in parts { for b in p.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 } }
+    return h
+}
