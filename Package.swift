@@ -29,9 +29,16 @@ let package = Package(
 
         // Backends.
         .target(name: "PolychipReference", dependencies: ["PolychipCore"], path: "backends/reference"),
+        // OpenCL backend; kernels/opencl/*.cl are embedded at build time by the plugin below,
+        // so an installed binary never reads them from the source tree.
+        .target(name: "PolychipOpenCL", dependencies: ["PolychipCore", "COpenCL"], path: "backends/opencl",
+                plugins: ["EmbedOpenCLSources"]),
+        .executableTarget(name: "PolychipEmbedCL", path: "Sources/PolychipEmbedCL"),
+        .plugin(name: "EmbedOpenCLSources", capability: .buildTool(), dependencies: ["PolychipEmbedCL"],
+                path: "Sources/PolychipEmbedCLPlugin"),
 
         // The umbrella module users import: core re-exported plus every backend registered.
-        .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference"],
+        .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference", "PolychipOpenCL"],
                 path: "Sources/Polychip"),
 
         .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference"],
@@ -47,6 +54,8 @@ let package = Package(
                     path: "Tests/PolychipReferenceTests"),
         .testTarget(name: "PolychipConformanceTests", dependencies: ["PolychipConformance", "Polychip"],
                     path: "Tests/PolychipConformanceTests"),
+        .testTarget(name: "PolychipOpenCLTests", dependencies: ["PolychipOpenCL", "PolychipConformance", "Polychip"],
+                    path: "Tests/PolychipOpenCLTests"),
         .testTarget(name: "PolychipCLITests", dependencies: ["polychip", "Polychip"],
                     path: "Tests/PolychipCLITests"),
     ],
