@@ -5,6 +5,8 @@ import PolychipCore
 enum KernelArg {
     /// A buffer (`__global T *`).
     case buffer(OpenCLBuffer)
+    /// A NULL `__global` pointer (optional operands).
+    case null
     /// `int`.
     case i32(Int32)
     /// `uint`.
@@ -32,7 +34,8 @@ final class Submission {
     /// Enqueues `kernel` of `program` over `global` work-items in groups of `local`
     /// (global is rounded up to a multiple of local).
     func launch(_ program: OpenCLProgram, _ kernel: String, _ args: [KernelArg], global: [Int], local: [Int]?) throws {
-        let k = try program.kernel(kernel)
+        let k = try program.checkOut(kernel)
+        defer { program.checkIn(kernel, k) }
         for (i, a) in args.enumerated() {
             let st: cl_int
             switch a {
@@ -43,6 +46,9 @@ final class Submission {
             case .u32(var v): st = clSetKernelArg(k.raw, cl_uint(i), 4, &v)
             case .u64(var v): st = clSetKernelArg(k.raw, cl_uint(i), 8, &v)
             case .f32(var v): st = clSetKernelArg(k.raw, cl_uint(i), 4, &v)
+            case .null:
+                var m: cl_mem? = nil
+                st = clSetKernelArg(k.raw, cl_uint(i), MemoryLayout<cl_mem>.size, &m)
             case .local(let n): st = clSetKernelArg(k.raw, cl_uint(i), max(n, 1), nil)
             }
             try CLStatus.check(st, "clSetKernelArg", "\(kernel) argument \(i)")

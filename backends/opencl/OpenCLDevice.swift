@@ -62,7 +62,8 @@ public struct OpenCLBuildStatistics: Sendable, Hashable {
 /// programs and the catalog kernels from kernels/opencl.
 public final class OpenCLDevice: Device, @unchecked Sendable {
     // @unchecked: every mutable state is behind a Mutex; the OpenCL handles are
-    // thread-safe objects (see CLHandles.swift).
+    // thread-safe objects (see CLHandles.swift) and kernel objects are never shared
+    // between concurrent launches (OpenCLProgram's pool).
     /// `opencl:N`.
     public let id: String
     /// Static facts (name, vendor, memory, compute units; driver and limits in `details`).
@@ -76,12 +77,9 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
     let queue: CLCommandQueue
     /// Cache key prefix: device name, driver, device and platform versions.
     let cacheIdentity: String
-    let programs = Mutex([ProgramKey: OpenCLProgram]())
+    /// Programs by key (the in-memory cache): each is built once per process.
+    let buildSlots = Mutex([ProgramKey: BuildSlot]())
     let stats = Mutex(OpenCLBuildStatistics())
-    /// Serializes program builds (so each is built once) and kernel launches
-    /// (clSetKernelArg on shared kernel objects is not thread-safe).
-    let buildLock = Mutex(())
-    let launchLock = Mutex(())
 
     init(entry: CLDeviceEntry, index: Int) throws {
         self.entry = entry

@@ -20,7 +20,9 @@ public final class OpenCLProgram: @unchecked Sendable {
     /// Where the executable came from.
     public let origin: Origin
     let program: CLProgram
-    private let kernels = Mutex([String: CLKernel]())
+    /// Idle kernel objects by name: a launch checks one out, sets its arguments and
+    /// enqueues it, then returns it (clSetKernelArg is not thread-safe per object).
+    private let pool = Mutex([String: [CLKernel]]())
 
     /// How a program's executable was obtained.
     public enum Origin: String, Sendable {
@@ -44,19 +46,25 @@ public final class OpenCLProgram: @unchecked Sendable {
         return String(decoding: bytes[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: ";").map(String.init)
     }
 
-    /// The kernel object for `name`, created once.
-    func kernel(_ name: String) throws -> CLKernel {
-        try kernels.withLock { table in
-            if let k = table[name] { return k }
-            var st: cl_int = CL_SUCCESS
-            guard let k = clCreateKernel(program.raw, name, &st), st == CL_SUCCESS else {
-                throw CLStatus.failure("clCreateKernel", st, "kernel '\(name)' of program '\(self.name)'")
-            }
-            let kernel = CLKernel(k)
-            table[name] = kernel
-            return kernel
+    /// An idle kernel object for `name` (created when none is idle); give it back with ``checkIn(_:_:)``.
+    func checkOut(_ name: String) throws -> CLKernel {
+        if let k = pool.withLock({ $0[name]?.popLast() }) { return k }
+        var st: cl_int = CL_SUCCESS
+        guard let k = clCreateKernel(program.raw, name, &st), st == CL_SUCCESS else {
+            throw CLStatus.failure("clCreateKernel", st, "kernel '\(name)' of program '\(self.name)'")
         }
+        return CLKernel(k)
     }
+
+    /// Returns a kernel object to the idle pool.
+    func checkIn(_ name: String, _ kernel: CLKernel) {
+        pool.withLock { $0[name, default: []].append(kernel) }
+    }
+}
+
+/// The build of one program key, done once; later requests find it here.
+final class BuildSlot: Sendable {
+    let program = Mutex<OpenCLProgram?>(nil)
 }
 
 extension OpenCLDevice {
@@ -73,21 +81,33 @@ extension OpenCLDevice {
     /// arbitrary OpenCL C `source` with `options`. A compile error throws
     /// ``PolychipError/buildFailure(device:program:log:)`` carrying the full build log.
     public func buildProgram(name: String, source: String, options: String = "") throws -> OpenCLProgram {
-        let hash = SHA256.hex(Array(source.utf8))
-        let key = ProgramKey(name: name, sourceHash: hash, options: options)
-        if let p = programs.withLock({ $0[key] }) {
-            stats.withLock { $0.memoryHits += 1 }
-            return p
+        let key = ProgramKey(name: name, sourceHash: SHA256.hex(Array(source.utf8)), options: options)
+        // One slot per key: concurrent requests for the same program wait for one build,
+        // different programs build in parallel.
+        let slot = buildSlots.withLock { slots in
+            if let s = slots[key] { return s }
+            let s = BuildSlot()
+            slots[key] = s
+            return s
         }
-        return try buildLock.withLock { _ in
-            if let p = programs.withLock({ $0[key] }) {
+        return try slot.program.withLock { built in
+            if let p = built {
                 stats.withLock { $0.memoryHits += 1 }
                 return p
             }
             let p = try buildUncached(key, source: source)
-            programs.withLock { $0[key] = p }
+            built = p
             return p
         }
+    }
+
+    /// Drops a program from the in-memory cache (tests use it to exercise the disk cache);
+    /// returns its key.
+    @discardableResult
+    func forgetProgram(name: String, source: String, options: String = "") -> ProgramKey {
+        let key = ProgramKey(name: name, sourceHash: SHA256.hex(Array(source.utf8)), options: options)
+        _ = buildSlots.withLock { $0.removeValue(forKey: key) }
+        return key
     }
 
     /// The key text stored in a cache file's header and hashed into its name.
@@ -95,7 +115,7 @@ extension OpenCLDevice {
         "polychip-opencl-binary v1\n\(cacheIdentity)\noptions=\(key.options)\nsource=\(key.sourceHash)\n"
     }
 
-    private func cacheFile(_ key: ProgramKey) -> URL {
+    func cacheFile(_ key: ProgramKey) -> URL {
         let safe = String(key.name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }.prefix(40))
         let digest = SHA256.hex(Array(diskKey(key).utf8)).prefix(32)
         return Self.cacheDirectory.appendingPathComponent("\(safe)-\(digest).bin")
