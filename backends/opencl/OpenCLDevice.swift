@@ -72,6 +72,8 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
     public let limits: OpenCLLimits
     /// Which tile parameters the kernels use.
     public let vendorClass: OpenCLVendorClass
+    /// The kernels' tile and work-group parameters on this device.
+    public let tuning: OpenCLTuning
     let entry: CLDeviceEntry
     let context: CLContext
     let queue: CLCommandQueue
@@ -108,6 +110,7 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
         if vendor.uppercased().contains("NVIDIA") && isGPU { vendorClass = .nvidia }
         else if isCPU { vendorClass = .cpu }
         else { vendorClass = .other }
+        tuning = OpenCLTuning.make(vendorClass, limits)
         info = DeviceInfo(
             name: name, vendor: vendor, kind: isCPU ? .cpu : isGPU ? .gpu : .accelerator,
             memoryBytes: global, computeUnits: units, dtypes: [.f32, .f16, .bf16, .i8, .i32, .int4],
