@@ -38,7 +38,7 @@ public struct OpenCLTuning: Sendable, Hashable {
         case .cpu:
             // PoCL runs a work-group as loops over work-items: few, fat work-items with
             // vector accumulators; barriers are cheap region splits.
-            t = OpenCLTuning(tm: 32, tn: 64, tk: 32, wptm: 4, wptn: 16, gemmCPU: true, gvWG: 16, gvRows: 4, gvMaxM: 8,
+            t = OpenCLTuning(tm: 32, tn: 64, tk: 32, wptm: 4, wptn: 16, gemmCPU: true, gvWG: 32, gvRows: 4, gvMaxM: 8,
                              rowWG: 64, permuteBlock: 256, bq: 16, bk: 32, rq: 4, tc: 8,
                              it: 16, iS: 32, rt: 4, rs: 4, sortMax: 2048, topkWG: 64)
         case .other:
@@ -61,6 +61,9 @@ public struct OpenCLTuning: Sendable, Hashable {
         t.permuteBlock = pow2Fit(t.permuteBlock, min(maxWG, item0))
         t.topkWG = pow2Fit(t.topkWG, min(maxWG, item0))
         t.gvWG = pow2Fit(t.gvWG, min(maxWG, item0))
+        // The GEMV's final reduction writes one lane per (row, output) with one work-item each.
+        while t.gvMaxM * t.gvRows > t.gvWG && t.gvMaxM > 1 { t.gvMaxM /= 2 }
+        while t.gvMaxM * t.gvRows > t.gvWG && t.gvRows > 1 { t.gvRows /= 2 }
         while t.attentionThreads > min(maxWG, item0) && t.bq > t.rq { t.bq /= 2 }
         while (t.iS / t.rs) * (t.it / t.rt) > maxWG && t.it > t.rt { t.it /= 2 }
         while 8 * t.sortMax + 4 * (256 + t.topkWG + 8) > limits.localMemBytes && t.sortMax > 64 { t.sortMax /= 2 }
