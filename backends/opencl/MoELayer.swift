@@ -47,7 +47,7 @@ extension KernelCall {
         case .int4(let fmt):
             f = self["gate.q"].desc.shape[1]
             gate = try temp([pairs, f], dt); up = try temp([pairs, f], dt); down = try temp([pairs, h], dt)
-            let gemv = ceilDiv(pairs, e) <= t.gvMaxM
+            let gemv = ceilDiv(pairs, e) <= 8
             for (name, out, n, kk, src) in [("gate", gate, f, h, rows), ("up", up, f, h, rows)] {
                 try int4GroupedGemm(src, self[name + ".q"], self[name + ".scales"], zerosArgs(fmt, prefix: name + "."), offsets.args,
                                     out, rows: pairs, n: n, k: kk, experts: e, f: fmt, gemv: gemv)

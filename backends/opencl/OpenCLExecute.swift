@@ -205,24 +205,22 @@ struct KernelCall {
 
     // MARK: Attention
 
-    /// The attention program for head dims (hd, hdv), with query/key blocks shrunk until
-    /// the work-group's local memory fits the device.
-    func attentionProgram(_ dtype: DType, hd: Int, hdv: Int) throws -> (OpenCLProgram, threads: Int, bq: Int) {
-        var bq = t.bq, bk = t.bk
-        while t.attentionLocalBytes(hd: hd, hdv: hdv, bq: bq, bk: bk) > device.limits.localMemBytes {
-            if bk > t.tc && bk >= bq { bk /= 2 } else if bq > t.rq { bq /= 2 } else {
-                throw unsupported("head dims D = \(hd), Dv = \(hdv) need more local memory than the device's \(device.limits.localMemBytes) bytes")
-            }
+    /// The attention program for head dims (hd, hdv) with the first of `candidates`
+    /// whose work-group local memory fits the device.
+    func attentionProgram(_ dtype: DType, hd: Int, hdv: Int, _ candidates: [AttentionTiles]) throws -> (OpenCLProgram, AttentionTiles) {
+        guard let tiles = candidates.first(where: { $0.localBytes(hd: hd, hdv: hdv) <= device.limits.localMemBytes }) else {
+            throw unsupported("head dims D = \(hd), Dv = \(hdv) need more local memory than the device's \(device.limits.localMemBytes) bytes")
         }
-        let p = try device.catalogProgram(.attention, dtype: dtype, [("HD", hd), ("HDV", hdv), ("BQ", bq), ("BK", bk), ("RQ", t.rq), ("TC", t.tc)])
-        return (p, (bq / t.rq) * t.tc, bq)
+        let p = try device.catalogProgram(.attention, dtype: dtype, [("HD", hd), ("HDV", hdv)] + tiles.macros)
+        return (p, tiles)
     }
 
-    /// Split-KV count: enough work-groups to fill the device, never more than key blocks.
-    func splits(groups: Int, keys: Int) -> Int {
-        let target = 4 * max(device.info.computeUnits, 1)
+    /// Split-KV count: enough work-groups to fill the device (≥ 2× compute units), with
+    /// at least one key block per split.
+    func splits(groups: Int, keys: Int, bk: Int) -> Int {
+        let target = 2 * max(device.info.computeUnits, 1)
         guard groups < target else { return 1 }
-        return max(1, min(ceilDiv(target, groups), ceilDiv(keys, t.bk), 64))
+        return max(1, min(ceilDiv(target, groups), ceilDiv(keys, bk), 256))
     }
 
     func attention(_ ap: AttentionParams) throws {
@@ -230,11 +228,12 @@ struct KernelCall {
         let (b, hq, lq, d) = (q.desc.shape[0], q.desc.shape[1], q.desc.shape[2], q.desc.shape[3])
         let (hkv, lk, dv) = (k.desc.shape[1], k.desc.shape[2], v.desc.shape[3])
         let scale = Float(ap.scale ?? 1 / Double(d).squareRoot())
-        let (p, threads, bq) = try attentionProgram(q.desc.dtype, hd: d, hdv: dv)
-        let lse: [KernelArg] = ap.returnLSE ? outs[1].args : [.null, .u64(0)]
         let g = hq / hkv
+        let (p, tiles) = try attentionProgram(q.desc.dtype, hd: d, hdv: dv, g * lq <= 8 ? t.decode : t.prefill)
+        let (threads, bq) = (tiles.threads, tiles.bq)
+        let lse: [KernelArg] = ap.returnLSE ? outs[1].args : [.null, .u64(0)]
         let groups = ceilDiv(g * lq, bq) * b * hkv
-        let nsplit = splits(groups: groups, keys: lk)
+        let nsplit = splits(groups: groups, keys: lk, bk: tiles.bk)
         let dims: [KernelArg] = [.int(b), .int(hq), .int(hkv), .int(lq), .int(lk), .f32(scale), .int(ap.causal ? 1 : 0)]
         let global = [ceilDiv(g * lq, bq) * threads, b * hkv]
         if nsplit == 1 {
@@ -243,7 +242,7 @@ struct KernelCall {
             return
         }
         let rows = b * hq * lq
-        let splitLen = ceilDiv(ceilDiv(lk, nsplit), t.bk) * t.bk
+        let splitLen = ceilDiv(ceilDiv(lk, nsplit), tiles.bk) * tiles.bk
         let n = ceilDiv(lk, splitLen)
         let op = try sub.scratch(rows * n * dv * 4), lp = try sub.scratch(rows * n * 4)
         try sub.launch(p, "attention_fwd", q.args + k.args + v.args + o.args + lse
@@ -262,11 +261,12 @@ struct KernelCall {
             throw invalid(.sparseAttention, "indices", "index \(bad) is outside 0..<\(s) (−1 marks padding)")
         }
         let scale = Float(sp.scale ?? 1 / Double(d).squareRoot())
-        let (p, threads, bq) = try attentionProgram(q.desc.dtype, hd: d, hdv: dv)
+        let (p, tiles) = try attentionProgram(q.desc.dtype, hd: d, hdv: dv, t.sparse)
+        let (threads, bq) = (tiles.threads, tiles.bq)
         let lse: [KernelArg] = sp.returnLSE ? outs[1].args : [.null, .u64(0)]
         let g = h / hkv
         let groups = ceilDiv(g, bq) * tt * hkv
-        let nsplit = splits(groups: groups, keys: ksel)
+        let nsplit = splits(groups: groups, keys: ksel, bk: tiles.bk)
         let dims: [KernelArg] = [.int(tt), .int(h), .int(hkv), .int(s), .int(ksel), .f32(scale)]
         let global = [ceilDiv(g, bq) * threads, tt * hkv]
         let err: [KernelArg] = [.null, .u64(0)]
@@ -277,7 +277,7 @@ struct KernelCall {
             return
         }
         let rows = tt * h
-        let splitLen = ceilDiv(ceilDiv(ksel, nsplit), t.bk) * t.bk
+        let splitLen = ceilDiv(ceilDiv(ksel, nsplit), tiles.bk) * tiles.bk
         let n = ceilDiv(ksel, splitLen)
         let op = try sub.scratch(rows * n * dv * 4), lp = try sub.scratch(rows * n * 4)
         try sub.launch(p, "sparse_attention_fwd", q.args + k.args + v.args + ix.args + o.args + lse
@@ -431,12 +431,13 @@ struct KernelCall {
     }
 
     func int4Gemm(_ x: Operand, _ q: Operand, _ s: Operand, _ z: [KernelArg], _ y: Operand, m: Int, n: Int, k: Int, f: Int4Format) throws {
-        let p = try device.catalogProgram(.int4, dtype: x.desc.dtype)
         let fmt: [KernelArg] = [.int(f.groupSize), .int(f.symmetric ? 0 : 1)]
-        if m <= t.gvMaxM {
+        if m <= 8 {
+            let p = try device.catalogProgram(.int4, dtype: x.desc.dtype, [("GV_MAXM", t.gvMaxM(m))])
             try sub.launch(p, "int4_gemv", x.args + q.args + s.args + z + y.args + [.int(m), .int(n), .int(k)] + fmt,
                            global: [ceilDiv(n, t.gvRows) * t.gvWG], local: [t.gvWG])
         } else {
+            let p = try device.catalogProgram(.int4, dtype: x.desc.dtype)
             try sub.launch(p, "int4_gemm", x.args + q.args + s.args + z + y.args + [.int(m), .int(n), .int(k)] + fmt,
                            global: gemmGlobal(m: m, n: n), local: gemmLocal)
         }
@@ -449,7 +450,7 @@ struct KernelCall {
         let offsets = try checkOffsets(.int4GroupedMatmul, offs, rows: rows)
         let largest = zip(offsets, offsets.dropFirst()).map { $1 - $0 }.max() ?? 0
         try int4GroupedGemm(x, self["q"], self["scales"], zerosArgs(f), offs.args, y, rows: rows, n: n, k: k, experts: e,
-                            f: f, gemv: largest <= t.gvMaxM)
+                            f: f, gemv: largest <= 8)
     }
 
     func int4GroupedGemm(_ x: Operand, _ q: Operand, _ s: Operand, _ z: [KernelArg], _ offs: [KernelArg], _ y: Operand,

@@ -1,23 +1,49 @@
 import COpenCL
 import PolychipCore
 
+/// Flash-attention tiling: `bq` query rows and `bk` keys per block, `rq` rows per
+/// work-item, `tc` work-items per row (kernels/opencl/README.md §3).
+public struct AttentionTiles: Sendable, Hashable {
+    /// Query rows per work-group.
+    public var bq: Int
+    /// Keys per block.
+    public var bk: Int
+    /// Query rows per work-item.
+    public var rq: Int
+    /// Work-items sharing a row.
+    public var tc: Int
+    /// Creates a tiling.
+    public init(bq: Int, bk: Int, rq: Int, tc: Int) { self.bq = bq; self.bk = bk; self.rq = rq; self.tc = tc }
+    /// Work-items per work-group.
+    public var threads: Int { (bq / rq) * tc }
+    /// Local memory of a work-group for head dims (hd, hdv), in bytes.
+    public func localBytes(hd: Int, hdv: Int) -> Int {
+        4 * (bq * hd + max(bk * (hd + 1), bk * hdv) + tc + bq * (bk + 1) + 4 * bq + bk)
+    }
+    var macros: [(String, Int)] { [("BQ", bq), ("BK", bk), ("RQ", rq), ("TC", tc)] }
+}
+
 /// Tile and work-group parameters of the kernels in kernels/opencl, per device.
 ///
-/// Chosen by vendor class (NVIDIA GPU, CPU device such as PoCL, other) and then clamped
-/// to the device's `CL_DEVICE_MAX_WORK_GROUP_SIZE`, work-item sizes and local memory.
+/// Starts from kernels/opencl/README.md §6 for the vendor class (NVIDIA GPU, CPU device
+/// such as PoCL, other) and is then clamped to the device's work-group size, work-item
+/// sizes and local memory.
 public struct OpenCLTuning: Sendable, Hashable {
     /// GEMM tile: `TM×TN` outputs per work-group, `TK`-deep K slabs, `WPTM×WPTN` per work-item.
     public var tm: Int, tn: Int, tk: Int, wptm: Int, wptn: Int
+    /// Local-memory row padding of the GEMM slabs.
+    public var lpad: Int
     /// Use the CPU register mapping of the GEMM core (`GEMM_CPU=1`, float8 accumulators).
     public var gemmCPU: Bool
-    /// INT4 GEMV: work-group size, output rows per work-group, activation rows per pass.
-    public var gvWG: Int, gvRows: Int, gvMaxM: Int
+    /// INT4 GEMV: work-group size and output rows per work-group.
+    public var gvWG: Int, gvRows: Int
     /// Work-group size of the row kernels (rmsNorm, softmax) and of the MoE router/scan.
     public var rowWG: Int
     /// Pairs per block of the MoE permute kernels.
     public var permuteBlock: Int
-    /// Flash attention: query rows and keys per block, rows per work-item, work-items per row.
-    public var bq: Int, bk: Int, rq: Int, tc: Int
+    /// Attention tilings, best first, for prefill, decode (few query rows per kv head,
+    /// split-KV) and DSA sparse attention; the first that fits the head dims is used.
+    public var prefill: [AttentionTiles], decode: [AttentionTiles], sparse: [AttentionTiles]
     /// Lightning indexer: tokens × keys per work-group and per work-item.
     public var it: Int, iS: Int, rt: Int, rs: Int
     /// Top-K: local sort capacity and work-group size.
@@ -25,53 +51,65 @@ public struct OpenCLTuning: Sendable, Hashable {
 
     /// Work-items per GEMM work-group.
     var gemmLocal: [Int] { [tn / wptn, tm / wptm] }
-    /// Work-items per attention work-group.
-    var attentionThreads: Int { (bq / rq) * tc }
 
     static func make(_ vendor: OpenCLVendorClass, _ limits: OpenCLLimits) -> OpenCLTuning {
         var t: OpenCLTuning
         switch vendor {
         case .nvidia:
-            t = OpenCLTuning(tm: 128, tn: 128, tk: 16, wptm: 8, wptn: 8, gemmCPU: false, gvWG: 128, gvRows: 4, gvMaxM: 8,
-                             rowWG: 256, permuteBlock: 256, bq: 32, bk: 32, rq: 2, tc: 16,
-                             it: 16, iS: 32, rt: 2, rs: 2, sortMax: 2048, topkWG: 256)
+            t = OpenCLTuning(tm: 128, tn: 128, tk: 16, wptm: 8, wptn: 8, lpad: 1, gemmCPU: false, gvWG: 128, gvRows: 4,
+                             rowWG: 256, permuteBlock: 256,
+                             prefill: [AttentionTiles(bq: 32, bk: 32, rq: 2, tc: 16), AttentionTiles(bq: 16, bk: 16, rq: 1, tc: 16),
+                                       AttentionTiles(bq: 8, bk: 8, rq: 1, tc: 8)],
+                             decode: [AttentionTiles(bq: 8, bk: 64, rq: 1, tc: 32), AttentionTiles(bq: 8, bk: 32, rq: 1, tc: 32),
+                                      AttentionTiles(bq: 8, bk: 8, rq: 1, tc: 8)],
+                             sparse: [AttentionTiles(bq: 8, bk: 32, rq: 1, tc: 16), AttentionTiles(bq: 8, bk: 8, rq: 1, tc: 8)],
+                             it: 16, iS: 64, rt: 2, rs: 4, sortMax: 4096, topkWG: 512)
         case .cpu:
             // PoCL runs a work-group as loops over work-items: few, fat work-items with
             // vector accumulators; barriers are cheap region splits.
-            t = OpenCLTuning(tm: 32, tn: 64, tk: 32, wptm: 4, wptn: 16, gemmCPU: true, gvWG: 32, gvRows: 4, gvMaxM: 8,
-                             rowWG: 64, permuteBlock: 256, bq: 16, bk: 32, rq: 4, tc: 8,
-                             it: 16, iS: 32, rt: 4, rs: 4, sortMax: 2048, topkWG: 64)
+            t = OpenCLTuning(tm: 96, tn: 128, tk: 64, wptm: 6, wptn: 16, lpad: 0, gemmCPU: true, gvWG: 64, gvRows: 4,
+                             rowWG: 64, permuteBlock: 256,
+                             prefill: [AttentionTiles(bq: 32, bk: 64, rq: 4, tc: 8)],
+                             decode: [AttentionTiles(bq: 8, bk: 64, rq: 1, tc: 32)],
+                             sparse: [AttentionTiles(bq: 16, bk: 32, rq: 2, tc: 8)],
+                             it: 16, iS: 64, rt: 2, rs: 4, sortMax: 8192, topkWG: 256)
         case .other:
-            t = OpenCLTuning(tm: 64, tn: 64, tk: 16, wptm: 4, wptn: 4, gemmCPU: false, gvWG: 64, gvRows: 4, gvMaxM: 8,
-                             rowWG: 128, permuteBlock: 128, bq: 32, bk: 32, rq: 2, tc: 8,
+            t = OpenCLTuning(tm: 64, tn: 64, tk: 16, wptm: 4, wptn: 4, lpad: 1, gemmCPU: false, gvWG: 64, gvRows: 4,
+                             rowWG: 128, permuteBlock: 128,
+                             prefill: [AttentionTiles(bq: 32, bk: 32, rq: 2, tc: 8), AttentionTiles(bq: 16, bk: 16, rq: 1, tc: 16),
+                                       AttentionTiles(bq: 8, bk: 8, rq: 1, tc: 8)],
+                             decode: [AttentionTiles(bq: 8, bk: 32, rq: 1, tc: 16), AttentionTiles(bq: 8, bk: 8, rq: 1, tc: 8)],
+                             sparse: [AttentionTiles(bq: 8, bk: 16, rq: 1, tc: 8), AttentionTiles(bq: 8, bk: 8, rq: 1, tc: 8)],
                              it: 16, iS: 32, rt: 2, rs: 2, sortMax: 1024, topkWG: 128)
         }
         let maxWG = limits.maxWorkGroupSize
         let item0 = limits.maxWorkItemSizes.first ?? maxWG
         let item1 = limits.maxWorkItemSizes.count > 1 ? limits.maxWorkItemSizes[1] : maxWG
-        // GEMM: shrink tiles until the work-group and local memory fit.
-        while (t.gemmLocal[0] * t.gemmLocal[1] > maxWG || t.gemmLocal[0] > item0 || t.gemmLocal[1] > item1
-               || 4 * t.tk * (t.tm + t.tn + 2) > limits.localMemBytes) && t.tm > 8 {
-            t.tm /= 2; t.tn /= 2
-            t.wptm = max(1, min(t.wptm, t.tm / 2)); t.wptn = t.gemmCPU ? 8 : max(1, min(t.wptn, t.tn / 2))
-            if t.tn < 8 { t.gemmCPU = false }
+        // GEMM: fall back to a small generic tile when the work-group or local memory does not fit.
+        func gemmFits(_ t: OpenCLTuning) -> Bool {
+            t.gemmLocal[0] * t.gemmLocal[1] <= maxWG && t.gemmLocal[0] <= item0 && t.gemmLocal[1] <= item1
+                && 4 * t.tk * (t.tm + t.tn + 2 * t.lpad) <= limits.localMemBytes
         }
+        if !gemmFits(t) { (t.tm, t.tn, t.tk, t.wptm, t.wptn, t.lpad, t.gemmCPU) = (32, 32, 16, 4, 4, 1, false) }
+        if !gemmFits(t) { (t.tm, t.tn, t.tk, t.wptm, t.wptn) = (8, 8, 8, 2, 2) }
         func pow2Fit(_ v: Int, _ cap: Int) -> Int { var x = v; while x > cap && x > 1 { x /= 2 }; return x }
         t.rowWG = pow2Fit(t.rowWG, min(maxWG, item0))
         t.permuteBlock = pow2Fit(t.permuteBlock, min(maxWG, item0))
         t.topkWG = pow2Fit(t.topkWG, min(maxWG, item0))
         t.gvWG = pow2Fit(t.gvWG, min(maxWG, item0))
-        // The GEMV's final reduction writes one lane per (row, output) with one work-item each.
-        while t.gvMaxM * t.gvRows > t.gvWG && t.gvMaxM > 1 { t.gvMaxM /= 2 }
-        while t.gvMaxM * t.gvRows > t.gvWG && t.gvRows > 1 { t.gvRows /= 2 }
-        while t.attentionThreads > min(maxWG, item0) && t.bq > t.rq { t.bq /= 2 }
+        // The GEMV's final reduction writes one (row, output) lane per work-item.
+        while 8 * t.gvRows > t.gvWG && t.gvRows > 1 { t.gvRows /= 2 }
+        let small = AttentionTiles(bq: 2, bk: 2, rq: 1, tc: 2)
+        t.prefill = t.prefill.filter { $0.threads <= min(maxWG, item0) } + [small]
+        t.decode = t.decode.filter { $0.threads <= min(maxWG, item0) } + [small]
+        t.sparse = t.sparse.filter { $0.threads <= min(maxWG, item0) } + [small]
         while (t.iS / t.rs) * (t.it / t.rt) > maxWG && t.it > t.rt { t.it /= 2 }
-        while 8 * t.sortMax + 4 * (256 + t.topkWG + 8) > limits.localMemBytes && t.sortMax > 64 { t.sortMax /= 2 }
+        while 8 * t.sortMax + 4 * (264 + t.topkWG) > limits.localMemBytes && t.sortMax > 64 { t.sortMax /= 2 }
         return t
     }
 
-    /// Local memory of an attention program with these tiles and head dims.
-    func attentionLocalBytes(hd: Int, hdv: Int, bq: Int, bk: Int) -> Int {
-        4 * (bq * hd + bk * max(hd + 1, hdv) + tc + bq * (bk + 1) + 4 * bq + bk)
-    }
+    /// `GV_MAXM` for an INT4 GEMV over `m` activation rows: 1 for decode (M = 1), else 8.
+    /// (README §6 suggests every power of two; two variants keep PoCL compile time down,
+    /// the int4 program being the slowest to compile.)
+    func gvMaxM(_ m: Int) -> Int { m <= 1 ? 1 : 8 }
 }
