@@ -37,17 +37,19 @@ let package = Package(
         .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference"],
                 path: "Sources/PolychipConformance"),
 
-        .executableTarget(name: "polychip", dependencies: [
+        // The CLI: commands in a library so tests can drive them in-process.
+        .target(name: "PolychipCLI", dependencies: [
             "Polychip", "PolychipConformance",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], path: "Sources/polychip"),
+        ], path: "Sources/PolychipCLI"),
+        .executableTarget(name: "polychip", dependencies: ["PolychipCLI"], path: "Sources/polychip"),
 
         .testTarget(name: "PolychipCoreTests", dependencies: ["PolychipCore"], path: "Tests/PolychipCoreTests"),
         .testTarget(name: "PolychipReferenceTests", dependencies: ["PolychipReference", "PolychipCore"],
                     path: "Tests/PolychipReferenceTests"),
         .testTarget(name: "PolychipConformanceTests", dependencies: ["PolychipConformance", "Polychip"],
                     path: "Tests/PolychipConformanceTests"),
-        .testTarget(name: "PolychipCLITests", dependencies: ["polychip", "Polychip"],
+        .testTarget(name: "PolychipCLITests", dependencies: ["PolychipCLI", "Polychip", "polychip"],
                     path: "Tests/PolychipCLITests"),
     ],
     swiftLanguageModes: [.v6]

@@ -10,6 +10,12 @@ public enum Polychip {
         ReferenceBackend(),
     ])
 
+    /// The expected-failure manifest of a device's backend: `kernel` or `kernel/dtype`
+    /// → reason. Every entry needs a reason a user can act on; an empty manifest is the goal.
+    public static func expectedFailures(for device: any Device) -> [String: String] {
+        [:]
+    }
+
     /// Opens one device by selector (`"cpu"`, `"opencl:1"`, `"sim:ascend-910b:3"`).
     public static func device(_ selector: String) throws -> any Device {
         try registry.device(selector)
