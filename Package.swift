@@ -37,9 +37,12 @@ let package = Package(
         .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference"],
                 path: "Sources/PolychipConformance"),
 
+        .target(name: "PolychipBench", dependencies: ["PolychipCore", "PolychipConformance"],
+                path: "Sources/PolychipBench"),
+
         // The CLI: commands in a library so tests can drive them in-process.
         .target(name: "PolychipCLI", dependencies: [
-            "Polychip", "PolychipConformance",
+            "Polychip", "PolychipConformance", "PolychipBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/PolychipCLI"),
         .executableTarget(name: "polychip", dependencies: ["PolychipCLI"], path: "Sources/polychip"),

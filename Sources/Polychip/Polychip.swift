@@ -16,6 +16,12 @@ public enum Polychip {
         [:]
     }
 
+    /// What `polychip bench` measures and models with no `--device`: every real device
+    /// (not the reference, which is the oracle rather than a target) and every bundled profile.
+    public static var benchDefaultSelectors: [String] {
+        registry.backends.filter { $0.name != "reference" }.map(\.name)
+    }
+
     /// Opens one device by selector (`"cpu"`, `"opencl:1"`, `"sim:ascend-910b:3"`).
     public static func device(_ selector: String) throws -> any Device {
         try registry.device(selector)
