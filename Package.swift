@@ -30,8 +30,11 @@ let package = Package(
         // Backends.
         .target(name: "PolychipReference", dependencies: ["PolychipCore"], path: "backends/reference"),
 
+        .target(name: "PolychipSimulated", dependencies: ["PolychipCore", "PolychipReference"],
+                path: "backends/simulated"),
+
         // The umbrella module users import: core re-exported plus every backend registered.
-        .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference"],
+        .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference", "PolychipSimulated"],
                 path: "Sources/Polychip"),
 
         .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference"],
@@ -50,6 +53,8 @@ let package = Package(
         .testTarget(name: "PolychipCoreTests", dependencies: ["PolychipCore"], path: "Tests/PolychipCoreTests"),
         .testTarget(name: "PolychipReferenceTests", dependencies: ["PolychipReference", "PolychipCore"],
                     path: "Tests/PolychipReferenceTests"),
+        .testTarget(name: "PolychipSimulatedTests", dependencies: ["PolychipSimulated", "PolychipConformance", "Polychip"],
+                    path: "Tests/PolychipSimulatedTests"),
         .testTarget(name: "PolychipConformanceTests", dependencies: ["PolychipConformance", "Polychip"],
                     path: "Tests/PolychipConformanceTests"),
         .testTarget(name: "PolychipCLITests", dependencies: ["PolychipCLI", "Polychip", "polychip"],

@@ -2,12 +2,14 @@
 // one registry. Core (PolychipCore) knows no backend; this is where they meet.
 @_exported import PolychipCore
 import PolychipReference
+@_exported import PolychipSimulated
 
 /// Entry points to the backends compiled into this build.
 public enum Polychip {
     /// The registry of every backend, in the order `polychip devices` lists them.
     public static let registry = BackendRegistry([
         ReferenceBackend(),
+        SimulatedBackend(),
     ])
 
     /// The expected-failure manifest of a device's backend: `kernel` or `kernel/dtype`

@@ -242,6 +242,12 @@ struct ProfileTests {
         let t2 = setting(try bundledTree("ascend-910b"), "interconnect.devicesPerNode.value", 2.5)
         #expect(profileError { () throws(ProfileError) in try decodeTree(t2) }
                 == .wrongType(file: "test.json", path: "interconnect.devicesPerNode", expected: "an integer", found: "number 2.5"))
+        let t5 = setting(try bundledTree("ascend-910b"), "compute.matrix.tile.k", "16")
+        #expect(profileError { () throws(ProfileError) in try decodeTree(t5) }
+                == .wrongType(file: "test.json", path: "compute.matrix.tile.k", expected: "an integer", found: "string \"16\""))
+        let t6 = setting(try bundledTree("ascend-910b"), "faults", ["linkDown": ["link": [0, 1.5]]])
+        #expect(profileError { () throws(ProfileError) in try decodeTree(t6) }
+                == .wrongType(file: "test.json", path: "faults.linkDown.link[1]", expected: "an integer", found: "number 1.5"))
         let t3 = setting(try bundledTree("ascend-910b"), "compute", "none")
         #expect(profileError { () throws(ProfileError) in try decodeTree(t3) }
                 == .wrongType(file: "test.json", path: "compute", expected: "an object", found: "string \"none\""))
@@ -359,7 +365,7 @@ struct ProfileTests {
         let q = try DeviceProfile.load(path: bundledPath("ascend-910b"), overrides: ["memory.bandwidth": "2.0e12"])
         #expect(q.memory.bandwidth.value == 2.0e12)
         // Raw --set strings, applied in order, and creation of an absent optional block.
-        let r = try base.applying(settings: ["interconnect.topology=fullMesh", "faults.seed = 7", "faults.kernelLaunchFailure.probability=0.25",
+        let r = try base.applying(settings: ["interconnect.topology=fullMesh", "interconnect.collectiveAlgorithms=ring,direct", "faults.seed = 7", "faults.kernelLaunchFailure.probability=0.25",
                                              "compute.matrix.peak.fp8={\"value\": 1e15, \"source\": \"what-if\"}"])
         #expect(r.interconnect.topology.value == .fullMesh)
         #expect(r.faults?.seed == 7)

@@ -295,7 +295,8 @@ struct TimeModelTests {
 
     @Test("a dead switch port cannot be routed around; a downed NIC shrinks the node's pool")
     func switchAndNicFaults() throws {
-        let e = collectiveError { () throws(CollectiveError) in try model("h100-sxm").allReduce(bytes: MiB, devices: 8, algorithm: .ring, faults: [.switchPort(device: 3)]) }
+        let h100 = try model("h100-sxm")
+        let e = collectiveError { () throws(CollectiveError) in try h100.allReduce(bytes: MiB, devices: 8, algorithm: .ring, faults: [.switchPort(device: 3)]) }
         guard case .unreachable(_, _, let reason)? = e else {
             Issue.record("expected unreachable, got \(String(describing: e))")
             return
@@ -383,8 +384,9 @@ struct TimeModelTests {
                 == .invalidArgument(name: "devices", value: "0", expected: "1…4096"))
         #expect(collectiveError { () throws(CollectiveError) in try m.collective(.allReduce, bytes: 1, group: [0, 1, 1]) }
                 == .invalidArgument(name: "group", value: "1 twice", expected: "distinct devices"))
+        let opencl = try model("h100-opencl")
         guard case .invalidArgument(name: "group", _, _)? = collectiveError({ () throws(CollectiveError) in
-            try model("h100-opencl").allReduce(bytes: 1, devices: 9)
+            try opencl.allReduce(bytes: 1, devices: 9)
         }) else {
             Issue.record("a single-level topology bounds the group by devicesPerNode")
             return
@@ -395,8 +397,9 @@ struct TimeModelTests {
             Issue.record("recursive halving needs a power of two")
             return
         }
+        let mtt = try model("mtt-s4000")
         guard case .algorithmNotApplicable(.tree, .allGather, _)? = collectiveError({ () throws(CollectiveError) in
-            try model("mtt-s4000").allGather(bytes: MiB, devices: 8, algorithm: .tree)
+            try mtt.allGather(bytes: MiB, devices: 8, algorithm: .tree)
         }) else {
             Issue.record("tree is all-reduce only")
             return
