@@ -29,9 +29,15 @@ let package = Package(
 
         // Backends.
         .target(name: "PolychipReference", dependencies: ["PolychipCore"], path: "backends/reference"),
+        // SIMD microkernels in C with per-function target attributes and runtime ISA
+        // dispatch (no build flags), used by the CPU backend.
+        .target(name: "CPolychipKernels", path: "backends/cpu/CKernels"),
+        // The fast CPU backend: hwloc topology, NUMA placement, pinned thread pool.
+        .target(name: "PolychipCPU", dependencies: ["PolychipCore", "CPolychipKernels", "CHwloc", "CNuma"],
+                path: "backends/cpu", exclude: ["CKernels"]),
 
         // The umbrella module users import: core re-exported plus every backend registered.
-        .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference"],
+        .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference", "PolychipCPU"],
                 path: "Sources/Polychip"),
 
         .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference"],
@@ -45,6 +51,8 @@ let package = Package(
         .testTarget(name: "PolychipCoreTests", dependencies: ["PolychipCore"], path: "Tests/PolychipCoreTests"),
         .testTarget(name: "PolychipReferenceTests", dependencies: ["PolychipReference", "PolychipCore"],
                     path: "Tests/PolychipReferenceTests"),
+        .testTarget(name: "PolychipCPUTests", dependencies: ["PolychipCPU", "PolychipConformance", "Polychip"],
+                    path: "Tests/PolychipCPUTests"),
         .testTarget(name: "PolychipConformanceTests", dependencies: ["PolychipConformance", "Polychip"],
                     path: "Tests/PolychipConformanceTests"),
         .testTarget(name: "PolychipCLITests", dependencies: ["polychip", "Polychip"],
