@@ -29,12 +29,18 @@ let package = Package(
 
         // Backends.
         .target(name: "PolychipReference", dependencies: ["PolychipCore"], path: "backends/reference"),
+        // SIMD microkernels in C with per-function target attributes and runtime ISA
+        // dispatch (no build flags), used by the CPU backend.
+        .target(name: "CPolychipKernels", path: "backends/cpu/CKernels"),
+        // The fast CPU backend: hwloc topology, NUMA placement, pinned thread pool.
+        .target(name: "PolychipCPU", dependencies: ["PolychipCore", "CPolychipKernels", "CHwloc", "CNuma"],
+                path: "backends/cpu", exclude: ["CKernels"]),
 
         .target(name: "PolychipSimulated", dependencies: ["PolychipCore", "PolychipReference"],
                 path: "backends/simulated"),
 
         // The umbrella module users import: core re-exported plus every backend registered.
-        .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference", "PolychipSimulated"],
+        .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference", "PolychipCPU", "PolychipSimulated"],
                 path: "Sources/Polychip"),
 
         .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference"],
@@ -55,6 +61,8 @@ let package = Package(
                     path: "Tests/PolychipReferenceTests"),
         .testTarget(name: "PolychipSimulatedTests", dependencies: ["PolychipSimulated", "PolychipConformance", "Polychip"],
                     path: "Tests/PolychipSimulatedTests"),
+        .testTarget(name: "PolychipCPUTests", dependencies: ["PolychipCPU", "PolychipConformance", "Polychip"],
+                    path: "Tests/PolychipCPUTests"),
         .testTarget(name: "PolychipConformanceTests", dependencies: ["PolychipConformance", "Polychip"],
                     path: "Tests/PolychipConformanceTests"),
         .testTarget(name: "PolychipCLITests", dependencies: ["PolychipCLI", "Polychip", "polychip"],

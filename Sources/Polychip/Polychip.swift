@@ -1,6 +1,7 @@
 // The module users import: the core API re-exported plus every backend wired into
 // one registry. Core (PolychipCore) knows no backend; this is where they meet.
 @_exported import PolychipCore
+import PolychipCPU
 import PolychipReference
 @_exported import PolychipSimulated
 
@@ -9,6 +10,7 @@ public enum Polychip {
     /// The registry of every backend, in the order `polychip devices` lists them.
     public static let registry = BackendRegistry([
         ReferenceBackend(),
+        CPUBackend(),
         SimulatedBackend(),
     ])
 
