@@ -72,7 +72,8 @@ import PolychipReference
         let backends = try #require(obj?["backends"] as? [[String: Any]])
         let reference = try #require(backends.first { $0["name"] as? String == "reference" })
         #expect((reference["devices"] as? [[String: Any]])?.first?["id"] as? String == "reference:0")
-        #expect(obj?["host"] != nil)
+        #expect((obj?["host"] as? [String: Any])?["openCL"] != nil)
+        #expect(backends.contains { $0["name"] as? String == "cpu" })
     }
 
     @Test func conformExitStatusAndFiles() throws {
