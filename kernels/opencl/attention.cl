@@ -8,9 +8,12 @@
  *   BK        keys per block                       (default 32)
  *   RQ        query rows per work-item             (default 2)
  *   TC        work-items sharing a row             (default 16)
+ *   ATT_CPU   1 = CPU mapping (float8 dot products along d, contiguous output
+ *             dims per work-item); 0 = GPU mapping (default)
  *   Local size NT = (BQ/RQ)*TC (required exactly); needs BQ % RQ == 0,
  *   BK % TC == 0, TC >= RQ.
- *   Local memory (bytes) = 4*(BQ*HD + BK*max(HD+1,HDV) + TC + BQ*(BK+1) + 4*BQ + BK).
+ *   Local memory (bytes) = 4*(BQ*HD + BK*max(KLD,HDV) + TC*ceil(HDV/TC)
+ *   + BQ*(BK+1) + 4*BQ + BK), KLD = HD+1 (GPU) or HD (ATT_CPU=1).
  *
  * Work-group rows: the query rows of one kv head's GQA group are contiguous
  * in q ([B,Hq,Lq,D] with h = kvh*G + hl, G = Hq/Hkv), so a work-group takes
@@ -40,13 +43,28 @@
 #define TC 16
 #endif
 
+#ifndef ATT_CPU
+#define ATT_CPU 0
+#endif
+
 #define ATT_NT ((BQ / RQ) * TC)
 #define NRB (BQ / RQ)
-#define KLD (HD + 1)
+#if ATT_CPU
+#define KLD HD                        /* CPU: unpadded rows for vector loads */
+#else
+#define KLD (HD + 1)                  /* GPU: odd stride, conflict-free column reads */
+#endif
 #define PLD (BK + 1)
 #define NKC (BK / TC)
 #define NDC ((HDV + TC - 1) / TC)
-#define KV_ELEMS ((BK * KLD > BK * HDV ? BK * KLD : BK * HDV) + TC)
+#define KV_ELEMS ((BK * KLD > BK * HDV ? BK * KLD : BK * HDV) + TC * NDC)
+/* output dim c of work-item tx: strided on GPUs (coalesced, conflict-free),
+ * a contiguous block on CPUs (vectorisable) */
+#if ATT_CPU
+#define ATT_DIM(tx, c) ((tx) * NDC + (c))
+#else
+#define ATT_DIM(tx, c) ((tx) + (c) * TC)
+#endif
 
 #if (BQ % RQ) != 0 || (BK % TC) != 0 || TC < RQ
 #error "attention tiling needs BQ % RQ == 0, BK % TC == 0, TC >= RQ"
@@ -122,11 +140,19 @@ inline void flash_core(const __global st_t *Qg, int nrows,
             keyid[jk] = key;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
+#if ATT_CPU && (HD % 8) == 0
+        for (int l = tid; l < BK * (HD / 8); l += ATT_NT) {
+            const int jj = l / (HD / 8), d = 8 * (l % (HD / 8));
+            const int key = keyid[jj];
+            vstore8((key >= 0) ? ld8(Kb + (size_t)key * kstride + d) : (float8)(0.0f), 0, KVs + jj * KLD + d);
+        }
+#else
         for (int l = tid; l < BK * HD; l += ATT_NT) {
             const int jj = l / HD, d = l % HD;
             const int key = keyid[jj];
             KVs[jj * KLD + d] = (key >= 0) ? ld(Kb, (size_t)key * kstride + d) : 0.0f;
         }
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
 
         /* S = Q K^T for rows ty + i*NRB, keys tx + c*TC */
@@ -135,6 +161,35 @@ inline void flash_core(const __global st_t *Qg, int nrows,
         for (int i = 0; i < RQ; i++)
 #pragma unroll
             for (int c = 0; c < NKC; c++) sc[i][c] = 0.0f;
+#if ATT_CPU && (HD % 8) == 0
+        {
+            /* CPU: dot products along d with float8 vectors */
+            float8 s8[RQ][NKC];
+#pragma unroll
+            for (int i = 0; i < RQ; i++)
+#pragma unroll
+                for (int c = 0; c < NKC; c++) s8[i][c] = (float8)(0.0f);
+            for (int d = 0; d < HD; d += 8) {
+                float8 q8[RQ];
+#pragma unroll
+                for (int i = 0; i < RQ; i++) q8[i] = vload8(0, Qs + (ty + i * NRB) * HD + d);
+#pragma unroll
+                for (int c = 0; c < NKC; c++) {
+                    const float8 k8 = vload8(0, KVs + (tx + c * TC) * KLD + d);
+#pragma unroll
+                    for (int i = 0; i < RQ; i++) s8[i][c] = fma(q8[i], k8, s8[i][c]);
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < RQ; i++)
+#pragma unroll
+                for (int c = 0; c < NKC; c++) {
+                    const float4 h4 = s8[i][c].lo + s8[i][c].hi;
+                    const float2 h2 = h4.lo + h4.hi;
+                    sc[i][c] = h2.x + h2.y;
+                }
+        }
+#else
         for (int d = 0; d < HD; d++) {
             float qv[RQ], kv[NKC];
 #pragma unroll
@@ -146,6 +201,7 @@ inline void flash_core(const __global st_t *Qg, int nrows,
 #pragma unroll
                 for (int c = 0; c < NKC; c++) sc[i][c] = fma(qv[i], kv[c], sc[i][c]);
         }
+#endif
 #pragma unroll
         for (int i = 0; i < RQ; i++) {
             const int r = ty + i * NRB;
@@ -177,11 +233,19 @@ inline void flash_core(const __global st_t *Qg, int nrows,
             const int r = l / BK, jj = l % BK;
             Ps[r * PLD + jj] = exp2(Ps[r * PLD + jj] - mu_s[r]);
         }
+#if ATT_CPU && (HDV % 8) == 0
+        for (int l = tid; l < BK * (HDV / 8); l += ATT_NT) {
+            const int jj = l / (HDV / 8), d = 8 * (l % (HDV / 8));
+            const int key = keyid[jj];
+            vstore8((key >= 0) ? ld8(Vb + (size_t)key * vstride + d) : (float8)(0.0f), 0, KVs + jj * HDV + d);
+        }
+#else
         for (int l = tid; l < BK * HDV; l += ATT_NT) {
             const int jj = l / HDV, d = l % HDV;
             const int key = keyid[jj];
             KVs[jj * HDV + d] = (key >= 0) ? ld(Vb, (size_t)key * vstride + d) : 0.0f;
         }
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
 
         if (tid < BQ) {
@@ -205,7 +269,7 @@ inline void flash_core(const __global st_t *Qg, int nrows,
                 for (int i = 0; i < RQ; i++) pr[i] = Ps[(ty + i * NRB) * PLD + jj];
 #pragma unroll
                 for (int c = 0; c < NDC; c++) {
-                    const float vv = KVs[jj * HDV + tx + c * TC];
+                    const float vv = KVs[jj * HDV + ATT_DIM(tx, c)];
 #pragma unroll
                     for (int i = 0; i < RQ; i++) ol[i][c] = fma(pr[i], vv, ol[i][c]);
                 }
@@ -227,7 +291,7 @@ inline void flash_core(const __global st_t *Qg, int nrows,
             const float inv = (lsum > 0.0f) ? 1.0f / lsum : 0.0f;
 #pragma unroll
             for (int c = 0; c < NDC; c++) {
-                const int d = tx + c * TC;
+                const int d = ATT_DIM(tx, c);
                 if (d < HDV) {
                     const float v = o[i][c] * inv;
                     if (partial) OP[(size_t)r * ops + d] = v;

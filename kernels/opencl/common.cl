@@ -65,6 +65,19 @@ inline void st(__global st_t *p, size_t i, float v)
 #endif
 }
 
+/* 8 consecutive storage-dtype elements as f32 (any alignment). float8 keeps
+ * to 256-bit vectors (no AVX-512 ABI issue on PoCL). */
+inline float8 ld8(const __global st_t *p)
+{
+#if DTYPE == 0
+    return vload8(0, p);
+#elif DTYPE == 1
+    return vload_half8(0, (const __global half *)p);
+#else
+    return as_float8(convert_uint8(vload8(0, p)) << (uint8)(16));
+#endif
+}
+
 inline int pc_min_i(int a, int b) { return a < b ? a : b; }
 inline int pc_max_i(int a, int b) { return a > b ? a : b; }
 
@@ -100,8 +113,21 @@ inline int pc_max_i(int a, int b) { return a > b ? a : b; }
 #define RTSM (TM / WPTM)
 #define RTSN (TN / WPTN)
 #define GEMM_NT (RTSM * RTSN)
+#ifndef GEMM_CPU
+#define GEMM_CPU 0
+#endif
 #define AS_LD (TM + LPAD)
 #define BS_LD (TN + LPAD)
+#define BS_SIZE (TK * BS_LD)
+#if GEMM_CPU
+/* CPU: A slab kept row-major As[TM][TK+LPAD] (vector copies, broadcast reads) */
+#define AIDX(r, kk) ((r) * (TK + LPAD) + (kk))
+#define AS_SIZE (TM * (TK + LPAD))
+#else
+/* GPU: A slab transposed As[TK][TM+LPAD] (conflict-free strided reads) */
+#define AIDX(r, kk) ((kk) * AS_LD + (r))
+#define AS_SIZE (TK * AS_LD)
+#endif
 
 #if (TM % WPTM) != 0 || (TN % WPTN) != 0
 #error "TM must be a multiple of WPTM and TN a multiple of WPTN"
@@ -111,6 +137,19 @@ inline int pc_max_i(int a, int b) { return a > b ? a : b; }
 inline void gemm_load_a(__local float *As, const __global st_t *A, int M, int K,
                         int row0, int k0, int tid)
 {
+#if GEMM_CPU && (TK % 8) == 0
+    for (int l = tid; l < TM * (TK / 8); l += GEMM_NT) {
+        const int r = l / (TK / 8), kk = 8 * (l % (TK / 8));
+        const int gr = row0 + r, gk = k0 + kk;
+        __local float *dst = As + AIDX(r, kk);
+        if (gr < M && gk + 8 <= K) {
+            vstore8(ld8(A + (size_t)gr * (size_t)K + (size_t)gk), 0, dst);
+        } else {
+            for (int u = 0; u < 8; u++)
+                dst[u] = (gr < M && gk + u < K) ? ld(A, (size_t)gr * (size_t)K + (size_t)(gk + u)) : 0.0f;
+        }
+    }
+#else
 #pragma unroll
     for (int c = 0; c < (TM * TK + GEMM_NT - 1) / GEMM_NT; c++) {
         int l = c * GEMM_NT + tid;
@@ -119,15 +158,29 @@ inline void gemm_load_a(__local float *As, const __global st_t *A, int M, int K,
             int gr = row0 + r, gk = k0 + kk;
             float v = 0.0f;
             if (gr < M && gk < K) v = ld(A, (size_t)gr * (size_t)K + (size_t)gk);
-            As[kk * AS_LD + r] = v;
+            As[AIDX(r, kk)] = v;
         }
     }
+#endif
 }
 
 /* B[K,N] row-major: k0.., cols col0.. -> Bs[kk][n] */
 inline void gemm_load_b_kn(__local float *Bs, const __global st_t *B, int N, int K,
                            int col0, int k0, int tid)
 {
+#if GEMM_CPU && (TN % 8) == 0
+    for (int l = tid; l < TK * (TN / 8); l += GEMM_NT) {
+        const int kk = l / (TN / 8), n = 8 * (l % (TN / 8));
+        const int gk = k0 + kk, gn = col0 + n;
+        __local float *dst = Bs + kk * BS_LD + n;
+        if (gk < K && gn + 8 <= N) {
+            vstore8(ld8(B + (size_t)gk * (size_t)N + (size_t)gn), 0, dst);
+        } else {
+            for (int u = 0; u < 8; u++)
+                dst[u] = (gk < K && gn + u < N) ? ld(B, (size_t)gk * (size_t)N + (size_t)(gn + u)) : 0.0f;
+        }
+    }
+#else
 #pragma unroll
     for (int c = 0; c < (TN * TK + GEMM_NT - 1) / GEMM_NT; c++) {
         int l = c * GEMM_NT + tid;
@@ -139,12 +192,31 @@ inline void gemm_load_b_kn(__local float *Bs, const __global st_t *B, int N, int
             Bs[kk * BS_LD + n] = v;
         }
     }
+#endif
 }
 
 /* B[N,K] row-major (weight layout): -> Bs[kk][n] */
 inline void gemm_load_b_nk(__local float *Bs, const __global st_t *B, int N, int K,
                            int col0, int k0, int tid)
 {
+#if GEMM_CPU && (TK % 8) == 0
+    /* vector loads along k, transposed into Bs[kk][n] */
+    for (int l = tid; l < TN * (TK / 8); l += GEMM_NT) {
+        const int n = l / (TK / 8), kk = 8 * (l % (TK / 8));
+        const int gk = k0 + kk, gn = col0 + n;
+        float8 v = (float8)(0.0f);
+        if (gn < N && gk + 8 <= K) {
+            v = ld8(B + (size_t)gn * (size_t)K + (size_t)gk);
+        } else if (gn < N) {
+            float t[8];
+            for (int u = 0; u < 8; u++) t[u] = (gk + u < K) ? ld(B, (size_t)gn * (size_t)K + (size_t)(gk + u)) : 0.0f;
+            v = vload8(0, t);
+        }
+        __local float *dst = Bs + kk * BS_LD + n;
+        dst[0 * BS_LD] = v.s0; dst[1 * BS_LD] = v.s1; dst[2 * BS_LD] = v.s2; dst[3 * BS_LD] = v.s3;
+        dst[4 * BS_LD] = v.s4; dst[5 * BS_LD] = v.s5; dst[6 * BS_LD] = v.s6; dst[7 * BS_LD] = v.s7;
+    }
+#else
 #pragma unroll
     for (int c = 0; c < (TN * TK + GEMM_NT - 1) / GEMM_NT; c++) {
         int l = c * GEMM_NT + tid;
@@ -156,11 +228,8 @@ inline void gemm_load_b_nk(__local float *Bs, const __global st_t *B, int N, int
             Bs[kk * BS_LD + n] = v;
         }
     }
-}
-
-#ifndef GEMM_CPU
-#define GEMM_CPU 0
 #endif
+}
 
 #if GEMM_CPU
 /* CPU mapping (PoCL): work-item (tx, ty) owns the contiguous block rows
@@ -199,14 +268,14 @@ inline void gemm_compute(const __local float *As, const __local float *Bs,
         for (int j = 0; j < GACC_N; j++) b[j] = vload8(0, Bs + kk * BS_LD + tx * WPTN + j * 8);
 #pragma unroll
         for (int i = 0; i < WPTM; i++) {
-            const float8 a = (float8)(As[kk * AS_LD + ty * WPTM + i]);
+            const float8 a = (float8)(As[AIDX(ty * WPTM + i, kk)]);
 #pragma unroll
             for (int j = 0; j < GACC_N; j++) acc[i][j] = fma(a, b[j], acc[i][j]);
         }
 #else
         float a[WPTM];
 #pragma unroll
-        for (int i = 0; i < WPTM; i++) a[i] = As[kk * AS_LD + ty + i * RTSM];
+        for (int i = 0; i < WPTM; i++) a[i] = As[AIDX(ty + i * RTSM, kk)];
 #pragma unroll
         for (int j = 0; j < WPTN; j++) b[j] = Bs[kk * BS_LD + tx + j * RTSN];
 #pragma unroll

@@ -1,9 +1,11 @@
 /*
  * gemm.cl -- matmul, groupedMatmul (common.cl is prepended by the host).
  *
- * Build macros: DTYPE, TM, TN, TK, WPTM, WPTN (LPAD optional).
+ * Build macros: DTYPE, TM, TN, TK, WPTM, WPTN; optional LPAD (default 1) and
+ * GEMM_CPU (0 = GPU mapping, 1 = CPU float8 mapping; see common.cl).
  * Local size (all GEMM kernels): (TN/WPTN, TM/WPTM, 1), required exactly.
- * Local memory: 4 * TK * (TM + TN + 2*LPAD) bytes (static).
+ * Local memory: 4*(AS_SIZE + BS_SIZE) bytes (static) =
+ *   4*TK*(TM + TN + 2*LPAD) (GEMM_CPU=0) or 4*(TM*(TK+LPAD) + TK*(TN+LPAD)).
  */
 
 #define GEMM_ATTR __attribute__((reqd_work_group_size(RTSN, RTSM, 1)))
@@ -15,8 +17,8 @@ __kernel GEMM_ATTR void matmul_nn(const __global st_t *A, ulong a_off,
                                   __global st_t *C, ulong c_off,
                                   int M, int N, int K)
 {
-    __local float As[TK * AS_LD];
-    __local float Bs[TK * BS_LD];
+    __local float As[AS_SIZE];
+    __local float Bs[BS_SIZE];
     A += a_off; B += b_off; C += c_off;
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int tid = ty * RTSN + tx;
@@ -39,8 +41,8 @@ __kernel GEMM_ATTR void matmul_nt(const __global st_t *A, ulong a_off,
                                   __global st_t *C, ulong c_off,
                                   int M, int N, int K)
 {
-    __local float As[TK * AS_LD];
-    __local float Bs[TK * BS_LD];
+    __local float As[AS_SIZE];
+    __local float Bs[BS_SIZE];
     A += a_off; B += b_off; C += c_off;
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int tid = ty * RTSN + tx;
@@ -64,8 +66,8 @@ __kernel GEMM_ATTR void matmul_nt_f32out(const __global st_t *A, ulong a_off,
                                          __global float *C, ulong c_off,
                                          int M, int N, int K)
 {
-    __local float As[TK * AS_LD];
-    __local float Bs[TK * BS_LD];
+    __local float As[AS_SIZE];
+    __local float Bs[BS_SIZE];
     A += a_off; B += b_off; C += c_off;
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int tid = ty * RTSN + tx;
@@ -104,8 +106,8 @@ __kernel GEMM_ATTR void grouped_matmul_nn(const __global st_t *X, ulong x_off,
                                           __global st_t *Y, ulong y_off,
                                           int T, int N, int K, int E)
 {
-    __local float As[TK * AS_LD];
-    __local float Bs[TK * BS_LD];
+    __local float As[AS_SIZE];
+    __local float Bs[BS_SIZE];
     X += x_off; W += w_off; offs += offs_off; Y += y_off;
     int seg0, cnt, row0;
     const int e0 = grouped_tile_lookup(offs, E, T, get_group_id(1), &seg0, &cnt, &row0);
@@ -135,8 +137,8 @@ __kernel GEMM_ATTR void grouped_matmul_nt(const __global st_t *X, ulong x_off,
                                           __global st_t *Y, ulong y_off,
                                           int T, int N, int K, int E)
 {
-    __local float As[TK * AS_LD];
-    __local float Bs[TK * BS_LD];
+    __local float As[AS_SIZE];
+    __local float Bs[BS_SIZE];
     X += x_off; W += w_off; offs += offs_off; Y += y_off;
     int seg0, cnt, row0;
     const int e0 = grouped_tile_lookup(offs, E, T, get_group_id(1), &seg0, &cnt, &row0);

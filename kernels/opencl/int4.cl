@@ -9,7 +9,8 @@
  * q offsets are in BYTES; the zeros pointer may be NULL when asym == 0.
  *
  * Build macros: DTYPE; GEMM tile macros TM TN TK WPTM WPTN (TK even) for the
- * *_gemm kernels; GV_WG, GV_ROWS, GV_MAXM for the *_gemv kernels.
+ * *_gemm kernels; GV_WG, GV_ROWS, GV_MAXM, GV_VEC (1 = CPU vector path) for
+ * the *_gemv kernels.
  * Build option: -cl-fp32-correctly-rounded-divide-sqrt (quantize needs IEEE
  * division; the host adds it when the device reports
  * CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT).
@@ -28,6 +29,11 @@
 #ifndef GV_MAXM
 #define GV_MAXM 8
 #endif
+#ifndef GV_VEC
+#define GV_VEC 0
+#endif
+
+
 
 /* ------------------------------------------------------------------------- */
 /* quantize / dequantize                                                      */
@@ -142,7 +148,63 @@ inline void int4_gemv_block(const __global st_t *X, int M,
 #pragma unroll
         for (int r = 0; r < GV_ROWS; r++) acc[m][r] = 0.0f;
 
-    for (int c = tid; c < nchunks; c += GV_WG) {
+    int c_start = 0;
+#if GV_VEC
+    /* CPU path: 32-element (16-byte) chunks as uchar8/float8 vectors,
+     * float8 accumulators; needs every chunk inside one group (G % 32 == 0).
+     * The K % 32 tail (and G % 32 != 0) falls through to the 8-element loop. */
+    if ((G & 31) == 0) {
+        const int nvec = K / 32;
+        c_start = nvec * 4;
+        float8 av[GV_MAXM][GV_ROWS];
+#pragma unroll
+        for (int m = 0; m < GV_MAXM; m++)
+#pragma unroll
+            for (int r = 0; r < GV_ROWS; r++) av[m][r] = (float8)(0.0f);
+        for (int c = tid; c < nvec; c += GV_WG) {
+            const int k0 = 32 * c;
+            const int g = k0 / G;
+#pragma unroll
+            for (int r = 0; r < GV_ROWS; r++) {
+                const int n = n0 + r;
+                if (n < N) {
+                    const __global uchar *qp = Q + (size_t)n * (size_t)KB + (size_t)(k0 / 2);
+                    const uchar8 qa = vload8(0, qp), qb = vload8(1, qp);
+                    const size_t si = (size_t)n * (size_t)NG + (size_t)g;
+                    const float8 z8 = (float8)(asym ? (float)Z[si] : 8.0f);
+                    const float8 s8 = (float8)(S[si]);
+                    /* bytes 0..7 -> elements 0..15 (low nibble even, high odd) */
+                    const float8 la = (convert_float8(qa & (uchar8)(15)) - z8) * s8;
+                    const float8 ha = (convert_float8(qa >> (uchar8)(4)) - z8) * s8;
+                    const float8 lb = (convert_float8(qb & (uchar8)(15)) - z8) * s8;
+                    const float8 hb = (convert_float8(qb >> (uchar8)(4)) - z8) * s8;
+#pragma unroll
+                    for (int m = 0; m < GV_MAXM; m++) {
+                        if (m < M) {
+                            const __global st_t *xr = X + (size_t)m * (size_t)K + (size_t)k0;
+                            const float8 x0 = ld8(xr), x1 = ld8(xr + 8), x2 = ld8(xr + 16), x3 = ld8(xr + 24);
+                            float8 pr = la * (float8)(x0.even, x1.even);
+                            pr = fma(ha, (float8)(x0.odd, x1.odd), pr);
+                            pr = fma(lb, (float8)(x2.even, x3.even), pr);
+                            pr = fma(hb, (float8)(x2.odd, x3.odd), pr);
+                            av[m][r] += pr;
+                        }
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < GV_MAXM; m++)
+#pragma unroll
+            for (int r = 0; r < GV_ROWS; r++) {
+                const float8 v = av[m][r];
+                const float4 h4 = v.lo + v.hi;
+                const float2 h2 = h4.lo + h4.hi;
+                acc[m][r] = h2.x + h2.y;
+            }
+    }
+#endif
+    for (int c = c_start + tid; c < nchunks; c += GV_WG) {
         const int k0 = 8 * c;
         const bool full = (k0 + 8 <= K);
         float xv[GV_MAXM][8];
@@ -208,8 +270,9 @@ inline void int4_gemv_block(const __global st_t *X, int M,
         }
     }
 
-    /* reduction: red[(m*GV_ROWS + r) * GV_WG + tid] */
-    barrier(CLK_LOCAL_MEM_FENCE);          /* red may still be read by a previous call */
+    /* reduction: red[(m*GV_ROWS + r) * GV_WG + tid]. No barrier before this
+     * point, so acc never lives across one (PoCL would keep it in memory);
+     * the trailing barrier below protects red for the next call. */
 #pragma unroll
     for (int m = 0; m < GV_MAXM; m++)
         if (m < M)
@@ -227,6 +290,7 @@ inline void int4_gemv_block(const __global st_t *X, int M,
         const int n = n0 + r;
         if (n < N) st(Y, (size_t)m * (size_t)N + (size_t)n, red[tid * GV_WG]);
     }
+    barrier(CLK_LOCAL_MEM_FENCE);
 }
 
 #if (GV_WG & (GV_WG - 1)) != 0
@@ -329,8 +393,8 @@ __kernel GEMM_ATTR void int4_gemm(const __global st_t *X, ulong x_off,
                                   __global st_t *Y, ulong y_off,
                                   int M, int N, int K, int G, int asym)
 {
-    __local float As[TK * AS_LD];
-    __local float Bs[TK * BS_LD];
+    __local float As[AS_SIZE];
+    __local float Bs[BS_SIZE];
     X += x_off; Q += q_off; S += s_off; Y += y_off;
     if (asym) Z += z_off;
     const int tx = get_local_id(0), ty = get_local_id(1);
@@ -357,8 +421,8 @@ __kernel GEMM_ATTR void int4_grouped_gemm(const __global st_t *X, ulong x_off,
                                           __global st_t *Y, ulong y_off,
                                           int T, int N, int K, int G, int asym, int E)
 {
-    __local float As[TK * AS_LD];
-    __local float Bs[TK * BS_LD];
+    __local float As[AS_SIZE];
+    __local float Bs[BS_SIZE];
     X += x_off; Q += q_off; S += s_off; Y += y_off; offs += offs_off;
     if (asym) Z += z_off;
     int seg0, cnt, row0;
