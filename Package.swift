@@ -29,6 +29,13 @@ let package = Package(
 
         // Backends.
         .target(name: "PolychipReference", dependencies: ["PolychipCore"], path: "backends/reference"),
+        // SIMD microkernels in C with per-function target attributes and runtime ISA
+        // dispatch (no build flags), used by the CPU backend.
+        .target(name: "CPolychipKernels", path: "backends/cpu/CKernels"),
+        // The fast CPU backend: hwloc topology, NUMA placement, pinned thread pool.
+        .target(name: "PolychipCPU", dependencies: ["PolychipCore", "CPolychipKernels", "CHwloc", "CNuma"],
+                path: "backends/cpu", exclude: ["CKernels"]),
+
         // OpenCL backend; kernels/opencl/*.cl are embedded at build time by the plugin below,
         // so an installed binary never reads them from the source tree.
         .target(name: "PolychipOpenCL", dependencies: ["PolychipCore", "COpenCL"], path: "backends/opencl",
@@ -37,26 +44,39 @@ let package = Package(
         .plugin(name: "EmbedOpenCLSources", capability: .buildTool(), dependencies: ["PolychipEmbedCL"],
                 path: "Sources/PolychipEmbedCLPlugin"),
 
+        .target(name: "PolychipSimulated", dependencies: ["PolychipCore", "PolychipReference"],
+                path: "backends/simulated"),
+
         // The umbrella module users import: core re-exported plus every backend registered.
-        .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference", "PolychipOpenCL"],
+        .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference", "PolychipCPU", "PolychipOpenCL",
+                                                 "PolychipSimulated"],
                 path: "Sources/Polychip"),
 
         .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference"],
                 path: "Sources/PolychipConformance"),
 
-        .executableTarget(name: "polychip", dependencies: [
-            "Polychip", "PolychipConformance",
+        .target(name: "PolychipBench", dependencies: ["PolychipCore", "PolychipConformance"],
+                path: "Sources/PolychipBench"),
+
+        // The CLI: commands in a library so tests can drive them in-process.
+        .target(name: "PolychipCLI", dependencies: [
+            "Polychip", "PolychipConformance", "PolychipBench", "COpenCL",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], path: "Sources/polychip"),
+        ], path: "Sources/PolychipCLI"),
+        .executableTarget(name: "polychip", dependencies: ["PolychipCLI"], path: "Sources/polychip"),
 
         .testTarget(name: "PolychipCoreTests", dependencies: ["PolychipCore"], path: "Tests/PolychipCoreTests"),
         .testTarget(name: "PolychipReferenceTests", dependencies: ["PolychipReference", "PolychipCore"],
                     path: "Tests/PolychipReferenceTests"),
+        .testTarget(name: "PolychipSimulatedTests", dependencies: ["PolychipSimulated", "PolychipConformance", "Polychip"],
+                    path: "Tests/PolychipSimulatedTests"),
+        .testTarget(name: "PolychipCPUTests", dependencies: ["PolychipCPU", "PolychipConformance", "Polychip"],
+                    path: "Tests/PolychipCPUTests"),
         .testTarget(name: "PolychipConformanceTests", dependencies: ["PolychipConformance", "Polychip"],
                     path: "Tests/PolychipConformanceTests"),
         .testTarget(name: "PolychipOpenCLTests", dependencies: ["PolychipOpenCL", "PolychipConformance", "Polychip"],
                     path: "Tests/PolychipOpenCLTests"),
-        .testTarget(name: "PolychipCLITests", dependencies: ["polychip", "Polychip"],
+        .testTarget(name: "PolychipCLITests", dependencies: ["PolychipCLI", "Polychip", "polychip"],
                     path: "Tests/PolychipCLITests"),
     ],
     swiftLanguageModes: [.v6]

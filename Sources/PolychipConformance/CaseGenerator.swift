@@ -13,6 +13,11 @@ public struct ConformanceCase: Sendable {
     public var label: String
     /// The seed the inputs came from.
     public var seed: UInt64
+
+    /// Creates a case.
+    public init(op: Op, inputs: [HostTensor], dtype: DType, label: String, seed: UInt64) {
+        self.op = op; self.inputs = inputs; self.dtype = dtype; self.label = label; self.seed = seed
+    }
 }
 
 /// Generates seeded random cases per kernel and dtype: never zeros; edge shapes (1, odd
@@ -196,19 +201,19 @@ public enum CaseGenerator {
     }
 
     /// Random segment offsets for `rows` rows over `experts` experts, some segments empty.
-    static func offsets(_ rows: Int, _ experts: Int, _ r: inout SeededRandom) throws -> HostTensor {
+    public static func offsets(_ rows: Int, _ experts: Int, _ r: inout SeededRandom) throws -> HostTensor {
         var cuts = (0..<(experts - 1)).map { _ in r.int(0..<(rows + 1)) }.sorted()
         cuts = [0] + cuts + [rows]
         return try HostTensor([experts + 1], int32s: cuts.map { Int32($0) })
     }
 
     /// `k` distinct expert ids per token, as a router produces them.
-    static func distinctIDs(_ t: Int, _ k: Int, _ e: Int, _ r: inout SeededRandom) -> [Int32] {
+    public static func distinctIDs(_ t: Int, _ k: Int, _ e: Int, _ r: inout SeededRandom) -> [Int32] {
         (0..<t).flatMap { _ in Array(0..<e).shuffled(using: &r).prefix(k).map { Int32($0) } }
     }
 
     /// Random INT4 weights `[lead..., n, k]`: every nibble value, positive scales, valid zero points.
-    static func int4Weights(_ lead: [Int], _ n: Int, _ k: Int, _ f: Int4Format, _ r: inout SeededRandom) throws -> [HostTensor] {
+    public static func int4Weights(_ lead: [Int], _ n: Int, _ k: Int, _ f: Int4Format, _ r: inout SeededRandom) throws -> [HostTensor] {
         let count = lead.reduce(1, *) * n * k
         let groups = lead.reduce(1, *) * n * (k / f.groupSize)
         let nibbles = (0..<count).map { _ in UInt8(r.int(0..<16)) }

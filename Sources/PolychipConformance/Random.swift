@@ -14,18 +14,18 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     }
 
     /// Uniform in ±[lo, hi]: never zero, random sign (conformance inputs are never zeros).
-    mutating func nonZero(_ lo: Float = 0.05, _ hi: Float = 1) -> Float {
+    public mutating func nonZero(_ lo: Float = 0.05, _ hi: Float = 1) -> Float {
         let m = Float.random(in: lo...hi, using: &self)
         return Bool.random(using: &self) ? m : -m
     }
 
     /// `count` non-zero floats.
-    mutating func floats(_ count: Int, _ lo: Float = 0.05, _ hi: Float = 1) -> [Float] {
+    public mutating func floats(_ count: Int, _ lo: Float = 0.05, _ hi: Float = 1) -> [Float] {
         (0..<count).map { _ in nonZero(lo, hi) }
     }
 
     /// Uniform integer in `range`.
-    mutating func int(_ range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
+    public mutating func int(_ range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
 }
 
 /// Derives a per-case seed from the run seed and the case's identity, so adding a case

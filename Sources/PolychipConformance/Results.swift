@@ -54,6 +54,9 @@ public struct ExpectedFailures: Sendable {
 public struct ConformanceReport: Sendable, Codable {
     public var results: [CaseResult]
 
+    /// Creates a report from case results.
+    public init(results: [CaseResult]) { self.results = results }
+
     /// Whether the run should exit non-zero: any fail or unexpected pass.
     public var failed: Bool { results.contains { $0.status == .fail || $0.status == .xpass } }
 

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Storage in host memory, used by every backend whose device memory is the host's
 /// (reference, cpu, simulated). 64-byte aligned so SIMD loads of whole rows are legal.
 public final class HostBuffer: DeviceBuffer, @unchecked Sendable {
@@ -17,6 +23,18 @@ public final class HostBuffer: DeviceBuffer, @unchecked Sendable {
         p.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
         self.pointer = p
         self.release = { p, _ in p.deallocate() }
+    }
+
+    /// Allocates `byteCount` zeroed bytes, or throws out-of-memory when the host cannot
+    /// provide them (instead of trapping as the Swift allocator does).
+    public static func allocate(byteCount: Int, deviceID: String) throws -> HostBuffer {
+        guard byteCount >= 0 else { throw PolychipError.invalidTensor(reason: "negative allocation of \(byteCount) bytes") }
+        var raw: UnsafeMutableRawPointer? = nil
+        guard posix_memalign(&raw, 64, max(byteCount, 1)) == 0, let p = raw else {
+            throw PolychipError.outOfMemory(device: deviceID, requested: byteCount, available: 0)
+        }
+        memset(p, 0, max(byteCount, 1))
+        return HostBuffer(adopting: p, byteCount: byteCount, deviceID: deviceID) { p, _ in free(p) }
     }
 
     /// Adopts memory from another allocator (e.g. libnuma) with its matching release.

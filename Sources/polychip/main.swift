@@ -1,2 +1,4 @@
-import Polychip
-print(Polychip.registry.backends.map(\.name))
+import PolychipCLI
+
+// The command lives in PolychipCLI so tests can drive it in-process.
+PolychipCommand.main()

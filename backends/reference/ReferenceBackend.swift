@@ -39,7 +39,7 @@ public final class ReferenceDevice: Device {
         guard byteCount <= info.memoryBytes else {
             throw PolychipError.outOfMemory(device: id, requested: byteCount, available: info.memoryBytes)
         }
-        return HostBuffer(byteCount: byteCount, deviceID: id)
+        return try HostBuffer.allocate(byteCount: byteCount, deviceID: id)
     }
 
     public func write(_ source: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, at offset: Int) throws {

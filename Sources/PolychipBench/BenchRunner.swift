@@ -1,0 +1,109 @@
+import Foundation
+import PolychipCore
+import PolychipConformance
+
+/// One row of `polychip bench`.
+public struct BenchResult: Sendable, Codable {
+    public var kernel: String
+    public var shape: String
+    public var dtype: String
+    public var device: String
+    /// `measured` or `modeled`.
+    public var source: String
+    public var medianSeconds: Double
+    public var minSeconds: Double
+    public var maxSeconds: Double
+    public var repetitions: Int
+    public var flops: Double
+    public var bytes: Double
+    public var gflops: Double
+    public var gbps: Double
+    /// Percent of the device's roofline time (nil when the device's peaks are unknown).
+    public var rooflinePercent: Double?
+    /// `compute`, `memory`, `launch` (or `-` when unknown).
+    public var bound: String
+    /// `yes`, `yes (reduced …)`, `FAIL: …`, `unsupported: …`, or `off`.
+    public var verified: String
+    /// Modeled breakdown for modeled rows.
+    public var breakdown: ModeledBreakdown?
+    /// Arithmetic intensity (FLOP/byte).
+    public var intensity: Double { bytes > 0 ? flops / bytes : 0 }
+}
+
+/// How to measure.
+public struct BenchOptions: Sendable {
+    /// Minimum total measured time per row (seconds).
+    public var minTime: Double = 1.0
+    /// Hard cap on repetitions.
+    public var maxRepetitions: Int = 1000
+    /// Verify against the reference (at a reduced size where needed).
+    public var verify: Bool = true
+    /// Seed for inputs.
+    public var seed: UInt64 = 0xBE7C
+    /// Creates options.
+    public init(minTime: Double = 1.0, verify: Bool = true) { self.minTime = minTime; self.verify = verify }
+}
+
+/// Times workloads on devices: warm-up, repeat to ≥ `minTime`, median.
+public enum BenchRunner {
+    /// Runs `w` on `device`: measured for real devices, modeled (dry run on meta tensors)
+    /// for devices that model time.
+    public static func run(_ w: Workload, on device: any Device, options: BenchOptions) throws -> BenchResult {
+        let support = device.supports(w.kind, dtype: w.dtype)
+        if case .unsupported(let why) = support {
+            throw PolychipError.unsupported(kernel: w.kind.name, device: device.id, reason: why)
+        }
+        let cost = w.op.cost(w.inputs)
+        let outDescs = try w.op.validate(w.inputs)
+        var times: [Double] = []
+        var breakdown: ModeledBreakdown? = nil
+        let queue = Queue(device: device)
+        if device.supportsDryRun {
+            let r = try queue.enqueue(w.op, inputs: w.inputs.map(Tensor.meta), outputs: outDescs.map(Tensor.meta))
+            times = [r.seconds]
+            breakdown = r.breakdown
+        } else {
+            let ins = try w.makeInputs(seed: options.seed).map { try device.tensor($0) }
+            let outs = try outDescs.map { try device.allocate($0) }
+            try queue.enqueue(w.op, inputs: ins, outputs: outs)  // warm-up
+            var total = 0.0
+            while (total < options.minTime || times.count < 3) && times.count < options.maxRepetitions {
+                let t = try queue.enqueue(w.op, inputs: ins, outputs: outs).seconds
+                times.append(t)
+                total += t
+            }
+        }
+        times.sort()
+        let median = times[times.count / 2]
+        var roof: Double? = nil
+        var bound = breakdown?.bound ?? "-"
+        let peak = device.info.peakFlops[w.dtype.rawValue] ?? device.info.peakFlops["f32"]
+        if let peak, let bw = device.info.memoryBandwidth, peak > 0, bw > 0 {
+            let (tc, tm) = (cost.flops / peak, cost.bytes / bw)
+            roof = 100 * max(tc, tm) / median
+            if breakdown == nil { bound = tc >= tm ? "compute" : "memory" }
+        }
+        let verified = options.verify ? verify(w, on: device) : "off"
+        return BenchResult(kernel: w.kind.name, shape: w.label, dtype: w.dtype.rawValue, device: device.id,
+                           source: breakdown == nil ? "measured" : "modeled", medianSeconds: median,
+                           minSeconds: times.first ?? median, maxSeconds: times.last ?? median, repetitions: times.count,
+                           flops: cost.flops, bytes: cost.bytes, gflops: cost.flops / median / 1e9, gbps: cost.bytes / median / 1e9,
+                           rooflinePercent: roof, bound: bound, verified: verified, breakdown: breakdown)
+    }
+
+    /// Checks the kernel on `device` against the reference at a reduced size.
+    static func verify(_ w: Workload, on device: any Device) -> String {
+        do {
+            let small = try Workloads.reduced(w)
+            let c = ConformanceCase(op: small.op, inputs: try small.makeInputs(seed: 0xC0FFEE), dtype: small.dtype, label: small.label, seed: 0xC0FFEE)
+            let r = ConformanceRunner.runCase(c, on: device)
+            switch r.status {
+            case .pass: return small.label == w.label ? "yes" : "yes (reduced: \(small.label))"
+            case .unsupported: return "unsupported: \(r.message ?? "")"
+            default: return "FAIL: \(r.message ?? "")"
+            }
+        } catch {
+            return "FAIL: \(error)"
+        }
+    }
+}

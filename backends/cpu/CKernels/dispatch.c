@@ -1,0 +1,296 @@
+/* CPU feature detection, the per-ISA tables, and the public entry points. */
+#include "pck_internal.h"
+
+#include <stdatomic.h>
+
+#if PCK_X86
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+#if PCK_ARM64
+#include <arm_neon.h>
+#endif
+
+#define PCK_TABLE(isa_, name_, mr_, nr_, kernel_, pfx)                                    \
+    {                                                                                     \
+        isa_, name_, mr_, nr_, kernel_, pck__pack_##pfx, pck__int4_xprep_##pfx,           \
+            pck__int4_gemv_##pfx, pck__int4_pack_b_##pfx, pck__int4_dequantize_##pfx,     \
+            pck__int4_quantize_##pfx, pck__f16_to_f32_##pfx, pck__f32_to_f16_##pfx,       \
+            pck__bf16_to_f32_##pfx, pck__f32_to_bf16_##pfx, pck__dot_##pfx,               \
+            pck__axpy_##pfx, pck__scale_mul_##pfx, pck__max_##pfx, pck__sum_##pfx,        \
+            pck__exp_##pfx, pck__exp_sub_sum_##pfx, pck__silu_##pfx, pck__swiglu_##pfx    \
+    }
+
+const pck_kernels pck__kernels_scalar =
+    PCK_TABLE(PCK_ISA_SCALAR, "scalar", 4, 8, pck__sgemm_kernel_scalar, scalar);
+#if PCK_X86
+const pck_kernels pck__kernels_avx2 =
+    PCK_TABLE(PCK_ISA_AVX2, "avx2", 6, 16, pck__sgemm_kernel_avx2, avx2);
+/* Only the GEMM tile gains from 512-bit vectors; the memory-bound kernels reuse AVX2. */
+const pck_kernels pck__kernels_avx512 =
+    PCK_TABLE(PCK_ISA_AVX512, "avx512", 14, 32, pck__sgemm_kernel_avx512, avx2);
+#endif
+#if PCK_ARM64
+/* INT4 packing/quantize are not hot on the decode path: the portable loops serve NEON. */
+const pck_kernels pck__kernels_neon = {
+    PCK_ISA_NEON, "neon", 8, 12, pck__sgemm_kernel_neon, pck__pack_neon,
+    pck__int4_xprep_neon, pck__int4_gemv_neon, pck__int4_pack_b_scalar,
+    pck__int4_dequantize_scalar, pck__int4_quantize_scalar, pck__f16_to_f32_neon,
+    pck__f32_to_f16_neon, pck__bf16_to_f32_neon, pck__f32_to_bf16_neon, pck__dot_neon,
+    pck__axpy_neon, pck__scale_mul_neon, pck__max_neon, pck__sum_neon, pck__exp_neon,
+    pck__exp_sub_sum_neon, pck__silu_neon, pck__swiglu_neon};
+#endif
+
+/* ---------------------------------------------------------------- detection */
+
+static uint64_t detect_features(void) {
+    uint64_t f = 0;
+#if PCK_X86
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (d & (1u << 26)) f |= PCK_FEAT_SSE2;
+    if (c & (1u << 19)) f |= PCK_FEAT_SSE41;
+    int osxsave = (c & (1u << 27)) != 0;
+    uint64_t xcr0 = 0;
+    if (osxsave) {
+        /* xgetbv by opcode: no xsave target attribute needed */
+        unsigned lo, hi;
+        __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
+        xcr0 = ((uint64_t)hi << 32) | lo;
+    }
+    int ymm_ok = (xcr0 & 0x6) == 0x6;   /* SSE + AVX state saved by the OS */
+    int zmm_ok = (xcr0 & 0xe6) == 0xe6; /* + opmask, ZMM_Hi256, Hi16_ZMM */
+    if (ymm_ok && (c & (1u << 28))) f |= PCK_FEAT_AVX;
+    if ((f & PCK_FEAT_AVX) && (c & (1u << 12))) f |= PCK_FEAT_FMA;
+    if ((f & PCK_FEAT_AVX) && (c & (1u << 29))) f |= PCK_FEAT_F16C;
+    if (__get_cpuid_max(0, 0) >= 7) {
+        __cpuid_count(7, 0, a, b, c, d);
+        if ((f & PCK_FEAT_AVX) && (b & (1u << 5))) f |= PCK_FEAT_AVX2;
+        if (zmm_ok && (b & (1u << 16))) {
+            f |= PCK_FEAT_AVX512F;
+            if (b & (1u << 17)) f |= PCK_FEAT_AVX512DQ;
+            if (b & (1u << 30)) f |= PCK_FEAT_AVX512BW;
+            if (b & (1u << 31)) f |= PCK_FEAT_AVX512VL;
+        }
+    }
+#elif PCK_ARM64
+    f |= PCK_FEAT_NEON;
+#endif
+    return f;
+}
+
+static int isa_supported_by(pck_isa isa, uint64_t f) {
+    switch (isa) {
+    case PCK_ISA_SCALAR: return 1;
+#if PCK_X86
+    case PCK_ISA_AVX2: {
+        uint64_t need = PCK_FEAT_AVX2 | PCK_FEAT_FMA | PCK_FEAT_F16C;
+        return (f & need) == need;
+    }
+    case PCK_ISA_AVX512: {
+        uint64_t need = PCK_FEAT_AVX512F | PCK_FEAT_AVX2 | PCK_FEAT_FMA | PCK_FEAT_F16C;
+        return (f & need) == need;
+    }
+#endif
+#if PCK_ARM64
+    case PCK_ISA_NEON: return (f & PCK_FEAT_NEON) != 0;
+#endif
+    default: return 0;
+    }
+}
+
+static const pck_kernels *table_of(pck_isa isa) {
+    switch (isa) {
+#if PCK_X86
+    case PCK_ISA_AVX2: return &pck__kernels_avx2;
+    case PCK_ISA_AVX512: return &pck__kernels_avx512;
+#endif
+#if PCK_ARM64
+    case PCK_ISA_NEON: return &pck__kernels_neon;
+#endif
+    default: return &pck__kernels_scalar;
+    }
+}
+
+static pck_isa best_of(uint64_t f) {
+    static const pck_isa order[] = {PCK_ISA_AVX512, PCK_ISA_AVX2, PCK_ISA_NEON};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (isa_supported_by(order[i], f)) return order[i];
+    return PCK_ISA_SCALAR;
+}
+
+/* The only mutable global: the table in use. Detection is pure, so racing first calls
+ * all compute the same answer and the first store wins harmlessly. */
+static _Atomic(const pck_kernels *) g_table;
+
+static const pck_kernels *init_table(void) {
+    const pck_kernels *t = table_of(best_of(detect_features()));
+    const pck_kernels *expected = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&g_table, &expected, t, memory_order_acq_rel,
+                                                 memory_order_acquire))
+        t = expected;
+    return t;
+}
+
+PCK_INLINE const pck_kernels *K(void) {
+    const pck_kernels *t = atomic_load_explicit(&g_table, memory_order_acquire);
+    return t ? t : init_table();
+}
+
+uint64_t pck_cpu_features(void) { return detect_features(); }
+pck_isa pck_isa_best(void) { return best_of(detect_features()); }
+pck_isa pck_isa_current(void) { return K()->isa; }
+const char *pck_isa_name(void) { return K()->name; }
+
+const char *pck_isa_name_of(pck_isa isa) {
+    switch (isa) {
+    case PCK_ISA_SCALAR: return "scalar";
+    case PCK_ISA_AVX2: return "avx2";
+    case PCK_ISA_AVX512: return "avx512";
+    case PCK_ISA_NEON: return "neon";
+    default: return "unknown";
+    }
+}
+
+int pck_isa_supported(pck_isa isa) { return isa_supported_by(isa, detect_features()); }
+
+int pck_isa_select(pck_isa isa) {
+    if (!pck_isa_supported(isa)) return -1;
+    atomic_store_explicit(&g_table, table_of(isa), memory_order_release);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- SGEMM */
+
+ptrdiff_t pck_sgemm_mr(void) { return K()->mr; }
+ptrdiff_t pck_sgemm_nr(void) { return K()->nr; }
+
+ptrdiff_t pck_sgemm_packed_a_size(ptrdiff_t mc, ptrdiff_t kc) {
+    ptrdiff_t mr = K()->mr;
+    return (mc + mr - 1) / mr * mr * kc;
+}
+ptrdiff_t pck_sgemm_packed_b_size(ptrdiff_t kc, ptrdiff_t nc) {
+    ptrdiff_t nr = K()->nr;
+    return (nc + nr - 1) / nr * nr * kc;
+}
+
+void pck_sgemm_pack_a(pck_dtype dt, ptrdiff_t mc, ptrdiff_t kc, const void *a, ptrdiff_t rs_a,
+                      ptrdiff_t cs_a, float *ap) {
+    const pck_kernels *t = K();
+    t->pack(dt, t->mr, mc, kc, a, rs_a, cs_a, ap);
+}
+
+void pck_sgemm_pack_b(pck_dtype dt, ptrdiff_t kc, ptrdiff_t nc, const void *b, ptrdiff_t rs_b,
+                      ptrdiff_t cs_b, float *bp) {
+    const pck_kernels *t = K();
+    t->pack(dt, t->nr, nc, kc, b, cs_b, rs_b, bp);
+}
+
+void pck_sgemm_kernel(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc,
+                      ptrdiff_t m, ptrdiff_t n, int accumulate) {
+    K()->sgemm_kernel(kc, ap, bp, c, ldc, m, n, accumulate);
+}
+
+/* ---------------------------------------------------------------- INT4 */
+
+ptrdiff_t pck_int4_xprep_size(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g) {
+    return m * pck__xprep_row(k, g);
+}
+
+void pck_int4_xprep(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x, ptrdiff_t ldx,
+                    float *xp) {
+    K()->int4_xprep(m, k, g, x, ldx, xp);
+}
+
+void pck_int4_gemv(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp, const uint8_t *w,
+                   ptrdiff_t ldw, const float *scales, ptrdiff_t lds, const int8_t *zeros,
+                   ptrdiff_t ldz, ptrdiff_t n0, ptrdiff_t n1, float *y, ptrdiff_t ldy,
+                   int accumulate) {
+    K()->int4_gemv(m, k, g, xp, w, ldw, scales, lds, zeros, ldz, n0, n1, y, ldy, accumulate);
+}
+
+void pck_int4_pack_b(ptrdiff_t kc, ptrdiff_t nc, ptrdiff_t k0, ptrdiff_t n0, ptrdiff_t g,
+                     const uint8_t *w, ptrdiff_t ldw, const float *scales, ptrdiff_t lds,
+                     const int8_t *zeros, ptrdiff_t ldz, float *bp) {
+    const pck_kernels *t = K();
+    t->int4_pack_b(t->nr, kc, nc, k0, n0, g, w, ldw, scales, lds, zeros, ldz, bp);
+}
+
+void pck_int4_dequantize(ptrdiff_t n0, ptrdiff_t n1, ptrdiff_t k, ptrdiff_t g, const uint8_t *w,
+                         ptrdiff_t ldw, const float *scales, ptrdiff_t lds,
+                         const int8_t *zeros, ptrdiff_t ldz, float *out, ptrdiff_t ldo) {
+    K()->int4_dequantize(n0, n1, k, g, w, ldw, scales, lds, zeros, ldz, out, ldo);
+}
+
+void pck_int4_quantize(ptrdiff_t rows, ptrdiff_t k, ptrdiff_t g, const float *x, ptrdiff_t ldx,
+                       uint8_t *w, ptrdiff_t ldw, float *scales, ptrdiff_t lds, int8_t *zeros,
+                       ptrdiff_t ldz) {
+    K()->int4_quantize(rows, k, g, x, ldx, w, ldw, scales, lds, zeros, ldz);
+}
+
+/* ---------------------------------------------------------------- conversion */
+
+void pck_f16_to_f32(ptrdiff_t n, const uint16_t *src, float *dst) { K()->f16_to_f32(n, src, dst); }
+void pck_f32_to_f16(ptrdiff_t n, const float *src, uint16_t *dst) { K()->f32_to_f16(n, src, dst); }
+void pck_bf16_to_f32(ptrdiff_t n, const uint16_t *src, float *dst) { K()->bf16_to_f32(n, src, dst); }
+void pck_f32_to_bf16(ptrdiff_t n, const float *src, uint16_t *dst) { K()->f32_to_bf16(n, src, dst); }
+
+/* ---------------------------------------------------------------- vector */
+
+float pck_dot(ptrdiff_t n, const float *x, const float *y) { return K()->dot(n, x, y); }
+void pck_axpy(ptrdiff_t n, float a, const float *x, float *y) { K()->axpy(n, a, x, y); }
+void pck_scale(ptrdiff_t n, float a, const float *x, float *y) { K()->scale_mul(n, a, x, NULL, y); }
+float pck_max(ptrdiff_t n, const float *x) { return K()->max(n, x); }
+float pck_sum(ptrdiff_t n, const float *x) { return K()->sum(n, x); }
+void pck_exp(ptrdiff_t n, const float *x, float *y) { K()->exp(n, x, y); }
+void pck_silu(ptrdiff_t n, const float *x, float *y) { K()->silu(n, x, y); }
+void pck_swiglu(ptrdiff_t n, const float *gate, const float *up, float *y) {
+    K()->swiglu(n, gate, up, y);
+}
+
+float pck_exp_sub_sum(ptrdiff_t n, const float *x, float m, float *y) {
+    const pck_kernels *t = K();
+    if (m == -__builtin_inff()) { /* fully masked: exp(-inf - -inf) would be NaN */
+        for (ptrdiff_t i = 0; i < n; i++) y[i] = 0.0f;
+        return 0.0f;
+    }
+    return t->exp_sub_sum(n, x, m, y);
+}
+
+void pck_softmax(ptrdiff_t n, const float *x, float *y) {
+    const pck_kernels *t = K();
+    float m = t->max(n, x);
+    float l = pck_exp_sub_sum(n, x, m, y);
+    if (l > 0.0f) t->scale_mul(n, 1.0f / l, y, NULL, y);
+}
+
+float pck_online_softmax_step(ptrdiff_t n, const float *s, float *m, float *l, float *p) {
+    const pck_kernels *t = K();
+    float m_old = *m;
+    float bm = t->max(n, s);
+    float m_new = bm > m_old ? bm : m_old;
+    float ps = pck_exp_sub_sum(n, s, m_new, p);
+    float alpha = (m_old == -__builtin_inff()) ? (m_new == -__builtin_inff() ? 1.0f : 0.0f)
+                                               : pck__exp1(m_old - m_new);
+    *l = *l * alpha + ps;
+    *m = m_new;
+    return alpha;
+}
+
+/* sqrt by instruction: the C target must not need libm at link time */
+PCK_INLINE float sqrt1(float v) {
+#if PCK_X86
+    return _mm_cvtss_f32(_mm_sqrt_ss(_mm_set_ss(v)));
+#elif PCK_ARM64
+    return vget_lane_f32(vsqrt_f32(vdup_n_f32(v)), 0);
+#else
+    return __builtin_sqrtf(v);
+#endif
+}
+
+void pck_rmsnorm(ptrdiff_t n, const float *x, const float *w, float eps, float *y) {
+    const pck_kernels *t = K();
+    float ss = n > 0 ? t->dot(n, x, x) : 0.0f;
+    float inv = 1.0f / sqrt1(ss / (float)(n > 0 ? n : 1) + eps);
+    t->scale_mul(n, inv, x, w, y);
+}

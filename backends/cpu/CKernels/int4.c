@@ -1,0 +1,707 @@
+/* INT4 weights (W4A16): GEMV / small-M GEMM, dequantize (plain and into SGEMM B panels),
+ * quantize. Layout and formulas: see CPolychipKernels.h. */
+#include "pck_internal.h"
+
+#if PCK_X86
+#include <immintrin.h>
+#endif
+#if PCK_ARM64
+#include <arm_neon.h>
+#endif
+
+PCK_INLINE int nib(const uint8_t *row, ptrdiff_t k) {
+    uint8_t b = row[k >> 1];
+    return (k & 1) ? (b >> 4) : (b & 15);
+}
+
+PCK_INLINE int zero_at(const int8_t *z, ptrdiff_t n, ptrdiff_t ldz, ptrdiff_t gi) {
+    return z ? z[n * ldz + gi] : 8;
+}
+
+/* ================================================================ scalar */
+
+/* Natural-order activations (xp rows xrow floats apart): used by the scalar ISA, for
+ * group sizes the SIMD paths do not cover, and for K tails. m is chunked by 8. */
+void pck__int4_gemv_natural(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
+                            ptrdiff_t xrow, const uint8_t *w, ptrdiff_t ldw, const float *s,
+                            ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz, ptrdiff_t n0,
+                            ptrdiff_t n1, float *y, ptrdiff_t ldy, int accumulate) {
+    for (ptrdiff_t n = n0; n < n1; n++) {
+        const uint8_t *wr = w + n * ldw;
+        for (ptrdiff_t i0 = 0; i0 < m; i0 += 8) {
+            int mm = m - i0 < 8 ? (int)(m - i0) : 8;
+            float tot[8] = {0};
+            for (ptrdiff_t k0 = 0; k0 < k; k0 += g) {
+                float zf = (float)zero_at(z, n, ldz, k0 / g), sc = s[n * lds + k0 / g];
+                float part[8] = {0};
+                for (ptrdiff_t kk = k0; kk < k0 + g; kk += 2) {
+                    uint8_t b = wr[kk >> 1];
+                    float wl = (float)(b & 15) - zf, wh = (float)(b >> 4) - zf;
+                    for (int i = 0; i < mm; i++) {
+                        const float *x = xp + (i0 + i) * xrow;
+                        part[i] += x[kk] * wl + x[kk + 1] * wh;
+                    }
+                }
+                for (int i = 0; i < mm; i++) tot[i] += sc * part[i];
+            }
+            for (int i = 0; i < mm; i++) {
+                float *yy = y + (i0 + i) * ldy + n;
+                *yy = accumulate ? *yy + tot[i] : tot[i];
+            }
+        }
+    }
+}
+
+void pck__int4_xprep_scalar(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x,
+                            ptrdiff_t ldx, float *xp) {
+    ptrdiff_t xrow = pck__xprep_row(k, g);
+    for (ptrdiff_t i = 0; i < m; i++) memcpy(xp + i * xrow, x + i * ldx, (size_t)k * sizeof(float));
+}
+
+void pck__int4_gemv_scalar(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
+                           const uint8_t *w, ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                           const int8_t *z, ptrdiff_t ldz, ptrdiff_t n0, ptrdiff_t n1, float *y,
+                           ptrdiff_t ldy, int accumulate) {
+    pck__int4_gemv_natural(m, k, g, xp, pck__xprep_row(k, g), w, ldw, s, lds, z, ldz, n0, n1, y,
+                           ldy, accumulate);
+}
+
+PCK_INLINE float deq1(const uint8_t *w, ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                      const int8_t *z, ptrdiff_t ldz, ptrdiff_t g, ptrdiff_t n, ptrdiff_t k) {
+    ptrdiff_t gi = k / g;
+    return (float)(nib(w + n * ldw, k) - zero_at(z, n, ldz, gi)) * s[n * lds + gi];
+}
+
+void pck__int4_pack_b_scalar(ptrdiff_t nr, ptrdiff_t kc, ptrdiff_t nc, ptrdiff_t k0,
+                             ptrdiff_t n0, ptrdiff_t g, const uint8_t *w, ptrdiff_t ldw,
+                             const float *s, ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz,
+                             float *bp) {
+    for (ptrdiff_t j0 = 0; j0 < nc; j0 += nr) {
+        float *o = bp + (j0 / nr) * kc * nr;
+        for (ptrdiff_t j = 0; j < nr; j++) {
+            int valid = j0 + j < nc;
+            for (ptrdiff_t kk = 0; kk < kc; kk++)
+                o[kk * nr + j] = valid ? deq1(w, ldw, s, lds, z, ldz, g, n0 + j0 + j, k0 + kk) : 0.0f;
+        }
+    }
+}
+
+void pck__int4_dequantize_scalar(ptrdiff_t n0, ptrdiff_t n1, ptrdiff_t k, ptrdiff_t g,
+                                 const uint8_t *w, ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                                 const int8_t *z, ptrdiff_t ldz, float *out, ptrdiff_t ldo) {
+    for (ptrdiff_t n = n0; n < n1; n++)
+        for (ptrdiff_t kk = 0; kk < k; kk++)
+            out[(n - n0) * ldo + kk] = deq1(w, ldw, s, lds, z, ldz, g, n, kk);
+}
+
+/* One group: scale (and zero) from the data; returns s, writes *zf. */
+PCK_INLINE float group_params(const float *x, ptrdiff_t g, int asym, float *zf) {
+    if (!asym) {
+        float amax = 0.0f;
+        for (ptrdiff_t i = 0; i < g; i++) {
+            float a = pck__bits_f32(pck__f32_bits(x[i]) & 0x7fffffffu);
+            amax = (a > amax) ? a : amax;
+        }
+        *zf = 8.0f;
+        return pck__sym_scale(amax);
+    }
+    float mn = __builtin_inff(), mx = -__builtin_inff();
+    for (ptrdiff_t i = 0; i < g; i++) {
+        mn = (x[i] < mn) ? x[i] : mn;
+        mx = (x[i] > mx) ? x[i] : mx;
+    }
+    if (mn > mx) mn = mx = 0.0f; /* all NaN */
+    float sc = pck__asym_scale(mn, mx);
+    *zf = pck__asym_zero(mn, sc);
+    return sc;
+}
+
+PCK_INLINE int quant1(float v, float sc, float zf, int asym) {
+    if (sc == 0.0f) return asym ? 0 : 8;
+    float r = pck__round_away(v / sc);
+    if (asym) return (int)pck__clampf(r + zf, 0.0f, 15.0f);
+    return (int)pck__clampf(r, -8.0f, 7.0f) + 8;
+}
+
+void pck__int4_quantize_scalar(ptrdiff_t rows, ptrdiff_t k, ptrdiff_t g, const float *x,
+                               ptrdiff_t ldx, uint8_t *w, ptrdiff_t ldw, float *s, ptrdiff_t lds,
+                               int8_t *z, ptrdiff_t ldz) {
+    int asym = z != NULL;
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        uint8_t *wr = w + r * ldw;
+        for (ptrdiff_t k0 = 0; k0 < k; k0 += g) {
+            float zf;
+            float sc = group_params(xr + k0, g, asym, &zf);
+            s[r * lds + k0 / g] = sc;
+            if (asym) z[r * ldz + k0 / g] = (int8_t)zf;
+            for (ptrdiff_t kk = k0; kk < k0 + g; kk += 2) {
+                int lo = quant1(xr[kk], sc, zf, asym), hi = quant1(xr[kk + 1], sc, zf, asym);
+                wr[kk >> 1] = (uint8_t)(lo | (hi << 4));
+            }
+        }
+    }
+}
+
+/* ================================================================ AVX2 */
+#if PCK_X86
+
+/* Activation order for a 64-weight block (32 bytes = 8 int32 lanes of 8 nibbles): the
+ * kernel extracts nibble j of every lane at once, so x is stored j-major,
+ * xp[j*8 + l] = x[8l + j] * 2^-shift_j with the nibble's in-place bit shift undone here
+ * (shifts 0,4,8,12 for j < 4 and again for j >= 4, which come from v >> 16). */
+static const int nib_shift[8] = {0, 4, 8, 12, 0, 4, 8, 12};
+
+void pck__int4_xprep_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x, ptrdiff_t ldx,
+                          float *xp) {
+    ptrdiff_t xrow = pck__xprep_row(k, g);
+    if (g % 32 != 0) {
+        pck__int4_xprep_scalar(m, k, g, x, ldx, xp);
+        return;
+    }
+    ptrdiff_t k64 = k & ~(ptrdiff_t)63, ng = k / g;
+    for (ptrdiff_t i = 0; i < m; i++) {
+        const float *xi = x + i * ldx;
+        float *o = xp + i * xrow, *sums = o + pck__round16(k);
+        for (ptrdiff_t b = 0; b < k64; b += 64)
+            for (int j = 0; j < 8; j++)
+                for (int l = 0; l < 8; l++)
+                    o[b + j * 8 + l] = xi[b + 8 * l + j] * (1.0f / (float)(1 << nib_shift[j]));
+        for (ptrdiff_t kk = k64; kk < k; kk++) o[kk] = xi[kk];
+        /* per-group sums of the block part, for the zero-point term z * sum(x) */
+        for (ptrdiff_t gi = 0; gi < ng; gi++) {
+            double acc = 0.0;
+            ptrdiff_t e = (gi + 1) * g < k64 ? (gi + 1) * g : k64;
+            for (ptrdiff_t kk = gi * g; kk < e; kk++) acc += xi[kk];
+            sums[gi] = (float)acc;
+        }
+    }
+}
+
+PCK_INLINE PCK_AVX2 float hsum8(__m256 v) {
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_add_ss(a, _mm_movehdup_ps(a));
+    return _mm_cvtss_f32(a);
+}
+
+/* accumulator split: keep >= 4 independent FMA chains per call without running out of
+ * the 16 ymm registers (measured on Zen 3: more splits spill and lose) */
+#define PCK_I4_P(R, MM) ((R) * (MM) >= 4 ? 1 : 2)
+
+/* R rows x MM activation rows over the 64-blocks of K: out[r][i] = sum_g s_g * sum x*u
+ * (u unshifted by the x layout). Zero points are applied by the caller. Each output keeps
+ * P accumulators (nibble j goes to j % P) so that R*MM*P >= 8 independent FMA chains cover
+ * the FMA latency on two pipes. pf: byte distance of the rows to prefetch. */
+PCK_INLINE PCK_AVX2 void i4_core_avx2(const int R, const int MM, const int P, ptrdiff_t k64,
+                                      ptrdiff_t g, ptrdiff_t pf, const float *const *xr,
+                                      const uint8_t *const *wr, const float *const *sr,
+                                      float out[4][4]) {
+    const __m256i m0 = _mm256_set1_epi32(0xf), m1 = _mm256_set1_epi32(0xf0);
+    const __m256i m2 = _mm256_set1_epi32(0xf00), m3 = _mm256_set1_epi32(0xf000);
+    __m256 yacc[4][4], acc[4][4][4];
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < MM; i++) {
+            yacc[r][i] = _mm256_setzero_ps();
+            for (int q = 0; q < P; q++) acc[r][i][q] = _mm256_setzero_ps();
+        }
+
+#define PCK_I4_NIBBLE(j, mask)                                                            \
+    do {                                                                                  \
+        __m256 xv[4];                                                                     \
+        for (int i = 0; i < MM; i++) xv[i] = _mm256_loadu_ps(xr[i] + b + (j) * 8);        \
+        for (int r = 0; r < R; r++) {                                                     \
+            __m256 u = _mm256_cvtepi32_ps(_mm256_and_si256(v[r], mask));                  \
+            for (int i = 0; i < MM; i++)                                                  \
+                acc[r][i][(j) % P] = _mm256_fmadd_ps(u, xv[i], acc[r][i][(j) % P]);        \
+        }                                                                                 \
+    } while (0)
+
+    /* nibbles 0-3 are masked in place, 4-7 after v >> 16: x carries 2^-(0,4,8,12) */
+#define PCK_I4_BLOCK()                                                                    \
+    do {                                                                                  \
+        __m256i v[4];                                                                     \
+        for (int r = 0; r < R; r++) {                                                     \
+            v[r] = _mm256_loadu_si256((const __m256i *)(wr[r] + b / 2));                  \
+            if (pf) _mm_prefetch((const char *)(wr[r] + pf + b / 2), _MM_HINT_T0);        \
+        }                                                                                 \
+        PCK_I4_NIBBLE(0, m0);                                                             \
+        PCK_I4_NIBBLE(1, m1);                                                             \
+        PCK_I4_NIBBLE(2, m2);                                                             \
+        PCK_I4_NIBBLE(3, m3);                                                             \
+        for (int r = 0; r < R; r++) v[r] = _mm256_srli_epi32(v[r], 16);                   \
+        PCK_I4_NIBBLE(4, m0);                                                             \
+        PCK_I4_NIBBLE(5, m1);                                                             \
+        PCK_I4_NIBBLE(6, m2);                                                             \
+        PCK_I4_NIBBLE(7, m3);                                                             \
+    } while (0)
+
+#define PCK_I4_SCALE(svexpr)                                                              \
+    do {                                                                                  \
+        for (int r = 0; r < R; r++) {                                                     \
+            __m256 sv = svexpr;                                                           \
+            for (int i = 0; i < MM; i++) {                                                \
+                __m256 a = acc[r][i][0];                                                  \
+                for (int q = 1; q < P; q++) a = _mm256_add_ps(a, acc[r][i][q]);           \
+                yacc[r][i] = _mm256_fmadd_ps(a, sv, yacc[r][i]);                          \
+                for (int q = 0; q < P; q++) acc[r][i][q] = _mm256_setzero_ps();           \
+            }                                                                             \
+        }                                                                                 \
+    } while (0)
+
+    if (g % 64 == 0) {
+        /* whole blocks per group: one scale FMA per group */
+        ptrdiff_t gi = 0;
+        for (ptrdiff_t g0 = 0; g0 < k64; g0 += g, gi++) {
+            for (ptrdiff_t b = g0; b < g0 + g; b += 64) PCK_I4_BLOCK();
+            PCK_I4_SCALE(_mm256_broadcast_ss(sr[r] + gi));
+        }
+    } else {
+        /* g % 64 == 32: lanes 0-3 and 4-7 of a block may belong to different groups */
+        for (ptrdiff_t b = 0; b < k64; b += 64) {
+            ptrdiff_t glo = b / g, ghi = (b + 32) / g;
+            PCK_I4_BLOCK();
+            PCK_I4_SCALE(_mm256_set_m128(_mm_broadcast_ss(sr[r] + ghi), _mm_broadcast_ss(sr[r] + glo)));
+        }
+    }
+#undef PCK_I4_SCALE
+#undef PCK_I4_BLOCK
+#undef PCK_I4_NIBBLE
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < MM; i++) out[r][i] = hsum8(yacc[r][i]);
+}
+
+/* sum_g s_g * z_g * X_g over all groups (X_g = block-part sums from xprep). */
+PCK_INLINE PCK_AVX2 float zero_term_avx2(ptrdiff_t ng, const float *s, const int8_t *z,
+                                         const float *sums) {
+    __m256 acc = _mm256_setzero_ps();
+    ptrdiff_t gi = 0;
+    for (; gi + 8 <= ng; gi += 8) {
+        __m256 zv = z ? _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(z + gi))))
+                      : _mm256_set1_ps(8.0f);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(s + gi), zv), _mm256_loadu_ps(sums + gi), acc);
+    }
+    float t = hsum8(acc);
+    for (; gi < ng; gi++) t += s[gi] * (float)(z ? z[gi] : 8) * sums[gi];
+    return t;
+}
+
+PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int R, const int MM, const int P, ptrdiff_t k, ptrdiff_t g,
+                                      const float *xp, ptrdiff_t xrow, ptrdiff_t i0,
+                                      const uint8_t *w, ptrdiff_t ldw, const float *s,
+                                      ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz, ptrdiff_t n,
+                                      float *y, ptrdiff_t ldy, int accumulate) {
+    ptrdiff_t k64 = k & ~(ptrdiff_t)63, ng = k / g;
+    const float *xr[4];
+    const uint8_t *wr[4];
+    const float *sr[4];
+    float out[4][4];
+    for (int i = 0; i < MM; i++) xr[i] = xp + (i0 + i) * xrow;
+    for (int r = 0; r < R; r++) {
+        wr[r] = w + (n + r) * ldw;
+        sr[r] = s + (n + r) * lds;
+    }
+    i4_core_avx2(R, MM, P, k64, g, R * ldw, xr, wr, sr, out); /* prefetch the next rows */
+    for (int r = 0; r < R; r++) {
+        const int8_t *zr = z ? z + (n + r) * ldz : NULL;
+        for (int i = 0; i < MM; i++) {
+            float v = out[r][i] - zero_term_avx2(ng, sr[r], zr, xr[i] + pck__round16(k));
+            for (ptrdiff_t kk = k64; kk < k; kk += 2) { /* K tail, natural order */
+                uint8_t b = wr[r][kk >> 1];
+                ptrdiff_t gi = kk / g;
+                float zf = (float)(zr ? zr[gi] : 8);
+                v += sr[r][gi] * (xr[i][kk] * ((float)(b & 15) - zf) +
+                                  xr[i][kk + 1] * ((float)(b >> 4) - zf));
+            }
+            float *yy = y + (i0 + i) * ldy + n + r;
+            *yy = accumulate ? *yy + v : v;
+        }
+    }
+}
+
+PCK_AVX2 void pck__int4_gemv_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
+                                  const uint8_t *w, ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                                  const int8_t *z, ptrdiff_t ldz, ptrdiff_t n0, ptrdiff_t n1,
+                                  float *y, ptrdiff_t ldy, int accumulate) {
+    ptrdiff_t xrow = pck__xprep_row(k, g);
+    if (g % 32 != 0) {
+        pck__int4_gemv_natural(m, k, g, xp, xrow, w, ldw, s, lds, z, ldz, n0, n1, y, ldy,
+                               accumulate);
+        return;
+    }
+#define PCK_I4_ROWS(R, MM, i0, n)                                                         \
+    i4_rows_avx2(R, MM, PCK_I4_P(R, MM), k, g, xp, xrow, i0, w, ldw, s, lds, z, ldz, n, y, ldy, accumulate)
+    ptrdiff_t n = n0;
+    /* Rows per call trade activation reloads (L2 traffic: x does not fit L1) against
+     * registers: 4 rows for m = 1, 3 for m = 2, 2 for larger m in chunks of 4. */
+    if (m == 1) {
+        for (; n + 4 <= n1; n += 4) PCK_I4_ROWS(4, 1, 0, n);
+        for (; n < n1; n++) PCK_I4_ROWS(1, 1, 0, n);
+    } else if (m == 2) {
+        for (; n + 3 <= n1; n += 3) PCK_I4_ROWS(3, 2, 0, n);
+        for (; n < n1; n++) PCK_I4_ROWS(1, 2, 0, n);
+    } else {
+        /* two weight rows at a time (they stay in L1 across the activation chunks) */
+        for (; n + 2 <= n1; n += 2) {
+            ptrdiff_t i0 = 0;
+            for (; i0 + 4 <= m; i0 += 4) PCK_I4_ROWS(2, 4, i0, n);
+            switch (m - i0) {
+            case 3: PCK_I4_ROWS(2, 3, i0, n); break;
+            case 2: PCK_I4_ROWS(2, 2, i0, n); break;
+            case 1: PCK_I4_ROWS(2, 1, i0, n); break;
+            default: break;
+            }
+        }
+        for (; n < n1; n++) {
+            ptrdiff_t i0 = 0;
+            for (; i0 + 4 <= m; i0 += 4) PCK_I4_ROWS(1, 4, i0, n);
+            switch (m - i0) {
+            case 3: PCK_I4_ROWS(1, 3, i0, n); break;
+            case 2: PCK_I4_ROWS(1, 2, i0, n); break;
+            case 1: PCK_I4_ROWS(1, 1, i0, n); break;
+            default: break;
+            }
+        }
+    }
+#undef PCK_I4_ROWS
+}
+
+PCK_INLINE PCK_AVX2 void transpose8i(__m256i v[8]) {
+    __m256 t[8];
+    for (int i = 0; i < 8; i++) t[i] = _mm256_castsi256_ps(v[i]);
+    __m256 a0 = _mm256_unpacklo_ps(t[0], t[1]), a1 = _mm256_unpackhi_ps(t[0], t[1]);
+    __m256 a2 = _mm256_unpacklo_ps(t[2], t[3]), a3 = _mm256_unpackhi_ps(t[2], t[3]);
+    __m256 a4 = _mm256_unpacklo_ps(t[4], t[5]), a5 = _mm256_unpackhi_ps(t[4], t[5]);
+    __m256 a6 = _mm256_unpacklo_ps(t[6], t[7]), a7 = _mm256_unpackhi_ps(t[6], t[7]);
+    __m256 b0 = _mm256_shuffle_ps(a0, a2, 0x44), b1 = _mm256_shuffle_ps(a0, a2, 0xee);
+    __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xee);
+    __m256 b4 = _mm256_shuffle_ps(a4, a6, 0x44), b5 = _mm256_shuffle_ps(a4, a6, 0xee);
+    __m256 b6 = _mm256_shuffle_ps(a5, a7, 0x44), b7 = _mm256_shuffle_ps(a5, a7, 0xee);
+    v[0] = _mm256_castps_si256(_mm256_permute2f128_ps(b0, b4, 0x20));
+    v[1] = _mm256_castps_si256(_mm256_permute2f128_ps(b1, b5, 0x20));
+    v[2] = _mm256_castps_si256(_mm256_permute2f128_ps(b2, b6, 0x20));
+    v[3] = _mm256_castps_si256(_mm256_permute2f128_ps(b3, b7, 0x20));
+    v[4] = _mm256_castps_si256(_mm256_permute2f128_ps(b0, b4, 0x31));
+    v[5] = _mm256_castps_si256(_mm256_permute2f128_ps(b1, b5, 0x31));
+    v[6] = _mm256_castps_si256(_mm256_permute2f128_ps(b2, b6, 0x31));
+    v[7] = _mm256_castps_si256(_mm256_permute2f128_ps(b3, b7, 0x31));
+}
+
+/* 8 rows x 64 k into B-panel rows: a byte-lane transpose puts 8 weight rows in the 8
+ * lanes, then each nibble becomes (u - z) * s exactly: the in-place shift 2^sh is applied
+ * to z in the integer domain and removed from s (s * 2^-sh is exact). */
+PCK_AVX2 void pck__int4_pack_b_avx2(ptrdiff_t nr, ptrdiff_t kc, ptrdiff_t nc, ptrdiff_t k0,
+                                    ptrdiff_t n0, ptrdiff_t g, const uint8_t *w, ptrdiff_t ldw,
+                                    const float *s, ptrdiff_t lds, const int8_t *z,
+                                    ptrdiff_t ldz, float *bp) {
+    if (g % 8 != 0 || k0 % 8 != 0 || nr % 8 != 0) {
+        pck__int4_pack_b_scalar(nr, kc, nc, k0, n0, g, w, ldw, s, lds, z, ldz, bp);
+        return;
+    }
+    const __m256i m0 = _mm256_set1_epi32(0xf), m1 = _mm256_set1_epi32(0xf0);
+    const __m256i m2 = _mm256_set1_epi32(0xf00), m3 = _mm256_set1_epi32(0xf000);
+    ptrdiff_t kc64 = kc & ~(ptrdiff_t)63;
+    for (ptrdiff_t j0 = 0; j0 < nc; j0 += nr) {
+        float *o = bp + (j0 / nr) * kc * nr;
+        if (nc - j0 < nr) { /* ragged last sliver: zero-padded columns */
+            pck__int4_pack_b_scalar(nr, kc, nc - j0, k0, n0 + j0, g, w, ldw, s, lds, z, ldz, o);
+            continue;
+        }
+        for (ptrdiff_t c0 = 0; c0 < nr; c0 += 8) {
+            ptrdiff_t nb = n0 + j0 + c0; /* first of 8 weight rows */
+            ptrdiff_t gcur = -1;
+            __m256 sv[4];
+            __m256i zv[4];
+            for (int q = 0; q < 4; q++) {
+                sv[q] = _mm256_setzero_ps();
+                zv[q] = _mm256_setzero_si256();
+            }
+            for (ptrdiff_t kb = 0; kb < kc64; kb += 64) {
+                __m256i v[8];
+                for (int r = 0; r < 8; r++)
+                    v[r] = _mm256_loadu_si256((const __m256i *)(w + (nb + r) * ldw + (k0 + kb) / 2));
+                transpose8i(v); /* v[l]: lane r = 8 nibbles of row nb+r, k = kb+8l.. */
+                for (int l = 0; l < 8; l++) {
+                    ptrdiff_t gi = (k0 + kb + 8 * l) / g;
+                    if (gi != gcur) {
+                        gcur = gi;
+                        float st[8];
+                        int32_t zt[8];
+                        for (int r = 0; r < 8; r++) {
+                            st[r] = s[(nb + r) * lds + gi];
+                            zt[r] = z ? z[(nb + r) * ldz + gi] : 8;
+                        }
+                        __m256 s0 = _mm256_loadu_ps(st);
+                        __m256i z0 = _mm256_loadu_si256((const __m256i *)zt);
+                        for (int q = 0; q < 4; q++) {
+                            sv[q] = _mm256_mul_ps(s0, _mm256_set1_ps(1.0f / (float)(1 << (4 * q))));
+                            zv[q] = _mm256_slli_epi32(z0, 4 * q);
+                        }
+                    }
+                    float *ok = o + (kb + 8 * l) * nr + c0;
+                    __m256i a = v[l], h = _mm256_srli_epi32(a, 16);
+#define PCK_I4_OUT(j, bits, q)                                                            \
+    _mm256_storeu_ps(ok + (j) * nr,                                                       \
+                     _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(bits, zv[q])), sv[q]))
+                    PCK_I4_OUT(0, _mm256_and_si256(a, m0), 0);
+                    PCK_I4_OUT(1, _mm256_and_si256(a, m1), 1);
+                    PCK_I4_OUT(2, _mm256_and_si256(a, m2), 2);
+                    PCK_I4_OUT(3, _mm256_and_si256(a, m3), 3);
+                    PCK_I4_OUT(4, _mm256_and_si256(h, m0), 0);
+                    PCK_I4_OUT(5, _mm256_and_si256(h, m1), 1);
+                    PCK_I4_OUT(6, _mm256_and_si256(h, m2), 2);
+                    PCK_I4_OUT(7, _mm256_srli_epi32(a, 28), 0);
+#undef PCK_I4_OUT
+                }
+            }
+            for (ptrdiff_t kk = kc64; kk < kc; kk++)
+                for (int r = 0; r < 8; r++)
+                    o[kk * nr + c0 + r] = deq1(w, ldw, s, lds, z, ldz, g, nb + r, k0 + kk);
+        }
+    }
+}
+
+PCK_AVX2 void pck__int4_dequantize_avx2(ptrdiff_t n0, ptrdiff_t n1, ptrdiff_t k, ptrdiff_t g,
+                                        const uint8_t *w, ptrdiff_t ldw, const float *s,
+                                        ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz,
+                                        float *out, ptrdiff_t ldo) {
+    if (g % 8 != 0) {
+        pck__int4_dequantize_scalar(n0, n1, k, g, w, ldw, s, lds, z, ldz, out, ldo);
+        return;
+    }
+    const __m128i lo4 = _mm_set1_epi8(0x0f);
+    ptrdiff_t k32 = k & ~(ptrdiff_t)31;
+    for (ptrdiff_t n = n0; n < n1; n++) {
+        const uint8_t *wr = w + n * ldw;
+        float *o = out + (n - n0) * ldo;
+        for (ptrdiff_t kb = 0; kb < k32; kb += 32) {
+            __m128i b = _mm_loadu_si128((const __m128i *)(wr + kb / 2));
+            __m128i lo = _mm_and_si128(b, lo4), hi = _mm_and_si128(_mm_srli_epi16(b, 4), lo4);
+            __m128i q[2] = {_mm_unpacklo_epi8(lo, hi), _mm_unpackhi_epi8(lo, hi)}; /* k order */
+            for (int c = 0; c < 4; c++) {
+                ptrdiff_t kk = kb + 8 * c, gi = kk / g;
+                __m128i bytes = (c & 1) ? _mm_unpackhi_epi64(q[c >> 1], q[c >> 1]) : q[c >> 1];
+                __m256i u = _mm256_cvtepu8_epi32(bytes);
+                __m256i zz = _mm256_set1_epi32(zero_at(z, n, ldz, gi));
+                __m256 val = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(u, zz)),
+                                           _mm256_set1_ps(s[n * lds + gi]));
+                _mm256_storeu_ps(o + kk, val);
+            }
+        }
+        for (ptrdiff_t kk = k32; kk < k; kk++) o[kk] = deq1(w, ldw, s, lds, z, ldz, g, n, kk);
+    }
+}
+
+/* round half away from zero, exactly as pck__round_away */
+PCK_INLINE PCK_AVX2 __m256 round_away8(__m256 v) {
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 d = _mm256_sub_ps(v, t);
+    __m256 one = _mm256_set1_ps(1.0f);
+    t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(d, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
+    t = _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(d, _mm256_set1_ps(-0.5f), _CMP_LE_OQ), one));
+    return t;
+}
+
+PCK_INLINE PCK_AVX2 float hmax8(__m256 v) {
+    __m128 a = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_max_ss(a, _mm_movehdup_ps(a));
+    return _mm_cvtss_f32(a);
+}
+
+PCK_INLINE PCK_AVX2 float hmin8(__m256 v) {
+    __m128 a = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_min_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_min_ss(a, _mm_movehdup_ps(a));
+    return _mm_cvtss_f32(a);
+}
+
+PCK_AVX2 void pck__int4_quantize_avx2(ptrdiff_t rows, ptrdiff_t k, ptrdiff_t g, const float *x,
+                                      ptrdiff_t ldx, uint8_t *w, ptrdiff_t ldw, float *s,
+                                      ptrdiff_t lds, int8_t *z, ptrdiff_t ldz) {
+    if (g % 8 != 0) {
+        pck__int4_quantize_scalar(rows, k, g, x, ldx, w, ldw, s, lds, z, ldz);
+        return;
+    }
+    int asym = z != NULL;
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        uint8_t *wr = w + r * ldw;
+        for (ptrdiff_t k0 = 0; k0 < k; k0 += g) {
+            float sc, zf;
+            /* min/max are exact, so any order matches the scalar path; max_ps(v, acc)
+             * returns acc when v is NaN, which ignores NaN like the scalar compare. */
+            if (!asym) {
+                __m256 am = _mm256_setzero_ps();
+                for (ptrdiff_t i = 0; i < g; i += 8)
+                    am = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(xr + k0 + i), absmask), am);
+                sc = pck__sym_scale(hmax8(am));
+                zf = 8.0f;
+            } else {
+                __m256 mn = _mm256_set1_ps(__builtin_inff()), mx = _mm256_set1_ps(-__builtin_inff());
+                for (ptrdiff_t i = 0; i < g; i += 8) {
+                    __m256 v = _mm256_loadu_ps(xr + k0 + i);
+                    mn = _mm256_min_ps(v, mn);
+                    mx = _mm256_max_ps(v, mx);
+                }
+                float fmn = hmin8(mn), fmx = hmax8(mx);
+                if (fmn > fmx) fmn = fmx = 0.0f;
+                sc = pck__asym_scale(fmn, fmx);
+                zf = pck__asym_zero(fmn, sc);
+                z[r * ldz + k0 / g] = (int8_t)zf;
+            }
+            s[r * lds + k0 / g] = sc;
+            if (sc == 0.0f) {
+                memset(wr + k0 / 2, asym ? 0 : 0x88, (size_t)(g / 2));
+                continue;
+            }
+            __m256 sv = _mm256_set1_ps(sc), zv = _mm256_set1_ps(asym ? zf : 0.0f);
+            __m256 lo = _mm256_set1_ps(asym ? 0.0f : -8.0f), hi = _mm256_set1_ps(asym ? 15.0f : 7.0f);
+            __m256i off = _mm256_set1_epi32(asym ? 0 : 8);
+            const __m256i pick = _mm256_setr_epi8(0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                  0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+            for (ptrdiff_t i = 0; i < g; i += 8) {
+                __m256 q = round_away8(_mm256_div_ps(_mm256_loadu_ps(xr + k0 + i), sv));
+                q = _mm256_add_ps(q, zv);
+                q = _mm256_min_ps(_mm256_max_ps(q, lo), hi); /* NaN -> lo */
+                __m256i u = _mm256_add_epi32(_mm256_cvttps_epi32(q), off);
+                /* lanes (even, odd) -> byte even | odd << 4 */
+                u = _mm256_or_si256(u, _mm256_srli_epi64(u, 28));
+                u = _mm256_shuffle_epi8(u, pick);
+                uint32_t packed = (uint32_t)_mm256_extract_epi16(u, 0) |
+                                  ((uint32_t)_mm256_extract_epi16(u, 8) << 16);
+                memcpy(wr + (k0 + i) / 2, &packed, 4);
+            }
+        }
+    }
+}
+
+#endif /* PCK_X86 */
+
+/* ================================================================ NEON */
+#if PCK_ARM64
+
+/* 32-weight blocks (16 bytes = 4 lanes of 8 nibbles), same j-major idea as AVX2:
+ * xp[j*4 + l] = x[8l + j] * 2^-shift_j. */
+static const int nib_shift_n[8] = {0, 4, 8, 12, 0, 4, 8, 0};
+
+void pck__int4_xprep_neon(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x, ptrdiff_t ldx,
+                          float *xp) {
+    ptrdiff_t xrow = pck__xprep_row(k, g);
+    if (g % 32 != 0) {
+        pck__int4_xprep_scalar(m, k, g, x, ldx, xp);
+        return;
+    }
+    ptrdiff_t ng = k / g;
+    for (ptrdiff_t i = 0; i < m; i++) {
+        const float *xi = x + i * ldx;
+        float *o = xp + i * xrow, *sums = o + pck__round16(k);
+        for (ptrdiff_t b = 0; b < k; b += 32)
+            for (int j = 0; j < 8; j++)
+                for (int l = 0; l < 4; l++)
+                    o[b + j * 4 + l] = xi[b + 8 * l + j] * (1.0f / (float)(1 << nib_shift_n[j]));
+        for (ptrdiff_t gi = 0; gi < ng; gi++) {
+            double acc = 0.0;
+            for (ptrdiff_t kk = gi * g; kk < (gi + 1) * g; kk++) acc += xi[kk];
+            sums[gi] = (float)acc;
+        }
+    }
+}
+
+PCK_INLINE void i4_rows_neon(const int R, const int MM, ptrdiff_t k, ptrdiff_t g, const float *xp,
+                             ptrdiff_t xrow, ptrdiff_t i0, const uint8_t *w, ptrdiff_t ldw,
+                             const float *s, ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz,
+                             ptrdiff_t n, float *y, ptrdiff_t ldy, int accumulate) {
+    const uint32x4_t m0 = vdupq_n_u32(0xf), m1 = vdupq_n_u32(0xf0);
+    const uint32x4_t m2 = vdupq_n_u32(0xf00), m3 = vdupq_n_u32(0xf000);
+    const float *xr[4];
+    const uint8_t *wr[4];
+    float32x4_t yacc[4][4], acc[4][4];
+    for (int i = 0; i < MM; i++) xr[i] = xp + (i0 + i) * xrow;
+    for (int r = 0; r < R; r++) wr[r] = w + (n + r) * ldw;
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < MM; i++) yacc[r][i] = acc[r][i] = vdupq_n_f32(0.0f);
+    for (ptrdiff_t g0 = 0; g0 < k; g0 += g) {
+        for (ptrdiff_t b = g0; b < g0 + g; b += 32) {
+            uint32x4_t v[4];
+            for (int r = 0; r < R; r++) v[r] = vreinterpretq_u32_u8(vld1q_u8(wr[r] + b / 2));
+#define PCK_N4(j, expr)                                                                   \
+    do {                                                                                  \
+        float32x4_t xv[4];                                                                \
+        for (int i = 0; i < MM; i++) xv[i] = vld1q_f32(xr[i] + b + (j) * 4);              \
+        for (int r = 0; r < R; r++) {                                                     \
+            uint32x4_t vv = v[r];                                                         \
+            float32x4_t u = vcvtq_f32_u32(expr);                                          \
+            for (int i = 0; i < MM; i++) acc[r][i] = vfmaq_f32(acc[r][i], u, xv[i]);      \
+        }                                                                                 \
+    } while (0)
+            PCK_N4(0, vandq_u32(vv, m0));
+            PCK_N4(1, vandq_u32(vv, m1));
+            PCK_N4(2, vandq_u32(vv, m2));
+            PCK_N4(3, vandq_u32(vv, m3));
+            PCK_N4(7, vshrq_n_u32(vv, 28));
+            for (int r = 0; r < R; r++) v[r] = vshrq_n_u32(v[r], 16);
+            PCK_N4(4, vandq_u32(vv, m0));
+            PCK_N4(5, vandq_u32(vv, m1));
+            PCK_N4(6, vandq_u32(vv, m2));
+#undef PCK_N4
+        }
+        for (int r = 0; r < R; r++) {
+            float sc = s[(n + r) * lds + g0 / g];
+            for (int i = 0; i < MM; i++) {
+                yacc[r][i] = vfmaq_n_f32(yacc[r][i], acc[r][i], sc);
+                acc[r][i] = vdupq_n_f32(0.0f);
+            }
+        }
+    }
+    ptrdiff_t ng = k / g;
+    for (int r = 0; r < R; r++) {
+        const float *sr = s + (n + r) * lds;
+        const int8_t *zr = z ? z + (n + r) * ldz : NULL;
+        for (int i = 0; i < MM; i++) {
+            const float *sums = xr[i] + pck__round16(k);
+            float zt = 0.0f;
+            for (ptrdiff_t gi = 0; gi < ng; gi++) zt += sr[gi] * (float)(zr ? zr[gi] : 8) * sums[gi];
+            float v = vaddvq_f32(yacc[r][i]) - zt;
+            float *yy = y + (i0 + i) * ldy + n + r;
+            *yy = accumulate ? *yy + v : v;
+        }
+    }
+}
+
+void pck__int4_gemv_neon(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
+                         const uint8_t *w, ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                         const int8_t *z, ptrdiff_t ldz, ptrdiff_t n0, ptrdiff_t n1, float *y,
+                         ptrdiff_t ldy, int accumulate) {
+    ptrdiff_t xrow = pck__xprep_row(k, g);
+    if (g % 32 != 0) {
+        pck__int4_gemv_natural(m, k, g, xp, xrow, w, ldw, s, lds, z, ldz, n0, n1, y, ldy,
+                               accumulate);
+        return;
+    }
+#define PCK_N4_ROWS(R, MM, i0, n)                                                         \
+    i4_rows_neon(R, MM, k, g, xp, xrow, i0, w, ldw, s, lds, z, ldz, n, y, ldy, accumulate)
+    ptrdiff_t n = n0;
+    if (m == 1) {
+        for (; n + 4 <= n1; n += 4) PCK_N4_ROWS(4, 1, 0, n);
+        for (; n < n1; n++) PCK_N4_ROWS(1, 1, 0, n);
+    } else if (m == 2) {
+        for (; n + 2 <= n1; n += 2) PCK_N4_ROWS(2, 2, 0, n);
+        for (; n < n1; n++) PCK_N4_ROWS(1, 2, 0, n);
+    } else {
+        for (; n < n1; n++) {
+            ptrdiff_t i0 = 0;
+            for (; i0 + 4 <= m; i0 += 4) PCK_N4_ROWS(1, 4, i0, n);
+            switch (m - i0) {
+            case 3: PCK_N4_ROWS(1, 3, i0, n); break;
+            case 2: PCK_N4_ROWS(1, 2, i0, n); break;
+            case 1: PCK_N4_ROWS(1, 1, i0, n); break;
+            default: break;
+            }
+        }
+    }
+#undef PCK_N4_ROWS
+}
+
+#endif /* PCK_ARM64 */

@@ -1,0 +1,242 @@
+/* Private to CPolychipKernels: the dispatch table and helpers shared by all ISA paths. */
+#ifndef PCK_INTERNAL_H
+#define PCK_INTERNAL_H
+
+#include "CPolychipKernels.h"
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define PCK_X86 1
+/* Per-function targets: the package may not pass -mavx2, so each SIMD function carries
+ * its own ISA and is only reached through the dispatch table. */
+#define PCK_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define PCK_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+#else
+#define PCK_X86 0
+#endif
+
+#if defined(__aarch64__)
+#define PCK_ARM64 1
+#else
+#define PCK_ARM64 0
+#endif
+
+#define PCK_INLINE static inline __attribute__((always_inline))
+
+typedef struct pck_kernels {
+    pck_isa isa;
+    const char *name;
+    ptrdiff_t mr, nr;
+    void (*sgemm_kernel)(ptrdiff_t kc, const float *ap, const float *bp, float *c,
+                         ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate);
+    /* Packs `count` rows/columns into slivers of width R (MR or NR):
+     * out[s*kc*R + k*R + r] = src[(s*R + r)*stride_r + k*stride_k]. */
+    void (*pack)(pck_dtype dt, ptrdiff_t width, ptrdiff_t count, ptrdiff_t kc,
+                 const void *src, ptrdiff_t stride_r, ptrdiff_t stride_k, float *out);
+
+    void (*int4_xprep)(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x, ptrdiff_t ldx,
+                       float *xp);
+    void (*int4_gemv)(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
+                      const uint8_t *w, ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                      const int8_t *z, ptrdiff_t ldz, ptrdiff_t n0, ptrdiff_t n1, float *y,
+                      ptrdiff_t ldy, int accumulate);
+    void (*int4_pack_b)(ptrdiff_t nr, ptrdiff_t kc, ptrdiff_t nc, ptrdiff_t k0, ptrdiff_t n0,
+                        ptrdiff_t g, const uint8_t *w, ptrdiff_t ldw, const float *s,
+                        ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz, float *bp);
+    void (*int4_dequantize)(ptrdiff_t n0, ptrdiff_t n1, ptrdiff_t k, ptrdiff_t g,
+                            const uint8_t *w, ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                            const int8_t *z, ptrdiff_t ldz, float *out, ptrdiff_t ldo);
+    void (*int4_quantize)(ptrdiff_t rows, ptrdiff_t k, ptrdiff_t g, const float *x,
+                          ptrdiff_t ldx, uint8_t *w, ptrdiff_t ldw, float *s, ptrdiff_t lds,
+                          int8_t *z, ptrdiff_t ldz);
+
+    void (*f16_to_f32)(ptrdiff_t n, const uint16_t *src, float *dst);
+    void (*f32_to_f16)(ptrdiff_t n, const float *src, uint16_t *dst);
+    void (*bf16_to_f32)(ptrdiff_t n, const uint16_t *src, float *dst);
+    void (*f32_to_bf16)(ptrdiff_t n, const float *src, uint16_t *dst);
+
+    float (*dot)(ptrdiff_t n, const float *x, const float *y);
+    void (*axpy)(ptrdiff_t n, float a, const float *x, float *y);
+    /* y = a * x * (w ? w : 1) */
+    void (*scale_mul)(ptrdiff_t n, float a, const float *x, const float *w, float *y);
+    float (*max)(ptrdiff_t n, const float *x);
+    float (*sum)(ptrdiff_t n, const float *x);
+    void (*exp)(ptrdiff_t n, const float *x, float *y);
+    float (*exp_sub_sum)(ptrdiff_t n, const float *x, float m, float *y);
+    void (*silu)(ptrdiff_t n, const float *x, float *y);
+    void (*swiglu)(ptrdiff_t n, const float *gate, const float *up, float *y);
+} pck_kernels;
+
+/* The tables (dispatch.c) and the per-ISA functions they point at. */
+extern const pck_kernels pck__kernels_scalar;
+#if PCK_X86
+extern const pck_kernels pck__kernels_avx2;
+extern const pck_kernels pck__kernels_avx512;
+#endif
+#if PCK_ARM64
+extern const pck_kernels pck__kernels_neon;
+#endif
+
+#define PCK_DECLARE_ISA(isa)                                                              \
+    void pck__sgemm_kernel_##isa(ptrdiff_t, const float *, const float *, float *,        \
+                                 ptrdiff_t, ptrdiff_t, ptrdiff_t, int);                    \
+    void pck__pack_##isa(pck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t, const void *,        \
+                         ptrdiff_t, ptrdiff_t, float *);                                  \
+    void pck__int4_xprep_##isa(ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, \
+                               float *);                                                  \
+    void pck__int4_gemv_##isa(ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *,             \
+                              const uint8_t *, ptrdiff_t, const float *, ptrdiff_t,       \
+                              const int8_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *,   \
+                              ptrdiff_t, int);                                            \
+    void pck__int4_pack_b_##isa(ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,    \
+                                ptrdiff_t, const uint8_t *, ptrdiff_t, const float *,     \
+                                ptrdiff_t, const int8_t *, ptrdiff_t, float *);           \
+    void pck__int4_dequantize_##isa(ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,           \
+                                    const uint8_t *, ptrdiff_t, const float *, ptrdiff_t, \
+                                    const int8_t *, ptrdiff_t, float *, ptrdiff_t);       \
+    void pck__int4_quantize_##isa(ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *,         \
+                                  ptrdiff_t, uint8_t *, ptrdiff_t, float *, ptrdiff_t,    \
+                                  int8_t *, ptrdiff_t);                                   \
+    void pck__f16_to_f32_##isa(ptrdiff_t, const uint16_t *, float *);                     \
+    void pck__f32_to_f16_##isa(ptrdiff_t, const float *, uint16_t *);                     \
+    void pck__bf16_to_f32_##isa(ptrdiff_t, const uint16_t *, float *);                    \
+    void pck__f32_to_bf16_##isa(ptrdiff_t, const float *, uint16_t *);                    \
+    float pck__dot_##isa(ptrdiff_t, const float *, const float *);                        \
+    void pck__axpy_##isa(ptrdiff_t, float, const float *, float *);                       \
+    void pck__scale_mul_##isa(ptrdiff_t, float, const float *, const float *, float *);   \
+    float pck__max_##isa(ptrdiff_t, const float *);                                       \
+    float pck__sum_##isa(ptrdiff_t, const float *);                                       \
+    void pck__exp_##isa(ptrdiff_t, const float *, float *);                               \
+    float pck__exp_sub_sum_##isa(ptrdiff_t, const float *, float, float *);               \
+    void pck__silu_##isa(ptrdiff_t, const float *, float *);                              \
+    void pck__swiglu_##isa(ptrdiff_t, const float *, const float *, float *);
+
+PCK_DECLARE_ISA(scalar)
+#if PCK_X86
+PCK_DECLARE_ISA(avx2)
+void pck__sgemm_kernel_avx512(ptrdiff_t, const float *, const float *, float *, ptrdiff_t,
+                              ptrdiff_t, ptrdiff_t, int);
+#endif
+#if PCK_ARM64
+void pck__sgemm_kernel_neon(ptrdiff_t, const float *, const float *, float *, ptrdiff_t,
+                            ptrdiff_t, ptrdiff_t, int);
+void pck__pack_neon(pck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t, const void *, ptrdiff_t,
+                    ptrdiff_t, float *);
+void pck__int4_xprep_neon(ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *);
+void pck__int4_gemv_neon(ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, const uint8_t *,
+                         ptrdiff_t, const float *, ptrdiff_t, const int8_t *, ptrdiff_t,
+                         ptrdiff_t, ptrdiff_t, float *, ptrdiff_t, int);
+void pck__f16_to_f32_neon(ptrdiff_t, const uint16_t *, float *);
+void pck__f32_to_f16_neon(ptrdiff_t, const float *, uint16_t *);
+void pck__bf16_to_f32_neon(ptrdiff_t, const uint16_t *, float *);
+void pck__f32_to_bf16_neon(ptrdiff_t, const float *, uint16_t *);
+float pck__dot_neon(ptrdiff_t, const float *, const float *);
+void pck__axpy_neon(ptrdiff_t, float, const float *, float *);
+void pck__scale_mul_neon(ptrdiff_t, float, const float *, const float *, float *);
+float pck__max_neon(ptrdiff_t, const float *);
+float pck__sum_neon(ptrdiff_t, const float *);
+void pck__exp_neon(ptrdiff_t, const float *, float *);
+float pck__exp_sub_sum_neon(ptrdiff_t, const float *, float, float *);
+void pck__silu_neon(ptrdiff_t, const float *, float *);
+void pck__swiglu_neon(ptrdiff_t, const float *, const float *, float *);
+#endif
+
+/* ---- scalar helpers shared by every path (bit-exact definitions) ---- */
+
+PCK_INLINE uint32_t pck__f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+PCK_INLINE float pck__bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+PCK_INLINE float pck__f16_to_f32_1(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ffu;
+    if (e == 0x1f) /* inf; NaN comes back quiet, as F16C and FCVT do */
+        return pck__bits_f32(sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0u));
+    if (e != 0) return pck__bits_f32(sign | ((e + 112) << 23) | (m << 13));
+    /* subnormal: m * 2^-24 is exact in f32 */
+    float f = (float)m * (1.0f / 16777216.0f);
+    return sign ? -f : f;
+}
+
+/* Round to nearest even; NaN keeps sign and top payload with the quiet bit (as F16C). */
+PCK_INLINE uint16_t pck__f32_to_f16_1(float f) {
+    uint32_t x = pck__f32_bits(f);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds to >= 65520 */
+    if (ax >= 0x38800000u) {                                  /* normal f16 */
+        uint32_t r = ax + 0x0fffu + ((ax >> 13) & 1u);
+        return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
+    }
+    if (ax < 0x33000000u) return (uint16_t)sign; /* < 2^-25: rounds to 0 */
+    /* subnormal f16: shift the full significand, round to nearest even */
+    uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126 - e; /* 14..24 */
+    uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) q++;
+    return (uint16_t)(sign | q);
+}
+
+PCK_INLINE float pck__bf16_to_f32_1(uint16_t h) { return pck__bits_f32((uint32_t)h << 16); }
+
+PCK_INLINE uint16_t pck__f32_to_bf16_1(float f) {
+    uint32_t x = pck__f32_bits(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+/* round half away from zero without libm; NaN stays NaN, |v| >= 2^23 is integral. */
+PCK_INLINE float pck__round_away(float v) {
+    float av = v < 0 ? -v : v;
+    if (!(av < 8388608.0f)) return v;
+    float t = (float)(int32_t)v;
+    float d = v - t; /* exact */
+    if (d >= 0.5f) t += 1.0f;
+    if (d <= -0.5f) t -= 1.0f;
+    return t;
+}
+
+/* clamp with NaN -> lo (the order SIMD max/min reproduce) */
+PCK_INLINE float pck__clampf(float v, float lo, float hi) {
+    v = (v >= lo) ? v : lo;
+    return (v <= hi) ? v : hi;
+}
+
+/* Per-group INT4 parameters, shared by every ISA so they agree bit for bit. */
+PCK_INLINE float pck__sym_scale(float amax) { return amax / 7.0f; }
+/* docs/kernels.md: the range always holds 0 (lo = min(min x, 0), hi = max(max x, 0)), so
+ * the zero point fits in 0..15; s = (hi - lo) / 15; an all-zero group has s = 0, z = 0. */
+PCK_INLINE float pck__asym_scale(float mn, float mx) {
+    float lo = mn < 0.0f ? mn : 0.0f, hi = mx > 0.0f ? mx : 0.0f;
+    return (hi - lo) / 15.0f;
+}
+PCK_INLINE float pck__asym_zero(float mn, float s) {
+    if (s == 0.0f) return 0.0f;
+    float lo = mn < 0.0f ? mn : 0.0f;
+    return pck__clampf(pck__round_away(-lo / s), 0.0f, 15.0f);
+}
+
+/* Layout of the INT4 activation workspace, per activation row:
+ * [k floats: x in the ISA's order][pad to 16][k/g group sums][pad to 16]. */
+PCK_INLINE ptrdiff_t pck__round16(ptrdiff_t v) { return (v + 15) & ~(ptrdiff_t)15; }
+PCK_INLINE ptrdiff_t pck__xprep_row(ptrdiff_t k, ptrdiff_t g) {
+    return pck__round16(k) + pck__round16(g > 0 ? k / g : 0);
+}
+
+/* Scalar references reused by SIMD paths for tails and unusual shapes. */
+void pck__int4_gemv_natural(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
+                            ptrdiff_t xrow, const uint8_t *w, ptrdiff_t ldw, const float *s,
+                            ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz, ptrdiff_t n0,
+                            ptrdiff_t n1, float *y, ptrdiff_t ldy, int accumulate);
+float pck__exp1(float x);
+
+#endif /* PCK_INTERNAL_H */

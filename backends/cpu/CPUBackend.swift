@@ -1,0 +1,232 @@
+import CPolychipKernels
+import Foundation
+import PolychipCore
+import Synchronization
+
+/// How a `cpu` device runs: thread count, pinning and memory placement.
+///
+/// Defaults come from the environment: `POLYCHIP_CPU_THREADS` (a positive count),
+/// `POLYCHIP_CPU_BIND` (`0` turns pinning off) and `POLYCHIP_CPU_NUMA` (`0` turns libnuma
+/// placement off). On the command line the same options are a device profile:
+/// `cpu:threads=1`, `cpu:threads=2,bind=0`.
+public struct CPUDeviceOptions: Sendable, Hashable, Codable {
+    /// Worker threads; `nil` means one per core.
+    public var threads: Int?
+    /// Pin each worker to its core.
+    public var bind: Bool
+    /// Place large buffers with libnuma when it is available.
+    public var numa: Bool
+
+    /// Creates options.
+    public init(threads: Int? = nil, bind: Bool = true, numa: Bool = true) {
+        self.threads = threads; self.bind = bind; self.numa = numa
+    }
+
+    /// Options from `POLYCHIP_CPU_THREADS`, `POLYCHIP_CPU_BIND` and `POLYCHIP_CPU_NUMA`.
+    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> CPUDeviceOptions {
+        var o = CPUDeviceOptions()
+        if let t = env["POLYCHIP_CPU_THREADS"].flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), t > 0 { o.threads = t }
+        if let b = env["POLYCHIP_CPU_BIND"] { o.bind = !["0", "false", "no", "off"].contains(b.lowercased()) }
+        if let n = env["POLYCHIP_CPU_NUMA"] { o.numa = !["0", "false", "no", "off"].contains(n.lowercased()) }
+        return o
+    }
+
+    /// Parses a device profile `threads=N[,bind=0|1][,numa=0|1]` on top of `base`.
+    public init(profile: String, base: CPUDeviceOptions) throws {
+        self = base
+        for part in profile.split(separator: ",") {
+            let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard kv.count == 2 else {
+                throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "expected key=value options (threads=N, bind=0|1, numa=0|1)")
+            }
+            switch kv[0] {
+            case "threads":
+                guard let t = Int(kv[1]), t > 0, t <= 4096 else {
+                    throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "threads must be a positive count, got \(kv[1])")
+                }
+                threads = t
+            case "bind", "numa":
+                guard let v = ["1": true, "true": true, "yes": true, "on": true, "0": false, "false": false, "no": false, "off": false][kv[1]] else {
+                    throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "\(kv[0]) must be 0 or 1, got \(kv[1])")
+                }
+                if kv[0] == "bind" { bind = v } else { numa = v }
+            default:
+                throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "unknown option '\(kv[0])' (threads, bind, numa)")
+            }
+        }
+    }
+
+    /// The profile text for these options relative to the defaults (`""` when equal).
+    var profileText: String {
+        var parts: [String] = []
+        if let threads { parts.append("threads=\(threads)") }
+        if !bind { parts.append("bind=0") }
+        if !numa { parts.append("numa=0") }
+        return parts.joined(separator: ",")
+    }
+}
+
+/// The fast CPU backend: one device, `cpu:0` (or `cpu:threads=N:0` with options).
+public struct CPUBackend: Backend {
+    private static let cache = DeviceCache()
+
+    /// Creates the backend.
+    public init() {}
+
+    public var name: String { "cpu" }
+
+    public var status: String {
+        let t = HostTopology.current
+        return "1 device (\(t.cores.count) cores, \(String(cString: pck_isa_name())), \(t.source))"
+    }
+
+    public func devices() throws -> [any Device] { [try device(profile: nil, index: nil)] }
+
+    public func device(profile: String?, index: Int?) throws -> any Device {
+        guard (index ?? 0) == 0 else {
+            throw PolychipError.unknownDevice(selector: "cpu:\(index!)", reason: "the cpu backend has one device, cpu:0 (the whole host)")
+        }
+        let base = CPUDeviceOptions.fromEnvironment()
+        let options = try profile.map { try CPUDeviceOptions(profile: $0, base: base) } ?? base
+        let id = CPUDevice.deviceID(for: options, defaults: base)
+        return Self.cache.device(id) { CPUDevice(options: options, id: id) }
+    }
+}
+
+/// The host CPU as a Polychip device: a pinned worker pool, NUMA-placed buffers and
+/// SIMD kernels chosen at run time (`DeviceInfo.details["isa"]`).
+public final class CPUDevice: Device {
+    public let id: String
+    public let info: DeviceInfo
+    /// The topology the device was planned from.
+    public let topology: HostTopology
+    /// The options it runs with.
+    public let options: CPUDeviceOptions
+    /// GEMM cache blocking in use.
+    public let blocking: GemmBlocking
+    /// Where large buffers are placed.
+    public let placement: MemoryPlacement
+    let pool: CPUThreadPool
+    private let allocator: NUMAAllocator
+    private let shared = Mutex(Workspace())
+
+    static func deviceID(for options: CPUDeviceOptions, defaults: CPUDeviceOptions) -> String {
+        options == defaults ? "cpu:0" : (options.profileText.isEmpty ? "cpu:0" : "cpu:\(options.profileText):0")
+    }
+
+    /// Opens a CPU device with explicit options (the registry uses `CPUBackend`).
+    public convenience init(options: CPUDeviceOptions) {
+        let base = CPUDeviceOptions.fromEnvironment()
+        self.init(options: options, id: CPUDevice.deviceID(for: options, defaults: base))
+    }
+
+    init(options: CPUDeviceOptions, id: String) {
+        self.id = id
+        self.options = options
+        let topo = HostTopology.current
+        topology = topo
+        let threads = max(1, options.threads ?? topo.cores.count)
+        let binding: [[Int]]? = options.bind ? topo.cores.map(\.processingUnits).filter { !$0.isEmpty } : nil
+        pool = CPUThreadPool(threads: threads, bindTo: (binding?.isEmpty ?? true) ? nil : binding)
+        let usedCores = (0..<threads).map { topo.cores.isEmpty ? 0 : topo.cores[$0 % topo.cores.count].numaNode }
+        allocator = NUMAAllocator(workerNodes: usedCores, numaDisabled: !options.numa)
+        placement = allocator.placement
+        blocking = GemmBlocking(topology: topo, cores: min(threads, max(1, topo.cores.count)))
+        let isa = String(cString: pck_isa_name())
+        let mhz = CPUDevice.cpuMHz()
+        // FMA issue per cycle per core: 2 pipes × vector width × 2 flops.
+        let lanes: Double = isa == "avx512" ? 16 : isa == "avx2" ? 8 : isa == "neon" ? 4 : 1
+        var peak: [String: Double] = [:]
+        if let mhz { peak["f32"] = Double(min(threads, topo.cores.count)) * mhz * 1e6 * 2 * lanes * 2 }
+        let caches = topo.caches.map { "L\($0.level) \($0.sizeBytes >> 10) KiB ×\($0.instances)" }.joined(separator: ", ")
+        info = DeviceInfo(
+            name: topo.cpuModel == "unknown" ? "Host CPU" : topo.cpuModel, vendor: topo.cpuVendor, kind: .cpu,
+            memoryBytes: Int(ProcessInfo.processInfo.physicalMemory), computeUnits: threads,
+            dtypes: DType.allCases, peakFlops: peak, memoryBandwidth: nil,
+            details: [
+                "isa": isa,
+                "threads": "\(threads)",
+                "binding": pool.pinned ? "pinned, one worker per core (hwloc)" : (options.bind ? "unpinned (binding failed)" : "unpinned"),
+                "numa": placement.rawValue,
+                "numaNodes": "\(topo.numaNodes.count)",
+                "packages": "\(topo.packages)",
+                "cores": "\(topo.cores.count)",
+                "pus": "\(topo.processingUnitCount)",
+                "caches": caches,
+                "topology": topo.source,
+                "gemmBlocking": "MR \(blocking.mr) NR \(blocking.nr) KC \(blocking.kc) MC \(blocking.mc) NC \(blocking.nc)",
+                "peakFlops": mhz == nil ? "unknown" : "estimated: cores × MHz × 2 FMA pipes × lanes × 2",
+            ])
+    }
+
+    deinit { pool.shutdown() }
+
+    private static func cpuMHz() -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("cpu MHz") {
+            if let v = line.split(separator: ":").last.flatMap({ Double($0.trimmingCharacters(in: .whitespaces)) }) { return v }
+        }
+        return nil
+    }
+
+    /// Every catalog kernel runs natively in every float dtype.
+    public func supports(_ kernel: OpKind, dtype: DType) -> Support {
+        if kernel == .topK { return dtype == .f32 ? .native : .unsupported("top-k takes f32 scores") }
+        return dtype.isFloat ? .native : .unsupported("\(dtype) is not a float activation dtype")
+    }
+
+    public func allocateBuffer(byteCount: Int) throws -> any DeviceBuffer {
+        guard byteCount >= 0 else { throw PolychipError.invalidTensor(reason: "negative allocation of \(byteCount) bytes") }
+        guard byteCount <= info.memoryBytes, let b = allocator.allocate(byteCount: byteCount, deviceID: id, pool: pool) else {
+            throw PolychipError.outOfMemory(device: id, requested: byteCount, available: info.memoryBytes)
+        }
+        return b
+    }
+
+    public func write(_ source: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, at offset: Int) throws {
+        try HostMemory.write(source, to: buffer, at: offset, device: id)
+    }
+
+    public func read(from buffer: any DeviceBuffer, at offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+        try HostMemory.read(from: buffer, at: offset, into: destination, device: id)
+    }
+
+    public func execute(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
+        let outDescs = try op.validate(inputs.map(\.desc))
+        guard outDescs == outputs.map(\.desc) else {
+            throw PolychipError.invalidTensor(reason: "\(op.kind.name): outputs \(outputs.map(\.desc)) do not match \(outDescs)")
+        }
+        return try shared.withLock { ws in
+            let t0 = Queue.wallClock()
+            try withOperands(inputs, outputs) { ins, outs in
+                let ctx = KernelContext(pool: pool, blocking: blocking, shared: ws, kernel: op.kind.name)
+                try CPUKernels.run(op, ctx, ins, outs)
+            }
+            return .measured(seconds: Queue.wallClock() - t0)
+        }
+    }
+
+    /// Resolves host addresses; operands whose address is not aligned to their element
+    /// size go through aligned temporaries (outputs are copied back only on success).
+    private func withOperands(_ inputs: [Tensor], _ outputs: [Tensor], _ body: ([Operand], [Operand]) throws -> Void) throws {
+        var temps: [(UnsafeMutableRawPointer, Int)] = []
+        defer { for t in temps { t.0.deallocate() } }
+        func operand(_ t: Tensor, copyIn: Bool) throws -> Operand {
+            let p = try t.hostPointer(on: self)
+            let align = max(1, t.desc.dtype.elementBytes)
+            if Int(bitPattern: p) % align == 0 { return Operand(raw: p, desc: t.desc) }
+            let n = try t.desc.checkedByteCount()
+            let tmp = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1), alignment: 64)
+            temps.append((tmp, n))
+            if copyIn { tmp.copyMemory(from: p, byteCount: n) }
+            return Operand(raw: tmp, desc: t.desc)
+        }
+        let ins = try inputs.map { try operand($0, copyIn: true) }
+        let outs = try outputs.map { try operand($0, copyIn: false) }
+        try body(ins, outs)
+        for (t, o) in zip(outputs, outs) {
+            let p = try t.hostPointer(on: self)
+            if p != o.raw { p.copyMemory(from: o.raw, byteCount: try t.desc.checkedByteCount()) }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import CPolychipKernels
+import PolychipCore
+
+/// The A operand of a packed GEMM (`M × K`).
+enum GemmA {
+    /// Element `(i, k)` at `base[i·rs + k·cs]` in a float dtype.
+    case strided(UnsafeRawPointer, pck_dtype, rs: Int, cs: Int)
+    /// Row `i` is row `rows[i]` of a row-major matrix with leading dimension `ld`
+    /// (gathered while packing, tile by tile; the gathered matrix never exists whole).
+    case gathered(UnsafeRawPointer, pck_dtype, ld: Int, rows: UnsafePointer<Int32>)
+
+    /// Packs rows `i0 ..< i0+mc`, depths `k0 ..< k0+kc` into `out` (MR slivers).
+    @inline(__always)
+    func pack(_ i0: Int, _ mc: Int, _ k0: Int, _ kc: Int, into out: UnsafeMutablePointer<Float>, ws: Workspace) {
+        switch self {
+        case let .strided(base, dt, rs, cs):
+            let es = dt == PCK_DT_F32 ? 4 : 2
+            pck_sgemm_pack_a(dt, mc, kc, base + (i0 * rs + k0 * cs) * es, rs, cs, out)
+        case let .gathered(base, dt, ld, rows):
+            let es = dt == PCK_DT_F32 ? 4 : 2
+            let tile = ws.buffer(7, mc * kc * es, as: UInt8.self)
+            for i in 0..<mc {
+                let src = base + (Int(rows[i0 + i]) * ld + k0) * es
+                (UnsafeMutableRawPointer(tile) + i * kc * es).copyMemory(from: src, byteCount: kc * es)
+            }
+            pck_sgemm_pack_a(dt, mc, kc, tile, kc, 1, out)
+        }
+    }
+}
+
+/// Native INT4 weights `W[N, K]` used as `B = Wᵀ`.
+struct Int4Weights {
+    var q: UnsafePointer<UInt8>
+    var ldw: Int
+    var scales: UnsafePointer<Float>
+    var lds: Int
+    var zeros: UnsafePointer<Int8>?
+    var ldz: Int
+    var groupSize: Int
+}
+
+/// The B operand of a packed GEMM (`K × N`).
+enum GemmB {
+    /// Element `(k, j)` at `base[k·rs + j·cs]` in a float dtype (`[K,N]`: rs = N, cs = 1;
+    /// weight `[N,K]`: rs = 1, cs = K).
+    case strided(UnsafeRawPointer, pck_dtype, rs: Int, cs: Int)
+    /// INT4 weights, dequantized while packing.
+    case int4(Int4Weights)
+
+    /// Packs depths `k0 ..< k0+kc`, columns `j0 ..< j0+nc` into `out` (NR slivers).
+    @inline(__always)
+    func pack(_ k0: Int, _ kc: Int, _ j0: Int, _ nc: Int, into out: UnsafeMutablePointer<Float>) {
+        switch self {
+        case let .strided(base, dt, rs, cs):
+            let es = dt == PCK_DT_F32 ? 4 : 2
+            pck_sgemm_pack_b(dt, kc, nc, base + (k0 * rs + j0 * cs) * es, rs, cs, out)
+        case let .int4(w):
+            pck_int4_pack_b(kc, nc, k0, j0, w.groupSize, w.q, w.ldw, w.scales, w.lds, w.zeros, w.ldz, out)
+        }
+    }
+}
+
+enum Gemm {
+    /// `C[M,N] (+)= A·B` in f32 on the pool: B panels packed once per `(jc, pc)` and
+    /// shared, A blocks packed per task, the microkernel over MR × NR tiles. Every C element
+    /// accumulates over K in the same order whatever the task split, so results are
+    /// deterministic and independent of the thread count.
+    static func run(_ ctx: KernelContext, m: Int, n: Int, k: Int, a: GemmA, b: GemmB,
+                    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        guard m > 0, n > 0 else { return }
+        guard k > 0 else {
+            if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+            return
+        }
+        let bl = ctx.blocking
+        let (mr, nr) = (bl.mr, bl.nr)
+        // Small problems: one task, no shared panel.
+        if m * n * k <= 1 << 18 {
+            ctx.pool.parallelFor(1) { _, w in
+                serial(bl, m: m, i0: 0, n: n, j0: 0, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, ws: ctx.pool.workspaces[w])
+            }
+            return
+        }
+        let mc = min(bl.mc, (m + mr - 1) / mr * mr)
+        let mBlocks = (m + mc - 1) / mc
+        for jc in stride(from: 0, to: n, by: bl.nc) {
+            let ncur = min(bl.nc, n - jc)
+            let slivers = (ncur + nr - 1) / nr
+            // Column parts per A block so that there are enough tasks for every core.
+            let jParts = max(1, min(slivers / 2, (16 + mBlocks - 1) / mBlocks))
+            let slPerPart = (slivers + jParts - 1) / jParts
+            for pc in stride(from: 0, to: k, by: bl.kc) {
+                let kcur = min(bl.kc, k - pc)
+                let bp = ctx.shared.buffer(0, slivers * nr * kcur, as: Float.self)
+                let packGroup = max(1, min(slivers, 8))
+                let packTasks = (slivers + packGroup - 1) / packGroup
+                ctx.pool.parallelFor(packTasks) { t, _ in
+                    let s0 = t * packGroup, s1 = min(slivers, s0 + packGroup)
+                    let j0 = s0 * nr, j1 = min(ncur, s1 * nr)
+                    b.pack(pc, kcur, jc + j0, j1 - j0, into: bp + s0 * nr * kcur)
+                }
+                let acc = accumulate || pc > 0
+                ctx.pool.parallelFor(mBlocks * jParts) { t, w in
+                    let ib = t / jParts, jp = t % jParts
+                    let i0 = ib * mc, mcur = min(mc, m - i0)
+                    let s0 = jp * slPerPart, s1 = min(slivers, s0 + slPerPart)
+                    guard s0 < s1 else { return }
+                    let ws = ctx.pool.workspaces[w]
+                    let ap = ws.buffer(0, (mcur + mr - 1) / mr * mr * kcur, as: Float.self)
+                    a.pack(i0, mcur, pc, kcur, into: ap, ws: ws)
+                    for s in s0..<s1 {
+                        let j = s * nr, nn = min(nr, ncur - j)
+                        let bs = bp + s * nr * kcur
+                        var ir = 0
+                        while ir < mcur {
+                            let mm = min(mr, mcur - ir)
+                            pck_sgemm_kernel(kcur, ap + ir * kcur, bs, c + (i0 + ir) * ldc + jc + j, ldc, mm, nn, acc ? 1 : 0)
+                            ir += mr
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The same GEMM on the calling thread (used inside tasks: grouped and MoE GEMMs):
+    /// `C[0..<m, 0..<n] (+)= A[i0..<i0+m, :] · B[:, j0..<j0+n]`, with `c` pointing at the
+    /// tile's element `(0, 0)`.
+    static func serial(_ bl: GemmBlocking, m: Int, i0: Int, n: Int, j0: Int, k: Int, a: GemmA, b: GemmB,
+                       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, ws: Workspace) {
+        guard m > 0, n > 0 else { return }
+        guard k > 0 else {
+            if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+            return
+        }
+        let (mr, nr) = (bl.mr, bl.nr)
+        let mc = min(bl.mc, (m + mr - 1) / mr * mr)
+        let ncMax = min(bl.nc, (n + nr - 1) / nr * nr)
+        for jc in stride(from: 0, to: n, by: ncMax) {
+            let ncur = min(ncMax, n - jc)
+            let slivers = (ncur + nr - 1) / nr
+            for pc in stride(from: 0, to: k, by: bl.kc) {
+                let kcur = min(bl.kc, k - pc)
+                let bp = ws.buffer(1, slivers * nr * kcur, as: Float.self)
+                b.pack(pc, kcur, j0 + jc, ncur, into: bp)
+                let acc: Int32 = accumulate || pc > 0 ? 1 : 0
+                for ic in stride(from: 0, to: m, by: mc) {
+                    let mcur = min(mc, m - ic)
+                    let ap = ws.buffer(0, (mcur + mr - 1) / mr * mr * kcur, as: Float.self)
+                    a.pack(i0 + ic, mcur, pc, kcur, into: ap, ws: ws)
+                    for s in 0..<slivers {
+                        let j = s * nr, nn = min(nr, ncur - j)
+                        let bs = bp + s * nr * kcur
+                        var ir = 0
+                        while ir < mcur {
+                            let mm = min(mr, mcur - ir)
+                            pck_sgemm_kernel(kcur, ap + ir * kcur, bs, c + (ic + ir) * ldc + jc + j, ldc, mm, nn, acc)
+                            ir += mr
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

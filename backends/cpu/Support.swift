@@ -1,0 +1,124 @@
+import CPolychipKernels
+import PolychipCore
+
+/// Cache blocking of the packed GEMM, derived from the topology's cache sizes and the
+/// microkernel's register tile.
+public struct GemmBlocking: Sendable, Codable, Hashable {
+    /// Register tile rows (microkernel MR).
+    public var mr: Int
+    /// Register tile columns (microkernel NR).
+    public var nr: Int
+    /// K depth of a packed panel: one B sliver (`kc × nr` floats) fills about half of L1.
+    public var kc: Int
+    /// Rows of a packed A block: `mc × kc` floats fill about half of L2.
+    public var mc: Int
+    /// Columns of a packed B panel: `kc × nc` floats fill about half of the workers' L3 share.
+    public var nc: Int
+
+    /// Derives the blocking for a topology and the current ISA's tile, using `cores` cores.
+    public init(topology: HostTopology, cores: Int) {
+        mr = max(1, pck_sgemm_mr())
+        nr = max(1, pck_sgemm_nr())
+        let kcRaw = topology.l1Bytes / 2 / (nr * 4)
+        kc = min(512, max(64, kcRaw / 8 * 8))
+        let mcRaw = topology.l2Bytes / 2 / (kc * 4)
+        mc = max(mr, min(1024, mcRaw / mr * mr))
+        let llc = topology.llcBytesPerCore * max(1, cores)
+        let ncRaw = llc / 2 / (kc * 4)
+        nc = max(nr, min(8192, ncRaw / nr * nr))
+    }
+}
+
+extension DType {
+    /// The C kernels' storage type for a float dtype.
+    @inlinable
+    var pck: pck_dtype {
+        switch self {
+        case .f16: return PCK_DT_F16
+        case .bf16: return PCK_DT_BF16
+        default: return PCK_DT_F32
+        }
+    }
+
+    /// Bytes per element of a byte-addressable dtype (int4 counts as 1: callers use K/2).
+    @inlinable
+    var elementBytes: Int { max(1, bitWidth / 8) }
+}
+
+/// Widens `n` elements of a float tensor in `dtype` to f32.
+@inlinable
+func loadF32(_ src: UnsafeRawPointer, _ dtype: DType, _ n: Int, into dst: UnsafeMutablePointer<Float>) {
+    guard n > 0 else { return }
+    switch dtype {
+    case .f16: pck_f16_to_f32(n, src.assumingMemoryBound(to: UInt16.self), dst)
+    case .bf16: pck_bf16_to_f32(n, src.assumingMemoryBound(to: UInt16.self), dst)
+    default: if UnsafeRawPointer(dst) != src { dst.update(from: src.assumingMemoryBound(to: Float.self), count: n) }
+    }
+}
+
+/// Rounds `n` f32 values once to `dtype` and stores them.
+@inlinable
+func storeF32(_ src: UnsafePointer<Float>, _ n: Int, to dst: UnsafeMutableRawPointer, _ dtype: DType) {
+    guard n > 0 else { return }
+    switch dtype {
+    case .f16: pck_f32_to_f16(n, src, dst.assumingMemoryBound(to: UInt16.self))
+    case .bf16: pck_f32_to_bf16(n, src, dst.assumingMemoryBound(to: UInt16.self))
+    default: if UnsafeRawPointer(dst) != UnsafeRawPointer(src) { dst.assumingMemoryBound(to: Float.self).update(from: src, count: n) }
+    }
+}
+
+/// Rounds f32 values in place to the precision of `dtype` (no-op for f32), using `tmp`
+/// (at least `n` 16-bit slots).
+@inlinable
+func roundInPlace(_ p: UnsafeMutablePointer<Float>, _ n: Int, _ dtype: DType, tmp: UnsafeMutablePointer<UInt16>) {
+    switch dtype {
+    case .f16: pck_f32_to_f16(n, p, tmp); pck_f16_to_f32(n, tmp, p)
+    case .bf16: pck_f32_to_bf16(n, p, tmp); pck_bf16_to_f32(n, tmp, p)
+    default: break
+    }
+}
+
+/// A host-memory operand of a kernel call: its address and descriptor.
+struct Operand {
+    let raw: UnsafeMutableRawPointer
+    let desc: TensorDesc
+    var shape: [Int] { desc.shape }
+    var dtype: DType { desc.dtype }
+    var count: Int { desc.elementCount }
+    /// Typed view for f32 / i32 / i8 / u8 data.
+    @inlinable func f32() -> UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
+    @inlinable func i32() -> UnsafeMutablePointer<Int32> { raw.assumingMemoryBound(to: Int32.self) }
+    @inlinable func i8() -> UnsafeMutablePointer<Int8> { raw.assumingMemoryBound(to: Int8.self) }
+    @inlinable func u8() -> UnsafeMutablePointer<UInt8> { raw.assumingMemoryBound(to: UInt8.self) }
+    /// Address of element `i` (byte-addressable dtypes).
+    @inlinable func at(_ i: Int) -> UnsafeMutableRawPointer { raw + i * desc.dtype.elementBytes }
+}
+
+/// Everything a kernel needs besides its operands.
+struct KernelContext {
+    let pool: CPUThreadPool
+    let blocking: GemmBlocking
+    /// Scratch owned by the submitting thread (shared buffers such as packed B panels).
+    let shared: Workspace
+    /// The catalog name, for errors.
+    let kernel: String
+
+    var workers: Int { pool.workerCount }
+
+    /// Splits `total` items into tasks of at least `grain` items and at most `maxTasks`
+    /// tasks; returns the chunk size. Depends only on the sizes (not the thread count), so
+    /// task boundaries (and any per-task reduction order) are the same run to run.
+    func chunk(_ total: Int, grain: Int, maxTasks: Int = 64) -> Int {
+        guard total > 0 else { return 1 }
+        let tasks = max(1, min(maxTasks, total / max(1, grain)))
+        return (total + tasks - 1) / tasks
+    }
+
+    /// Runs `body(start, end, worker)` over `0..<total` in chunks of `chunk` items.
+    func forRanges(_ total: Int, chunk: Int, _ body: (Int, Int, Int) -> Void) {
+        guard total > 0 else { return }
+        let c = max(1, chunk)
+        let tasks = (total + c - 1) / c
+        pool.parallelFor(tasks) { t, w in body(t * c, min(total, (t + 1) * c), w) }
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+import Synchronization
+import PolychipCore
+import PolychipReference
+
+/// A device shaped by a ``DeviceProfile``: it executes every kernel for real on host memory
+/// (through the reference arithmetic) in the profile's storage dtypes, enforces the memory
+/// capacity, and reports each kernel's time from the ``TimeModel``.
+public final class SimulatedDevice: Device {
+    public let id: String
+    public let info: DeviceInfo
+    /// The profile this device follows.
+    public let profile: DeviceProfile
+    /// The profile's time model.
+    public let model: TimeModel
+    private let budget = MemoryBudget()
+
+    /// Creates device `index` of `profile`.
+    public init(profile: DeviceProfile, index: Int) throws {
+        self.profile = profile
+        self.model = TimeModel(profile: profile)
+        self.id = "sim:\(profile.name):\(index)"
+        // Peak per storage dtype as the matrix unit runs it (after any emulation policy), so
+        // roofline percentages match the rates the time model uses.
+        var peaks: [String: Double] = [:]
+        for d in DType.floats {
+            guard let pd = ProfileDType(d) else { continue }
+            let q = KernelCostQuery(unit: .matrix, dtype: pd, flops: 1e12, bytes: 0)
+            if let rate = try? TimeModel(profile: profile).kernelTime(q).rate, rate > 0 { peaks[d.rawValue] = rate }
+        }
+        let dtypes = DType.allCases.filter { d in
+            guard let p = ProfileDType(d) else { return true }
+            return profile.numerics.storageDtypes.value.contains(p)
+        }
+        info = DeviceInfo(name: profile.description, vendor: profile.vendor, kind: .simulated,
+                          memoryBytes: profile.memory.capacity.value,
+                          computeUnits: profile.compute.matrix.cores?.value ?? 1, dtypes: dtypes, peakFlops: peaks,
+                          memoryBandwidth: profile.memory.bandwidth.value,
+                          details: ["profile": profile.origin, "interconnect": profile.interconnect.topology.value.rawValue])
+    }
+
+    public var supportsDryRun: Bool { true }
+
+    /// Bytes currently allocated.
+    public var allocatedBytes: Int { budget.used.withLock { $0 } }
+
+    public func supports(_ kernel: OpKind, dtype: DType) -> Support {
+        var notes: [String] = []
+        if let p = ProfileDType(dtype), !profile.numerics.storageDtypes.value.contains(p) {
+            switch profile.numerics.policy(for: p) {
+            case let policy? where policy.action == .emulate:
+                notes.append("\(dtype) emulated via \(policy.via?.rawValue ?? "f32")")
+            default:
+                return .unsupported("\(profile.name) has no \(dtype) storage and its profile rejects it")
+            }
+        }
+        if [.int4Matmul, .int4GroupedMatmul, .quantizeInt4, .dequantizeInt4].contains(kernel),
+           profile.compute.matrix.peakRate(.int4) == nil {
+            switch profile.numerics.policy(for: .int4) {
+            case let policy? where policy.action == .emulate:
+                notes.append("no INT4 unit: INT4 weights are expanded to \(policy.via?.rawValue ?? "bf16") and timed at its rate")
+            default:
+                return .unsupported("\(profile.name) has no INT4 support and its profile rejects it")
+            }
+        }
+        return notes.isEmpty ? .native : .emulated(notes.joined(separator: "; "))
+    }
+
+    public func allocateBuffer(byteCount: Int) throws -> any DeviceBuffer {
+        guard byteCount >= 0 else { throw PolychipError.invalidTensor(reason: "negative allocation of \(byteCount) bytes") }
+        let capacity = profile.memory.capacity.value
+        // Reserve first so concurrent allocations cannot both pass the check; nothing is
+        // half-allocated: a failed host allocation returns the reservation.
+        try budget.used.withLock { u in
+            guard byteCount <= capacity - u else {
+                throw PolychipError.outOfMemory(device: id, requested: byteCount, available: capacity - u)
+            }
+            u += byteCount
+        }
+        do {
+            let host = try HostBuffer.allocate(byteCount: byteCount, deviceID: id)
+            return SimulatedBuffer(host: host, release: { [budget] in budget.used.withLock { $0 -= byteCount } })
+        } catch {
+            budget.used.withLock { $0 -= byteCount }
+            throw error
+        }
+    }
+
+    public func write(_ source: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, at offset: Int) throws {
+        try HostMemory.write(source, to: try host(buffer), at: offset, device: id)
+    }
+
+    public func read(from buffer: any DeviceBuffer, at offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+        try HostMemory.read(from: try host(buffer), at: offset, into: destination, device: id)
+    }
+
+    private func host(_ b: any DeviceBuffer) throws -> HostBuffer {
+        guard let s = b as? SimulatedBuffer, s.deviceID == id else { throw PolychipError.invalidTensor(reason: "buffer does not belong to \(id)") }
+        return s.host
+    }
+
+    public func execute(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
+        let descs = inputs.map(\.desc)
+        guard let modeled = try model(op, inputs: descs) else {
+            throw PolychipError.unsupported(kernel: op.kind.name, device: id, reason: "no time model")
+        }
+        let values = try inputs.map { try HostTensor(($0.desc), bytes: read($0)) }
+        // Arithmetic in f64 with one rounding to the storage dtype (the profiles' accumulators are
+        // f32 or wider; see docs/device-profiles.md). Outputs are stored only after success.
+        let results = try Reference.evaluate(op, values)
+        for (o, r) in zip(outputs, results) {
+            try r.bytes.withUnsafeBytes { try write($0, to: o.buffer!, at: o.byteOffset) }
+        }
+        return .modeled(modeled)
+    }
+
+    private func read(_ t: Tensor) throws -> [UInt8] {
+        let buffer = try t.requireBuffer(on: self)
+        var out = [UInt8](repeating: 0, count: try t.desc.checkedByteCount())
+        try out.withUnsafeMutableBytes { try read(from: buffer, at: t.byteOffset, into: $0) }
+        return out
+    }
+
+    public func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown? {
+        let cost = op.cost(inputs)
+        let dtype = ProfileDType(cost.dtype) ?? .f32
+        let shape: KernelShape?
+        if cost.unit == .matrix, !cost.gemms.isEmpty {
+            let g = cost.gemms.map { GemmShape(m: $0.m, n: $0.n, k: $0.k, batch: $0.batch) }
+            shape = g.count == 1 ? .gemm(g[0]) : .groupedGemm(g)
+        } else if let last = inputs.first?.shape.last {
+            shape = .rows(count: max(1, (inputs.first?.elementCount ?? 1) / max(1, last)), length: last)
+        } else {
+            shape = nil
+        }
+        let query = KernelCostQuery(name: op.kind.name, unit: cost.unit == .matrix ? .matrix : .vector, dtype: dtype,
+                                    flops: cost.flops, bytes: cost.bytes, shape: shape)
+        do {
+            let t = try model.kernelTime(query)
+            return ModeledBreakdown(launch: t.launch, compute: t.compute, memory: t.memory, total: t.total, bound: t.bound.rawValue)
+        } catch {
+            throw PolychipError.unsupported(kernel: op.kind.name, device: id, reason: "\(error)")
+        }
+    }
+}
+
+/// Bytes allocated on a device, shared with its buffers so freeing returns them.
+final class MemoryBudget: Sendable {
+    let used = Mutex(0)
+}
+
+/// Host storage of a simulated device; returns its bytes to the device's budget when freed.
+final class SimulatedBuffer: DeviceBuffer, @unchecked Sendable {
+    // @unchecked: immutable after init; `release` only touches a Mutex.
+    let host: HostBuffer
+    let release: @Sendable () -> Void
+    var byteCount: Int { host.byteCount }
+    var deviceID: String { host.deviceID }
+    init(host: HostBuffer, release: @escaping @Sendable () -> Void) { self.host = host; self.release = release }
+    deinit { release() }
+}
+
+extension ProfileDType {
+    /// The profile dtype of a storage dtype (`nil` for i8/i32).
+    init?(_ d: DType) {
+        switch d {
+        case .f32: self = .f32
+        case .f16: self = .f16
+        case .bf16: self = .bf16
+        case .int4: self = .int4
+        case .i8: self = .int8
+        case .i32: self = .int32
+        }
+    }
+}

@@ -1,0 +1,463 @@
+/*
+ * attention.cl -- attention (flash-style, GQA, causal bottom-right, LSE,
+ * split-KV decode + combine) and DSA sparseAttention (common.cl prepended).
+ *
+ * Build macros:
+ *   HD, HDV   head dims of q/k and of v (exact values, required)
+ *   BQ        query rows per work-group           (default 32)
+ *   BK        keys per block                       (default 32)
+ *   RQ        query rows per work-item             (default 2)
+ *   TC        work-items sharing a row             (default 16)
+ *   ATT_CPU   1 = CPU mapping (float8 dot products along d, contiguous output
+ *             dims per work-item); 0 = GPU mapping (default)
+ *   Local size NT = (BQ/RQ)*TC (required exactly); needs BQ % RQ == 0,
+ *   BK % TC == 0, TC >= RQ.
+ *   Local memory (bytes) = 4*(BQ*HD + BK*max(KLD,HDV) + TC*ceil(HDV/TC)
+ *   + BQ*(BK+1) + 4*BQ + BK), KLD = HD+1 (GPU) or HD (ATT_CPU=1).
+ *
+ * Work-group rows: the query rows of one kv head's GQA group are contiguous
+ * in q ([B,Hq,Lq,D] with h = kvh*G + hl, G = Hq/Hkv), so a work-group takes
+ * BQ consecutive rows of the (G*Lq)-row block of kv head (b, kvh) and reads
+ * each K/V block once for all of them (no K/V copies for GQA).
+ * Scores are kept in base 2 (q pre-multiplied by scale*log2(e)); the online
+ * softmax state per row (m, l) lives in local memory, the output accumulators
+ * in registers. No score matrix is written to global memory.
+ */
+
+#ifndef HD
+#error "attention.cl needs -DHD=<head dim of q/k>"
+#endif
+#ifndef HDV
+#define HDV HD
+#endif
+#ifndef BQ
+#define BQ 32
+#endif
+#ifndef BK
+#define BK 32
+#endif
+#ifndef RQ
+#define RQ 2
+#endif
+#ifndef TC
+#define TC 16
+#endif
+
+#ifndef ATT_CPU
+#define ATT_CPU 0
+#endif
+
+#define ATT_NT ((BQ / RQ) * TC)
+#define NRB (BQ / RQ)
+#if ATT_CPU
+#define KLD HD                        /* CPU: unpadded rows for vector loads */
+#else
+#define KLD (HD + 1)                  /* GPU: odd stride, conflict-free column reads */
+#endif
+#define PLD (BK + 1)
+#define NKC (BK / TC)
+#define NDC ((HDV + TC - 1) / TC)
+#define KV_ELEMS ((BK * KLD > BK * HDV ? BK * KLD : BK * HDV) + TC * NDC)
+/* output dim c of work-item tx: strided on GPUs (coalesced, conflict-free),
+ * a contiguous block on CPUs (vectorisable) */
+#if ATT_CPU
+#define ATT_DIM(tx, c) ((tx) * NDC + (c))
+#else
+#define ATT_DIM(tx, c) ((tx) + (c) * TC)
+#endif
+
+#if (BQ % RQ) != 0 || (BK % TC) != 0 || TC < RQ
+#error "attention tiling needs BQ % RQ == 0, BK % TC == 0, TC >= RQ"
+#endif
+
+#define LOG2E_F 1.4426950408889634f
+#define LN2_F 0.6931471805599453f
+
+/*
+ * The flash core for one work-group.
+ *  Qg      first q row of the work-group (rows contiguous, stride HD); nrows valid
+ *  Kb, Vb  key/value base; key number `key` is at Kb + key*kstride (resp. Vb, vstride)
+ *  idx     sparse mode: key list (position p -> key idx[p]; -1 skipped); NULL in dense mode
+ *  ks..ke  key positions processed (dense: key numbers; sparse: list positions)
+ *  causal/diag/R0/Lq  dense causal: row r (global row R0 + r, i = (R0+r) % Lq)
+ *          sees key j iff j <= i + diag
+ *  Output: partial == 0: O (st_t, row stride HDV) and L (lse, stride 1, may be NULL)
+ *          partial == 1: OP (f32, row stride ops) and L (stride ls)
+ */
+inline void flash_core(const __global st_t *Qg, int nrows,
+                       const __global st_t *Kb, const __global st_t *Vb,
+                       size_t kstride, size_t vstride,
+                       const __global int *idx, int S, __global int *err,
+                       int ks, int ke, int causal, int diag, int R0, int Lq,
+                       float qscale, int partial,
+                       __global st_t *O, __global float *OP, size_t ops,
+                       __global float *L, size_t ls,
+                       __local float *Qs, __local float *KVs, __local float *Ps,
+                       __local float *m_s, __local float *l_s, __local float *mu_s,
+                       __local float *al_s, __local int *keyid)
+{
+    const int tid = get_local_id(0);
+    const int ty = tid / TC, tx = tid % TC;
+    const bool sparse = (idx != 0);
+
+    for (int l = tid; l < BQ * HD; l += ATT_NT) {
+        const int r = l / HD, d = l % HD;
+        Qs[l] = (r < nrows) ? ld(Qg, (size_t)r * HD + d) * qscale : 0.0f;
+    }
+    if (tid < BQ) {
+        m_s[tid] = PC_NEG_INF;
+        l_s[tid] = 0.0f;
+    }
+    int lim[RQ];
+#pragma unroll
+    for (int i = 0; i < RQ; i++) {
+        const int r = ty + i * NRB;
+        lim[i] = causal ? ((R0 + r) % Lq) + diag : INT_MAX;
+    }
+    float o[RQ][NDC];
+#pragma unroll
+    for (int i = 0; i < RQ; i++)
+#pragma unroll
+        for (int c = 0; c < NDC; c++) o[i][c] = 0.0f;
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    for (int j0 = ks; j0 < ke; j0 += BK) {
+        /* keys of this block: keyid[jj] = key number or -1 */
+        for (int jk = tid; jk < BK; jk += ATT_NT) {
+            const int p = j0 + jk;
+            int key = -1;
+            if (p < ke) {
+                if (sparse) {
+                    key = idx[p];
+                    if (key < -1 || key >= S) {
+                        if (err) atomic_or(err, 1);
+                        key = -1;
+                    }
+                } else {
+                    key = p;
+                }
+            }
+            keyid[jk] = key;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#if ATT_CPU && (HD % 8) == 0
+        for (int l = tid; l < BK * (HD / 8); l += ATT_NT) {
+            const int jj = l / (HD / 8), d = 8 * (l % (HD / 8));
+            const int key = keyid[jj];
+            vstore8((key >= 0) ? ld8(Kb + (size_t)key * kstride + d) : (float8)(0.0f), 0, KVs + jj * KLD + d);
+        }
+#else
+        for (int l = tid; l < BK * HD; l += ATT_NT) {
+            const int jj = l / HD, d = l % HD;
+            const int key = keyid[jj];
+            KVs[jj * KLD + d] = (key >= 0) ? ld(Kb, (size_t)key * kstride + d) : 0.0f;
+        }
+#endif
+        barrier(CLK_LOCAL_MEM_FENCE);
+
+        /* S = Q K^T for rows ty + i*NRB, keys tx + c*TC */
+        float sc[RQ][NKC];
+#pragma unroll
+        for (int i = 0; i < RQ; i++)
+#pragma unroll
+            for (int c = 0; c < NKC; c++) sc[i][c] = 0.0f;
+#if ATT_CPU && (HD % 8) == 0
+        {
+            /* CPU: dot products along d with float8 vectors */
+            float8 s8[RQ][NKC];
+#pragma unroll
+            for (int i = 0; i < RQ; i++)
+#pragma unroll
+                for (int c = 0; c < NKC; c++) s8[i][c] = (float8)(0.0f);
+            for (int d = 0; d < HD; d += 8) {
+                float8 q8[RQ];
+#pragma unroll
+                for (int i = 0; i < RQ; i++) q8[i] = vload8(0, Qs + (ty + i * NRB) * HD + d);
+#pragma unroll
+                for (int c = 0; c < NKC; c++) {
+                    const float8 k8 = vload8(0, KVs + (tx + c * TC) * KLD + d);
+#pragma unroll
+                    for (int i = 0; i < RQ; i++) s8[i][c] = fma(q8[i], k8, s8[i][c]);
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < RQ; i++)
+#pragma unroll
+                for (int c = 0; c < NKC; c++) {
+                    const float4 h4 = s8[i][c].lo + s8[i][c].hi;
+                    const float2 h2 = h4.lo + h4.hi;
+                    sc[i][c] = h2.x + h2.y;
+                }
+        }
+#else
+        for (int d = 0; d < HD; d++) {
+            float qv[RQ], kv[NKC];
+#pragma unroll
+            for (int i = 0; i < RQ; i++) qv[i] = Qs[(ty + i * NRB) * HD + d];
+#pragma unroll
+            for (int c = 0; c < NKC; c++) kv[c] = KVs[(tx + c * TC) * KLD + d];
+#pragma unroll
+            for (int i = 0; i < RQ; i++)
+#pragma unroll
+                for (int c = 0; c < NKC; c++) sc[i][c] = fma(qv[i], kv[c], sc[i][c]);
+        }
+#endif
+#pragma unroll
+        for (int i = 0; i < RQ; i++) {
+            const int r = ty + i * NRB;
+#pragma unroll
+            for (int c = 0; c < NKC; c++) {
+                const int jj = tx + c * TC;
+                const int key = keyid[jj];
+                const bool vis = (key >= 0) && (key <= lim[i]);
+                Ps[r * PLD + jj] = vis ? sc[i][c] : PC_NEG_INF;
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+
+        /* online softmax statistics, one work-item per row */
+        if (tid < BQ) {
+            float mx = PC_NEG_INF;
+            for (int jj = 0; jj < BK; jj++) mx = fmax(mx, Ps[tid * PLD + jj]);
+            const float mold = m_s[tid];
+            const float mnew = fmax(mold, mx);
+            const float mu = (mnew == PC_NEG_INF) ? 0.0f : mnew;
+            al_s[tid] = exp2(mold - mu);
+            m_s[tid] = mnew;
+            mu_s[tid] = mu;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+
+        /* P = exp2(S - m) and V block into the K buffer */
+        for (int l = tid; l < BQ * BK; l += ATT_NT) {
+            const int r = l / BK, jj = l % BK;
+            Ps[r * PLD + jj] = exp2(Ps[r * PLD + jj] - mu_s[r]);
+        }
+#if ATT_CPU && (HDV % 8) == 0
+        for (int l = tid; l < BK * (HDV / 8); l += ATT_NT) {
+            const int jj = l / (HDV / 8), d = 8 * (l % (HDV / 8));
+            const int key = keyid[jj];
+            vstore8((key >= 0) ? ld8(Vb + (size_t)key * vstride + d) : (float8)(0.0f), 0, KVs + jj * HDV + d);
+        }
+#else
+        for (int l = tid; l < BK * HDV; l += ATT_NT) {
+            const int jj = l / HDV, d = l % HDV;
+            const int key = keyid[jj];
+            KVs[jj * HDV + d] = (key >= 0) ? ld(Vb, (size_t)key * vstride + d) : 0.0f;
+        }
+#endif
+        barrier(CLK_LOCAL_MEM_FENCE);
+
+        if (tid < BQ) {
+            float s = 0.0f;
+            for (int jj = 0; jj < BK; jj++) s += Ps[tid * PLD + jj];
+            l_s[tid] = al_s[tid] * l_s[tid] + s;
+        }
+        {
+            /* region-local copy of the accumulators (PoCL keeps values that
+             * live across barriers in memory; a no-op on GPUs) */
+            float ol[RQ][NDC];
+#pragma unroll
+            for (int i = 0; i < RQ; i++) {
+                const float a = al_s[ty + i * NRB];
+#pragma unroll
+                for (int c = 0; c < NDC; c++) ol[i][c] = o[i][c] * a;
+            }
+            for (int jj = 0; jj < BK; jj++) {
+                float pr[RQ];
+#pragma unroll
+                for (int i = 0; i < RQ; i++) pr[i] = Ps[(ty + i * NRB) * PLD + jj];
+#pragma unroll
+                for (int c = 0; c < NDC; c++) {
+                    const float vv = KVs[jj * HDV + ATT_DIM(tx, c)];
+#pragma unroll
+                    for (int i = 0; i < RQ; i++) ol[i][c] = fma(pr[i], vv, ol[i][c]);
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < RQ; i++)
+#pragma unroll
+                for (int c = 0; c < NDC; c++) o[i][c] = ol[i][c];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+
+    /* epilogue: o / l, lse = (m + log2 l) * ln2; rows with no visible key -> 0, -inf */
+#pragma unroll
+    for (int i = 0; i < RQ; i++) {
+        const int r = ty + i * NRB;
+        if (r < nrows) {
+            const float lsum = l_s[r];
+            const float inv = (lsum > 0.0f) ? 1.0f / lsum : 0.0f;
+#pragma unroll
+            for (int c = 0; c < NDC; c++) {
+                const int d = ATT_DIM(tx, c);
+                if (d < HDV) {
+                    const float v = o[i][c] * inv;
+                    if (partial) OP[(size_t)r * ops + d] = v;
+                    else st(O, (size_t)r * HDV + d, v);
+                }
+            }
+            if (tx == 0 && L) {
+                const float lse = (lsum > 0.0f) ? (m_s[r] + log2(lsum)) * LN2_F : PC_NEG_INF;
+                L[(size_t)r * ls] = lse;
+            }
+        }
+    }
+}
+
+#define ATT_LOCALS                                   \
+    __local float Qs[BQ * HD];                       \
+    __local float KVs[KV_ELEMS];                     \
+    __local float Ps[BQ * PLD];                      \
+    __local float m_s[BQ], l_s[BQ], mu_s[BQ], al_s[BQ]; \
+    __local int keyid[BK];
+
+/*
+ * attention: q[B,Hq,Lq,HD], k[B,Hkv,Lk,HD], v[B,Hkv,Lk,HDV] -> o[B,Hq,Lq,HDV]
+ * [, lse f32 [B,Hq,Lq]].
+ * global = (ceil(G*Lq/BQ) * NT, B*Hkv, nsplit), local = (NT, 1, 1), G = Hq/Hkv.
+ * nsplit == 1: writes o (and lse when LSE != NULL); OP/LP unused (NULL ok).
+ * nsplit  > 1: split-KV. Split s covers keys [s*split_len, (s+1)*split_len)
+ *   (split_len >= 1, nsplit*split_len >= Lk) and writes the f32 partials
+ *   OP [B*Hq*Lq, nsplit, HDV] and LP [B*Hq*Lq, nsplit]; then attention_combine
+ *   produces o and lse. O/LSE unused here.
+ */
+__kernel __attribute__((reqd_work_group_size(ATT_NT, 1, 1)))
+void attention_fwd(const __global st_t *Q, ulong q_off,
+                   const __global st_t *K, ulong k_off,
+                   const __global st_t *V, ulong v_off,
+                   __global st_t *O, ulong o_off,
+                   __global float *LSE, ulong lse_off,
+                   __global float *OP, ulong op_off,
+                   __global float *LP, ulong lp_off,
+                   int B, int Hq, int Hkv, int Lq, int Lk,
+                   float scale, int causal, int nsplit, int split_len)
+{
+    ATT_LOCALS
+    Q += q_off; K += k_off; V += v_off;
+    const int G = Hq / Hkv;
+    const int R0 = get_group_id(0) * BQ;
+    const int bk = get_group_id(1);
+    const int sp = get_group_id(2);
+    /* no early return before barriers (PoCL 3.1 miscompiles it): an empty
+     * work-group just runs zero key blocks and stores nothing */
+    const int nrows = pc_max_i(0, pc_min_i(BQ, G * Lq - R0));
+    const size_t row_base = (size_t)bk * (size_t)G * (size_t)Lq + (size_t)R0;
+    const int partial = nsplit > 1;
+
+    int ks = sp * split_len;
+    int ke = pc_min_i(Lk, ks + split_len);
+    const int diag = Lk - Lq;
+    if (nrows == 0) ke = ks;
+    if (causal && nrows > 0) {
+        const int last = R0 + nrows - 1;
+        const int max_i = (R0 / Lq != last / Lq) ? Lq - 1 : last % Lq;
+        ke = pc_min_i(ke, max_i + diag + 1);
+    }
+    __global st_t *Ob = 0;
+    __global float *OPb = 0, *Lb = 0;
+    size_t ls = 1;
+    if (partial) {
+        OPb = OP + op_off + (row_base * (size_t)nsplit + (size_t)sp) * HDV;
+        Lb = LP + lp_off + row_base * (size_t)nsplit + (size_t)sp;
+        ls = (size_t)nsplit;
+    } else {
+        Ob = O + o_off + row_base * HDV;
+        if (LSE) Lb = LSE + lse_off + row_base;
+    }
+    flash_core(Q + row_base * HD, nrows,
+               K + (size_t)bk * (size_t)Lk * HD, V + (size_t)bk * (size_t)Lk * HDV,
+               HD, HDV, 0, Lk, 0, ks, ke, causal, diag, R0, Lq,
+               scale * LOG2E_F, partial, Ob, OPb, (size_t)nsplit * HDV, Lb, ls,
+               Qs, KVs, Ps, m_s, l_s, mu_s, al_s, keyid);
+}
+
+/*
+ * Split-KV combine: rows = number of (b,h,i) rows (B*Hq*Lq or T*H).
+ * o[row,d] = sum_s exp(lp_s - M) op_s[d] / sum_s exp(lp_s - M), lse = M + log(sum);
+ * all splits empty -> o = 0, lse = -inf. LSE may be NULL.
+ * global = (roundup(HDV, L0), rows), local = (L0, 1), any L0.
+ */
+__kernel void attention_combine(const __global float *OP, ulong op_off,
+                                const __global float *LP, ulong lp_off,
+                                __global st_t *O, ulong o_off,
+                                __global float *LSE, ulong lse_off,
+                                int rows, int nsplit)
+{
+    OP += op_off; LP += lp_off; O += o_off;
+    const int d = get_global_id(0);
+    const int row = get_global_id(1);
+    if (d >= HDV || row >= rows) return;
+    const __global float *lp = LP + (size_t)row * nsplit;
+    float M = PC_NEG_INF;
+    for (int s = 0; s < nsplit; s++) M = fmax(M, lp[s]);
+    float o = 0.0f, lse = PC_NEG_INF;
+    if (M != PC_NEG_INF) {
+        float wsum = 0.0f, acc = 0.0f;
+        for (int s = 0; s < nsplit; s++) {
+            const float w = exp(lp[s] - M);
+            wsum += w;
+            acc = fma(w, OP[((size_t)row * nsplit + s) * HDV + d], acc);
+        }
+        o = acc / wsum;
+        lse = M + log(wsum);
+    }
+    st(O, (size_t)row * HDV + d, o);
+    if (d == 0 && LSE) LSE[lse_off + row] = lse;
+}
+
+/*
+ * DSA sparseAttention: q[T,H,HD], k[S,Hkv,HD], v[S,Hkv,HDV],
+ * indices i32 [T,KSEL] (shared by the heads of a token; -1 skipped; any
+ * other value outside 0..S-1 is skipped and sets err[0] |= 1 when ERR is
+ * not NULL) -> o[T,H,HDV] [, lse f32 [T,H]].
+ * global = (ceil(G/BQ) * NT, T*Hkv, nsplit), local = (NT, 1, 1), G = H/Hkv.
+ * nsplit > 1 splits the index list into chunks of split_len and writes
+ * OP [T*H, nsplit, HDV], LP [T*H, nsplit]; finish with attention_combine
+ * (rows = T*H).
+ */
+__kernel __attribute__((reqd_work_group_size(ATT_NT, 1, 1)))
+void sparse_attention_fwd(const __global st_t *Q, ulong q_off,
+                          const __global st_t *K, ulong k_off,
+                          const __global st_t *V, ulong v_off,
+                          const __global int *IDX, ulong idx_off,
+                          __global st_t *O, ulong o_off,
+                          __global float *LSE, ulong lse_off,
+                          __global float *OP, ulong op_off,
+                          __global float *LP, ulong lp_off,
+                          __global int *ERR, ulong err_off,
+                          int T, int H, int Hkv, int S, int KSEL,
+                          float scale, int nsplit, int split_len)
+{
+    ATT_LOCALS
+    Q += q_off; K += k_off; V += v_off; IDX += idx_off;
+    if (ERR) ERR += err_off;
+    const int G = H / Hkv;
+    const int R0 = get_group_id(0) * BQ;
+    const int bt = get_group_id(1);
+    const int t = bt / Hkv, kvh = bt % Hkv;
+    const int sp = get_group_id(2);
+    const int nrows = pc_max_i(0, pc_min_i(BQ, G - R0));   /* no early return (PoCL) */
+    const size_t row_base = (size_t)t * H + (size_t)kvh * G + (size_t)R0;
+    const int partial = nsplit > 1;
+    const int ks = sp * split_len;
+    const int ke = (nrows == 0) ? ks : pc_min_i(KSEL, ks + split_len);
+    __global st_t *Ob = 0;
+    __global float *OPb = 0, *Lb = 0;
+    size_t ls = 1;
+    if (partial) {
+        OPb = OP + op_off + (row_base * (size_t)nsplit + (size_t)sp) * HDV;
+        Lb = LP + lp_off + row_base * (size_t)nsplit + (size_t)sp;
+        ls = (size_t)nsplit;
+    } else {
+        Ob = O + o_off + row_base * HDV;
+        if (LSE) Lb = LSE + lse_off + row_base;
+    }
+    flash_core(Q + row_base * HD, nrows,
+               K + (size_t)kvh * HD, V + (size_t)kvh * HDV,
+               (size_t)Hkv * HD, (size_t)Hkv * HDV,
+               IDX + (size_t)t * KSEL, S, ERR, ks, ke, 0, 0, 0, 1,
+               scale * LOG2E_F, partial, Ob, OPb, (size_t)nsplit * HDV, Lb, ls,
+               Qs, KVs, Ps, m_s, l_s, mu_s, al_s, keyid);
+}

@@ -1,0 +1,215 @@
+/*
+ * elementwise.cl -- rmsNorm, softmax, silu, swiglu, rope, add, scale
+ * (common.cl is prepended by the host).
+ *
+ * Build macros: DTYPE; WG = local size of the row kernels (rms_norm,
+ * softmax), a power of two (default 256).
+ * Elementwise kernels (silu, swiglu, add, scale): one work-item per element,
+ * global = (roundup(n, L)), any local size L (or NULL).
+ * In-place use (output buffer == input buffer, same offset) is allowed for
+ * every kernel here.
+ */
+
+#ifndef WG
+#define WG 256
+#endif
+#if (WG & (WG - 1)) != 0
+#error "WG must be a power of two"
+#endif
+
+/* deterministic tree reductions over the work-group (local size WG) */
+inline float wg_sum(float v, __local float *red)
+{
+    const int tid = get_local_id(0);
+    red[tid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = WG / 2; s > 0; s >>= 1) {
+        if (tid < s) red[tid] += red[tid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float r = red[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return r;
+}
+
+inline float wg_max(float v, __local float *red)
+{
+    const int tid = get_local_id(0);
+    red[tid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = WG / 2; s > 0; s >>= 1) {
+        if (tid < s) red[tid] = fmax(red[tid], red[tid + s]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float r = red[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return r;
+}
+
+/* y = x / sqrt(mean(x^2) + eps) * weight ; x,y [rows, D], weight [D].
+ * global = (rows * WG), local = (WG); local memory 4*WG bytes. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void rms_norm(const __global st_t *X, ulong x_off,
+              const __global st_t *W, ulong w_off,
+              __global st_t *Y, ulong y_off,
+              int rows, int D, float eps)
+{
+    __local float red[WG];
+    X += x_off; W += w_off; Y += y_off;
+    const int row = get_group_id(0);
+    const int tid = get_local_id(0);
+    const size_t base = (size_t)pc_min_i(row, rows - 1) * (size_t)D;
+    float ss = 0.0f;
+    for (int i = tid; i < D; i += WG) {
+        const float v = ld(X, base + i);
+        ss = fma(v, v, ss);
+    }
+    ss = wg_sum(ss, red);
+    const float r = 1.0f / sqrt(ss / (float)D + eps);
+    if (row < rows)
+        for (int i = tid; i < D; i += WG) st(Y, base + i, ld(X, base + i) * r * ld(W, i));
+}
+
+/* row-wise softmax, max-subtracted. All -inf row -> 0; a row with +inf
+ * entries gives them equal shares of 1 and 0 elsewhere; NaN propagates.
+ * global = (rows * WG), local = (WG); local memory 4*WG bytes. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void softmax(const __global st_t *X, ulong x_off,
+             __global st_t *Y, ulong y_off,
+             int rows, int D)
+{
+    /* every barrier is reached unconditionally (PoCL 3.1 mishandles barriers
+     * under uniform branches) */
+    __local float red[WG];
+    X += x_off; Y += y_off;
+    const int row = get_group_id(0);
+    const int tid = get_local_id(0);
+    const size_t base = (size_t)pc_min_i(row, rows - 1) * (size_t)D;
+    float m = PC_NEG_INF;
+    float nan_seen = 0.0f;
+    for (int i = tid; i < D; i += WG) {
+        const float v = ld(X, base + i);
+        m = fmax(m, v);
+        if (isnan(v)) nan_seen = 1.0f;
+    }
+    m = wg_max(m, red);
+    nan_seen = wg_max(nan_seen, red);
+    const bool finite_m = isfinite(m);
+    float s = 0.0f, cnt = 0.0f;
+    for (int i = tid; i < D; i += WG) {
+        const float v = ld(X, base + i);
+        cnt += (v == INFINITY) ? 1.0f : 0.0f;
+        if (finite_m) s += exp(v - m);
+    }
+    s = wg_sum(s, red);
+    cnt = wg_sum(cnt, red);
+    if (row < rows) {
+        if (nan_seen != 0.0f && m != INFINITY) {
+            for (int i = tid; i < D; i += WG) st(Y, base + i, NAN);
+        } else if (m == INFINITY) {           /* +inf entries share the mass */
+            const float share = 1.0f / cnt;
+            for (int i = tid; i < D; i += WG)
+                st(Y, base + i, (ld(X, base + i) == INFINITY) ? share : 0.0f);
+        } else if (m == PC_NEG_INF) {         /* all -inf: zeros, never NaN */
+            for (int i = tid; i < D; i += WG) st(Y, base + i, 0.0f);
+        } else {
+            const float inv = 1.0f / s;
+            for (int i = tid; i < D; i += WG) st(Y, base + i, exp(ld(X, base + i) - m) * inv);
+        }
+    }
+}
+
+inline float silu_f(float x) { return x / (1.0f + exp(-x)); }
+
+/* y = x * sigmoid(x). global = (roundup(n, L)) */
+__kernel void silu(const __global st_t *X, ulong x_off, __global st_t *Y, ulong y_off, int n)
+{
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)n) return;
+    X += x_off; Y += y_off;
+    st(Y, i, silu_f(ld(X, i)));
+}
+
+/* y = silu(gate) * up. global = (roundup(n, L)) */
+__kernel void swiglu(const __global st_t *Gt, ulong g_off, const __global st_t *U, ulong u_off,
+                     __global st_t *Y, ulong y_off, int n)
+{
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)n) return;
+    Gt += g_off; U += u_off; Y += y_off;
+    st(Y, i, silu_f(ld(Gt, i)) * ld(U, i));
+}
+
+/* c = a + b. global = (roundup(n, L)) */
+__kernel void add(const __global st_t *A, ulong a_off, const __global st_t *B, ulong b_off,
+                  __global st_t *C, ulong c_off, int n)
+{
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)n) return;
+    A += a_off; B += b_off; C += c_off;
+    st(C, i, ld(A, i) + ld(B, i));
+}
+
+/* y = alpha * x. global = (roundup(n, L)) */
+__kernel void scale(const __global st_t *X, ulong x_off, __global st_t *Y, ulong y_off,
+                    int n, float alpha)
+{
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)n) return;
+    X += x_off; Y += y_off;
+    st(Y, i, alpha * ld(X, i));
+}
+
+/*
+ * rope: x[T,H,D], positions i32 [T] -> y[T,H,D]. style 0 = neox (pairs
+ * (i, i+R/2)), 1 = gptj (pairs (2i, 2i+1)); R = rotaryDim (even, <= D);
+ * dims >= R pass through. Pair i rotates by pos * base^(-2i/R).
+ * One work-item per (row, item): items 0..R/2-1 are pairs, R/2..D-R/2-1 copy
+ * one pass-through element. global = (roundup(D - R/2, L0), T*H), local (L0, 1).
+ * The angle pos * base^(-2i/R) and its cos/sin are computed in double when
+ * the device has cl_khr_fp64 (PoCL and NVIDIA do): an f32 angle is off by
+ * ~|angle| * 6e-8 rad, which breaks the f32 tolerance for positions beyond a
+ * few hundred. Without fp64 the f32 path is used (documented limitation).
+ */
+#ifdef cl_khr_fp64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#define ROPE_FP64 1
+#else
+#define ROPE_FP64 0
+#endif
+
+__kernel void rope(const __global st_t *X, ulong x_off,
+                   const __global int *POS, ulong pos_off,
+                   __global st_t *Y, ulong y_off,
+                   int T, int H, int D, int R, int style, float base)
+{
+    X += x_off; POS += pos_off; Y += y_off;
+    const int it = get_global_id(0);
+    const int row = get_global_id(1);
+    const int half_r = R / 2;
+    if (it >= D - half_r || row >= T * H) return;
+    const size_t rb = (size_t)row * (size_t)D;
+    if (it >= half_r) {                  /* pass-through dim */
+        const int d = R + (it - half_r);
+        st(Y, rb + d, ld(X, rb + d));
+        return;
+    }
+    const int t = row / H;
+    const int pos = POS[t];
+    float c, s;
+#if ROPE_FP64
+    const double ang = (double)pos * pow((double)base, -2.0 * (double)it / (double)R);
+    c = (float)cos(ang);
+    s = (float)sin(ang);
+#else
+    const float ang = (float)pos * pow(base, -2.0f * (float)it / (float)R);
+    c = cos(ang);
+    s = sin(ang);
+#endif
+    int i0, i1;
+    if (style == 0) { i0 = it; i1 = it + half_r; }
+    else { i0 = 2 * it; i1 = 2 * it + 1; }
+    const float a = ld(X, rb + i0), b = ld(X, rb + i1);
+    st(Y, rb + i0, a * c - b * s);
+    st(Y, rb + i1, a * s + b * c);
+}

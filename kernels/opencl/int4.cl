@@ -1,0 +1,449 @@
+/*
+ * int4.cl -- quantizeInt4, dequantizeInt4, int4Matmul (W4A16 GEMV + GEMM),
+ * int4GroupedMatmul (common.cl is prepended by the host).
+ *
+ * Native layout (docs/kernels.md): q: uchar [N, K/2] (byte j of a row holds
+ * k = 2j in the low nibble, k = 2j+1 in the high nibble, unsigned 0..15),
+ * scales: f32 [N, K/G], zeros: i8 [N, K/G] (asymmetric only; symmetric z = 8).
+ * w[n,k] = s[n,k/G] * (u[n,k] - z[n,k/G]). Expert stacks add a leading E.
+ * q offsets are in BYTES; the zeros pointer may be NULL when asym == 0.
+ *
+ * Build macros: DTYPE; GEMM tile macros TM TN TK WPTM WPTN (TK even) for the
+ * *_gemm kernels; GV_WG, GV_ROWS, GV_MAXM, GV_VEC (1 = CPU vector path) for
+ * the *_gemv kernels.
+ * Build option: -cl-fp32-correctly-rounded-divide-sqrt (quantize needs IEEE
+ * division; the host adds it when the device reports
+ * CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT).
+ */
+
+#if (TK % 2) != 0
+#error "int4 GEMM needs an even TK"
+#endif
+
+#ifndef GV_WG
+#define GV_WG 128
+#endif
+#ifndef GV_ROWS
+#define GV_ROWS 4
+#endif
+#ifndef GV_MAXM
+#define GV_MAXM 8
+#endif
+#ifndef GV_VEC
+#define GV_VEC 0
+#endif
+
+
+
+/* ------------------------------------------------------------------------- */
+/* quantize / dequantize                                                      */
+/* ------------------------------------------------------------------------- */
+
+/* One work-item per (row n, group g). global = (roundup(N*(K/G), L)), any L.
+ * x[N,K] float (DTYPE) -> q uchar[N,K/2], scales f32[N,K/G], zeros i8[N,K/G]. */
+__kernel void int4_quantize(const __global st_t *X, ulong x_off,
+                            __global uchar *Q, ulong q_off,
+                            __global float *S, ulong s_off,
+                            __global char *Z, ulong z_off,
+                            int N, int K, int G, int asym)
+{
+    X += x_off; Q += q_off; S += s_off;
+    if (asym) Z += z_off;
+    const int ng = K / G;
+    const size_t gid = get_global_id(0);
+    if (gid >= (size_t)N * (size_t)ng) return;
+    const size_t n = gid / (size_t)ng;
+    const int g = (int)(gid % (size_t)ng);
+    const __global st_t *x = X + n * (size_t)K + (size_t)g * (size_t)G;
+    __global uchar *q = Q + n * (size_t)(K / 2) + (size_t)(g * G / 2);
+
+    if (!asym) {
+        float amax = 0.0f;
+        for (int i = 0; i < G; i++) amax = fmax(amax, fabs(ld(x, i)));
+        const float s = amax / 7.0f;
+        S[gid] = s;
+        for (int i = 0; i < G; i += 2) {
+            int u0 = 8, u1 = 8;
+            if (s != 0.0f) {
+                u0 = (int)clamp(round(ld(x, i) / s), -8.0f, 7.0f) + 8;
+                u1 = (int)clamp(round(ld(x, i + 1) / s), -8.0f, 7.0f) + 8;
+            }
+            q[i / 2] = (uchar)(u0 | (u1 << 4));
+        }
+    } else {
+        float mn = ld(x, 0), mx = mn;
+        for (int i = 1; i < G; i++) {
+            const float v = ld(x, i);
+            mn = fmin(mn, v);
+            mx = fmax(mx, v);
+        }
+        float s;
+        int z;
+        if (mx == mn) {                      /* constant group: stored exactly */
+            const float c = mx;
+            if (c == 0.0f) { s = 0.0f; z = 0; }
+            else if (c > 0.0f) { s = c; z = 0; }
+            else { s = -c; z = 1; }
+            const int u = (c == 0.0f) ? 0 : (c > 0.0f ? 1 : 0);
+            for (int i = 0; i < G; i += 2) q[i / 2] = (uchar)(u | (u << 4));
+        } else {
+            s = (mx - mn) / 15.0f;
+            z = (int)clamp(round(-mn / s), 0.0f, 15.0f);
+            for (int i = 0; i < G; i += 2) {
+                const int u0 = clamp((int)round(ld(x, i) / s) + z, 0, 15);
+                const int u1 = clamp((int)round(ld(x, i + 1) / s) + z, 0, 15);
+                q[i / 2] = (uchar)(u0 | (u1 << 4));
+            }
+        }
+        S[gid] = s;
+        Z[gid] = (char)z;
+    }
+}
+
+/* One work-item per packed byte (2 outputs). global = (roundup(N*K/2, L)), any L.
+ * The output dtype is the program's DTYPE. */
+__kernel void int4_dequantize(const __global uchar *Q, ulong q_off,
+                              const __global float *S, ulong s_off,
+                              const __global char *Z, ulong z_off,
+                              __global st_t *Y, ulong y_off,
+                              int N, int K, int G, int asym)
+{
+    Q += q_off; S += s_off; Y += y_off;
+    if (asym) Z += z_off;
+    const size_t gid = get_global_id(0);
+    const size_t kb = (size_t)(K / 2);
+    if (gid >= (size_t)N * kb) return;
+    const size_t n = gid / kb;
+    const int k = 2 * (int)(gid % kb);
+    const size_t gi = n * (size_t)(K / G) + (size_t)(k / G);
+    const float s = S[gi];
+    const float z = asym ? (float)Z[gi] : 8.0f;
+    const uchar b = Q[gid];
+    st(Y, 2 * gid, s * ((float)(b & 15) - z));
+    st(Y, 2 * gid + 1, s * ((float)(b >> 4) - z));
+}
+
+/* ------------------------------------------------------------------------- */
+/* W4A16 GEMV (M <= GV_MAXM): a work-group owns GV_ROWS output rows n; its     */
+/* GV_WG work-items stride over K in 8-element (4-byte) chunks, so each packed */
+/* weight byte is read exactly once; the activation chunk (M x 8) is loaded   */
+/* once per work-item and reused for all GV_ROWS rows. Partial sums are        */
+/* reduced in local memory (fixed tree: deterministic).                        */
+/* ------------------------------------------------------------------------- */
+
+inline void int4_gemv_block(const __global st_t *X, int M,
+                            const __global uchar *Q, const __global float *S,
+                            const __global char *Z, int asym,
+                            __global st_t *Y, int N, int K, int G, int n0,
+                            __local float *red)
+{
+    const int tid = get_local_id(0);
+    const int KB = K / 2;
+    const int NG = K / G;
+    const int nchunks = (K + 7) / 8;
+    const bool g8 = (G % 8) == 0;      /* every 8-element chunk lies in one group */
+    float acc[GV_MAXM][GV_ROWS];
+#pragma unroll
+    for (int m = 0; m < GV_MAXM; m++)
+#pragma unroll
+        for (int r = 0; r < GV_ROWS; r++) acc[m][r] = 0.0f;
+
+    int c_start = 0;
+#if GV_VEC
+    /* CPU path: 32-element (16-byte) chunks as uchar8/float8 vectors,
+     * float8 accumulators; needs every chunk inside one group (G % 32 == 0).
+     * The K % 32 tail (and G % 32 != 0) falls through to the 8-element loop. */
+    if ((G & 31) == 0) {
+        const int nvec = K / 32;
+        c_start = nvec * 4;
+        float8 av[GV_MAXM][GV_ROWS];
+#pragma unroll
+        for (int m = 0; m < GV_MAXM; m++)
+#pragma unroll
+            for (int r = 0; r < GV_ROWS; r++) av[m][r] = (float8)(0.0f);
+        for (int c = tid; c < nvec; c += GV_WG) {
+            const int k0 = 32 * c;
+            const int g = k0 / G;
+#pragma unroll
+            for (int r = 0; r < GV_ROWS; r++) {
+                const int n = n0 + r;
+                if (n < N) {
+                    const __global uchar *qp = Q + (size_t)n * (size_t)KB + (size_t)(k0 / 2);
+                    const uchar8 qa = vload8(0, qp), qb = vload8(1, qp);
+                    const size_t si = (size_t)n * (size_t)NG + (size_t)g;
+                    const float8 z8 = (float8)(asym ? (float)Z[si] : 8.0f);
+                    const float8 s8 = (float8)(S[si]);
+                    /* bytes 0..7 -> elements 0..15 (low nibble even, high odd) */
+                    const float8 la = (convert_float8(qa & (uchar8)(15)) - z8) * s8;
+                    const float8 ha = (convert_float8(qa >> (uchar8)(4)) - z8) * s8;
+                    const float8 lb = (convert_float8(qb & (uchar8)(15)) - z8) * s8;
+                    const float8 hb = (convert_float8(qb >> (uchar8)(4)) - z8) * s8;
+#pragma unroll
+                    for (int m = 0; m < GV_MAXM; m++) {
+                        if (m < M) {
+                            const __global st_t *xr = X + (size_t)m * (size_t)K + (size_t)k0;
+                            const float8 x0 = ld8(xr), x1 = ld8(xr + 8), x2 = ld8(xr + 16), x3 = ld8(xr + 24);
+                            float8 pr = la * (float8)(x0.even, x1.even);
+                            pr = fma(ha, (float8)(x0.odd, x1.odd), pr);
+                            pr = fma(lb, (float8)(x2.even, x3.even), pr);
+                            pr = fma(hb, (float8)(x2.odd, x3.odd), pr);
+                            av[m][r] += pr;
+                        }
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < GV_MAXM; m++)
+#pragma unroll
+            for (int r = 0; r < GV_ROWS; r++) {
+                const float8 v = av[m][r];
+                const float4 h4 = v.lo + v.hi;
+                const float2 h2 = h4.lo + h4.hi;
+                acc[m][r] = h2.x + h2.y;
+            }
+    }
+#endif
+    for (int c = c_start + tid; c < nchunks; c += GV_WG) {
+        const int k0 = 8 * c;
+        const bool full = (k0 + 8 <= K);
+        float xv[GV_MAXM][8];
+#pragma unroll
+        for (int m = 0; m < GV_MAXM; m++) {
+            if (m < M) {
+                const __global st_t *xr = X + (size_t)m * (size_t)K + (size_t)k0;
+#pragma unroll
+                for (int i = 0; i < 8; i++) xv[m][i] = (full || k0 + i < K) ? ld(xr, i) : 0.0f;
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < GV_ROWS; r++) {
+            const int n = n0 + r;
+            if (n < N) {
+                const __global uchar *qr = Q + (size_t)n * (size_t)KB + (size_t)(k0 / 2);
+                uint bits;
+                if (full && (((size_t)qr & 3) == 0)) {
+                    bits = *(const __global uint *)qr;
+                } else {
+                    bits = 0;
+                    for (int b = 0; b < 4; b++)
+                        if (k0 + 2 * b < K) bits |= ((uint)qr[b]) << (8 * b);
+                }
+                const size_t srow = (size_t)n * (size_t)NG;
+                if (g8 || (k0 / G) == (pc_min_i(k0 + 7, K - 1) / G)) {
+                    const int g = k0 / G;
+                    const float s = S[srow + g];
+                    const float z = asym ? (float)Z[srow + g] : 8.0f;
+                    float w[8];
+#pragma unroll
+                    for (int i = 0; i < 8; i++) w[i] = (float)((bits >> (4 * i)) & 15u) - z;
+#pragma unroll
+                    for (int m = 0; m < GV_MAXM; m++) {
+                        if (m < M) {
+                            float d = 0.0f;
+#pragma unroll
+                            for (int i = 0; i < 8; i++) d = fma(w[i], xv[m][i], d);
+                            acc[m][r] = fma(s, d, acc[m][r]);
+                        }
+                    }
+                } else {                    /* chunk straddles groups (G % 8 != 0) */
+                    float w[8];
+#pragma unroll
+                    for (int i = 0; i < 8; i++) {
+                        const int k = pc_min_i(k0 + i, K - 1);
+                        const int g = k / G;
+                        const float s = S[srow + g];
+                        const float z = asym ? (float)Z[srow + g] : 8.0f;
+                        w[i] = s * ((float)((bits >> (4 * i)) & 15u) - z);
+                    }
+#pragma unroll
+                    for (int m = 0; m < GV_MAXM; m++) {
+                        if (m < M) {
+                            float d = 0.0f;
+#pragma unroll
+                            for (int i = 0; i < 8; i++) d = fma(w[i], xv[m][i], d);
+                            acc[m][r] += d;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /* reduction: red[(m*GV_ROWS + r) * GV_WG + tid]. No barrier before this
+     * point, so acc never lives across one (PoCL would keep it in memory);
+     * the trailing barrier below protects red for the next call. */
+#pragma unroll
+    for (int m = 0; m < GV_MAXM; m++)
+        if (m < M)
+#pragma unroll
+            for (int r = 0; r < GV_ROWS; r++) red[(m * GV_ROWS + r) * GV_WG + tid] = acc[m][r];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const int lanes = M * GV_ROWS;
+    for (int sft = GV_WG / 2; sft > 0; sft >>= 1) {
+        if (tid < sft)
+            for (int l = 0; l < lanes; l++) red[l * GV_WG + tid] += red[l * GV_WG + tid + sft];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (tid < lanes) {
+        const int m = tid / GV_ROWS, r = tid % GV_ROWS;
+        const int n = n0 + r;
+        if (n < N) st(Y, (size_t)m * (size_t)N + (size_t)n, red[tid * GV_WG]);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+#if (GV_WG & (GV_WG - 1)) != 0
+#error "GV_WG must be a power of two"
+#endif
+
+/* y[M,N] = x[M,K] . W^T, M <= GV_MAXM.
+ * global = (ceil(N/GV_ROWS) * GV_WG), local = (GV_WG).
+ * local memory: 4 * GV_MAXM * GV_ROWS * GV_WG bytes. */
+__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1)))
+void int4_gemv(const __global st_t *X, ulong x_off,
+               const __global uchar *Q, ulong q_off,
+               const __global float *S, ulong s_off,
+               const __global char *Z, ulong z_off,
+               __global st_t *Y, ulong y_off,
+               int M, int N, int K, int G, int asym)
+{
+    __local float red[GV_MAXM * GV_ROWS * GV_WG];
+    X += x_off; Q += q_off; S += s_off; Y += y_off;
+    if (asym) Z += z_off;
+    const int n0 = get_group_id(0) * GV_ROWS;
+    for (int m0 = 0; m0 < M; m0 += GV_MAXM)  /* M > GV_MAXM still correct (re-reads W) */
+        int4_gemv_block(X + (size_t)m0 * (size_t)K, pc_min_i(GV_MAXM, M - m0), Q, S, Z, asym,
+                        Y + (size_t)m0 * (size_t)N, N, K, G, n0, red);
+}
+
+/* grouped W4A16 GEMV: q[E,N,K/2], scales/zeros [E,N,K/G], rows of expert e
+ * are offs[e]..offs[e+1] of x[T,K] / y[T,N]; each segment is processed in
+ * chunks of GV_MAXM rows (weights re-read per chunk). Best when the rows per
+ * expert are few (decode).
+ * global = (ceil(N/GV_ROWS) * GV_WG, E), local = (GV_WG, 1). */
+__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1)))
+void int4_grouped_gemv(const __global st_t *X, ulong x_off,
+                       const __global uchar *Q, ulong q_off,
+                       const __global float *S, ulong s_off,
+                       const __global char *Z, ulong z_off,
+                       const __global int *offs, ulong offs_off,
+                       __global st_t *Y, ulong y_off,
+                       int T, int N, int K, int G, int asym, int E)
+{
+    __local float red[GV_MAXM * GV_ROWS * GV_WG];
+    X += x_off; Q += q_off; S += s_off; Y += y_off; offs += offs_off;
+    if (asym) Z += z_off;
+    const int e = get_group_id(1);
+    /* clamp like grouped_tile_lookup: never touch rows outside [0, T) */
+    int prev = 0, a = 0, b = 0;
+    for (int i = 0; i <= e; i++) {
+        a = pc_max_i(prev, pc_min_i(pc_max_i(offs[i], 0), T));
+        b = pc_max_i(a, pc_min_i(pc_max_i(offs[i + 1], 0), T));
+        prev = b;
+    }
+    const size_t qe = (size_t)e * (size_t)N * (size_t)(K / 2);
+    const size_t se = (size_t)e * (size_t)N * (size_t)(K / G);
+    const int n0 = get_group_id(0) * GV_ROWS;
+    for (int m0 = a; m0 < b; m0 += GV_MAXM)
+        int4_gemv_block(X + (size_t)m0 * (size_t)K, pc_min_i(GV_MAXM, b - m0),
+                        Q + qe, S + se, asym ? Z + se : Z, asym,
+                        Y + (size_t)m0 * (size_t)N, N, K, G, n0, red);
+}
+
+/* ------------------------------------------------------------------------- */
+/* W4A16 GEMM (large M): the tiled GEMM of common.cl with the B slab          */
+/* dequantized into local memory (each packed byte read once per tile).       */
+/* ------------------------------------------------------------------------- */
+
+inline void gemm_load_b_int4(__local float *Bs, const __global uchar *Q,
+                             const __global float *S, const __global char *Z, int asym,
+                             int N, int K, int G, int col0, int k0, int tid)
+{
+#define KBT (TK / 2)
+#pragma unroll
+    for (int c = 0; c < (TN * KBT + GEMM_NT - 1) / GEMM_NT; c++) {
+        int l = c * GEMM_NT + tid;
+        if ((TN * KBT) % GEMM_NT == 0 || l < TN * KBT) {
+            int n = l / KBT, kb = l % KBT;
+            int gn = col0 + n, gk = k0 + 2 * kb;
+            float w0 = 0.0f, w1 = 0.0f;
+            if (gn < N && gk < K) {
+                const uchar b = Q[(size_t)gn * (size_t)(K / 2) + (size_t)(gk / 2)];
+                const size_t gi = (size_t)gn * (size_t)(K / G) + (size_t)(gk / G);
+                const float s = S[gi];
+                const float z = asym ? (float)Z[gi] : 8.0f;
+                w0 = s * ((float)(b & 15) - z);
+                w1 = s * ((float)(b >> 4) - z);
+            }
+            Bs[(2 * kb) * BS_LD + n] = w0;
+            Bs[(2 * kb + 1) * BS_LD + n] = w1;
+        }
+    }
+#undef KBT
+}
+
+#define GEMM_ATTR __attribute__((reqd_work_group_size(RTSN, RTSM, 1)))
+
+/* y[M,N] = x[M,K] . W^T. global = (ceil(N/TN)*RTSN, ceil(M/TM)*RTSM), local (RTSN, RTSM). */
+__kernel GEMM_ATTR void int4_gemm(const __global st_t *X, ulong x_off,
+                                  const __global uchar *Q, ulong q_off,
+                                  const __global float *S, ulong s_off,
+                                  const __global char *Z, ulong z_off,
+                                  __global st_t *Y, ulong y_off,
+                                  int M, int N, int K, int G, int asym)
+{
+    __local float As[AS_SIZE];
+    __local float Bs[BS_SIZE];
+    X += x_off; Q += q_off; S += s_off; Y += y_off;
+    if (asym) Z += z_off;
+    const int tx = get_local_id(0), ty = get_local_id(1);
+    const int tid = ty * RTSN + tx;
+    const int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
+    gacc_t acc[WPTM][GACC_N];
+    gemm_zero(acc);
+    for (int k0 = 0; k0 < K; k0 += TK) {
+        gemm_load_a(As, X, M, K, row0, k0, tid);
+        gemm_load_b_int4(Bs, Q, S, Z, asym, N, K, G, col0, k0, tid);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        gemm_compute(As, Bs, acc, tx, ty);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    gemm_store(Y, M, N, row0, col0, acc, tx, ty);
+}
+
+/* grouped: global = (ceil(N/TN)*RTSN, (ceil(T/TM) + E)*RTSM), local (RTSN, RTSM). */
+__kernel GEMM_ATTR void int4_grouped_gemm(const __global st_t *X, ulong x_off,
+                                          const __global uchar *Q, ulong q_off,
+                                          const __global float *S, ulong s_off,
+                                          const __global char *Z, ulong z_off,
+                                          const __global int *offs, ulong offs_off,
+                                          __global st_t *Y, ulong y_off,
+                                          int T, int N, int K, int G, int asym, int E)
+{
+    __local float As[AS_SIZE];
+    __local float Bs[BS_SIZE];
+    X += x_off; Q += q_off; S += s_off; Y += y_off; offs += offs_off;
+    if (asym) Z += z_off;
+    int seg0, cnt, row0;
+    const int e0 = grouped_tile_lookup(offs, E, T, get_group_id(1), &seg0, &cnt, &row0);
+    const int e = pc_max_i(e0, 0);
+    const int kend = (e0 < 0) ? 0 : K;       /* surplus work-group: no K steps, no stores */
+    const size_t qe = (size_t)e * (size_t)N * (size_t)(K / 2);
+    const size_t se = (size_t)e * (size_t)N * (size_t)(K / G);
+    const __global st_t *A = X + (size_t)seg0 * (size_t)K;
+    __global st_t *C = Y + (size_t)seg0 * (size_t)N;
+    const int tx = get_local_id(0), ty = get_local_id(1);
+    const int tid = ty * RTSN + tx;
+    const int col0 = get_group_id(0) * TN;
+    gacc_t acc[WPTM][GACC_N];
+    gemm_zero(acc);
+    for (int k0 = 0; k0 < kend; k0 += TK) {
+        gemm_load_a(As, A, cnt, K, row0, k0, tid);
+        gemm_load_b_int4(Bs, Q + qe, S + se, asym ? Z + se : Z, asym, N, K, G, col0, k0, tid);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        gemm_compute(As, Bs, acc, tx, ty);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    gemm_store(C, cnt, N, row0, col0, acc, tx, ty);
+}
