@@ -64,6 +64,11 @@ final class Submission {
         } else {
             st = clEnqueueNDRangeKernel(device.queue.raw, k.raw, cl_uint(g.count), nil, &g, nil, 0, nil, &event)
         }
+        if st == CL_MEM_OBJECT_ALLOCATION_FAILURE {
+            // Drivers that allocate lazily (NVIDIA) report device memory exhaustion here.
+            throw PolychipError.outOfMemory(device: device.id, requested: keepAlive.reduce(0) { $0 + $1.byteCount },
+                                            available: device.limits.globalMemBytes)
+        }
         if CLStatus.isOutOfMemory(st) {
             throw PolychipError.deviceFault(device: device.id, kernel: kernel, kind: "resources", detail: "clEnqueueNDRangeKernel: \(CLStatus.name(st))")
         }

@@ -51,10 +51,29 @@ extension OpenCLDevice {
         let ins = try inputs.map(operand)
         let outs = try outputs.map(operand)
         let sub = Submission(device: self)
-        let k = KernelCall(device: self, sub: sub, op: op, ins: ins, outs: outs)
+        // Only the elementwise kernels may write over their inputs; any other call whose
+        // output overlaps an input computes into temporaries and copies them over last.
+        let inPlaceOK = [.rmsNorm, .softmax, .silu, .swiglu, .rope, .add, .scale].contains(op.kind)
+        let staged = inPlaceOK ? outs : try outs.map { o in
+            guard ins.contains(where: { overlaps($0, o) }) || outs.contains(where: { $0 !== o && overlaps($0, o) }) else { return o }
+            let bytes = try o.desc.checkedByteCount()
+            return Operand(buffer: try sub.scratch(bytes), offset: 0, desc: o.desc)
+        }
+        let k = KernelCall(device: self, sub: sub, op: op, ins: ins, outs: staged)
         try k.run()
+        for (o, s) in zip(outs, staged) where o !== s {
+            let size = max(o.desc.dtype.bitWidth / 8, 1)
+            try sub.copy(s.buffer, 0, o.buffer, Int(o.offset) * size, bytes: try o.desc.checkedByteCount())
+        }
         return .measured(seconds: try sub.finish())
     }
+}
+
+/// Whether two operands share bytes of one buffer.
+func overlaps(_ a: Operand, _ b: Operand) -> Bool {
+    guard a.buffer === b.buffer else { return false }
+    let sa = Int(a.offset) * max(a.desc.dtype.bitWidth / 8, 1), sb = Int(b.offset) * max(b.desc.dtype.bitWidth / 8, 1)
+    return sa < sb + b.desc.byteCount && sb < sa + a.desc.byteCount
 }
 
 /// One catalog call being dispatched.

@@ -1,11 +1,15 @@
 import PolychipCore
 
 /// A tensor as a kernel sees it: its buffer and the element offset of element 0.
-struct Operand {
+final class Operand {
     let buffer: OpenCLBuffer
     /// Offset in elements of the tensor's dtype (bytes for int4 / i8).
     let offset: UInt64
     let desc: TensorDesc
+
+    init(buffer: OpenCLBuffer, offset: UInt64, desc: TensorDesc) {
+        self.buffer = buffer; self.offset = offset; self.desc = desc
+    }
 
     /// The two kernel arguments `T *p, ulong p_off`.
     var args: [KernelArg] { [.buffer(buffer), .u64(offset)] }
