@@ -35,8 +35,28 @@ let openCLDevice: OpenCLDevice? = OpenCLBackend().openCLDevices().first
         #expect(SHA256.hex([UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 
-    @Test func embeddedSources() {
-        #expect(OpenCLKernelSources.files["common.cl"] != nil)
+    /// The plugin embeds exactly the .cl files of the source tree, byte for byte.
+    @Test func embeddedSourcesMatchTheTree() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../kernels/opencl").standardizedFileURL
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".cl") }.sorted()
+        #expect(names == OpenCLKernelSources.files.keys.sorted())
+        for n in names {
+            #expect(try String(contentsOf: dir.appendingPathComponent(n), encoding: .utf8) == OpenCLKernelSources.files[n], "\(n)")
+        }
+        for file in CLFile.allCases { #expect(OpenCLKernelSources.files[file.rawValue] != nil, "\(file.rawValue)") }
+    }
+
+    /// Every enqueue is timed by its OpenCL profiling events.
+    @Test func recordsAreMeasuredFromEvents() throws {
+        guard let d = openCLDevice else { print("skipped: no OpenCL device (\(OpenCLBackend().status))"); return }
+        let a = try HostTensor([16, 16], floats: (0..<256).map { Float($0 % 7) })
+        let q = Queue(device: d)
+        let ta = try d.tensor(a), out = try d.allocate(a.desc)
+        let r = try q.enqueue(.matmul(transposeB: true), inputs: [ta, ta], outputs: [out])
+        #expect(r.source == .measured)
+        #expect(r.seconds > 0 && r.seconds < 10)
+        #expect(r.device == d.id)
     }
 
     @Test func roundTripAndOutOfRange() throws {

@@ -111,6 +111,7 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
         else if isCPU { vendorClass = .cpu }
         else { vendorClass = .other }
         tuning = OpenCLTuning.make(vendorClass, limits)
+            .overridden(by: ProcessInfo.processInfo.environment["POLYCHIP_OPENCL_TUNING"])
         info = DeviceInfo(
             name: name, vendor: vendor, kind: isCPU ? .cpu : isGPU ? .gpu : .accelerator,
             memoryBytes: global, computeUnits: units, dtypes: [.f32, .f16, .bf16, .i8, .i32, .int4],

@@ -108,6 +108,52 @@ public struct OpenCLTuning: Sendable, Hashable {
         return t
     }
 
+    /// Applies `POLYCHIP_OPENCL_TUNING` overrides, e.g. `"gvWG=16,rowWG=32,tm=64,tn=64"`
+    /// (keys are this type's scalar field names; attention tilings as
+    /// `prefill=BQ/BK/RQ/TC`, likewise `decode` and `sparse`). For tuning runs on new
+    /// devices; unknown keys and malformed values are ignored.
+    func overridden(by spec: String?) -> OpenCLTuning {
+        guard let spec, !spec.isEmpty else { return self }
+        var t = self
+        for item in spec.split(separator: ",") {
+            let kv = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard kv.count == 2 else { continue }
+            let tiles = kv[1].split(separator: "/").compactMap { Int($0) }
+            if tiles.count == 4, tiles.allSatisfy({ $0 > 0 }) {
+                let a = AttentionTiles(bq: tiles[0], bk: tiles[1], rq: tiles[2], tc: tiles[3])
+                switch kv[0] {
+                case "prefill": t.prefill.insert(a, at: 0)
+                case "decode": t.decode.insert(a, at: 0)
+                case "sparse": t.sparse.insert(a, at: 0)
+                default: break
+                }
+                continue
+            }
+            guard let v = Int(kv[1]), v >= 0 else { continue }
+            switch kv[0] {
+            case "tm": t.tm = v
+            case "tn": t.tn = v
+            case "tk": t.tk = v
+            case "wptm": t.wptm = v
+            case "wptn": t.wptn = v
+            case "lpad": t.lpad = v
+            case "gemmCPU": t.gemmCPU = v != 0
+            case "gvWG": t.gvWG = v
+            case "gvRows": t.gvRows = v
+            case "rowWG": t.rowWG = v
+            case "permuteBlock": t.permuteBlock = v
+            case "it": t.it = v
+            case "iS": t.iS = v
+            case "rt": t.rt = v
+            case "rs": t.rs = v
+            case "sortMax": t.sortMax = v
+            case "topkWG": t.topkWG = v
+            default: break
+            }
+        }
+        return t
+    }
+
     /// `GV_MAXM` for an INT4 GEMV over `m` activation rows: 1 for decode (M = 1), else 8.
     /// (README §6 suggests every power of two; two variants keep PoCL compile time down,
     /// the int4 program being the slowest to compile.)
