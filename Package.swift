@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "Polychip", targets: ["Polychip"]),
         .library(name: "PolychipConformance", targets: ["PolychipConformance"]),
         .executable(name: "polychip", targets: ["polychip"]),
+        // For the libFuzzer package in Fuzz/ and the crasher-replay tests; not an API.
+        .library(name: "PolychipFuzzTargets", targets: ["PolychipFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -56,6 +58,10 @@ let package = Package(
         ], path: "Sources/PolychipCLI"),
         .executableTarget(name: "polychip", dependencies: ["PolychipCLI"], path: "Sources/polychip"),
 
+        .target(name: "PolychipFuzzTargets", dependencies: ["Polychip"], path: "Sources/PolychipFuzzTargets"),
+
+        .testTarget(name: "PolychipReliabilityTests", dependencies: ["PolychipFuzzTargets", "Polychip"],
+                    path: "Tests/PolychipReliabilityTests"),
         .testTarget(name: "PolychipCoreTests", dependencies: ["PolychipCore"], path: "Tests/PolychipCoreTests"),
         .testTarget(name: "PolychipReferenceTests", dependencies: ["PolychipReference", "PolychipCore"],
                     path: "Tests/PolychipReferenceTests"),
