@@ -54,7 +54,11 @@ enum Flash {
                 let sr = s + r * bc
                 let visible = max(0, min(bcur, limit[r] - j0))
                 if visible < bcur { (sr + visible).update(repeating: -.infinity, count: bcur - visible) }
+                // A NaN logit makes the row NaN (docs/kernels.md: NaN in, NaN out), as in the
+                // reference; the online-softmax helper alone would skip it.
+                let poisoned = (0..<visible).contains { sr[$0].isNaN }
                 let alpha = pck_online_softmax_step(bcur, sr, m + r, l + r, sr)
+                if poisoned { l[r] = .nan }
                 if alpha != 1 { pck_scale(dv, alpha, o + r * dv, o + r * dv) }
             }
             // O += P·V.
@@ -75,7 +79,10 @@ enum Flash {
     static func normalize(rows: Int, dv: Int, o: UnsafeMutablePointer<Float>, m: UnsafePointer<Float>, l: UnsafePointer<Float>,
                           lse: UnsafeMutablePointer<Float>?) {
         for r in 0..<rows {
-            if l[r] > 0 {
+            if l[r].isNaN {
+                (o + r * dv).update(repeating: .nan, count: dv)
+                lse?[r] = .nan
+            } else if l[r] > 0 {
                 pck_scale(dv, 1 / l[r], o + r * dv, o + r * dv)
                 lse?[r] = m[r] + Foundation.log(l[r])
             } else {
@@ -199,7 +206,8 @@ extension CPUKernels {
                 for c in 0..<chunks { mx = max(mx, partials[(unit * chunks + c) * br * (dv + 2) + br * dv + r]) }
                 row.update(repeating: 0, count: dv)
                 var lsum: Float = 0
-                if mx != -.infinity {
+                let poisoned = (0..<chunks).contains { partials[(unit * chunks + $0) * br * (dv + 2) + br * dv + br + r].isNaN }
+                if poisoned { lsum = .nan } else if mx != -.infinity {
                     for c in 0..<chunks {
                         let base = partials + (unit * chunks + c) * br * (dv + 2)
                         let lc = base[br * dv + br + r]
@@ -210,7 +218,10 @@ extension CPUKernels {
                     }
                 }
                 var lseValue = -Float.infinity
-                if lsum > 0 {
+                if lsum.isNaN {
+                    row.update(repeating: .nan, count: dv)
+                    lseValue = .nan
+                } else if lsum > 0 {
                     pck_scale(dv, 1 / lsum, row, row)
                     lseValue = mx + Foundation.log(lsum)
                 } else {
