@@ -60,7 +60,7 @@ let package = Package(
 
         .target(name: "PolychipFuzzTargets", dependencies: ["Polychip"], path: "Sources/PolychipFuzzTargets"),
 
-        .testTarget(name: "PolychipReliabilityTests", dependencies: ["PolychipFuzzTargets", "Polychip"],
+        .testTarget(name: "PolychipReliabilityTests", dependencies: ["PolychipFuzzTargets", "Polychip", "PolychipConformance"],
                     path: "Tests/PolychipReliabilityTests"),
         .testTarget(name: "PolychipCoreTests", dependencies: ["PolychipCore"], path: "Tests/PolychipCoreTests"),
         .testTarget(name: "PolychipReferenceTests", dependencies: ["PolychipReference", "PolychipCore"],
