@@ -1,4 +1,5 @@
 import CPolychipKernels
+import Foundation
 import PolychipCore
 
 /// Cache blocking of the packed GEMM, derived from the topology's cache sizes and the
@@ -26,6 +27,11 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
         let llc = topology.llcBytesPerCore * max(1, cores)
         let ncRaw = llc / 2 / (kc * 4)
         nc = max(nr, min(8192, ncRaw / nr * nr))
+        // Tuning overrides: POLYCHIP_CPU_GEMM_KC / _MC / _NC (rounded to the tile).
+        let env = ProcessInfo.processInfo.environment
+        if let v = env["POLYCHIP_CPU_GEMM_KC"].flatMap(Int.init), v >= 8 { kc = v / 8 * 8 }
+        if let v = env["POLYCHIP_CPU_GEMM_MC"].flatMap(Int.init), v >= mr { mc = v / mr * mr }
+        if let v = env["POLYCHIP_CPU_GEMM_NC"].flatMap(Int.init), v >= nr { nc = v / nr * nr }
     }
 }
 
