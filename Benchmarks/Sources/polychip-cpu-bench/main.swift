@@ -1,6 +1,6 @@
 // polychip-cpu-bench: medians of the CPU backend's benchmark shapes, with the machine's
 // FMA peak and read bandwidth measured in the same run.
-//   polychip-cpu-bench [machine] [gemm] [gemm1] [gemm16] [int4] [attention] [decode] [moe] [--json]
+//   polychip-cpu-bench [machine] [gemm] [gemm1] [gemm16] [int4] [attention] [attnfull] [decode] [moe] [--json]
 // With no kernel names it runs them all.
 import BenchWorkloads
 import Foundation
@@ -10,7 +10,7 @@ import PolychipCPU
 var args = CommandLine.arguments.dropFirst()
 let json = args.contains("--json")
 args.removeAll { $0 == "--json" }
-let all = ["machine", "gemm", "gemm1", "gemm16", "int4", "attention", "decode", "moe"]
+let all = ["machine", "gemm", "gemm1", "gemm16", "int4", "attention", "attnfull", "decode", "moe"]
 let selected = args.isEmpty ? all : Array(args)
 
 struct Row: Codable { var name: String; var device: String; var seconds: Double; var gflops: Double; var gbps: Double; var note: String; var cpuSeconds: Double? }
@@ -41,7 +41,7 @@ nonisolated(unsafe) var lastCPU = 0.0
 if !json {
     print("device \(device.id): \(device.info.name), isa \(device.info.details["isa"] ?? "?"), threads \(threads), \(device.info.details["binding"] ?? "")")
 }
-if selected.contains("machine") || selected.contains("moe") || selected.contains("gemm") || selected.contains("attention") {
+if selected.contains("machine") || selected.contains("moe") {
     peak = Machine.fmaPeak(threads: threads)
     peak1 = Machine.fmaPeak(threads: 1)
     bandwidth = Machine.readBandwidth(threads: threads)
@@ -80,6 +80,11 @@ if selected.contains("int4") {
 }
 if selected.contains("attention") {
     let w = try Workloads.attention(device)
+    let s = try time(w)
+    report(w, s, note: "\(pct(w.flops / s, peak)) of FMA peak")
+}
+if selected.contains("attnfull") {
+    let w = try Workloads.attention(device, causal: false)
     let s = try time(w)
     report(w, s, note: "\(pct(w.flops / s, peak)) of FMA peak")
 }
