@@ -144,6 +144,28 @@ enum Gemm {
         }
         let (mr, nr) = (bl.mr, bl.nr)
         let mc = min(bl.mc, (m + mr - 1) / mr * mr)
+        if m <= mc {
+            // One A block: pack it per K block, then dequantize/pack B one sliver at a
+            // time right before its tiles (the sliver never leaves L1).
+            let slivers = (n + nr - 1) / nr
+            for pc in stride(from: 0, to: k, by: bl.kc) {
+                let kcur = min(bl.kc, k - pc)
+                let acc: Int32 = accumulate || pc > 0 ? 1 : 0
+                let ap = ws.buffer(0, (m + mr - 1) / mr * mr * kcur, as: Float.self)
+                a.pack(i0, m, pc, kcur, into: ap, ws: ws)
+                let bs = ws.buffer(1, nr * kcur, as: Float.self)
+                for s in 0..<slivers {
+                    let j = s * nr, nn = min(nr, n - j)
+                    b.pack(pc, kcur, j0 + j, nn, into: bs)
+                    var ir = 0
+                    while ir < m {
+                        pck_sgemm_kernel(kcur, ap + ir * kcur, bs, c + ir * ldc + j, ldc, min(mr, m - ir), nn, acc)
+                        ir += mr
+                    }
+                }
+            }
+            return
+        }
         let ncMax = min(bl.nc, (n + nr - 1) / nr * nr)
         for jc in stride(from: 0, to: n, by: ncMax) {
             let ncur = min(ncMax, n - jc)

@@ -160,12 +160,13 @@ public enum Machine {
         return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) * 1e-6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) * 1e-6
     }
 
-    /// Sustained f32 FMA rate (FLOP/s) of `threads` threads running concurrently.
-    public static func fmaPeak(threads: Int, seconds: Double = 0.5) -> Double {
-        let iters: Int64 = 20_000_000
-        _ = pcb_fma_burn(iters / 10)
+    /// Sustained f32 FMA rate (FLOP/s) of `threads` threads running concurrently: the best
+    /// of many short trials (on a shared machine the best trial is the least disturbed).
+    public static func fmaPeak(threads: Int, trials: Int = 15) -> Double {
+        let iters: Int64 = 4_000_000
+        _ = pcb_fma_burn(iters)
         var best = 0.0
-        for _ in 0..<3 {
+        for _ in 0..<trials {
             let flops = UnsafeMutablePointer<Double>.allocate(capacity: threads)
             defer { flops.deallocate() }
             let addr = Int(bitPattern: flops)
