@@ -5,6 +5,10 @@
 
 #if PCK_X86
 #include <cpuid.h>
+#include <immintrin.h>
+#endif
+#if PCK_ARM64
+#include <arm_neon.h>
 #endif
 
 #define PCK_TABLE(isa_, name_, mr_, nr_, kernel_, pfx)                                    \
@@ -273,9 +277,20 @@ float pck_online_softmax_step(ptrdiff_t n, const float *s, float *m, float *l, f
     return alpha;
 }
 
+/* sqrt by instruction: the C target must not need libm at link time */
+PCK_INLINE float sqrt1(float v) {
+#if PCK_X86
+    return _mm_cvtss_f32(_mm_sqrt_ss(_mm_set_ss(v)));
+#elif PCK_ARM64
+    return vget_lane_f32(vsqrt_f32(vdup_n_f32(v)), 0);
+#else
+    return __builtin_sqrtf(v);
+#endif
+}
+
 void pck_rmsnorm(ptrdiff_t n, const float *x, const float *w, float eps, float *y) {
     const pck_kernels *t = K();
     float ss = n > 0 ? t->dot(n, x, x) : 0.0f;
-    float inv = 1.0f / __builtin_sqrtf(ss / (float)(n > 0 ? n : 1) + eps);
+    float inv = 1.0f / sqrt1(ss / (float)(n > 0 ? n : 1) + eps);
     t->scale_mul(n, inv, x, w, y);
 }
