@@ -75,10 +75,10 @@ extension CPUKernels {
     /// Largest M served by the INT4 GEMV (weights streamed once, dequantized in registers).
     static let int4GemvMaxRows = 8
 
-    /// Weight rows per GEMV task: about 256 KiB of packed weights, a multiple of 8 rows
+    /// Weight rows per GEMV task: about half of L2 of packed weights, a multiple of 8 rows
     /// (the microkernel's row groups).
-    static func gemvRowsPerTask(n: Int, k: Int) -> Int {
-        let rows = max(8, (256 << 10) / max(1, k / 2) / 8 * 8)
+    static func gemvRowsPerTask(_ bl: GemmBlocking, n: Int, k: Int) -> Int {
+        let rows = max(8, bl.gemvTaskBytes / max(1, k / 2) / 8 * 8)
         return min(rows, (n + 7) / 8 * 8)
     }
 
@@ -87,7 +87,7 @@ extension CPUKernels {
     static func int4Gemv(_ ctx: KernelContext, m: Int, k: Int, x: UnsafePointer<Float>, w: Int4Weights, n: Int,
                          y: UnsafeMutablePointer<Float>, ldy: Int, xprep: UnsafeMutablePointer<Float>) {
         pck_int4_xprep(m, k, w.groupSize, x, k, xprep)
-        let rowsPerTask = gemvRowsPerTask(n: n, k: k)
+        let rowsPerTask = gemvRowsPerTask(ctx.blocking, n: n, k: k)
         ctx.forRanges(n, chunk: rowsPerTask) { n0, n1, _ in
             pck_int4_gemv(m, k, w.groupSize, xprep, w.q, w.ldw, w.scales, w.lds, w.zeros, w.ldz, n0, n1, y, ldy, 0)
         }
@@ -138,7 +138,7 @@ extension CPUKernels {
                 let e = small[i]
                 pck_int4_xprep(o[e + 1] - o[e], k, w.groupSize, xf + o[e] * k, k, xp + i * per)
             }
-            let rowsPerTask = gemvRowsPerTask(n: n, k: k)
+            let rowsPerTask = gemvRowsPerTask(ctx.blocking, n: n, k: k)
             let chunks = (n + rowsPerTask - 1) / rowsPerTask
             ctx.pool.parallelFor(small.count * chunks) { t, _ in
                 let i = t / chunks, e = small[i]

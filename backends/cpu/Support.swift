@@ -15,6 +15,9 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
     public var mc: Int
     /// Columns of a packed B panel: `kc × nc` floats fill about half of the workers' L3 share.
     public var nc: Int
+    /// Packed INT4 weight bytes per GEMV task: half of L2, so a task's rows stream through
+    /// L2 while the activations stay in L1.
+    public var gemvTaskBytes: Int
 
     /// Derives the blocking for a topology and the current ISA's tile, using `cores` cores.
     public init(topology: HostTopology, cores: Int) {
@@ -27,6 +30,7 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
         let llc = topology.llcBytesPerCore * max(1, cores)
         let ncRaw = llc / 2 / (kc * 4)
         nc = max(nr, min(8192, ncRaw / nr * nr))
+        gemvTaskBytes = max(16 << 10, topology.l2Bytes / 2)
         // Tuning overrides: POLYCHIP_CPU_GEMM_KC / _MC / _NC (rounded to the tile).
         let env = ProcessInfo.processInfo.environment
         if let v = env["POLYCHIP_CPU_GEMM_KC"].flatMap(Int.init), v >= 8 { kc = v / 8 * 8 }

@@ -103,6 +103,57 @@ if selected.contains("moe") {
     let floor = Workloads.moeGemmFloor(peak: peak, bandwidth: bandwidth)
     report(w, s, note: String(format: "GEMM floor %.1f ms, ratio %.2f×", floor * 1e3, s / floor))
 }
+/// Paired, interleaved timing of two closures: call A, call B, repeat; returns the medians and
+/// the median of the per-pair ratios (robust on a shared machine: both see the same load).
+func paired(_ pairs: Int, _ a: () throws -> Void, _ b: () throws -> Void) rethrows -> (a: Double, b: Double, ratio: Double) {
+    try a(); try b(); try a(); try b()
+    var ta: [Double] = [], tb: [Double] = [], r: [Double] = []
+    for _ in 0..<pairs {
+        var t0 = Queue.wallClock(); try a(); let x = Queue.wallClock() - t0
+        t0 = Queue.wallClock(); try b(); let y = Queue.wallClock() - t0
+        ta.append(x); tb.append(y); r.append(y / x)
+    }
+    ta.sort(); tb.sort(); r.sort()
+    return (ta[pairs / 2], tb[pairs / 2], r[pairs / 2])
+}
+
+if selected.contains("gemmpair") {
+    // OpenBLAS as numpy ships it, called in-process and interleaved with ours.
+    let path = ProcessInfo.processInfo.environment["POLYCHIP_OPENBLAS"] ?? ""
+    guard let h = dlopen(path, RTLD_NOW), let sym = dlsym(h, "scipy_cblas_sgemm64_") ?? dlsym(h, "cblas_sgemm") else {
+        print("gemmpair: set POLYCHIP_OPENBLAS to numpy's libscipy_openblas64_*.so"); exit(2)
+    }
+    typealias SGEMM = @convention(c) (Int32, Int32, Int32, Int64, Int64, Int64, Float, UnsafePointer<Float>, Int64,
+                                      UnsafePointer<Float>, Int64, Float, UnsafeMutablePointer<Float>, Int64) -> Void
+    let sgemm = unsafeBitCast(sym, to: SGEMM.self)
+    let n = 2048
+    let w = try Workloads.gemm(device, n: n)
+    var rng = FastRandom(seed: 9)
+    let a = (0..<(n * n)).map { _ in rng.float(0, 1) }, b = (0..<(n * n)).map { _ in rng.float(0, 1) }
+    var c = [Float](repeating: 0, count: n * n)
+    let r = try a.withUnsafeBufferPointer { pa in
+        try b.withUnsafeBufferPointer { pb in
+            try c.withUnsafeMutableBufferPointer { pc in
+                try paired(15, { try w.run() }, {
+                    sgemm(101, 111, 111, Int64(n), Int64(n), Int64(n), 1, pa.baseAddress!, Int64(n), pb.baseAddress!, Int64(n), 0, pc.baseAddress!, Int64(n))
+                })
+            }
+        }
+    }
+    lastCPU = 0
+    report(w, r.a, note: String(format: "paired with OpenBLAS: %.1f ms; speed vs OpenBLAS %.2f× (median of pair ratios)", r.b * 1e3, r.ratio))
+    rows.append(Row(name: "openblas sgemm 2048³ (paired)", device: "numpy's OpenBLAS", seconds: r.b, gflops: w.flops / r.b / 1e9, gbps: 0,
+                    note: "ratio \(r.ratio)", cpuSeconds: nil))
+}
+if selected.contains("scalingpair") {
+    let d1 = CPUDevice(options: CPUDeviceOptions(threads: 1))
+    let w1 = try Workloads.gemm(d1), w2 = try Workloads.gemm(device)
+    let r = try paired(9, { try w2.run() }, { try w1.run() })
+    lastCPU = 0
+    report(w2, r.a, note: String(format: "paired with 1 thread: %.1f ms; 2 threads vs 1: %.2f× (median of pair ratios)", r.b * 1e3, r.ratio))
+    rows.append(Row(name: "gemm f32 2048³ 1 thread (paired)", device: d1.id, seconds: r.b, gflops: w1.flops / r.b / 1e9, gbps: 0,
+                    note: "ratio \(r.ratio)", cpuSeconds: nil))
+}
 if json {
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
