@@ -84,10 +84,11 @@ enum Gemm {
         let mc = min(bl.mc, (m + mr - 1) / mr * mr)
         let mBlocks = (m + mc - 1) / mc
         let kBlocks = (k + bl.kc - 1) / bl.kc
-        // Pack all of B when it fits the last-level cache budget: then the whole product is
-        // two jobs (pack, compute), so the workers meet at only two barriers. Otherwise
-        // B is packed per nc-wide column panel.
-        let panelCols = k * ((n + nr - 1) / nr * nr) * 4 <= max(64 << 20, bl.nc * bl.kc * 4) ? n : bl.nc
+        // Pack all of B (every K block) when it fits the budget (64 MiB): then the whole product
+        // is two jobs (pack, compute), so the workers meet at only two barriers. Otherwise B
+        // is packed per column panel of at most nc columns that fits the budget.
+        let budget = max(bl.packBudgetBytes, bl.nc * bl.kc * 4)
+        let panelCols = k * ((n + nr - 1) / nr * nr) * 4 <= budget ? n : max(nr, min(bl.nc, budget / (k * 4) / nr * nr))
         for jc in stride(from: 0, to: n, by: panelCols) {
             let ncur = min(panelCols, n - jc)
             let slivers = (ncur + nr - 1) / nr

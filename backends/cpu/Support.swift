@@ -15,6 +15,8 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
     public var mc: Int
     /// Columns of a packed B panel: `kc × nc` floats fill about half of the workers' L3 share.
     public var nc: Int
+    /// Largest packed B (bytes) a parallel GEMM packs whole; wider products go panel by panel.
+    public var packBudgetBytes: Int = 64 << 20
     /// Packed INT4 weight bytes per GEMV task: half of L2, so a task's rows stream through
     /// L2 while the activations stay in L1.
     public var gemvTaskBytes: Int
