@@ -75,11 +75,11 @@ extension CPUKernels {
     /// Largest M served by the INT4 GEMV (weights streamed once, dequantized in registers).
     static let int4GemvMaxRows = 8
 
-    /// Weight rows per GEMV task: about half of L2 of packed weights, a multiple of 8 rows
-    /// (the microkernel's row groups).
+    /// Weight rows per GEMV task: about half of L2 of packed weights, a multiple of 24 rows
+    /// (whole row groups of the GEMV microkernels, which take 8 or 12 rows at a time).
     static func gemvRowsPerTask(_ bl: GemmBlocking, n: Int, k: Int) -> Int {
-        let rows = max(8, bl.gemvTaskBytes / max(1, k / 2) / 8 * 8)
-        return min(rows, (n + 7) / 8 * 8)
+        let rows = max(24, bl.gemvTaskBytes / max(1, k / 2) / 24 * 24)
+        return min(rows, (n + 23) / 24 * 24)
     }
 
     /// W4A16 GEMV for `m ≤ 8` rows of f32 activations `x` (leading dim `k`): rows of W in

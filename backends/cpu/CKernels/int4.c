@@ -149,8 +149,8 @@ void pck__int4_quantize_scalar(ptrdiff_t rows, ptrdiff_t k, ptrdiff_t g, const f
 /* Activation order for a 64-weight block (32 bytes = 8 int32 lanes of 8 nibbles): the
  * kernel extracts nibble j of every lane at once, so x is stored j-major,
  * xp[j*8 + l] = x[8l + j] * 2^-shift_j with the nibble's in-place bit shift undone here
- * (shifts 0,4,8,12,0,4,8,0: j >= 4 come from v >> 16, j = 7 from v >> 28). */
-static const int nib_shift[8] = {0, 4, 8, 12, 0, 4, 8, 0};
+ * (shifts 0,4,8,12 for j < 4 and again for j >= 4, which come from v >> 16). */
+static const int nib_shift[8] = {0, 4, 8, 12, 0, 4, 8, 12};
 
 void pck__int4_xprep_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x, ptrdiff_t ldx,
                           float *xp) {
@@ -185,69 +185,86 @@ PCK_INLINE PCK_AVX2 float hsum8(__m256 v) {
     return _mm_cvtss_f32(a);
 }
 
+/* accumulator split: keep >= 4 independent FMA chains per call without running out of
+ * the 16 ymm registers (measured on Zen 3: more splits spill and lose) */
+#define PCK_I4_P(R, MM) ((R) * (MM) >= 4 ? 1 : 2)
+
 /* R rows x MM activation rows over the 64-blocks of K: out[r][i] = sum_g s_g * sum x*u
- * (u unshifted by the x layout). Zero points are applied by the caller. */
-PCK_INLINE PCK_AVX2 void i4_core_avx2(const int R, const int MM, ptrdiff_t k64, ptrdiff_t g,
-                                      const float *const *xr, const uint8_t *const *wr,
-                                      const float *const *sr, float out[4][4]) {
+ * (u unshifted by the x layout). Zero points are applied by the caller. Each output keeps
+ * P accumulators (nibble j goes to j % P) so that R*MM*P >= 8 independent FMA chains cover
+ * the FMA latency on two pipes. pf: byte distance of the rows to prefetch. */
+PCK_INLINE PCK_AVX2 void i4_core_avx2(const int R, const int MM, const int P, ptrdiff_t k64,
+                                      ptrdiff_t g, ptrdiff_t pf, const float *const *xr,
+                                      const uint8_t *const *wr, const float *const *sr,
+                                      float out[4][4]) {
     const __m256i m0 = _mm256_set1_epi32(0xf), m1 = _mm256_set1_epi32(0xf0);
     const __m256i m2 = _mm256_set1_epi32(0xf00), m3 = _mm256_set1_epi32(0xf000);
-    __m256 yacc[4][4], acc[4][4];
+    __m256 yacc[4][4], acc[4][4][4];
     for (int r = 0; r < R; r++)
-        for (int i = 0; i < MM; i++) yacc[r][i] = acc[r][i] = _mm256_setzero_ps();
+        for (int i = 0; i < MM; i++) {
+            yacc[r][i] = _mm256_setzero_ps();
+            for (int q = 0; q < P; q++) acc[r][i][q] = _mm256_setzero_ps();
+        }
 
-#define PCK_I4_NIBBLE(j, expr)                                                            \
+#define PCK_I4_NIBBLE(j, mask)                                                            \
     do {                                                                                  \
         __m256 xv[4];                                                                     \
         for (int i = 0; i < MM; i++) xv[i] = _mm256_loadu_ps(xr[i] + b + (j) * 8);        \
         for (int r = 0; r < R; r++) {                                                     \
-            __m256i vv = v[r];                                                            \
-            __m256 u = _mm256_cvtepi32_ps(expr);                                          \
-            for (int i = 0; i < MM; i++) acc[r][i] = _mm256_fmadd_ps(u, xv[i], acc[r][i]); \
+            __m256 u = _mm256_cvtepi32_ps(_mm256_and_si256(v[r], mask));                  \
+            for (int i = 0; i < MM; i++)                                                  \
+                acc[r][i][(j) % P] = _mm256_fmadd_ps(u, xv[i], acc[r][i][(j) % P]);        \
         }                                                                                 \
     } while (0)
 
+    /* nibbles 0-3 are masked in place, 4-7 after v >> 16: x carries 2^-(0,4,8,12) */
 #define PCK_I4_BLOCK()                                                                    \
     do {                                                                                  \
         __m256i v[4];                                                                     \
-        for (int r = 0; r < R; r++) v[r] = _mm256_loadu_si256((const __m256i *)(wr[r] + b / 2)); \
-        PCK_I4_NIBBLE(0, _mm256_and_si256(vv, m0));                                       \
-        PCK_I4_NIBBLE(1, _mm256_and_si256(vv, m1));                                       \
-        PCK_I4_NIBBLE(2, _mm256_and_si256(vv, m2));                                       \
-        PCK_I4_NIBBLE(3, _mm256_and_si256(vv, m3));                                       \
-        PCK_I4_NIBBLE(7, _mm256_srli_epi32(vv, 28));                                      \
+        for (int r = 0; r < R; r++) {                                                     \
+            v[r] = _mm256_loadu_si256((const __m256i *)(wr[r] + b / 2));                  \
+            if (pf) _mm_prefetch((const char *)(wr[r] + pf + b / 2), _MM_HINT_T0);        \
+        }                                                                                 \
+        PCK_I4_NIBBLE(0, m0);                                                             \
+        PCK_I4_NIBBLE(1, m1);                                                             \
+        PCK_I4_NIBBLE(2, m2);                                                             \
+        PCK_I4_NIBBLE(3, m3);                                                             \
         for (int r = 0; r < R; r++) v[r] = _mm256_srli_epi32(v[r], 16);                   \
-        PCK_I4_NIBBLE(4, _mm256_and_si256(vv, m0));                                       \
-        PCK_I4_NIBBLE(5, _mm256_and_si256(vv, m1));                                       \
-        PCK_I4_NIBBLE(6, _mm256_and_si256(vv, m2));                                       \
+        PCK_I4_NIBBLE(4, m0);                                                             \
+        PCK_I4_NIBBLE(5, m1);                                                             \
+        PCK_I4_NIBBLE(6, m2);                                                             \
+        PCK_I4_NIBBLE(7, m3);                                                             \
+    } while (0)
+
+#define PCK_I4_SCALE(svexpr)                                                              \
+    do {                                                                                  \
+        for (int r = 0; r < R; r++) {                                                     \
+            __m256 sv = svexpr;                                                           \
+            for (int i = 0; i < MM; i++) {                                                \
+                __m256 a = acc[r][i][0];                                                  \
+                for (int q = 1; q < P; q++) a = _mm256_add_ps(a, acc[r][i][q]);           \
+                yacc[r][i] = _mm256_fmadd_ps(a, sv, yacc[r][i]);                          \
+                for (int q = 0; q < P; q++) acc[r][i][q] = _mm256_setzero_ps();           \
+            }                                                                             \
+        }                                                                                 \
     } while (0)
 
     if (g % 64 == 0) {
         /* whole blocks per group: one scale FMA per group */
-        for (ptrdiff_t g0 = 0; g0 < k64; g0 += g) {
+        ptrdiff_t gi = 0;
+        for (ptrdiff_t g0 = 0; g0 < k64; g0 += g, gi++) {
             for (ptrdiff_t b = g0; b < g0 + g; b += 64) PCK_I4_BLOCK();
-            for (int r = 0; r < R; r++) {
-                __m256 sv = _mm256_broadcast_ss(sr[r] + g0 / g);
-                for (int i = 0; i < MM; i++) {
-                    yacc[r][i] = _mm256_fmadd_ps(acc[r][i], sv, yacc[r][i]);
-                    acc[r][i] = _mm256_setzero_ps();
-                }
-            }
+            PCK_I4_SCALE(_mm256_broadcast_ss(sr[r] + gi));
         }
     } else {
         /* g % 64 == 32: lanes 0-3 and 4-7 of a block may belong to different groups */
         for (ptrdiff_t b = 0; b < k64; b += 64) {
+            ptrdiff_t glo = b / g, ghi = (b + 32) / g;
             PCK_I4_BLOCK();
-            for (int r = 0; r < R; r++) {
-                __m256 sv = _mm256_set_m128(_mm_broadcast_ss(sr[r] + (b + 32) / g),
-                                            _mm_broadcast_ss(sr[r] + b / g));
-                for (int i = 0; i < MM; i++) {
-                    yacc[r][i] = _mm256_fmadd_ps(acc[r][i], sv, yacc[r][i]);
-                    acc[r][i] = _mm256_setzero_ps();
-                }
-            }
+            PCK_I4_SCALE(_mm256_set_m128(_mm_broadcast_ss(sr[r] + ghi), _mm_broadcast_ss(sr[r] + glo)));
         }
     }
+#undef PCK_I4_SCALE
 #undef PCK_I4_BLOCK
 #undef PCK_I4_NIBBLE
     for (int r = 0; r < R; r++)
@@ -269,7 +286,7 @@ PCK_INLINE PCK_AVX2 float zero_term_avx2(ptrdiff_t ng, const float *s, const int
     return t;
 }
 
-PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int R, const int MM, ptrdiff_t k, ptrdiff_t g,
+PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int R, const int MM, const int P, ptrdiff_t k, ptrdiff_t g,
                                       const float *xp, ptrdiff_t xrow, ptrdiff_t i0,
                                       const uint8_t *w, ptrdiff_t ldw, const float *s,
                                       ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz, ptrdiff_t n,
@@ -284,7 +301,7 @@ PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int R, const int MM, ptrdiff_t k, pt
         wr[r] = w + (n + r) * ldw;
         sr[r] = s + (n + r) * lds;
     }
-    i4_core_avx2(R, MM, k64, g, xr, wr, sr, out);
+    i4_core_avx2(R, MM, P, k64, g, R * ldw, xr, wr, sr, out); /* prefetch the next rows */
     for (int r = 0; r < R; r++) {
         const int8_t *zr = z ? z + (n + r) * ldz : NULL;
         for (int i = 0; i < MM; i++) {
@@ -313,16 +330,28 @@ PCK_AVX2 void pck__int4_gemv_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const f
         return;
     }
 #define PCK_I4_ROWS(R, MM, i0, n)                                                         \
-    i4_rows_avx2(R, MM, k, g, xp, xrow, i0, w, ldw, s, lds, z, ldz, n, y, ldy, accumulate)
+    i4_rows_avx2(R, MM, PCK_I4_P(R, MM), k, g, xp, xrow, i0, w, ldw, s, lds, z, ldz, n, y, ldy, accumulate)
     ptrdiff_t n = n0;
-    if (m == 1) { /* 4 rows share each activation load */
+    /* Rows per call trade activation reloads (L2 traffic: x does not fit L1) against
+     * registers: 4 rows for m = 1, 3 for m = 2, 2 for larger m in chunks of 4. */
+    if (m == 1) {
         for (; n + 4 <= n1; n += 4) PCK_I4_ROWS(4, 1, 0, n);
         for (; n < n1; n++) PCK_I4_ROWS(1, 1, 0, n);
     } else if (m == 2) {
-        for (; n + 2 <= n1; n += 2) PCK_I4_ROWS(2, 2, 0, n);
+        for (; n + 3 <= n1; n += 3) PCK_I4_ROWS(3, 2, 0, n);
         for (; n < n1; n++) PCK_I4_ROWS(1, 2, 0, n);
     } else {
-        /* one weight row at a time (it stays in L1 across the activation chunks) */
+        /* two weight rows at a time (they stay in L1 across the activation chunks) */
+        for (; n + 2 <= n1; n += 2) {
+            ptrdiff_t i0 = 0;
+            for (; i0 + 4 <= m; i0 += 4) PCK_I4_ROWS(2, 4, i0, n);
+            switch (m - i0) {
+            case 3: PCK_I4_ROWS(2, 3, i0, n); break;
+            case 2: PCK_I4_ROWS(2, 2, i0, n); break;
+            case 1: PCK_I4_ROWS(2, 1, i0, n); break;
+            default: break;
+            }
+        }
         for (; n < n1; n++) {
             ptrdiff_t i0 = 0;
             for (; i0 + 4 <= m; i0 += 4) PCK_I4_ROWS(1, 4, i0, n);

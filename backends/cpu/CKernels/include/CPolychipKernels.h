@@ -119,8 +119,10 @@ void pck_int4_xprep(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x, ptrdi
  *   y[i*ldy + n] = (accumulate ? y[i*ldy + n] : 0) + sum_k x[i,k] * w[n,k],  i < m.
  * xp from pck_int4_xprep(m, k, g, ...) under the same ISA. Each weight byte is read from
  * memory once for all m rows (m > 4 re-reads the row from L1). y is indexed by absolute
- * n, so threads share base pointers and split [n0, n1). Fast path: g % 32 == 0
- * (x86) / g % 32 == 0 (NEON); other even g take a portable loop. f32 accumulation. */
+ * n, so threads share base pointers and split [n0, n1) (any split; multiples of 12 rows
+ * keep every call on the widest path). Fast path: g % 32 == 0; other even g take a
+ * portable loop. f32 accumulation as sum_g s*(sum x*u - z*sum x); xprep pre-scales x by
+ * powers of two down to 2^-12 (exact unless |x| < 2^-114). Prefetches the rows after n1. */
 void pck_int4_gemv(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
                    const uint8_t *w, ptrdiff_t ldw, const float *scales, ptrdiff_t lds,
                    const int8_t *zeros, ptrdiff_t ldz, ptrdiff_t n0, ptrdiff_t n1,
