@@ -67,7 +67,7 @@ let package = Package(
                     path: "Tests/PolychipReferenceTests"),
         .testTarget(name: "PolychipSimulatedTests", dependencies: ["PolychipSimulated", "PolychipConformance", "Polychip"],
                     path: "Tests/PolychipSimulatedTests"),
-        .testTarget(name: "PolychipCPUTests", dependencies: ["PolychipCPU", "PolychipConformance", "Polychip"],
+        .testTarget(name: "PolychipCPUTests", dependencies: ["PolychipCPU", "CPolychipKernels", "PolychipConformance", "Polychip"],
                     path: "Tests/PolychipCPUTests"),
         .testTarget(name: "PolychipConformanceTests", dependencies: ["PolychipConformance", "Polychip"],
                     path: "Tests/PolychipConformanceTests"),

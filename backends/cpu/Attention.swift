@@ -106,7 +106,15 @@ extension CPUKernels {
         // Rows of one kv head: (query head in group, query index), query index fastest.
         let rowsPerHead = group * lq
         let br = Flash.br(bl), bcK = Flash.bc(bl)
-        let rowBlocks = (rowsPerHead + br - 1) / br
+        // Row blocks: within one query head when Lq ≥ Br (so causal limits stay tight;
+        // the longest rows first for load balance), else spanning the group's heads (decode).
+        let blocksPerHead = lq >= br ? (lq + br - 1) / br : 0
+        let rowBlocks = lq >= br ? group * blocksPerHead : (rowsPerHead + br - 1) / br
+        func block(_ rb: Int) -> (r0: Int, rows: Int) {
+            if blocksPerHead == 0 { return (rb * br, min(br, rowsPerHead - rb * br)) }
+            let hg = rb / blocksPerHead, ib = blocksPerHead - 1 - rb % blocksPerHead
+            return (hg * lq + ib * br, min(br, lq - ib * br))
+        }
         let units = b * hkv * rowBlocks
         // Split-KV for decode-like shapes: too few row blocks to occupy the cores.
         let chunkKeys: Int
@@ -147,7 +155,7 @@ extension CPUKernels {
             let unit = task / chunks, chunk = task % chunks
             let head = unit / rowBlocks, rb = unit % rowBlocks
             let bi = head / hkv, kvh = head % hkv
-            let r0 = rb * br, rows = min(br, rowsPerHead - r0)
+            let (r0, rows) = block(rb)
             let ws = ctx.pool.workspaces[w]
             let qt = ws.buffer(2, rows * d, as: Float.self)
             let qp = ws.buffer(3, (rows + mr - 1) / mr * mr * d, as: Float.self)
@@ -199,7 +207,7 @@ extension CPUKernels {
         ctx.pool.parallelFor(units) { unit, w in
             let head = unit / rowBlocks, rb = unit % rowBlocks
             let bi = head / hkv, kvh = head % hkv
-            let r0 = rb * br, rows = min(br, rowsPerHead - r0)
+            let (r0, rows) = block(rb)
             let row = ctx.pool.workspaces[w].buffer(2, dv, as: Float.self)
             for r in 0..<rows {
                 var mx = -Float.infinity

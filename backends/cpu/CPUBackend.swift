@@ -206,6 +206,26 @@ public final class CPUDevice: Device {
         }
     }
 
+    /// DeepSeek Sparse Attention's indexer fused with per-token top-k: the same scores as
+    /// ``Op/lightningIndexer`` followed by ``Op/topK(k:)`` (bit for bit), but the `T × S`
+    /// score matrix is never held: each token's top-k is kept while its score tiles stream by.
+    ///
+    /// - Parameters: `q [T, Hi, D]`, `k [S, D]`, `w [T, Hi]` (one float dtype); outputs
+    ///   `indices: i32 [T, topK]` and `values: f32 [T, topK]`.
+    public func lightningIndexerTopK(q: Tensor, k: Tensor, w: Tensor, topK: Int, indices: Tensor, values: Tensor) throws {
+        let scores = try Op.lightningIndexer.validate([q.desc, k.desc, w.desc])
+        let outs = try Op.topK(k: topK).validate(scores)
+        guard outs == [indices.desc, values.desc] else {
+            throw PolychipError.invalidTensor(reason: "lightning-indexer-top-k: outputs \([indices.desc, values.desc]) do not match \(outs)")
+        }
+        try shared.withLock { ws in
+            try withOperands([q, k, w], [indices, values]) { ins, outs in
+                let ctx = KernelContext(pool: pool, blocking: blocking, shared: ws, kernel: "lightning-indexer-top-k")
+                CPUKernels.lightningIndexerTopK(ctx, ins[0], ins[1], ins[2], topK: topK, outs[0], outs[1])
+            }
+        }
+    }
+
     /// Resolves host addresses; operands whose address is not aligned to their element
     /// size go through aligned temporaries (outputs are copied back only on success).
     private func withOperands(_ inputs: [Tensor], _ outputs: [Tensor], _ body: ([Operand], [Operand]) throws -> Void) throws {
