@@ -139,5 +139,24 @@ import PolychipReference
             let details = (d["info"] as? [String: Any])?["details"] as? [String: String]
             #expect(details?["profile"]?.hasPrefix("embedded:backends/profiles/") == true, "\(d["id"] ?? "?")")
         }
+        // POLYCHIP_PROFILE_DIR still comes first, and adds its own chips.
+        let dir = try Self.tempDir()
+        let text = try String(contentsOfFile: Self.profilesDirectory + "/mlu590.json", encoding: .utf8)
+        try text.write(toFile: dir.appendingPathComponent("mlu590.json").path, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"name\": \"mlu590\"", with: "\"name\": \"mlu590-test\"")
+            .write(toFile: dir.appendingPathComponent("mlu590-test.json").path, atomically: true, encoding: .utf8)
+        env["POLYCHIP_PROFILE_DIR"] = dir.path
+        let r2 = try Self.runBinary(["devices", "--json"], environment: env)
+        #expect(r2.status == 0, "\(r2.err)")
+        let obj2 = try JSONSerialization.jsonObject(with: Data(r2.out.utf8)) as? [String: Any]
+        let sim2 = (obj2?["backends"] as? [[String: Any]])?.first { $0["name"] as? String == "sim" }
+        let profiles = Dictionary(uniqueKeysWithValues: ((sim2?["devices"] as? [[String: Any]]) ?? []).compactMap { d -> (String, String)? in
+            guard let id = d["id"] as? String, let p = ((d["info"] as? [String: Any])?["details"] as? [String: String])?["profile"] else { return nil }
+            return (id, p)
+        })
+        #expect(profiles.count == 8)
+        #expect(profiles["sim:mlu590:0"] == dir.appendingPathComponent("mlu590.json").path)
+        #expect(profiles["sim:mlu590-test:0"] == dir.appendingPathComponent("mlu590-test.json").path)
+        #expect(profiles["sim:ascend-910b:0"]?.hasPrefix("embedded:") == true)
     }
 }
