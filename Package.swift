@@ -38,8 +38,16 @@ let package = Package(
         .target(name: "PolychipCPU", dependencies: ["PolychipCore", "CPolychipKernels", "CHwloc", "CNuma"],
                 path: "backends/cpu", exclude: ["CKernels"]),
 
-        .target(name: "PolychipSimulated", dependencies: ["PolychipCore", "PolychipReference"],
-                path: "backends/simulated"),
+        // Simulated devices; arithmetic on the CPU engine; backends/profiles/*.json are
+        // embedded at build time by the EmbedFiles plugin, so an installed binary has them.
+        .target(name: "PolychipSimulated", dependencies: ["PolychipCore", "PolychipReference", "PolychipCPU"],
+                path: "backends/simulated", plugins: ["EmbedFiles"]),
+
+        // Build-time embedding of data files (profiles now; the OpenCL sources later) as
+        // Swift string literals: the plugin and its tool.
+        .executableTarget(name: "PolychipEmbed", path: "Plugins/PolychipEmbed"),
+        .plugin(name: "EmbedFiles", capability: .buildTool(), dependencies: ["PolychipEmbed"],
+                path: "Plugins/EmbedFiles"),
 
         // The umbrella module users import: core re-exported plus every backend registered.
         .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference", "PolychipCPU", "PolychipSimulated"],
