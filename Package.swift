@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "Polychip", targets: ["Polychip"]),
         .library(name: "PolychipConformance", targets: ["PolychipConformance"]),
         .executable(name: "polychip", targets: ["polychip"]),
+        // For the libFuzzer package in Fuzz/ and the crasher-replay tests; not an API.
+        .library(name: "PolychipFuzzTargets", targets: ["PolychipFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -36,16 +38,21 @@ let package = Package(
         .target(name: "PolychipCPU", dependencies: ["PolychipCore", "CPolychipKernels", "CHwloc", "CNuma"],
                 path: "backends/cpu", exclude: ["CKernels"]),
 
-        // OpenCL backend; kernels/opencl/*.cl are embedded at build time by the plugin below,
-        // so an installed binary never reads them from the source tree.
+        // OpenCL backend; kernels/opencl/*.cl are embedded at build time by the EmbedFiles
+        // plugin, so an installed binary never reads them from the source tree.
         .target(name: "PolychipOpenCL", dependencies: ["PolychipCore", "COpenCL"], path: "backends/opencl",
-                plugins: ["EmbedOpenCLSources"]),
-        .executableTarget(name: "PolychipEmbedCL", path: "Sources/PolychipEmbedCL"),
-        .plugin(name: "EmbedOpenCLSources", capability: .buildTool(), dependencies: ["PolychipEmbedCL"],
-                path: "Sources/PolychipEmbedCLPlugin"),
+                plugins: ["EmbedFiles"]),
 
-        .target(name: "PolychipSimulated", dependencies: ["PolychipCore", "PolychipReference"],
-                path: "backends/simulated"),
+        // Simulated devices; arithmetic on the CPU engine; backends/profiles/*.json are
+        // embedded at build time by the EmbedFiles plugin, so an installed binary has them.
+        .target(name: "PolychipSimulated", dependencies: ["PolychipCore", "PolychipReference", "PolychipCPU"],
+                path: "backends/simulated", plugins: ["EmbedFiles"]),
+
+        // Build-time embedding of data files (profiles, OpenCL sources) as
+        // Swift string literals: the plugin and its tool.
+        .executableTarget(name: "PolychipEmbed", path: "Plugins/PolychipEmbed"),
+        .plugin(name: "EmbedFiles", capability: .buildTool(), dependencies: ["PolychipEmbed"],
+                path: "Plugins/EmbedFiles"),
 
         // The umbrella module users import: core re-exported plus every backend registered.
         .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference", "PolychipCPU", "PolychipOpenCL",
@@ -65,12 +72,16 @@ let package = Package(
         ], path: "Sources/PolychipCLI"),
         .executableTarget(name: "polychip", dependencies: ["PolychipCLI"], path: "Sources/polychip"),
 
+        .target(name: "PolychipFuzzTargets", dependencies: ["Polychip"], path: "Sources/PolychipFuzzTargets"),
+
+        .testTarget(name: "PolychipReliabilityTests", dependencies: ["PolychipFuzzTargets", "Polychip", "PolychipConformance"],
+                    path: "Tests/PolychipReliabilityTests"),
         .testTarget(name: "PolychipCoreTests", dependencies: ["PolychipCore"], path: "Tests/PolychipCoreTests"),
         .testTarget(name: "PolychipReferenceTests", dependencies: ["PolychipReference", "PolychipCore"],
                     path: "Tests/PolychipReferenceTests"),
         .testTarget(name: "PolychipSimulatedTests", dependencies: ["PolychipSimulated", "PolychipConformance", "Polychip"],
                     path: "Tests/PolychipSimulatedTests"),
-        .testTarget(name: "PolychipCPUTests", dependencies: ["PolychipCPU", "PolychipConformance", "Polychip"],
+        .testTarget(name: "PolychipCPUTests", dependencies: ["PolychipCPU", "CPolychipKernels", "PolychipConformance", "Polychip"],
                     path: "Tests/PolychipCPUTests"),
         .testTarget(name: "PolychipConformanceTests", dependencies: ["PolychipConformance", "Polychip"],
                     path: "Tests/PolychipConformanceTests"),

@@ -9,12 +9,20 @@ import PolychipOpenCL
 /// Entry points to the backends compiled into this build.
 public enum Polychip {
     /// The registry of every backend, in the order `polychip devices` lists them.
-    public static let registry = BackendRegistry([
-        ReferenceBackend(),
-        CPUBackend(),
-        OpenCLBackend(),
-        SimulatedBackend(),
-    ])
+    public static let registry = registry(simulationSettings: [])
+
+    /// A registry of every backend whose simulated backend applies `simulationSettings`
+    /// (`PATH=VALUE` profile overrides, as `polychip --set` passes them) to every `sim` device
+    /// it opens, after `POLYCHIP_SIM_SET`. With no settings its devices are the same objects as
+    /// ``registry``'s.
+    public static func registry(simulationSettings: [String]) -> BackendRegistry {
+        BackendRegistry([
+            ReferenceBackend(),
+            CPUBackend(),
+            OpenCLBackend(),
+            SimulatedBackend(settings: simulationSettings),
+        ])
+    }
 
     /// The expected-failure manifest of a device's backend: `kernel` or `kernel/dtype`
     /// → reason. Every entry needs a reason a user can act on; an empty manifest is the goal.

@@ -32,6 +32,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Skip verification against the reference.") var noVerify = false
     @Option(help: "Minimum measured time per row, seconds.") var minTime: Double = 1.0
 
+    @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
+
     func validate() throws {
         if json && csv { throw ValidationError("choose one of --json and --csv") }
         guard minTime > 0, minTime.isFinite else { throw ValidationError("--min-time must be > 0") }
@@ -40,7 +42,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         guard let dt = DType(rawValue: dtype), dt.isFloat else { throw ValidationError("--dtype must be f32, f16 or bf16") }
         let workloads = try selectedWorkloads(dt)
-        let devs = try Polychip.registry.resolve(devices, fallback: Polychip.benchDefaultSelectors)
+        let devs = try simulation.resolve(devices, fallback: Polychip.benchDefaultSelectors)
         guard !devs.isEmpty else { throw ValidationError("no devices to benchmark") }
         var rows: [BenchResult] = []
         let options = BenchOptions(minTime: minTime, verify: !noVerify)

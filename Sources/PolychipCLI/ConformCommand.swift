@@ -34,13 +34,15 @@ struct ConformCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print one line per case on stderr.")
     var verbose = false
 
+    @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
+
     func run() throws {
         let kinds = kernels.isEmpty ? nil : try parseKernels(kernels)
         let dts = try dtypes.map { s -> DType in
             guard let d = DType(rawValue: s), d.isFloat else { throw ValidationError("unknown dtype '\(s)'; use f32, f16 or bf16") }
             return d
         }
-        let devs = try Polychip.registry.resolve(devices, fallback: ["reference"])
+        let devs = try simulation.resolve(devices, fallback: ["reference"])
         let options = ConformanceOptions(kernels: kinds, dtypes: dts.isEmpty ? nil : dts, seed: seed)
         var results: [CaseResult] = []
         for d in devs {

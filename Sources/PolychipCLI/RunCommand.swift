@@ -31,6 +31,8 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var params: KernelParameters
 
+    @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
+
     func run() throws {
         guard let kind = OpKind(name: kernel) else {
             throw ValidationError("unknown kernel '\(kernel)'; known: \(OpKind.allCases.map(\.name).joined(separator: ", "))")
@@ -55,7 +57,10 @@ struct RunCommand: ParsableCommand {
             guard let t = named[n] else { throw ValidationError("\(kind.name) needs input '\(n)' (--input \(n)=FILE.npy)") }
             return try Self.adapt(t, for: n, op: op)
         }
-        let dev = try Polychip.device(device)
+        let devs = try simulation.registry.resolve(simulation.profileSelectors.isEmpty ? [device] : simulation.profileSelectors, fallback: [])
+        guard devs.count == 1, let dev = devs.first else {
+            throw ValidationError("run takes one device: give --device or one --profile")
+        }
         let outDescs = try op.validate(ordered.map(\.desc))
         let ins = try ordered.map { try dev.tensor($0) }
         let outs = try outDescs.map { try dev.allocate($0) }

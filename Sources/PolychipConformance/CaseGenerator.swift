@@ -175,6 +175,10 @@ public enum CaseGenerator {
                     [try f([n, k], &r, 0.01, 3)]
                 }
             }
+            // One-sided groups: the asymmetric range must still include 0.
+            try add(.quantizeInt4(Int4Format(groupSize: 32, symmetric: false)), "N3 K64 g32 asym positive") { r in
+                [try HostTensor([3, 64], dtype, floats: r.floats(192, 0.5, 3).map { abs($0) + 1 })]
+            }
         case .dequantizeInt4:
             for (n, k, g, sym) in [(1, 2, 2, true), (5, 64, 32, false), (9, 384, 128, true)] {
                 let fmt = Int4Format(groupSize: g, symmetric: sym)

@@ -90,11 +90,15 @@ public struct ModeledBreakdown: Sendable, Hashable, Codable {
     public var total: Double
     /// What bounds it: `"compute"`, `"memory"`, `"launch"` or `"communication"`.
     public var bound: String
+    /// Anything else the model did, e.g. the algorithm a collective used and the reroutes it
+    /// took around downed links (`nil` when there is nothing to say).
+    public var detail: String?
 
     /// Creates a breakdown.
-    public init(launch: Double, compute: Double, memory: Double, communication: Double = 0, total: Double, bound: String) {
+    public init(launch: Double, compute: Double, memory: Double, communication: Double = 0, total: Double, bound: String,
+                detail: String? = nil) {
         self.launch = launch; self.compute = compute; self.memory = memory
-        self.communication = communication; self.total = total; self.bound = bound
+        self.communication = communication; self.total = total; self.bound = bound; self.detail = detail
     }
 }
 

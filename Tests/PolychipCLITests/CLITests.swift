@@ -23,11 +23,12 @@ import PolychipReference
         return nil
     }
 
-    static func runBinary(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+    static func runBinary(_ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
         guard let bin = binary else { throw PolychipError.io(path: "polychip", reason: "binary not built") }
         let p = Process()
         p.executableURL = bin
         p.arguments = args
+        if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
         try p.run()
@@ -89,5 +90,73 @@ import PolychipReference
         #expect(bad.status != 0 && bad.err.contains("unknown backend"))
         let badKernel = try Self.runBinary(["conform", "--kernel", "nosuch"])
         #expect(badKernel.status != 0 && badKernel.err.contains("unknown kernel"))
+    }
+
+    /// backends/profiles in the source tree.
+    static let profilesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("backends/profiles").path
+
+    @Test func profileAndSetOptions() throws {
+        // A user's own chip: a copy of a bundled profile under another name and path.
+        let dir = try Self.tempDir()
+        var text = try String(contentsOfFile: Self.profilesDirectory + "/mlu590.json", encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"name\": \"mlu590\"", with: "\"name\": \"my-chip\"")
+        let file = dir.appendingPathComponent("my-chip.json").path
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        let ok = try Self.runBinary(["conform", "--profile", file, "--kernel", "softmax", "--kernel", "matmul", "--dtype", "bf16",
+                                     "--set", "memory.bandwidth=1.0e12", "--set", "compute.matrix.peak.bf16=100e12"])
+        #expect(ok.status == 0, "\(ok.err)")
+        #expect(ok.err.contains("sim:my-chip:0"))
+        #expect(ok.out.contains("passed, 0 failed"))
+        // --set reaches the devices: a kernel launch that always fails makes conformance fail with the typed fault.
+        let json = dir.appendingPathComponent("f.json").path
+        let faulty = try Self.runBinary(["conform", "--device", "sim:ascend-910b", "--kernel", "softmax", "--dtype", "f32",
+                                         "--set", "faults.kernelLaunchFailure.probability=1", "--json", json])
+        #expect(faulty.status == 1)
+        let cases = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: json))) as? [[String: Any]]
+        #expect(cases?.allSatisfy { ($0["message"] as? String)?.contains("kernelLaunchFailure fault on sim:ascend-910b:0 during softmax") == true } == true)
+        // Bad settings and files are usage errors naming the problem.
+        let badSet = try Self.runBinary(["conform", "--device", "sim:ascend-910b", "--set", "memory.bandwith=1"])
+        #expect(badSet.status != 0 && badSet.err.contains("memory.bandwith"))
+        let noEquals = try Self.runBinary(["bench", "--set", "memory.bandwidth"])
+        #expect(noEquals.status != 0 && noEquals.err.contains("PATH=VALUE"))
+        let noFile = try Self.runBinary(["conform", "--profile", dir.appendingPathComponent("nope.json").path])
+        #expect(noFile.status != 0 && noFile.err.contains("no such file"))
+    }
+
+    @Test func bundledProfilesComeFromTheBinary() throws {
+        // Profiles are embedded at build time: the binary reads none from the source tree.
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "POLYCHIP_PROFILE_DIR")
+        let r = try Self.runBinary(["devices", "--json"], environment: env)
+        #expect(r.status == 0, "\(r.err)")
+        let obj = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
+        let backends = try #require(obj?["backends"] as? [[String: Any]])
+        let sim = try #require(backends.first { $0["name"] as? String == "sim" })
+        let devices = try #require(sim["devices"] as? [[String: Any]])
+        #expect(devices.count == 7)
+        for d in devices {
+            let details = (d["info"] as? [String: Any])?["details"] as? [String: String]
+            #expect(details?["profile"]?.hasPrefix("embedded:backends/profiles/") == true, "\(d["id"] ?? "?")")
+        }
+        // POLYCHIP_PROFILE_DIR still comes first, and adds its own chips.
+        let dir = try Self.tempDir()
+        let text = try String(contentsOfFile: Self.profilesDirectory + "/mlu590.json", encoding: .utf8)
+        try text.write(toFile: dir.appendingPathComponent("mlu590.json").path, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"name\": \"mlu590\"", with: "\"name\": \"mlu590-test\"")
+            .write(toFile: dir.appendingPathComponent("mlu590-test.json").path, atomically: true, encoding: .utf8)
+        env["POLYCHIP_PROFILE_DIR"] = dir.path
+        let r2 = try Self.runBinary(["devices", "--json"], environment: env)
+        #expect(r2.status == 0, "\(r2.err)")
+        let obj2 = try JSONSerialization.jsonObject(with: Data(r2.out.utf8)) as? [String: Any]
+        let sim2 = (obj2?["backends"] as? [[String: Any]])?.first { $0["name"] as? String == "sim" }
+        let profiles = Dictionary(uniqueKeysWithValues: ((sim2?["devices"] as? [[String: Any]]) ?? []).compactMap { d -> (String, String)? in
+            guard let id = d["id"] as? String, let p = ((d["info"] as? [String: Any])?["details"] as? [String: String])?["profile"] else { return nil }
+            return (id, p)
+        })
+        #expect(profiles.count == 8)
+        #expect(profiles["sim:mlu590:0"] == dir.appendingPathComponent("mlu590.json").path)
+        #expect(profiles["sim:mlu590-test:0"] == dir.appendingPathComponent("mlu590-test.json").path)
+        #expect(profiles["sim:ascend-910b:0"]?.hasPrefix("embedded:") == true)
     }
 }

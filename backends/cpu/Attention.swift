@@ -54,7 +54,11 @@ enum Flash {
                 let sr = s + r * bc
                 let visible = max(0, min(bcur, limit[r] - j0))
                 if visible < bcur { (sr + visible).update(repeating: -.infinity, count: bcur - visible) }
+                // A NaN logit makes the row NaN (docs/kernels.md: NaN in, NaN out), as in the
+                // reference; the online-softmax helper alone would skip it.
+                let poisoned = (0..<visible).contains { sr[$0].isNaN }
                 let alpha = pck_online_softmax_step(bcur, sr, m + r, l + r, sr)
+                if poisoned { l[r] = .nan }
                 if alpha != 1 { pck_scale(dv, alpha, o + r * dv, o + r * dv) }
             }
             // O += P·V.
@@ -75,7 +79,10 @@ enum Flash {
     static func normalize(rows: Int, dv: Int, o: UnsafeMutablePointer<Float>, m: UnsafePointer<Float>, l: UnsafePointer<Float>,
                           lse: UnsafeMutablePointer<Float>?) {
         for r in 0..<rows {
-            if l[r] > 0 {
+            if l[r].isNaN {
+                (o + r * dv).update(repeating: .nan, count: dv)
+                lse?[r] = .nan
+            } else if l[r] > 0 {
                 pck_scale(dv, 1 / l[r], o + r * dv, o + r * dv)
                 lse?[r] = m[r] + Foundation.log(l[r])
             } else {
@@ -99,7 +106,15 @@ extension CPUKernels {
         // Rows of one kv head: (query head in group, query index), query index fastest.
         let rowsPerHead = group * lq
         let br = Flash.br(bl), bcK = Flash.bc(bl)
-        let rowBlocks = (rowsPerHead + br - 1) / br
+        // Row blocks: within one query head when Lq ≥ Br (so causal limits stay tight;
+        // the longest rows first for load balance), else spanning the group's heads (decode).
+        let blocksPerHead = lq >= br ? (lq + br - 1) / br : 0
+        let rowBlocks = lq >= br ? group * blocksPerHead : (rowsPerHead + br - 1) / br
+        func block(_ rb: Int) -> (r0: Int, rows: Int) {
+            if blocksPerHead == 0 { return (rb * br, min(br, rowsPerHead - rb * br)) }
+            let hg = rb / blocksPerHead, ib = blocksPerHead - 1 - rb % blocksPerHead
+            return (hg * lq + ib * br, min(br, lq - ib * br))
+        }
         let units = b * hkv * rowBlocks
         // Split-KV for decode-like shapes: too few row blocks to occupy the cores.
         let chunkKeys: Int
@@ -140,7 +155,7 @@ extension CPUKernels {
             let unit = task / chunks, chunk = task % chunks
             let head = unit / rowBlocks, rb = unit % rowBlocks
             let bi = head / hkv, kvh = head % hkv
-            let r0 = rb * br, rows = min(br, rowsPerHead - r0)
+            let (r0, rows) = block(rb)
             let ws = ctx.pool.workspaces[w]
             let qt = ws.buffer(2, rows * d, as: Float.self)
             let qp = ws.buffer(3, (rows + mr - 1) / mr * mr * d, as: Float.self)
@@ -192,14 +207,15 @@ extension CPUKernels {
         ctx.pool.parallelFor(units) { unit, w in
             let head = unit / rowBlocks, rb = unit % rowBlocks
             let bi = head / hkv, kvh = head % hkv
-            let r0 = rb * br, rows = min(br, rowsPerHead - r0)
+            let (r0, rows) = block(rb)
             let row = ctx.pool.workspaces[w].buffer(2, dv, as: Float.self)
             for r in 0..<rows {
                 var mx = -Float.infinity
                 for c in 0..<chunks { mx = max(mx, partials[(unit * chunks + c) * br * (dv + 2) + br * dv + r]) }
                 row.update(repeating: 0, count: dv)
                 var lsum: Float = 0
-                if mx != -.infinity {
+                let poisoned = (0..<chunks).contains { partials[(unit * chunks + $0) * br * (dv + 2) + br * dv + br + r].isNaN }
+                if poisoned { lsum = .nan } else if mx != -.infinity {
                     for c in 0..<chunks {
                         let base = partials + (unit * chunks + c) * br * (dv + 2)
                         let lc = base[br * dv + br + r]
@@ -210,7 +226,10 @@ extension CPUKernels {
                     }
                 }
                 var lseValue = -Float.infinity
-                if lsum > 0 {
+                if lsum.isNaN {
+                    row.update(repeating: .nan, count: dv)
+                    lseValue = .nan
+                } else if lsum > 0 {
                     pck_scale(dv, 1 / lsum, row, row)
                     lseValue = mx + Foundation.log(lsum)
                 } else {

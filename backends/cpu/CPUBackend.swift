@@ -91,6 +91,16 @@ public struct CPUBackend: Backend {
         let id = CPUDevice.deviceID(for: options, defaults: base)
         return Self.cache.device(id) { CPUDevice(options: options, id: id) }
     }
+
+    /// The `cpu:0` device (options from the environment) as an arithmetic engine for other
+    /// host-memory backends: call ``CPUDevice/run(_:hostInputs:hostOutputs:)`` on it. The
+    /// same object the registry returns for `cpu`, so its threads are shared, not duplicated.
+    public static func engine() throws -> CPUDevice {
+        guard let d = try CPUBackend().device(profile: nil, index: nil) as? CPUDevice else {
+            throw PolychipError.backendFailure(backend: "cpu", call: "engine", code: -1, detail: "cpu:0 is not a CPUDevice")
+        }
+        return d
+    }
 }
 
 /// The host CPU as a Polychip device: a pinned worker pool, NUMA-placed buffers and
@@ -192,27 +202,69 @@ public final class CPUDevice: Device {
     }
 
     public func execute(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
-        let outDescs = try op.validate(inputs.map(\.desc))
-        guard outDescs == outputs.map(\.desc) else {
-            throw PolychipError.invalidTensor(reason: "\(op.kind.name): outputs \(outputs.map(\.desc)) do not match \(outDescs)")
+        let ins = try inputs.map { HostOperand(try $0.hostPointer(on: self), $0.desc) }
+        let outs = try outputs.map { HostOperand(try $0.hostPointer(on: self), $0.desc) }
+        let t0 = Queue.wallClock()
+        try run(op, hostInputs: ins, hostOutputs: outs)
+        return .measured(seconds: Queue.wallClock() - t0)
+    }
+
+    /// Runs one catalog kernel with this device's kernels directly on caller-owned host
+    /// memory: the arithmetic engine other host-memory backends reuse (the simulated devices
+    /// run their arithmetic through it).
+    ///
+    /// Inputs are only read. Outputs whose address is not aligned to their element size go
+    /// through aligned temporaries that are copied back only on success. Descriptors are
+    /// validated against `op` first; data-dependent errors (offsets, indices) throw the same
+    /// typed errors as ``execute(_:inputs:outputs:)``.
+    /// - Throws: ``PolychipError`` for a kernel/dtype this device does not run
+    ///   (``supports(_:dtype:)``), mismatched descriptors or invalid data.
+    public func run(_ op: Op, hostInputs: [HostOperand], hostOutputs: [HostOperand]) throws {
+        let inDescs = hostInputs.map(\.desc)
+        let outDescs = try op.validate(inDescs)
+        guard outDescs == hostOutputs.map(\.desc) else {
+            throw PolychipError.invalidTensor(reason: "\(op.kind.name): outputs \(hostOutputs.map(\.desc)) do not match \(outDescs)")
         }
-        return try shared.withLock { ws in
-            let t0 = Queue.wallClock()
-            try withOperands(inputs, outputs) { ins, outs in
+        if case .unsupported(let why) = supports(op.kind, dtype: op.primaryDType(inDescs)) {
+            throw PolychipError.unsupported(kernel: op.kind.name, device: id, reason: why)
+        }
+        try shared.withLock { ws in
+            try withOperands(hostInputs, hostOutputs) { ins, outs in
                 let ctx = KernelContext(pool: pool, blocking: blocking, shared: ws, kernel: op.kind.name)
                 try CPUKernels.run(op, ctx, ins, outs)
             }
-            return .measured(seconds: Queue.wallClock() - t0)
         }
     }
 
-    /// Resolves host addresses; operands whose address is not aligned to their element
-    /// size go through aligned temporaries (outputs are copied back only on success).
-    private func withOperands(_ inputs: [Tensor], _ outputs: [Tensor], _ body: ([Operand], [Operand]) throws -> Void) throws {
+    /// DeepSeek Sparse Attention's indexer fused with per-token top-k: the same scores as
+    /// ``Op/lightningIndexer`` followed by ``Op/topK(k:)`` (bit for bit), but the `T × S`
+    /// score matrix is never held: each token's top-k is kept while its score tiles stream by.
+    ///
+    /// - Parameters: `q [T, Hi, D]`, `k [S, D]`, `w [T, Hi]` (one float dtype); outputs
+    ///   `indices: i32 [T, topK]` and `values: f32 [T, topK]`.
+    public func lightningIndexerTopK(q: Tensor, k: Tensor, w: Tensor, topK: Int, indices: Tensor, values: Tensor) throws {
+        let scores = try Op.lightningIndexer.validate([q.desc, k.desc, w.desc])
+        let outs = try Op.topK(k: topK).validate(scores)
+        guard outs == [indices.desc, values.desc] else {
+            throw PolychipError.invalidTensor(reason: "lightning-indexer-top-k: outputs \([indices.desc, values.desc]) do not match \(outs)")
+        }
+        try shared.withLock { ws in
+            let hostIns = try [q, k, w].map { HostOperand(try $0.hostPointer(on: self), $0.desc) }
+            let hostOuts = try [indices, values].map { HostOperand(try $0.hostPointer(on: self), $0.desc) }
+            try withOperands(hostIns, hostOuts) { ins, outs in
+                let ctx = KernelContext(pool: pool, blocking: blocking, shared: ws, kernel: "lightning-indexer-top-k")
+                CPUKernels.lightningIndexerTopK(ctx, ins[0], ins[1], ins[2], topK: topK, outs[0], outs[1])
+            }
+        }
+    }
+
+    /// Resolves operands; those whose address is not aligned to their element size go
+    /// through aligned temporaries (outputs are copied back only on success).
+    private func withOperands(_ inputs: [HostOperand], _ outputs: [HostOperand], _ body: ([Operand], [Operand]) throws -> Void) throws {
         var temps: [(UnsafeMutableRawPointer, Int)] = []
         defer { for t in temps { t.0.deallocate() } }
-        func operand(_ t: Tensor, copyIn: Bool) throws -> Operand {
-            let p = try t.hostPointer(on: self)
+        func operand(_ t: HostOperand, copyIn: Bool) throws -> Operand {
+            let p = t.address
             let align = max(1, t.desc.dtype.elementBytes)
             if Int(bitPattern: p) % align == 0 { return Operand(raw: p, desc: t.desc) }
             let n = try t.desc.checkedByteCount()
@@ -224,9 +276,24 @@ public final class CPUDevice: Device {
         let ins = try inputs.map { try operand($0, copyIn: true) }
         let outs = try outputs.map { try operand($0, copyIn: false) }
         try body(ins, outs)
-        for (t, o) in zip(outputs, outs) {
-            let p = try t.hostPointer(on: self)
-            if p != o.raw { p.copyMemory(from: o.raw, byteCount: try t.desc.checkedByteCount()) }
+        for (t, o) in zip(outputs, outs) where t.address != o.raw {
+            t.address.copyMemory(from: o.raw, byteCount: try t.desc.checkedByteCount())
         }
+    }
+}
+
+/// A kernel operand in caller-owned host memory: the address of element 0 and its
+/// descriptor. Used by ``CPUDevice/run(_:hostInputs:hostOutputs:)``; the caller keeps the
+/// memory alive and unaliased for the call.
+public struct HostOperand {
+    /// Address of element 0.
+    public var address: UnsafeMutableRawPointer
+    /// Shape and dtype.
+    public var desc: TensorDesc
+
+    /// Wraps an address and a descriptor.
+    public init(_ address: UnsafeMutableRawPointer, _ desc: TensorDesc) {
+        self.address = address
+        self.desc = desc
     }
 }

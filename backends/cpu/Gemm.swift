@@ -61,8 +61,8 @@ enum GemmB {
 }
 
 enum Gemm {
-    /// `C[M,N] (+)= A·B` in f32 on the pool: B panels packed once per `(jc, pc)` and
-    /// shared, A blocks packed per task, the microkernel over MR × NR tiles. Every C element
+    /// `C[M,N] (+)= A·B` in f32 on the pool: B packed once (all K blocks of an nc-wide
+    /// panel) and shared, A blocks packed per task, the microkernel over MR × NR tiles. Every C element
     /// accumulates over K in the same order whatever the task split, so results are
     /// deterministic and independent of the thread count.
     static func run(_ ctx: KernelContext, m: Int, n: Int, k: Int, a: GemmA, b: GemmB,
@@ -83,38 +83,48 @@ enum Gemm {
         }
         let mc = min(bl.mc, (m + mr - 1) / mr * mr)
         let mBlocks = (m + mc - 1) / mc
-        for jc in stride(from: 0, to: n, by: bl.nc) {
-            let ncur = min(bl.nc, n - jc)
+        let kBlocks = (k + bl.kc - 1) / bl.kc
+        // Pack all of B (every K block) when it fits the budget (64 MiB): then the whole product
+        // is two jobs (pack, compute), so the workers meet at only two barriers. Otherwise B
+        // is packed per column panel of at most nc columns that fits the budget.
+        let budget = max(bl.packBudgetBytes, bl.nc * bl.kc * 4)
+        let panelCols = k * ((n + nr - 1) / nr * nr) * 4 <= budget ? n : max(nr, min(bl.nc, budget / (k * 4) / nr * nr))
+        for jc in stride(from: 0, to: n, by: panelCols) {
+            let ncur = min(panelCols, n - jc)
             let slivers = (ncur + nr - 1) / nr
+            // B panel: kBlocks blocks of (slivers × nr × kcur) floats.
+            let panelStride = slivers * nr * bl.kc
+            let bp = ctx.shared.buffer(0, panelStride * kBlocks, as: Float.self)
+            let packGroup = max(1, min(slivers, 8))
+            let packTasks = (slivers + packGroup - 1) / packGroup
+            ctx.pool.parallelFor(packTasks * kBlocks) { t, _ in
+                let pb = t / packTasks, g = t % packTasks
+                let pc = pb * bl.kc, kcur = min(bl.kc, k - pc)
+                let s0 = g * packGroup, s1 = min(slivers, s0 + packGroup)
+                let j0 = s0 * nr, j1 = min(ncur, s1 * nr)
+                b.pack(pc, kcur, jc + j0, j1 - j0, into: bp + pb * panelStride + s0 * nr * kcur)
+            }
             // Column parts per A block so that there are enough tasks for every core.
-            let jParts = max(1, min(slivers / 2, (16 + mBlocks - 1) / mBlocks))
+            let jParts = max(1, min(slivers / 2, (24 + mBlocks - 1) / mBlocks))
             let slPerPart = (slivers + jParts - 1) / jParts
-            for pc in stride(from: 0, to: k, by: bl.kc) {
-                let kcur = min(bl.kc, k - pc)
-                let bp = ctx.shared.buffer(0, slivers * nr * kcur, as: Float.self)
-                let packGroup = max(1, min(slivers, 8))
-                let packTasks = (slivers + packGroup - 1) / packGroup
-                ctx.pool.parallelFor(packTasks) { t, _ in
-                    let s0 = t * packGroup, s1 = min(slivers, s0 + packGroup)
-                    let j0 = s0 * nr, j1 = min(ncur, s1 * nr)
-                    b.pack(pc, kcur, jc + j0, j1 - j0, into: bp + s0 * nr * kcur)
-                }
-                let acc = accumulate || pc > 0
-                ctx.pool.parallelFor(mBlocks * jParts) { t, w in
-                    let ib = t / jParts, jp = t % jParts
-                    let i0 = ib * mc, mcur = min(mc, m - i0)
-                    let s0 = jp * slPerPart, s1 = min(slivers, s0 + slPerPart)
-                    guard s0 < s1 else { return }
-                    let ws = ctx.pool.workspaces[w]
+            ctx.pool.parallelFor(mBlocks * jParts) { t, w in
+                let ib = t / jParts, jp = t % jParts
+                let i0 = ib * mc, mcur = min(mc, m - i0)
+                let s0 = jp * slPerPart, s1 = min(slivers, s0 + slPerPart)
+                guard s0 < s1 else { return }
+                let ws = ctx.pool.workspaces[w]
+                for pb in 0..<kBlocks {
+                    let pc = pb * bl.kc, kcur = min(bl.kc, k - pc)
                     let ap = ws.buffer(0, (mcur + mr - 1) / mr * mr * kcur, as: Float.self)
                     a.pack(i0, mcur, pc, kcur, into: ap, ws: ws)
+                    let acc: Int32 = accumulate || pb > 0 ? 1 : 0
+                    let panel = bp + pb * panelStride
                     for s in s0..<s1 {
                         let j = s * nr, nn = min(nr, ncur - j)
-                        let bs = bp + s * nr * kcur
+                        let bs = panel + s * nr * kcur
                         var ir = 0
                         while ir < mcur {
-                            let mm = min(mr, mcur - ir)
-                            pck_sgemm_kernel(kcur, ap + ir * kcur, bs, c + (i0 + ir) * ldc + jc + j, ldc, mm, nn, acc ? 1 : 0)
+                            pck_sgemm_kernel(kcur, ap + ir * kcur, bs, c + (i0 + ir) * ldc + jc + j, ldc, min(mr, mcur - ir), nn, acc)
                             ir += mr
                         }
                     }
@@ -135,6 +145,28 @@ enum Gemm {
         }
         let (mr, nr) = (bl.mr, bl.nr)
         let mc = min(bl.mc, (m + mr - 1) / mr * mr)
+        if m <= mc {
+            // One A block: pack it per K block, then dequantize/pack B one sliver at a
+            // time right before its tiles (the sliver never leaves L1).
+            let slivers = (n + nr - 1) / nr
+            for pc in stride(from: 0, to: k, by: bl.kc) {
+                let kcur = min(bl.kc, k - pc)
+                let acc: Int32 = accumulate || pc > 0 ? 1 : 0
+                let ap = ws.buffer(0, (m + mr - 1) / mr * mr * kcur, as: Float.self)
+                a.pack(i0, m, pc, kcur, into: ap, ws: ws)
+                let bs = ws.buffer(1, nr * kcur, as: Float.self)
+                for s in 0..<slivers {
+                    let j = s * nr, nn = min(nr, n - j)
+                    b.pack(pc, kcur, j0 + j, nn, into: bs)
+                    var ir = 0
+                    while ir < m {
+                        pck_sgemm_kernel(kcur, ap + ir * kcur, bs, c + ir * ldc + j, ldc, min(mr, m - ir), nn, acc)
+                        ir += mr
+                    }
+                }
+            }
+            return
+        }
         let ncMax = min(bl.nc, (n + nr - 1) / nr * nr)
         for jc in stride(from: 0, to: n, by: ncMax) {
             let ncur = min(ncMax, n - jc)

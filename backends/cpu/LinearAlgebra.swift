@@ -75,13 +75,19 @@ extension CPUKernels {
     /// Largest M served by the INT4 GEMV (weights streamed once, dequantized in registers).
     static let int4GemvMaxRows = 8
 
+    /// Weight rows per GEMV task: about half of L2 of packed weights, a multiple of 24 rows
+    /// (whole row groups of the GEMV microkernels, which take 8 or 12 rows at a time).
+    static func gemvRowsPerTask(_ bl: GemmBlocking, n: Int, k: Int) -> Int {
+        let rows = max(24, bl.gemvTaskBytes / max(1, k / 2) / 24 * 24)
+        return min(rows, (n + 23) / 24 * 24)
+    }
+
     /// W4A16 GEMV for `m ≤ 8` rows of f32 activations `x` (leading dim `k`): rows of W in
     /// parallel chunks, `y[i, n]` for `n` in `0..<nTotal`.
     static func int4Gemv(_ ctx: KernelContext, m: Int, k: Int, x: UnsafePointer<Float>, w: Int4Weights, n: Int,
                          y: UnsafeMutablePointer<Float>, ldy: Int, xprep: UnsafeMutablePointer<Float>) {
         pck_int4_xprep(m, k, w.groupSize, x, k, xprep)
-        // About 64 KiB of packed weights per task.
-        let rowsPerTask = max(4, min(n, (64 << 10) / max(1, k / 2)))
+        let rowsPerTask = gemvRowsPerTask(ctx.blocking, n: n, k: k)
         ctx.forRanges(n, chunk: rowsPerTask) { n0, n1, _ in
             pck_int4_gemv(m, k, w.groupSize, xprep, w.q, w.ldw, w.scales, w.lds, w.zeros, w.ldz, n0, n1, y, ldy, 0)
         }
@@ -132,7 +138,7 @@ extension CPUKernels {
                 let e = small[i]
                 pck_int4_xprep(o[e + 1] - o[e], k, w.groupSize, xf + o[e] * k, k, xp + i * per)
             }
-            let rowsPerTask = max(4, min(n, (64 << 10) / max(1, k / 2)))
+            let rowsPerTask = gemvRowsPerTask(ctx.blocking, n: n, k: k)
             let chunks = (n + rowsPerTask - 1) / rowsPerTask
             ctx.pool.parallelFor(small.count * chunks) { t, _ in
                 let i = t / chunks, e = small[i]

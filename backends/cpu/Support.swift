@@ -1,4 +1,5 @@
 import CPolychipKernels
+import Foundation
 import PolychipCore
 
 /// Cache blocking of the packed GEMM, derived from the topology's cache sizes and the
@@ -14,6 +15,11 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
     public var mc: Int
     /// Columns of a packed B panel: `kc × nc` floats fill about half of the workers' L3 share.
     public var nc: Int
+    /// Largest packed B (bytes) a parallel GEMM packs whole; wider products go panel by panel.
+    public var packBudgetBytes: Int = 64 << 20
+    /// Packed INT4 weight bytes per GEMV task: half of L2, so a task's rows stream through
+    /// L2 while the activations stay in L1.
+    public var gemvTaskBytes: Int
 
     /// Derives the blocking for a topology and the current ISA's tile, using `cores` cores.
     public init(topology: HostTopology, cores: Int) {
@@ -26,6 +32,12 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
         let llc = topology.llcBytesPerCore * max(1, cores)
         let ncRaw = llc / 2 / (kc * 4)
         nc = max(nr, min(8192, ncRaw / nr * nr))
+        gemvTaskBytes = max(16 << 10, topology.l2Bytes / 2)
+        // Tuning overrides: POLYCHIP_CPU_GEMM_KC / _MC / _NC (rounded to the tile).
+        let env = ProcessInfo.processInfo.environment
+        if let v = env["POLYCHIP_CPU_GEMM_KC"].flatMap(Int.init), v >= 8 { kc = v / 8 * 8 }
+        if let v = env["POLYCHIP_CPU_GEMM_MC"].flatMap(Int.init), v >= mr { mc = v / mr * mr }
+        if let v = env["POLYCHIP_CPU_GEMM_NC"].flatMap(Int.init), v >= nr { nc = v / nr * nr }
     }
 }
 

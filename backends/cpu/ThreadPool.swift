@@ -106,13 +106,13 @@ public final class CPUThreadPool: @unchecked Sendable {
         started.add(1, ordering: .releasing)
         var seen = 0
         while true {
+            // Spin (a pinned worker only competes with other processes for its core), then
+            // yield for a while, then sleep until the next job.
             var spins = 0
             while generation.load(ordering: .acquiring) == seen {
                 spins += 1
-                if spins < 4000 {
-                    if spins & 63 == 0 { sched_yield() }
-                    continue
-                }
+                if spins < 20_000 { continue }
+                if spins < 20_200 { sched_yield(); continue }
                 pthread_mutex_lock(mutex)
                 while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(wake, mutex) }
                 pthread_mutex_unlock(mutex)
@@ -158,10 +158,11 @@ public final class CPUThreadPool: @unchecked Sendable {
                 generation.wrappingAdd(1, ordering: .releasing)
                 pthread_cond_broadcast(wake)
                 pthread_mutex_unlock(mutex)
+                // The submitting thread shares a core with a worker: barely spin, then sleep.
                 var spins = 0
                 while pending.load(ordering: .acquiring) != 0 {
                     spins += 1
-                    if spins < 2000 { if spins & 15 == 0 { sched_yield() }; continue }
+                    if spins < 64 { continue }
                     pthread_mutex_lock(mutex)
                     while pending.load(ordering: .acquiring) != 0 { pthread_cond_wait(done, mutex) }
                     pthread_mutex_unlock(mutex)

@@ -629,8 +629,9 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
     // MARK: Faults
 
     /// Seeded, deterministic fault injection. Each trigger fires on an *event* — the n-th
-    /// eligible kernel launch (kernelLaunchFailure), allocation or kernel (memoryError),
-    /// collective (linkDown) or operation (deviceLost) on a device, counted from 1.
+    /// kernel launch (kernelLaunchFailure), allocation, write, read or kernel (memoryError),
+    /// collective on a mesh (linkDown) or operation of any kind (deviceLost) on a device,
+    /// counted from 1. FaultInjection.swift applies the plan; docs/device-profiles.md, "Faults".
     public struct Faults: Codable, Sendable, Equatable {
         /// Seed of the deterministic per-event draw (≥ 0); default 0.
         public var seed: Int?

@@ -1,11 +1,13 @@
 import Foundation
 import Synchronization
 import PolychipCore
+import PolychipCPU
 import PolychipReference
 
 /// A device shaped by a ``DeviceProfile``: it executes every kernel for real on host memory
-/// (through the reference arithmetic) in the profile's storage dtypes, enforces the memory
-/// capacity, and reports each kernel's time from the ``TimeModel``.
+/// (through the fast CPU engine, in the profile's numerics: see SimulatedArithmetic.swift),
+/// enforces the memory capacity, injects the profile's faults (FaultInjection.swift) and
+/// reports each kernel's time from the ``TimeModel``.
 public final class SimulatedDevice: Device {
     public let id: String
     public let info: DeviceInfo
@@ -13,13 +15,19 @@ public final class SimulatedDevice: Device {
     public let profile: DeviceProfile
     /// The profile's time model.
     public let model: TimeModel
+    /// The device's index in its profile's mesh (`sim:PROFILE:INDEX`); fault filters use it.
+    public let index: Int
     private let budget = MemoryBudget()
+    let faultState: DeviceFaultState
 
-    /// Creates device `index` of `profile`.
+    /// Creates device `index` of `profile`; its fault plan is the profile's `faults` block.
     public init(profile: DeviceProfile, index: Int) throws {
+        guard index >= 0 else { throw PolychipError.unknownDevice(selector: "sim:\(profile.name):\(index)", reason: "index must be ≥ 0") }
         self.profile = profile
         self.model = TimeModel(profile: profile)
+        self.index = index
         self.id = "sim:\(profile.name):\(index)"
+        self.faultState = DeviceFaultState(plan: profile.faults)
         // Peak per storage dtype as the matrix unit runs it (after any emulation policy), so
         // roofline percentages match the rates the time model uses.
         var peaks: [String: Double] = [:]
@@ -58,16 +66,25 @@ public final class SimulatedDevice: Device {
            profile.compute.matrix.peakRate(.int4) == nil {
             switch profile.numerics.policy(for: .int4) {
             case let policy? where policy.action == .emulate:
-                notes.append("no INT4 unit: INT4 weights are expanded to \(policy.via?.rawValue ?? "bf16") and timed at its rate")
+                let via = policy.via?.rawValue ?? "bf16"
+                if policy.via == .int8 || policy.via == .int32 {
+                    notes.append("no INT4 unit: INT4 weights are held exactly in \(via) and timed at its rate")
+                } else {
+                    notes.append("no INT4 unit: INT4 weights are expanded into the activations' dtype (W4A16) and timed at \(via)'s rate")
+                }
             default:
                 return .unsupported("\(profile.name) has no INT4 support and its profile rejects it")
             }
+        }
+        if case .unmodeledAccumulator(let acc) = profile.arithmeticPath(for: kernel) {
+            notes.append("the profile's \(acc) accumulator is not modeled for \(kernel.name): it accumulates in f32")
         }
         return notes.isEmpty ? .native : .emulated(notes.joined(separator: "; "))
     }
 
     public func allocateBuffer(byteCount: Int) throws -> any DeviceBuffer {
         guard byteCount >= 0 else { throw PolychipError.invalidTensor(reason: "negative allocation of \(byteCount) bytes") }
+        try checkFaults(.allocate)
         let capacity = profile.memory.capacity.value
         // Reserve first so concurrent allocations cannot both pass the check; nothing is
         // half-allocated: a failed host allocation returns the reservation.
@@ -87,11 +104,15 @@ public final class SimulatedDevice: Device {
     }
 
     public func write(_ source: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, at offset: Int) throws {
-        try HostMemory.write(source, to: try host(buffer), at: offset, device: id)
+        let hb = try host(buffer)
+        try checkFaults(.write)
+        try HostMemory.write(source, to: hb, at: offset, device: id)
     }
 
     public func read(from buffer: any DeviceBuffer, at offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
-        try HostMemory.read(from: try host(buffer), at: offset, into: destination, device: id)
+        let hb = try host(buffer)
+        try checkFaults(.read)
+        try HostMemory.read(from: hb, at: offset, into: destination, device: id)
     }
 
     private func host(_ b: any DeviceBuffer) throws -> HostBuffer {
@@ -99,29 +120,56 @@ public final class SimulatedDevice: Device {
         return s.host
     }
 
+    /// The host address of a tensor's element 0, range-checked.
+    private func address(_ t: Tensor) throws -> UnsafeMutableRawPointer {
+        let buffer = try t.requireBuffer(on: self)
+        return try host(buffer).pointer + t.byteOffset
+    }
+
+    /// A tensor's value, read without counting a fault event (collectives count theirs once).
+    func hostValue(_ t: Tensor) throws -> HostTensor {
+        let p = try address(t)
+        return try HostTensor(t.desc, bytes: [UInt8](UnsafeRawBufferPointer(start: p, count: try t.desc.checkedByteCount())))
+    }
+
+    /// Stores a value into a tensor of the same descriptor without counting a fault event.
+    func store(_ value: HostTensor, to t: Tensor) throws {
+        guard value.desc == t.desc else { throw PolychipError.invalidTensor(reason: "store of \(value.desc) into \(t.desc)") }
+        let p = try address(t)
+        value.bytes.withUnsafeBytes { if let b = $0.baseAddress, $0.count > 0 { p.copyMemory(from: b, byteCount: $0.count) } }
+    }
+
+    /// Runs a kernel: fault checks (device lost, launch failure), the arithmetic into host
+    /// temporaries, a memory-error check, and only then the store into `outputs`, so a fault
+    /// leaves inputs and outputs as they were.
     public func execute(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
+        let name = op.kind.name
         let descs = inputs.map(\.desc)
-        guard let modeled = try model(op, inputs: descs) else {
-            throw PolychipError.unsupported(kernel: op.kind.name, device: id, reason: "no time model")
+        let expected = try op.validate(descs)
+        guard expected == outputs.map(\.desc) else {
+            throw PolychipError.invalidTensor(reason: "\(name): outputs \(outputs.map(\.desc)) do not match \(expected)")
         }
-        let values = try inputs.map { try HostTensor(($0.desc), bytes: read($0)) }
-        // Arithmetic in f64 with one rounding to the storage dtype (the profiles' accumulators are
-        // f32 or wider; see docs/device-profiles.md). Outputs are stored only after success.
-        let results = try Reference.evaluate(op, values)
-        for (o, r) in zip(outputs, results) {
-            try r.bytes.withUnsafeBytes { try write($0, to: o.buffer!, at: o.byteOffset) }
+        let ins = try inputs.map { HostOperand(try address($0), $0.desc) }
+        let dst = try outputs.map { try address($0) }
+        try checkFaults(.kernel(name))
+        guard let modeled = try modelTime(op, inputs: descs) else {
+            throw PolychipError.unsupported(kernel: name, device: id, reason: "no time model")
         }
+        let temps = try expected.map { d -> HostBuffer in try HostBuffer.allocate(byteCount: try d.checkedByteCount(), deviceID: id) }
+        let outs = zip(temps, expected).map { HostOperand($0.pointer, $1) }
+        try SimulatedArithmetic(profile: profile, engine: try CPUBackend.engine()).compute(op, inputs: ins, outputs: outs)
+        try checkMemoryError(name)
+        for (p, t) in zip(dst, temps) where t.byteCount > 0 { p.copyMemory(from: t.pointer, byteCount: t.byteCount) }
         return .modeled(modeled)
     }
 
-    private func read(_ t: Tensor) throws -> [UInt8] {
-        let buffer = try t.requireBuffer(on: self)
-        var out = [UInt8](repeating: 0, count: try t.desc.checkedByteCount())
-        try out.withUnsafeMutableBytes { try read(from: buffer, at: t.byteOffset, into: $0) }
-        return out
+    public func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown? {
+        try checkLost(op.kind.name)
+        return try modelTime(op, inputs: inputs)
     }
 
-    public func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown? {
+    /// The kernel's modeled time (no fault checks).
+    func modelTime(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown? {
         let cost = op.cost(inputs)
         let dtype = ProfileDType(cost.dtype) ?? .f32
         let shape: KernelShape?
