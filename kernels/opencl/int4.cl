@@ -71,21 +71,21 @@ __kernel void int4_quantize(const __global st_t *X, ulong x_off,
             q[i / 2] = (uchar)(u0 | (u1 << 4));
         }
     } else {
-        float mn = ld(x, 0), mx = mn;
-        for (int i = 1; i < G; i++) {
+        /* docs/kernels.md: the range always holds 0 (lo = min(min(x), 0),
+         * hi = max(max(x), 0)), so the zero point fits; only an all-zero group
+         * has lo == hi, and it stores s = 0, z = 0, u = 0. */
+        float mn = 0.0f, mx = 0.0f;
+        for (int i = 0; i < G; i++) {
             const float v = ld(x, i);
             mn = fmin(mn, v);
             mx = fmax(mx, v);
         }
         float s;
         int z;
-        if (mx == mn) {                      /* constant group: stored exactly */
-            const float c = mx;
-            if (c == 0.0f) { s = 0.0f; z = 0; }
-            else if (c > 0.0f) { s = c; z = 0; }
-            else { s = -c; z = 1; }
-            const int u = (c == 0.0f) ? 0 : (c > 0.0f ? 1 : 0);
-            for (int i = 0; i < G; i += 2) q[i / 2] = (uchar)(u | (u << 4));
+        if (mx == mn) {                      /* all-zero group */
+            s = 0.0f;
+            z = 0;
+            for (int i = 0; i < G; i += 2) q[i / 2] = (uchar)0;
         } else {
             s = (mx - mn) / 15.0f;
             z = (int)clamp(round(-mn / s), 0.0f, 15.0f);
