@@ -68,8 +68,8 @@ extension Op {
             let q = i[0].shape, k = i[1].shape, v = i[2].shape
             let (b, hq, lq, d, lk, dv) = (q[0], q[1], q[2], q[3], k[2], v[3])
             let pairs = Double(Op.visiblePairs(lq: lq, lk: lk, causal: p.causal))
-            let flops = Double(b * hq) * pairs * Double(2 * d + 2 * dv)
-            let outBytes = Double(b * hq * lq * dv) * eb + (p.returnLSE ? Double(b * hq * lq * 4) : 0)
+            let flops = dprod(b, hq) * pairs * Double(2 * d + 2 * dv)
+            let outBytes = dprod(b, hq, lq, dv) * eb + (p.returnLSE ? dprod(b, hq, lq, 4) : 0)
             // Two GEMMs per head: S = Q·Kᵀ (lq×lk×d) and O = P·V (lq×dv×lk).
             let gemms = [GemmShape(m: lq, n: lk, k: d, batch: b * hq), GemmShape(m: lq, n: dv, k: lk, batch: b * hq)]
             return Cost(flops: flops, bytes: totalBytes(i) + outBytes, unit: .matrix, gemms: gemms, dtype: dt)
@@ -78,19 +78,19 @@ extension Op {
             let (t, hi, d, s) = (q[0], q[1], q[2], k[0])
             let pairs = Double(Op.visiblePairs(lq: t, lk: s, causal: true))
             let flops = pairs * Double(hi) * Double(2 * d + 2)  // dot, ReLU, weight FMA
-            return Cost(flops: flops, bytes: totalBytes(i) + Double(t * s * 4), unit: .matrix,
+            return Cost(flops: flops, bytes: totalBytes(i) + dprod(t, s, 4), unit: .matrix,
                         gemms: [GemmShape(m: t * hi, n: s, k: d)], dtype: dt)
         case .topK(let k):
             let s = i[0].shape
-            return Cost(flops: Double(s[0] * s[1]) * 2, bytes: totalBytes(i) + Double(s[0] * k * 8), unit: .vector, dtype: .f32)
+            return Cost(flops: dprod(s[0], s[1]) * 2, bytes: totalBytes(i) + dprod(s[0], k, 8), unit: .vector, dtype: .f32)
         case .sparseAttention:
             let q = i[0].shape, v = i[2].shape, ix = i[3].shape
             let (t, h, d, dv, kk) = (q[0], q[1], q[2], v[2], ix[1])
-            let flops = Double(t * h * kk) * Double(2 * d + 2 * dv)
+            let flops = dprod(t, h, kk) * Double(2 * d + 2 * dv)
             // Each token gathers its selected key/value rows once for all heads sharing them.
             let hkv = i[1].shape[1]
-            let gathered = Double(t * kk * hkv) * Double(d + dv) * eb
-            let bytes = Double(i[0].byteCount) + Double(i[3].byteCount) + gathered + Double(t * h * dv) * eb
+            let gathered = dprod(t, kk, hkv) * Double(d + dv) * eb
+            let bytes = Double(i[0].byteCount) + Double(i[3].byteCount) + gathered + dprod(t, h, dv) * eb
             return Cost(flops: flops, bytes: bytes, unit: .matrix,
                         gemms: [GemmShape(m: h / hkv, n: kk, k: d, batch: t * hkv), GemmShape(m: h / hkv, n: dv, k: kk, batch: t * hkv)],
                         dtype: dt)

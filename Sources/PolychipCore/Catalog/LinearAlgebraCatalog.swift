@@ -42,33 +42,33 @@ extension Op {
         case .matmul(let tb):
             let n = tb ? i[1].shape[0] : i[1].shape[1]
             let (m, k) = (x[0], x[1])
-            out = Double(m * n) * Double(dt.bitWidth / 8)
+            out = dprod(m, n) * Double(dt.bitWidth / 8)
             return Cost(flops: 2 * Double(m) * Double(n) * Double(k), bytes: totalBytes(i) + out, unit: .matrix,
                         gemms: [GemmShape(m: m, n: n, k: k)], dtype: dt)
         case .groupedMatmul(let tb):
             let w = i[1].shape
             let e = w[0], n = tb ? w[1] : w[2], t = x[0], k = x[1]
-            out = Double(t * n) * Double(dt.bitWidth / 8)
+            out = dprod(t, n) * Double(dt.bitWidth / 8)
             // Balanced routing: each expert gets T/E rows; every expert with rows reads its weights.
             let active = min(e, t)
             let wBytes = Double(i[1].byteCount) * Double(active) / Double(e)
-            let mPer = max(1, (t + e - 1) / e)
+            let mPer = max(1, t / e + (t % e == 0 ? 0 : 1))
             return Cost(flops: 2 * Double(t) * Double(n) * Double(k),
                         bytes: Double(i[0].byteCount) + wBytes + Double(i[2].byteCount) + out, unit: .matrix,
                         gemms: [GemmShape(m: mPer, n: n, k: k, batch: active)], dtype: dt)
         case .int4Matmul:
             let q = i[1].shape
             let (m, n, k) = (x[0], q[0], q[1])
-            out = Double(m * n) * Double(dt.bitWidth / 8)
+            out = dprod(m, n) * Double(dt.bitWidth / 8)
             return Cost(flops: 2 * Double(m) * Double(n) * Double(k), bytes: totalBytes(i) + out, unit: .matrix,
                         gemms: [GemmShape(m: m, n: n, k: k)], dtype: dt)
         case .int4GroupedMatmul:
             let q = i[1].shape
             let (e, n, k, t) = (q[0], q[1], q[2], x[0])
-            out = Double(t * n) * Double(dt.bitWidth / 8)
+            out = dprod(t, n) * Double(dt.bitWidth / 8)
             let active = min(e, t)
             let wBytes = totalBytes(Array(i[1..<(i.count - 1)])) * Double(active) / Double(e)
-            let mPer = max(1, (t + e - 1) / e)
+            let mPer = max(1, t / e + (t % e == 0 ? 0 : 1))
             return Cost(flops: 2 * Double(t) * Double(n) * Double(k),
                         bytes: Double(i[0].byteCount) + wBytes + Double(i.last!.byteCount) + out, unit: .matrix,
                         gemms: [GemmShape(m: mPer, n: n, k: k, batch: active)], dtype: dt)

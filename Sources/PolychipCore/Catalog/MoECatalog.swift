@@ -25,7 +25,8 @@ extension Op {
             let ids = try c.rank("ids", 2, "[T, k]")
             try c.dim("ids", "T", ids[0], equals: x[0], "tokens of 'x'")
             try c.param("numExperts", e >= 1, "must be ≥ 1, got \(e)")
-            let rows = x[0] * ids[1]
+            let (rows, overflow) = x[0].multipliedReportingOverflow(by: ids[1])
+            if overflow { throw PolychipError.sizeOverflow(shape: [x[0], ids[1], x[1]], dtype: c["x"].dtype) }
             return [TensorDesc([rows, x[1]], c["x"].dtype), TensorDesc([e + 1], .i32), TensorDesc([rows], .i32)]
         case .moeCombine:
             try c.float("y")
@@ -80,14 +81,14 @@ extension Op {
         switch self {
         case .moeRouter(let p):
             let l = i[0].shape
-            return Cost(flops: Double(l[0] * l[1]) * 8, bytes: totalBytes(i) + Double(l[0] * p.topK * 8), unit: .vector, dtype: dt)
+            return Cost(flops: dprod(l[0], l[1]) * 8, bytes: totalBytes(i) + dprod(l[0], p.topK, 8), unit: .vector, dtype: dt)
         case .moePermute:
             let x = i[0].shape, ids = i[1].shape
             let rows = x[0] * ids[1]
             return Cost(flops: Double(rows), bytes: totalBytes(i) + Double(rows * x[1] * dt.bitWidth / 8 + rows * 4), unit: .vector, dtype: dt)
         case .moeCombine:
             let y = i[0].shape, w = i[2].shape
-            return Cost(flops: 2 * Double(y[0] * y[1]), bytes: totalBytes(i) + Double(w[0] * y[1] * dt.bitWidth / 8), unit: .vector, dtype: dt)
+            return Cost(flops: 2 * dprod(y[0], y[1]), bytes: totalBytes(i) + Double(w[0] * y[1] * dt.bitWidth / 8), unit: .vector, dtype: dt)
         case .moeLayer(let p):
             return Op.moeLayerCost(p, i)
         default:
@@ -114,19 +115,20 @@ extension Op {
             expertBytes = names.filter { $0.contains(".") }.compactMap(desc).reduce(0) { $0 + Double($1.byteCount) }
         }
         let k = p.router.topK
-        let rows = t * k
+        // Costs never trap: saturate t·k instead of overflowing.
+        let rows = t.multipliedReportingOverflow(by: k).overflow ? Int.max : t * k
         let active = min(e, rows)
-        let rowsPerExpert = max(1, (rows + e - 1) / e)
-        var flops = 2.0 * Double(t * e * h)                      // router logits
-        flops += 2.0 * Double(rows) * Double(h * f) * 3         // gate, up, down
-        flops += 6.0 * Double(rows * f)                          // SwiGLU
+        let rowsPerExpert = max(1, rows / e + (rows % e == 0 ? 0 : 1))
+        var flops = 2.0 * dprod(t, e, h)                      // router logits
+        flops += 2.0 * Double(rows) * dprod(h, f) * 3         // gate, up, down
+        flops += 6.0 * dprod(rows, f)                          // SwiGLU
         var gemms = [GemmShape(m: t, n: e, k: h), GemmShape(m: rowsPerExpert, n: 2 * f, k: h, batch: active),
                      GemmShape(m: rowsPerExpert, n: h, k: f, batch: active)]
         var bytes = Double(i[0].byteCount) + Double(i[1].byteCount) + expertBytes * Double(active) / Double(e)
-        bytes += Double(t * h) * eb  // output
+        bytes += dprod(t, h) * eb  // output
         if p.hasShared, let sg = desc("sharedGate") {
             let fs = sg.shape[0]
-            flops += 2.0 * Double(t * h * fs) * 3 + 6.0 * Double(t * fs)
+            flops += 2.0 * dprod(t, h, fs) * 3 + 6.0 * dprod(t, fs)
             gemms += [GemmShape(m: t, n: 2 * fs, k: h), GemmShape(m: t, n: h, k: fs)]
             bytes += ["sharedGate", "sharedUp", "sharedDown"].compactMap(desc).reduce(0) { $0 + Double($1.byteCount) }
         }

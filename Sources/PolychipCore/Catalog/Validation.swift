@@ -115,6 +115,15 @@ extension Op {
     /// Data-dependent rules (offsets, indices) are checked by the backends at execution time.
     public func validate(_ inputs: [TensorDesc]) throws -> [TensorDesc] {
         let c = try Check(self, inputs)
+        let outputs = try validateOperands(c)
+        // Outputs must be allocatable too (a huge top-k `k` or token count must not overflow).
+        for o in outputs where (try? o.checkedByteCount()) == nil {
+            throw PolychipError.sizeOverflow(shape: o.shape, dtype: o.dtype)
+        }
+        return outputs
+    }
+
+    private func validateOperands(_ c: Check) throws -> [TensorDesc] {
         switch self {
         case .matmul, .groupedMatmul, .int4Matmul, .int4GroupedMatmul: return try validateLinearAlgebra(c)
         case .rmsNorm, .softmax, .silu, .swiglu, .rope, .add, .scale: return try validateElementwise(c)
@@ -136,6 +145,11 @@ extension Op {
         }
     }
 }
+
+/// The product of dimensions in floating point: cost formulas multiply dimensions of
+/// different tensors, which may not fit in `Int` even when each tensor does.
+@inlinable
+func dprod(_ xs: Int...) -> Double { xs.reduce(1.0) { $0 * Double($1) } }
 
 /// Total bytes of a list of descriptors, as a Double (costs never trap on overflow).
 func totalBytes(_ descs: [TensorDesc]) -> Double { descs.reduce(0) { $0 + Double($1.byteCount) } }
