@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "Polychip", targets: ["Polychip"]),
         .library(name: "PolychipConformance", targets: ["PolychipConformance"]),
+        .library(name: "PolychipModels", targets: ["PolychipModels"]),
         .executable(name: "polychip", targets: ["polychip"]),
     ],
     dependencies: [
@@ -43,7 +44,12 @@ let package = Package(
         .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference", "PolychipCPU", "PolychipSimulated"],
                 path: "Sources/Polychip"),
 
-        .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference"],
+        // Model-level scenarios: the expert-parallel MoE layer on a mesh and the model-scale
+        // simulator (GLM-5 and DeepSeek-V3-style configs on device profiles).
+        .target(name: "PolychipModels", dependencies: ["PolychipCore", "PolychipSimulated"],
+                path: "Sources/PolychipModels"),
+
+        .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference", "PolychipModels"],
                 path: "Sources/PolychipConformance"),
 
         .target(name: "PolychipBench", dependencies: ["PolychipCore", "PolychipConformance"],
@@ -51,12 +57,13 @@ let package = Package(
 
         // The CLI: commands in a library so tests can drive them in-process.
         .target(name: "PolychipCLI", dependencies: [
-            "Polychip", "PolychipConformance", "PolychipBench", "COpenCL",
+            "Polychip", "PolychipConformance", "PolychipBench", "PolychipModels", "COpenCL",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/PolychipCLI"),
         .executableTarget(name: "polychip", dependencies: ["PolychipCLI"], path: "Sources/polychip"),
 
-        .testTarget(name: "PolychipCoreTests", dependencies: ["PolychipCore"], path: "Tests/PolychipCoreTests"),
+        .testTarget(name: "PolychipCoreTests", dependencies: ["PolychipCore"], path: "Tests/PolychipCoreTests",
+                    exclude: ["Golden"]),
         .testTarget(name: "PolychipReferenceTests", dependencies: ["PolychipReference", "PolychipCore"],
                     path: "Tests/PolychipReferenceTests"),
         .testTarget(name: "PolychipSimulatedTests", dependencies: ["PolychipSimulated", "PolychipConformance", "Polychip"],
@@ -65,6 +72,8 @@ let package = Package(
                     path: "Tests/PolychipCPUTests"),
         .testTarget(name: "PolychipConformanceTests", dependencies: ["PolychipConformance", "Polychip"],
                     path: "Tests/PolychipConformanceTests"),
+        .testTarget(name: "PolychipModelsTests", dependencies: ["PolychipModels", "PolychipConformance", "Polychip", "PolychipReference"],
+                    path: "Tests/PolychipModelsTests"),
         .testTarget(name: "PolychipCLITests", dependencies: ["PolychipCLI", "Polychip", "polychip"],
                     path: "Tests/PolychipCLITests"),
     ],

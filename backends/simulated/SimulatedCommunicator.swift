@@ -28,7 +28,11 @@ public struct SimulatedCommunicator: Communicator {
             throw PolychipError.collectiveMismatch(collective: collective.description, reason: "\(error)")
         }
         for (i, r) in results.enumerated() { try mesh.devices[i].upload(r, to: outputs[i]) }
-        let b = ModeledBreakdown(launch: 0, compute: 0, memory: 0, communication: cost.total, total: cost.total, bound: "communication")
-        return Array(repeating: .modeled(b), count: p)
+        // Each rank finishes when its own last transfer does (an all-to-all with uneven counts
+        // releases lightly loaded ranks early); the slowest rank ends the collective.
+        return (0..<p).map { r in
+            let t = r < cost.perDevice.count ? cost.perDevice[r] : cost.total
+            return .modeled(ModeledBreakdown(launch: 0, compute: 0, memory: 0, communication: t, total: t, bound: "communication"))
+        }
     }
 }
