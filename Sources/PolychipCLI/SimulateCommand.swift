@@ -73,7 +73,7 @@ struct SimulateCommand: ParsableCommand {
             }
             let perNode = devices ?? profile.interconnect.devicesPerNode.value
             let world = perNode * nodes
-            let plan = try ParallelPlan.resolve(world: world, model: cfg, tp: tp, dp: dp, ep: ep, pp: pp)
+            let plan = try ParallelPlan.resolve(world: world, model: cfg, tp: tp, dp: dp, ep: ep, pp: pp, devicesPerNode: perNode)
             let req = SimulationRequest(model: cfg, profile: profile, devicesPerNode: perNode, nodes: nodes, plan: plan, phase: ph,
                                         batch: batch ?? (ph == .decode ? 16 : 1), context: context, weights: ws, groupSize: groupSize,
                                         routing: routingModel, seed: seed, reserveBytes: reserveGb * 1024 * 1024 * 1024,

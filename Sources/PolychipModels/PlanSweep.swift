@@ -54,7 +54,8 @@ public enum PlanSweep {
         let world = base.devicesPerNode * base.nodes
         for c in combos {
             do {
-                let plan = try ParallelPlan.resolve(world: world, model: base.model, tp: c["tp"], dp: c["dp"], ep: c["ep"], pp: c["pp"])
+                let plan = try ParallelPlan.resolve(world: world, model: base.model, tp: c["tp"], dp: c["dp"], ep: c["ep"], pp: c["pp"],
+                                                  devicesPerNode: base.devicesPerNode)
                 guard seen.insert(plan).inserted else { continue }
                 var req = base
                 req.plan = plan

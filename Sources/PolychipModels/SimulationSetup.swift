@@ -117,8 +117,10 @@ public struct ParallelPlan: Sendable, Hashable, Codable, CustomStringConvertible
     }
 
     /// Fills in the unspecified degrees and checks the plan against the model and `world`.
-    /// Defaults: `pp = 1`; `tp = stage size` unless `dp` is given; `ep = stage size`.
-    public static func resolve(world: Int, model: MoEModelConfig, tp: Int?, dp: Int?, ep: Int?, pp: Int?) throws -> ParallelPlan {
+    /// Defaults: `pp = 1`; `tp` = the devices of a node (so TP stays inside a node) or of a
+    /// stage, whichever is smaller, and `dp` the rest, unless one of them is given; `ep = stage size`.
+    public static func resolve(world: Int, model: MoEModelConfig, tp: Int?, dp: Int?, ep: Int?, pp: Int?,
+                               devicesPerNode: Int? = nil) throws -> ParallelPlan {
         func bad(_ a: String, _ r: String) -> PolychipError { .invalidArgument(kernel: "simulate", argument: a, reason: r) }
         for (n, v) in [("--tp", tp), ("--dp", dp), ("--ep", ep), ("--pp", pp)] {
             if let v, v < 1 { throw bad(n, "must be ≥ 1, got \(v)") }
@@ -132,7 +134,10 @@ public struct ParallelPlan: Sendable, Hashable, Codable, CustomStringConvertible
         case let (t0?, d0?): t = t0; d = d0
         case let (t0?, nil): t = t0; d = s / max(1, t0)
         case let (nil, d0?): d = d0; t = s / max(1, d0)
-        case (nil, nil): t = s; d = 1
+        case (nil, nil):
+            let node = min(s, devicesPerNode ?? s)
+            t = s % node == 0 && model.heads % node == 0 ? node : s
+            d = s / t
         }
         guard t * d == s else { throw bad("--tp", "TP \(t) × DP \(d) must equal the \(s) devices of a stage (\(world) devices / PP \(p))") }
         guard model.heads % t == 0 else { throw bad("--tp", "TP \(t) does not divide the \(model.heads) attention heads") }
