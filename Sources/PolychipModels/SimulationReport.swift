@@ -214,7 +214,7 @@ public struct SimulationReport: Sendable, Codable {
     /// An SVG with the per-layer-type time (stacked by compute, memory, launch, communication,
     /// waiting) and the memory of the fullest device against its capacity.
     public func svg() -> String {
-        let width = 860.0, left = 250.0, barW = 560.0, rowH = 26.0
+        let width = 900.0, left = 250.0, barW = 520.0, rowH = 26.0
         let rows = layerTypes + [Row(name: "total", group: "total", seconds: stepSeconds, compute: breakdown["compute"] ?? 0,
                                      memory: breakdown["memory"] ?? 0, launch: breakdown["launch"] ?? 0,
                                      communication: breakdown["communication"] ?? 0, wait: breakdown["wait"] ?? 0, layers: 0)]
@@ -229,7 +229,7 @@ public struct SimulationReport: Sendable, Codable {
         s += "<text x=\"10\" y=\"20\" font-size=\"14\" font-weight=\"bold\">\(esc(model)) \(phase.rawValue) on \(esc(profile)) × \(plan.world) — \(esc(plan.description)), \(weights.rawValue)</text>\n"
         s += String(format: "<text x=\"10\" y=\"38\">step %.3f ms · %.1f tokens/s · batch %d · context %d</text>\n", stepSeconds * 1e3, tokensPerSecond, batch, context)
         for (i, l) in labels.enumerated() {
-            s += "<rect x=\"\(Int(left + Double(i) * 112))\" y=\"44\" width=\"10\" height=\"10\" fill=\"\(colors[i])\"/><text x=\"\(Int(left + Double(i) * 112 + 14))\" y=\"53\">\(l)</text>\n"
+            s += "<rect x=\"\(Int(left + Double(i) * 125))\" y=\"44\" width=\"10\" height=\"10\" fill=\"\(colors[i])\"/><text x=\"\(Int(left + Double(i) * 125 + 14))\" y=\"53\">\(l)</text>\n"
         }
         let scale = stepSeconds > 0 ? barW / stepSeconds : 0
         for (i, r) in rows.enumerated() {
@@ -250,12 +250,15 @@ public struct SimulationReport: Sendable, Codable {
         var x = left
         for (name, v, col) in [("weights", m.weights, "#59a14f"), ("KV cache", m.kvCache, "#edc948"), ("activations", m.activations, "#b07aa1"), ("reserve", m.reserve, "#9c755f")] where v > 0 {
             s += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"22\" fill=\"%@\"><title>%@: %.2f GiB</title></rect>\n", x, memY, v * memScale, col, name, v / gib)
-            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%@ %.1f</text>\n", x + 2, memY + 36, name, v / gib)
+            if v * memScale >= 60 {
+                s += String(format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%@ %.1f GiB</text>\n", x + 2, memY + 36, name, v / gib)
+            }
             x += v * memScale
         }
         let capX = left + m.capacity * memScale
         s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\" stroke-width=\"2\" stroke-dasharray=\"4 2\"/>\n", capX, memY - 6, capX, memY + 28)
-        s += String(format: "<text x=\"%.1f\" y=\"%.1f\">capacity %.1f GiB</text>\n", capX + 4, memY + 60, m.capacity / gib)
+        s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">capacity %.1f GiB · total %.1f GiB</text>\n",
+                    left + barW, memY + 60, m.capacity / gib, m.total / gib)
         s += "</svg>\n"
         return s
     }
