@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "Polychip", targets: ["Polychip"]),
         .library(name: "PolychipConformance", targets: ["PolychipConformance"]),
+        .library(name: "PolychipModels", targets: ["PolychipModels"]),
         .executable(name: "polychip", targets: ["polychip"]),
         // For the libFuzzer package in Fuzz/ and the crasher-replay tests; not an API.
         .library(name: "PolychipFuzzTargets", targets: ["PolychipFuzzTargets"]),
@@ -59,7 +60,12 @@ let package = Package(
                                                  "PolychipSimulated"],
                 path: "Sources/Polychip"),
 
-        .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference"],
+        // Model-level scenarios: the expert-parallel MoE layer on a mesh and the model-scale
+        // simulator (GLM-5 and DeepSeek-V3-style configs on device profiles).
+        .target(name: "PolychipModels", dependencies: ["PolychipCore", "PolychipSimulated"],
+                path: "Sources/PolychipModels"),
+
+        .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference", "PolychipModels"],
                 path: "Sources/PolychipConformance"),
 
         .target(name: "PolychipBench", dependencies: ["PolychipCore", "PolychipConformance"],
@@ -67,7 +73,7 @@ let package = Package(
 
         // The CLI: commands in a library so tests can drive them in-process.
         .target(name: "PolychipCLI", dependencies: [
-            "Polychip", "PolychipConformance", "PolychipBench", "COpenCL",
+            "Polychip", "PolychipConformance", "PolychipBench", "PolychipModels", "COpenCL",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/PolychipCLI"),
         .executableTarget(name: "polychip", dependencies: ["PolychipCLI"], path: "Sources/polychip"),
@@ -76,7 +82,8 @@ let package = Package(
 
         .testTarget(name: "PolychipReliabilityTests", dependencies: ["PolychipFuzzTargets", "Polychip", "PolychipConformance"],
                     path: "Tests/PolychipReliabilityTests"),
-        .testTarget(name: "PolychipCoreTests", dependencies: ["PolychipCore"], path: "Tests/PolychipCoreTests"),
+        .testTarget(name: "PolychipCoreTests", dependencies: ["PolychipCore"], path: "Tests/PolychipCoreTests",
+                    exclude: ["Golden"]),
         .testTarget(name: "PolychipReferenceTests", dependencies: ["PolychipReference", "PolychipCore"],
                     path: "Tests/PolychipReferenceTests"),
         .testTarget(name: "PolychipSimulatedTests", dependencies: ["PolychipSimulated", "PolychipConformance", "Polychip"],
@@ -87,6 +94,8 @@ let package = Package(
                     path: "Tests/PolychipConformanceTests"),
         .testTarget(name: "PolychipOpenCLTests", dependencies: ["PolychipOpenCL", "PolychipConformance", "Polychip"],
                     path: "Tests/PolychipOpenCLTests"),
+        .testTarget(name: "PolychipModelsTests", dependencies: ["PolychipModels", "PolychipConformance", "Polychip", "PolychipReference"],
+                    path: "Tests/PolychipModelsTests"),
         .testTarget(name: "PolychipCLITests", dependencies: ["PolychipCLI", "Polychip", "polychip"],
                     path: "Tests/PolychipCLITests"),
     ],

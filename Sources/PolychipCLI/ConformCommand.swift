@@ -31,6 +31,9 @@ struct ConformCommand: ParsableCommand {
     @Option(help: "Base seed for the random inputs.")
     var seed: UInt64 = 0x5EED
 
+    @Option(name: .customLong("expert-parallel"), help: "Also run the expert-parallel MoE layer on meshes of this many ranks of each device (repeatable, e.g. 2, 4, 8).")
+    var expertParallel: [Int] = []
+
     @Flag(name: .shortAndLong, help: "Print one line per case on stderr.")
     var verbose = false
 
@@ -50,6 +53,26 @@ struct ConformCommand: ParsableCommand {
             let verbose = self.verbose
             results += ConformanceRunner.run(on: d, options: options, expected: ExpectedFailures(Polychip.expectedFailures(for: d))) { line in
                 if verbose { eprint("  " + line) }
+            }
+        }
+        if !expertParallel.isEmpty {
+            let prepared = try ExpertParallelConformance.prepare(dtypes: dts.isEmpty ? DType.floats : dts, seed: seed)
+            for d in devs {
+                for p in expertParallel {
+                    guard p >= 1 else { throw ValidationError("--expert-parallel needs a rank count ≥ 1") }
+                    let mesh: Mesh
+                    if let sim = d as? SimulatedDevice {
+                        mesh = try SimulatedBackend.mesh(profile: sim.profile.origin.hasSuffix(".json") ? sim.profile.origin : sim.profile.name, count: p)
+                    } else {
+                        mesh = try Mesh(devices: Array(repeating: d, count: p))
+                    }
+                    eprint("conform: expert-parallel MoE on \(p) × \(d.id)")
+                    let verbose = self.verbose
+                    for r in ExpertParallelConformance.run(mesh: mesh, prepared: prepared) {
+                        if verbose { eprint("  \(r.status.rawValue.uppercased()) \(r.kernel) \(r.dtype) \(r.shape) on \(r.device)") }
+                        results.append(r)
+                    }
+                }
             }
         }
         let report = ConformanceReport(results: results)

@@ -72,6 +72,12 @@ public final class Mesh: Sendable {
     public var size: Int { devices.count }
 
     /// Validates and runs a collective; records one slice per participating device.
+    ///
+    /// Modeled (simulated) collectives are barriers on the virtual clocks: every rank's record
+    /// starts when the last rank's compute and communication queues are done and lasts that
+    /// rank's modeled time, on the rank's communication queue. Compute queues keep going
+    /// (communication overlaps compute) until a caller that needs the result joins them with
+    /// ``waitForCommunication()``.
     public func run(_ collective: Collective, inputs: [Tensor], outputs: [Tensor]) throws {
         guard inputs.count == size, outputs.count == size else {
             throw PolychipError.collectiveMismatch(collective: collective.description, reason: "need one input and one output per device (\(size)), got \(inputs.count) and \(outputs.count)")
@@ -86,6 +92,9 @@ public final class Mesh: Sendable {
         }
         let timings = try communicator.execute(collective, on: self, inputs: inputs, outputs: outputs)
         let sent = collective.bytesSent(inputs.map(\.desc))
+        // A modeled collective is a barrier: it starts when the last participant arrives
+        // (every rank's compute and communication clocks), so the slowest rank sets its start.
+        let barrier = (0..<size).reduce(0.0) { max($0, commQueues[$1].virtualTime, queues[$1].virtualTime) }
         for r in 0..<size {
             let q = commQueues[r]
             let rec: KernelRecord
@@ -95,13 +104,18 @@ public final class Mesh: Sendable {
                 rec = KernelRecord(kernel: collective.description, inputShapes: [inputs[r].shape], dtypes: [inputs[r].dtype],
                                    device: devices[r].id, start: end - s, end: end, flops: 0, bytes: sent[r], source: .measured)
             case .modeled(let b):
-                let start = max(q.virtualTime, queues[r].virtualTime)
                 rec = KernelRecord(kernel: collective.description, inputShapes: [inputs[r].shape], dtypes: [inputs[r].dtype],
-                                   device: devices[r].id, start: start, end: start + b.total, flops: 0, bytes: sent[r],
+                                   device: devices[r].id, start: barrier, end: barrier + b.total, flops: 0, bytes: sent[r],
                                    source: .modeled, breakdown: b)
             }
             q.append(rec)
         }
+    }
+
+    /// Joins every rank's compute clock to its communication clock: kernels enqueued next
+    /// start after the collectives issued so far (use it where their results are consumed).
+    public func waitForCommunication() {
+        for r in 0..<size { queues[r].wait(until: commQueues[r].virtualTime) }
     }
 
     /// Convenience: allocates outputs, runs the collective on host values, returns the results.

@@ -1,0 +1,687 @@
+import Foundation
+import PolychipCore
+import PolychipSimulated
+
+/// What to simulate: a model, a device profile, how many devices, a parallel plan and a workload.
+public struct SimulationRequest: Sendable {
+    /// The model.
+    public var model: MoEModelConfig
+    /// The device profile every device follows.
+    public var profile: DeviceProfile
+    /// Devices per node.
+    public var devicesPerNode: Int
+    /// Nodes.
+    public var nodes: Int
+    /// The parallel plan (see ``ParallelPlan/resolve(world:model:tp:dp:ep:pp:)``).
+    public var plan: ParallelPlan
+    /// Prefill or decode.
+    public var phase: SimulationPhase
+    /// Sequences per step (all data-parallel ranks together).
+    public var batch: Int
+    /// Tokens per sequence already in the KV cache (decode) or in the prompt (prefill).
+    public var context: Int
+    /// Weight storage and GEMM dtypes.
+    public var weights: WeightScheme
+    /// INT4 group size (elements per f32 scale).
+    public var groupSize: Int
+    /// How tokens pick experts.
+    public var routing: RoutingModel
+    /// Seed of the routing sample.
+    public var seed: UInt64
+    /// Memory each device keeps free for the runtime (workspace, allocator, graphs), bytes.
+    public var reserveBytes: Double
+    /// Record a per-kernel timeline (for `--trace`).
+    public var recordTrace: Bool
+
+    /// Creates a request.
+    public init(model: MoEModelConfig, profile: DeviceProfile, devicesPerNode: Int, nodes: Int = 1, plan: ParallelPlan,
+                phase: SimulationPhase = .decode, batch: Int = 16, context: Int = 8192, weights: WeightScheme = .w4a8,
+                groupSize: Int = 128, routing: RoutingModel = .uniform, seed: UInt64 = 1, reserveBytes: Double = 0,
+                recordTrace: Bool = false) {
+        self.model = model; self.profile = profile; self.devicesPerNode = devicesPerNode; self.nodes = nodes
+        self.plan = plan; self.phase = phase; self.batch = batch; self.context = context; self.weights = weights
+        self.groupSize = groupSize; self.routing = routing; self.seed = seed; self.reserveBytes = reserveBytes
+        self.recordTrace = recordTrace
+    }
+}
+
+/// One modeled kernel or collective slice on one device, for the Chrome trace.
+public struct TraceSlice: Sendable, Codable, Hashable {
+    /// Global device rank.
+    public var device: Int
+    /// Operation name (`attn.q_b_proj`, `moe.dispatch`, …).
+    public var name: String
+    /// Layer-type group.
+    public var group: String
+    /// Layer index.
+    public var layer: Int
+    /// Start, seconds.
+    public var start: Double
+    /// Duration, seconds.
+    public var seconds: Double
+    /// `compute`, `memory`, `launch`, `communication` or `wait`.
+    public var bound: String
+}
+
+/// Predicts one step of a MoE model on a mesh of simulated devices.
+///
+/// Every layer of the model is built from meta tensors (shapes and dtypes, no data) as kernels of
+/// the catalog (`matmul`, `int4Matmul`, `rmsNorm`, `rope`, `lightningIndexer`, `topK`,
+/// `sparseAttention`, `moeRouter`, `moePermute`, `moeCombine`, …); each kernel is validated by the
+/// catalog and timed by the profile's time model through ``SimulatedDevice/model(_:inputs:)``
+/// (kernels repeated per sequence, and W8A8/W4A8 GEMMs whose int8 activations the catalog has no
+/// dtype for, go straight to ``TimeModel/kernelTime(_:)`` with the catalog's cost). Collectives are
+/// priced by the time model's contention model on the real device indices of each group
+/// (``TimeModel/allToAll(bytes:group:algorithm:faults:)`` for expert dispatch and combine with the
+/// sampled per-device counts, ``TimeModel/collective(_:bytes:group:algorithm:faults:)`` for the
+/// tensor-parallel all-reduce). Each device has its own virtual clock; a collective starts when the
+/// last member arrives, so the device with the most routed rows sets the step time.
+public struct ModelSimulator {
+    let req: SimulationRequest
+    let device: SimulatedDevice
+    let model: TimeModel
+    let act: DType = .bf16
+    var cache: [OpKey: OpTime] = [:]
+    var collCache: [String: [Double]] = [:]
+    var tl: Timeline
+    var names: [String] = []
+    var nameIndex: [String: Int] = [:]
+    var nameGroup: [String] = []
+    var expertRows: [Int] = []
+
+    struct OpKey: Hashable { var op: Op; var inputs: [TensorDesc]; var count: Int; var quant: Quant; var bytesOverride: Double? }
+
+    /// The integer-activation GEMMs the catalog has no dtype for.
+    enum Quant: Hashable { case none, w8a8, w4a8 }
+
+    /// A modeled time split the way the report shows it.
+    struct OpTime { var total: Double; var launch: Double; var busy: Double; var computeBound: Bool }
+
+    struct Timeline {
+        var clock: [Double]
+        var acc: [[Double]]       // rank → name index · 5 + category (compute, memory, launch, comm, wait)
+        var slices: [TraceSlice]?
+        var offset: Double = 0
+        var ranksBase: Int = 0
+    }
+
+    static let categories = ["compute", "memory", "launch", "communication", "wait"]
+
+    /// Runs the simulation.
+    public static func run(_ req: SimulationRequest) throws -> SimulationReport {
+        var sim = try ModelSimulator(req)
+        return try sim.simulate()
+    }
+
+    init(_ req: SimulationRequest) throws {
+        func bad(_ a: String, _ r: String) -> PolychipError { .invalidArgument(kernel: "simulate", argument: a, reason: r) }
+        let perNode = req.profile.interconnect.devicesPerNode.value
+        guard req.devicesPerNode >= 1, req.devicesPerNode <= perNode else {
+            throw bad("--devices", "\(req.devicesPerNode) devices per node; the \(req.profile.name) profile's node holds 1…\(perNode)")
+        }
+        guard req.nodes >= 1 else { throw bad("--nodes", "must be ≥ 1, got \(req.nodes)") }
+        guard req.nodes == 1 || req.profile.interconnect.topology.value == .twoLevel else {
+            throw bad("--nodes", "the \(req.profile.name) profile describes a single node (topology \(req.profile.interconnect.topology.value.rawValue))")
+        }
+        guard req.plan.world == req.devicesPerNode * req.nodes else {
+            throw bad("--tp", "the plan (\(req.plan)) uses \(req.plan.world) devices, not \(req.devicesPerNode * req.nodes)")
+        }
+        guard req.batch >= 1 else { throw bad("--batch", "must be ≥ 1, got \(req.batch)") }
+        guard req.context >= 1 else { throw bad("--context", "must be ≥ 1, got \(req.context)") }
+        guard req.groupSize >= 2, req.groupSize % 2 == 0 else { throw bad("--group-size", "must be even and ≥ 2, got \(req.groupSize)") }
+        guard req.reserveBytes >= 0, req.reserveBytes.isFinite else { throw bad("--reserve-gb", "must be ≥ 0") }
+        try req.model.validate()
+        self.req = req
+        self.device = try SimulatedDevice(profile: req.profile, index: 0)
+        self.model = device.model
+        let s = req.plan.stageSize
+        tl = Timeline(clock: [Double](repeating: 0, count: s), acc: [[Double]](repeating: [], count: s),
+                      slices: req.recordTrace ? [] : nil)
+    }
+
+    // MARK: Pricing
+
+    mutating func price(_ op: Op, _ inputs: [TensorDesc], count: Int = 1, quant: Quant = .none, bytes: Double? = nil) throws -> OpTime {
+        let key = OpKey(op: op, inputs: inputs, count: count, quant: quant, bytesOverride: bytes)
+        if let hit = cache[key] { return hit }
+        _ = try op.validate(inputs)
+        let t: OpTime
+        if count == 1, quant == .none, bytes == nil {
+            guard let b = try device.model(op, inputs: inputs) else {
+                throw PolychipError.unsupported(kernel: op.kind.name, device: device.id, reason: "no time model")
+            }
+            t = OpTime(total: b.total, launch: b.launch, busy: b.total - b.launch, computeBound: b.compute >= b.memory)
+        } else {
+            var cost = op.cost(inputs)
+            var dtype: ProfileDType = cost.dtype == .f16 ? .f16 : cost.dtype == .bf16 ? .bf16 : .f32
+            switch quant {
+            case .none: break
+            case .w8a8:  // int8 weights and activations: both read at half the bf16 bytes
+                cost.bytes -= (Double(inputs[0].byteCount) + Double(inputs[1].byteCount)) / 2
+                dtype = .int8
+            case .w4a8:  // int8 activations against INT4 weights
+                cost.bytes -= Double(inputs[0].byteCount) / 2
+                dtype = .int8
+            }
+            if let bytes { cost.bytes = bytes }
+            let c = Double(count)
+            let shape: KernelShape
+            if cost.unit == .matrix, !cost.gemms.isEmpty {
+                let g = cost.gemms.map { PolychipSimulated.GemmShape(m: $0.m, n: $0.n, k: $0.k, batch: $0.batch * count) }
+                shape = g.count == 1 ? .gemm(g[0]) : .groupedGemm(g)
+            } else {
+                let last = max(1, inputs.first?.shape.last ?? 1)
+                shape = .rows(count: max(1, (inputs.first?.elementCount ?? 1) / last) * count, length: last)
+            }
+            t = try timeQuery(KernelCostQuery(name: op.kind.name, unit: cost.unit == .matrix ? .matrix : .vector, dtype: dtype,
+                                              flops: cost.flops * c, bytes: cost.bytes * c, shape: shape))
+        }
+        cache[key] = t
+        return t
+    }
+
+    func timeQuery(_ q: KernelCostQuery) throws -> OpTime {
+        do {
+            let m = try model.kernelTime(q)
+            return OpTime(total: m.total, launch: m.launch, busy: m.total - m.launch, computeBound: m.compute >= m.memory)
+        } catch {
+            throw PolychipError.unsupported(kernel: q.name, device: device.id, reason: "\(error)")
+        }
+    }
+
+    // MARK: Timeline
+
+    mutating func nameID(_ name: String, _ group: String) -> Int {
+        if let i = nameIndex[name] { return i }
+        let i = names.count
+        names.append(name); nameGroup.append(group); nameIndex[name] = i
+        for r in tl.acc.indices { tl.acc[r] += [0, 0, 0, 0, 0] }
+        return i
+    }
+
+    mutating func compute(_ r: Int, _ id: Int, _ t: OpTime, layer: Int) {
+        let start = tl.clock[r]
+        tl.clock[r] += t.total
+        tl.acc[r][id * 5 + 2] += t.launch
+        tl.acc[r][id * 5 + (t.computeBound ? 0 : 1)] += t.busy
+        if tl.slices != nil {
+            tl.slices!.append(TraceSlice(device: tl.ranksBase + r, name: names[id], group: nameGroup[id], layer: layer,
+                                         start: tl.offset + start, seconds: t.total, bound: t.total > 0 && t.launch >= t.busy ? "launch" : (t.computeBound ? "compute" : "memory")))
+        }
+    }
+
+    /// A collective over disjoint groups of stage ranks, all issued at once: each group starts
+    /// when its last member arrives; member `i` of a group finishes `times[g][i]` later.
+    mutating func collective(_ groups: [[Int]], _ times: [[Double]], _ id: Int, layer: Int) {
+        let waitID = nameID("wait for slower devices", "load imbalance")
+        for (g, members) in groups.enumerated() {
+            let start = members.reduce(0.0) { max($0, tl.clock[$1]) }
+            for (i, r) in members.enumerated() {
+                let wait = start - tl.clock[r]
+                tl.acc[r][waitID * 5 + 4] += wait
+                tl.acc[r][id * 5 + 3] += times[g][i]
+                if tl.slices != nil, times[g][i] > 0 {
+                    tl.slices!.append(TraceSlice(device: tl.ranksBase + r, name: names[id], group: nameGroup[id], layer: layer,
+                                                 start: tl.offset + start, seconds: times[g][i], bound: "communication"))
+                }
+                tl.clock[r] = start + times[g][i]
+            }
+        }
+    }
+
+    /// Model device index (node · profile devices-per-node + local) of stage rank `r` in stage `s`.
+    func globalIndex(stage s: Int, rank r: Int) -> Int {
+        let g = s * req.plan.stageSize + r
+        return (g / req.devicesPerNode) * req.profile.interconnect.devicesPerNode.value + g % req.devicesPerNode
+    }
+
+    mutating func collectiveTimes(_ op: CollectiveOperation, bytes: Double, group: [Int]) throws -> [Double] {
+        guard group.count > 1, bytes > 0 else { return [Double](repeating: 0, count: group.count) }
+        let key = "\(op.rawValue)|\(bytes)|\(group)"
+        if let hit = collCache[key] { return hit }
+        do {
+            let c = try model.collective(op, bytes: bytes, group: group)
+            let times = group.indices.map { $0 < c.perDevice.count ? c.perDevice[$0] : c.total }
+            collCache[key] = times
+            return times
+        } catch {
+            throw PolychipError.collectiveMismatch(collective: op.rawValue, reason: "\(error)")
+        }
+    }
+
+    func allToAllTimes(_ bytes: [[Double]], group: [Int]) throws -> [Double] {
+        guard group.count > 1 else { return [0] }
+        do {
+            let c = try model.allToAll(bytes: bytes, group: group)
+            return group.indices.map { $0 < c.perDevice.count ? c.perDevice[$0] : c.total }
+        } catch {
+            throw PolychipError.collectiveMismatch(collective: "all-to-all", reason: "\(error)")
+        }
+    }
+
+    // MARK: Layers
+
+    /// Tokens (rows) and sequences of DP group `d`.
+    func dpShare(_ d: Int) -> (seqs: Int, tokens: Int) {
+        let b = req.batch, dp = req.plan.dp
+        let seqs = (d + 1) * b / dp - d * b / dp
+        return (seqs, req.phase == .decode ? seqs : seqs * req.context)
+    }
+
+    /// A linear layer `x[m, k] · Wᵀ`, W `[n, k]`, stored as `kind` says.
+    mutating func linear(_ name: String, _ group: String, m: Int, n: Int, k: Int, kind: WeightKind) throws -> (Int, OpTime) {
+        let id = nameID(name, group)
+        guard m > 0, n > 0, k > 0 else { return (id, OpTime(total: 0, launch: 0, busy: 0, computeBound: true)) }
+        let x = TensorDesc([m, k], act)
+        let t: OpTime
+        switch (req.weights, kind) {
+        case (.bf16, _), (_, .embedding), (_, .router), (_, .norm):
+            t = try price(.matmul(transposeB: true), [x, TensorDesc([n, k], act)])
+        case (.w4a8, .attention), (.w4a8, .dense):
+            t = try price(.matmul(transposeB: true), [x, TensorDesc([n, k], act)], quant: .w8a8)
+        default:
+            let g = k % req.groupSize == 0 ? req.groupSize : (k % 2 == 0 ? k : 2)
+            let f = Int4Format(groupSize: g, symmetric: true)
+            let descs = [x, TensorDesc([n, k], .int4), TensorDesc([n, k / g], .f32)]
+            t = try price(.int4Matmul(f), descs, quant: req.weights == .w4a8 ? .w4a8 : .none)
+        }
+        return (id, t)
+    }
+
+    mutating func vec(_ name: String, _ group: String, _ op: Op, _ inputs: [TensorDesc], count: Int = 1) throws -> (Int, OpTime) {
+        let id = nameID(name, group)
+        guard inputs.allSatisfy({ $0.elementCount > 0 }) else { return (id, OpTime(total: 0, launch: 0, busy: 0, computeBound: true)) }
+        return (id, try price(op, inputs, count: count))
+    }
+
+    /// The attention block of one DP group before its TP all-reduce.
+    mutating func attentionOps(seqs b: Int, tokens m: Int) throws -> [(Int, OpTime)] {
+        let c = req.model, h = c.hiddenSize, tp = req.plan.tp
+        let hh = c.heads / tp
+        let g = "attention (MLA\(c.hasIndexer ? " + DSA" : ""))"
+        guard m > 0 else { return [] }
+        var ops: [(Int, OpTime)] = []
+        let l = req.context
+        ops.append(try vec("attn.norm", g, .rmsNorm(eps: 1e-6), [TensorDesc([m, h], act), TensorDesc([h], act)]))
+        let qIn: Int
+        if c.qLoraRank > 0 {
+            ops.append(try linear("attn.q_a_proj", g, m: m, n: c.qLoraRank, k: h, kind: .attention))
+            ops.append(try vec("attn.q_norm", g, .rmsNorm(eps: 1e-6), [TensorDesc([m, c.qLoraRank], act), TensorDesc([c.qLoraRank], act)]))
+            ops.append(try linear("attn.q_b_proj", g, m: m, n: hh * c.qkHeadDim, k: c.qLoraRank, kind: .attention))
+            qIn = c.qLoraRank
+        } else {
+            ops.append(try linear("attn.q_proj", g, m: m, n: hh * c.qkHeadDim, k: h, kind: .attention))
+            qIn = h
+        }
+        ops.append(try linear("attn.kv_a_proj", g, m: m, n: c.kvLoraRank + c.qkRopeHeadDim, k: h, kind: .attention))
+        ops.append(try vec("attn.kv_norm", g, .rmsNorm(eps: 1e-6), [TensorDesc([m, c.kvLoraRank], act), TensorDesc([c.kvLoraRank], act)]))
+        if c.qkRopeHeadDim > 0 {
+            ops.append(try vec("attn.rope", g, .rope(RopeParams()), [TensorDesc([m, hh + 1, c.qkRopeHeadDim], act), TensorDesc([m], .i32)]))
+        }
+        let keys = l
+        let topk = c.hasIndexer ? min(c.indexTopK, keys) : keys
+        if c.hasIndexer {
+            let ih = c.indexHeads, id = c.indexHeadDim
+            ops.append(try linear("attn.indexer.q_proj", g, m: m, n: ih * id, k: qIn, kind: .attention))
+            ops.append(try linear("attn.indexer.k_proj", g, m: m, n: id, k: h, kind: .attention))
+            ops.append(try linear("attn.indexer.weights_proj", g, m: m, n: ih, k: h, kind: .attention))
+            ops.append(try vec("attn.indexer.k_norm", g, .rmsNorm(eps: 1e-6), [TensorDesc([m, id], act), TensorDesc([id], act)]))
+            if req.phase == .decode {
+                ops.append(try vec("attn.indexer.scores", g, .lightningIndexer,
+                                   [TensorDesc([1, ih, id], act), TensorDesc([keys, id], act), TensorDesc([1, ih], act)], count: b))
+                ops.append(try vec("attn.indexer.top_k", g, .topK(k: topk), [TensorDesc([1, keys], .f32)], count: b))
+            } else {
+                // Queries in chunks so the score matrix stays bounded: chunk j sees keys 0..<end.
+                let chunk = min(l, 8192)
+                var start = 0
+                while start < l {
+                    let end = min(l, start + chunk), rows = end - start
+                    ops.append(try vec("attn.indexer.scores", g, .lightningIndexer,
+                                       [TensorDesc([rows, ih, id], act), TensorDesc([end, id], act), TensorDesc([rows, ih], act)], count: b))
+                    ops.append(try vec("attn.indexer.top_k", g, .topK(k: min(c.indexTopK, end)), [TensorDesc([rows, end], .f32)], count: b))
+                    start = end
+                }
+            }
+        }
+        let lat = c.kvLoraRank + c.qkRopeHeadDim
+        if req.phase == .decode {
+            // Weight-absorbed MLA: attention runs on the latent (one shared KV head of width
+            // kv_lora + rope) and the per-head up-projections fold into the query and output.
+            ops.append(try vec("attn.absorb_q", g, .groupedMatmul(transposeB: false),
+                               [TensorDesc([hh * b, c.qkNopeHeadDim], act), TensorDesc([hh, c.qkNopeHeadDim, c.kvLoraRank], act), TensorDesc([hh + 1], .i32)]))
+            // The value is the latent's first kv_lora columns: the cache is read once, so the
+            // catalog's separate value bytes are taken off.
+            if c.hasIndexer {
+                let descs = [TensorDesc([b, hh, lat], act), TensorDesc([b * keys, 1, lat], act), TensorDesc([b * keys, 1, c.kvLoraRank], act),
+                             TensorDesc([b, topk], .i32)]
+                let op = Op.sparseAttention(SparseAttentionParams())
+                let bytes = op.cost(descs).bytes - Double(b * topk * c.kvLoraRank * 2)
+                ops.append((nameID("attn.sparse_attention", g), try price(op, descs, bytes: bytes)))
+            } else {
+                let descs = [TensorDesc([b, hh, 1, lat], act), TensorDesc([b, 1, keys, lat], act), TensorDesc([b, 1, keys, c.kvLoraRank], act)]
+                let op = Op.attention(AttentionParams())
+                let bytes = op.cost(descs).bytes - Double(descs[2].byteCount)
+                ops.append((nameID("attn.attention", g), try price(op, descs, bytes: bytes)))
+            }
+            ops.append(try vec("attn.absorb_v", g, .groupedMatmul(transposeB: false),
+                               [TensorDesc([hh * b, c.kvLoraRank], act), TensorDesc([hh, c.kvLoraRank, c.vHeadDim], act), TensorDesc([hh + 1], .i32)]))
+        } else {
+            ops.append(try linear("attn.kv_b_proj", g, m: m, n: hh * (c.qkNopeHeadDim + c.vHeadDim), k: c.kvLoraRank, kind: .attention))
+            if c.hasIndexer && l > c.indexTopK {
+                // DSA prefill in the MQA (latent) form; the selected rows of the latent cache are
+                // assumed reused on chip by a 64-query tile, so 1/64 of the catalog's per-token gather.
+                let descs = [TensorDesc([l, hh, lat], act), TensorDesc([l, 1, lat], act), TensorDesc([l, 1, c.kvLoraRank], act), TensorDesc([l, topk], .i32)]
+                let cost = Op.sparseAttention(SparseAttentionParams()).cost(descs)
+                let own = Double(descs[0].byteCount + descs[3].byteCount + l * hh * c.kvLoraRank * 2)
+                let bytes = own + (cost.bytes - own) / 64 + Double(descs[1].byteCount + descs[2].byteCount)
+                let id = nameID("attn.sparse_attention", g)
+                ops.append((id, try price(.sparseAttention(SparseAttentionParams()), descs, count: b, bytes: bytes)))
+            } else {
+                ops.append(try vec("attn.attention", g, .attention(AttentionParams(causal: true)),
+                                   [TensorDesc([b, hh, l, c.qkHeadDim], act), TensorDesc([b, hh, l, c.qkHeadDim], act), TensorDesc([b, hh, l, c.vHeadDim], act)]))
+            }
+        }
+        ops.append(try linear("attn.o_proj", g, m: m, n: h, k: hh * c.vHeadDim, kind: .attention))
+        return ops
+    }
+
+    mutating func residual(_ group: String, tokens m: Int) throws -> [(Int, OpTime)] {
+        guard m > 0 else { return [] }
+        let d = TensorDesc([m, req.model.hiddenSize], act)
+        return [try vec("residual add", group, .add, [d, d])]
+    }
+
+    mutating func denseOps(tokens m: Int) throws -> [(Int, OpTime)] {
+        let c = req.model, h = c.hiddenSize, f = c.denseIntermediate / req.plan.tp
+        let g = "dense FFN"
+        guard m > 0 else { return [] }
+        return [try vec("ffn.norm", g, .rmsNorm(eps: 1e-6), [TensorDesc([m, h], act), TensorDesc([h], act)]),
+                try linear("ffn.gate_up_proj", g, m: m, n: 2 * f, k: h, kind: .dense),
+                try vec("ffn.swiglu", g, .swiglu, [TensorDesc([m, f], act), TensorDesc([m, f], act)]),
+                try linear("ffn.down_proj", g, m: m, n: h, k: f, kind: .dense)]
+    }
+
+    // MARK: Simulation
+
+    mutating func simulate() throws -> SimulationReport {
+        let c = req.model, plan = req.plan
+        let s = plan.stageSize
+        let layersPerStage = (0..<plan.pp).map { st in (st * c.numLayers / plan.pp)..<((st + 1) * c.numLayers / plan.pp) }
+        var stageSeconds: [Double] = []
+        var accTotal: [Double] = []
+        var traces: [TraceSlice] = []
+        var rng = SplitMix64(seed: req.seed)
+        var stageStart = 0.0
+        var sendSeconds: [Double] = []
+        for (st, layers) in layersPerStage.enumerated() {
+            tl.clock = [Double](repeating: 0, count: s)
+            for r in 0..<s { tl.acc[r] = [Double](repeating: 0, count: names.count * 5) }
+            tl.offset = stageStart
+            tl.ranksBase = st * s
+            if tl.slices != nil { tl.slices = [] }
+            let group = (0..<s).map { globalIndex(stage: st, rank: $0) }
+            let tpGroups = (0..<plan.dp).map { d in Array((d * plan.tp)..<((d + 1) * plan.tp)) }
+            let shares = (0..<plan.dp).map(dpShare)
+            // Embedding on the first stage.
+            if st == 0 {
+                let id = nameID("embedding lookup", "embedding + LM head")
+                for r in 0..<s {
+                    let m = shares[r / plan.tp].tokens
+                    let bytes = Double(m * c.hiddenSize * 2 * 2)
+                    let t = m == 0 ? OpTime(total: 0, launch: 0, busy: 0, computeBound: false)
+                        : try timeQuery(KernelCostQuery(name: "embedding", unit: .vector, dtype: .bf16, flops: 0, bytes: bytes,
+                                                        shape: .rows(count: m, length: c.hiddenSize)))
+                    compute(r, id, t, layer: -1)
+                }
+            }
+            for layer in layers {
+                // Attention.
+                var perDP: [[(Int, OpTime)]] = []
+                for d in 0..<plan.dp { perDP.append(try attentionOps(seqs: shares[d].seqs, tokens: shares[d].tokens)) }
+                for r in 0..<s { for (id, t) in perDP[r / plan.tp] { compute(r, id, t, layer: layer) } }
+                if plan.tp > 1 {
+                    let id = nameID("attn.all_reduce (TP)", "attention (MLA\(c.hasIndexer ? " + DSA" : ""))")
+                    let times = try tpGroups.enumerated().map { d, members in
+                        try collectiveTimes(.allReduce, bytes: Double(shares[d].tokens * c.hiddenSize * 2), group: members.map { group[$0] })
+                    }
+                    collective(tpGroups, times, id, layer: layer)
+                }
+                for r in 0..<s { for (id, t) in try residual("attention (MLA\(c.hasIndexer ? " + DSA" : ""))", tokens: shares[r / plan.tp].tokens) { compute(r, id, t, layer: layer) } }
+                // FFN.
+                if layer < c.firstKDense {
+                    for r in 0..<s { for (id, t) in try denseOps(tokens: shares[r / plan.tp].tokens) { compute(r, id, t, layer: layer) } }
+                    if plan.tp > 1 {
+                        let id = nameID("ffn.all_reduce (TP)", "dense FFN")
+                        let times = try tpGroups.enumerated().map { d, members in
+                            try collectiveTimes(.allReduce, bytes: Double(shares[d].tokens * c.hiddenSize * 2), group: members.map { group[$0] })
+                        }
+                        collective(tpGroups, times, id, layer: layer)
+                    }
+                    for r in 0..<s { for (id, t) in try residual("dense FFN", tokens: shares[r / plan.tp].tokens) { compute(r, id, t, layer: layer) } }
+                } else {
+                    try moeLayer(layer: layer, shares: shares, group: group, tpGroups: tpGroups, rng: &rng)
+                }
+            }
+            // LM head on the last stage (only the last token of each sequence).
+            if st == plan.pp - 1 {
+                for r in 0..<s {
+                    let b = shares[r / plan.tp].seqs
+                    let normID = nameID("final norm", "embedding + LM head")
+                    if b > 0 {
+                        compute(r, normID, try price(.rmsNorm(eps: 1e-6), [TensorDesc([b, c.hiddenSize], act), TensorDesc([c.hiddenSize], act)]), layer: c.numLayers)
+                    }
+                    let (id, t) = try linear("lm_head", "embedding + LM head", m: b, n: c.vocabSize / plan.tp, k: c.hiddenSize, kind: .embedding)
+                    compute(r, id, t, layer: c.numLayers)
+                }
+                if plan.tp > 1 {
+                    let id = nameID("lm_head.all_gather (TP)", "embedding + LM head")
+                    let times = try tpGroups.enumerated().map { d, members in
+                        try collectiveTimes(.allGather, bytes: Double(shares[d].seqs * c.vocabSize * 2), group: members.map { group[$0] })
+                    }
+                    collective(tpGroups, times, id, layer: c.numLayers)
+                }
+            }
+            let stageTime = tl.clock.max() ?? 0
+            // Pipeline send to the next stage: every rank sends its activations to its peer.
+            var send = 0.0
+            if st < plan.pp - 1 {
+                let next = (0..<s).map { globalIndex(stage: st + 1, rank: $0) }
+                var m = [[Double]](repeating: [Double](repeating: 0, count: 2 * s), count: 2 * s)
+                for r in 0..<s { m[r][s + r] = Double(shares[r / plan.tp].tokens * c.hiddenSize * 2) / Double(plan.tp) }
+                send = (try allToAllTimes(m, group: group + next)).max() ?? 0
+            }
+            sendSeconds.append(send)
+            stageSeconds.append(stageTime)
+            // The slowest rank's account for this stage.
+            let critical = (0..<s).max { tl.clock[$0] < tl.clock[$1] } ?? 0
+            let row = tl.acc[critical]
+            if accTotal.count < row.count { accTotal += [Double](repeating: 0, count: row.count - accTotal.count) }
+            for (i, v) in row.enumerated() { accTotal[i] += v }
+            if send > 0 {
+                let id = nameID("pipeline send (PP)", "pipeline")
+                if accTotal.count < names.count * 5 { accTotal += [Double](repeating: 0, count: names.count * 5 - accTotal.count) }
+                accTotal[id * 5 + 3] += send
+            }
+            if let sl = tl.slices { traces += sl }
+            stageStart += stageTime + send
+        }
+        if accTotal.count < names.count * 5 { accTotal += [Double](repeating: 0, count: names.count * 5 - accTotal.count) }
+        let latency = zip(stageSeconds, sendSeconds).reduce(0) { $0 + $1.0 + $1.1 }
+        let memory = memoryFit()
+        return SimulationReport.make(req: req, names: names, groups: nameGroup, acc: accTotal, latency: latency,
+                                     stageSeconds: zip(stageSeconds, sendSeconds).map { $0 + $1 }, memory: memory,
+                                     expertRows: expertRows, trace: req.recordTrace ? traces : nil)
+    }
+
+    /// One MoE FFN: norm, router, permute, dispatch, per-device expert GEMMs on the sampled
+    /// counts, combine, weighted sum, shared expert, TP all-reduce, residual.
+    mutating func moeLayer(layer: Int, shares: [(seqs: Int, tokens: Int)], group: [Int], tpGroups: [[Int]], rng: inout SplitMix64) throws {
+        let c = req.model, plan = req.plan, h = c.hiddenSize, k = c.expertsPerToken, e = c.routedExperts
+        let s = plan.stageSize
+        let g = "MoE FFN"
+        // Tokens each rank dispatches: its share of its DP group's tokens, split over the TP ranks.
+        let dispatch = (0..<s).map { r -> Int in
+            let m = shares[r / plan.tp].tokens, i = r % plan.tp
+            return (i + 1) * m / plan.tp - i * m / plan.tp
+        }
+        for r in 0..<s {
+            let m = shares[r / plan.tp].tokens, md = dispatch[r]
+            guard m > 0 else { continue }
+            compute(r, nameID("moe.norm", g), try price(.rmsNorm(eps: 1e-6), [TensorDesc([m, h], act), TensorDesc([h], act)]), layer: layer)
+            guard md > 0 else { continue }
+            let (rid, rt) = try linear("moe.router_gemm", g, m: md, n: e, k: h, kind: .router)
+            compute(r, rid, rt, layer: layer)
+            compute(r, nameID("moe.router_topk", g),
+                    try price(.moeRouter(RouterParams(scoring: c.scoring, topK: k, nGroup: c.nGroup, topkGroup: c.topkGroup,
+                                                      renormalize: true, routedScale: c.routedScale, hasBias: true)),
+                              [TensorDesc([md, e], .f32), TensorDesc([e], .f32)]), layer: layer)
+            compute(r, nameID("moe.permute", g), try price(.moePermute(numExperts: e), [TensorDesc([md, h], act), TensorDesc([md, k], .i32)]), layer: layer)
+        }
+        // Routing sample: counts[r][e] rows of rank r's tokens for expert e.
+        let counts = Routing.sample(tokens: dispatch, experts: e, k: k, model: req.routing, rng: &rng)
+        let perCol = e / plan.ep, etp = plan.etp
+        // rows[i][j]: rows rank i sends to rank j (a copy to each ETP member of the expert's column).
+        var rows = [[Int]](repeating: [Int](repeating: 0, count: s), count: s)
+        var perExpertOnRank = [[Int]](repeating: [], count: s)
+        for j in 0..<s {
+            let col = j / etp
+            let experts = (col * perCol)..<((col + 1) * perCol)
+            perExpertOnRank[j] = experts.map { ex in (0..<s).reduce(0) { $0 + counts[$1][ex] } }
+            for i in 0..<s { rows[i][j] = experts.reduce(0) { $0 + counts[i][$1] } }
+        }
+        let recv = (0..<s).map { j in (0..<s).reduce(0) { $0 + rows[$1][j] } }
+        expertRows += recv
+        let dispatchRow = Double(h) * (req.weights == .w4a8 ? 1 : 2) + (req.weights == .w4a8 ? 4 : 0)
+        let dispatchBytes = rows.map { $0.map { Double($0) * dispatchRow } }
+        let dispatchID = nameID("moe.dispatch (EP all-to-all)", g)
+        collective([Array(0..<s)], [try allToAllTimes(dispatchBytes, group: group)], dispatchID, layer: layer)
+        // Expert GEMMs with the real per-expert row counts of each rank.
+        let f = c.moeIntermediate / etp
+        let gateID = nameID("moe.experts.gate_up", g), actID = nameID("moe.experts.swiglu", g), downID = nameID("moe.experts.down", g)
+        for j in 0..<s where recv[j] > 0 {
+            compute(j, gateID, try groupedExpertTime(perExpertOnRank[j], n: 2 * f, k: h), layer: layer)
+            compute(j, actID, try price(.swiglu, [TensorDesc([recv[j], f], act), TensorDesc([recv[j], f], act)]), layer: layer)
+            compute(j, downID, try groupedExpertTime(perExpertOnRank[j], n: h, k: f), layer: layer)
+        }
+        let combineBytes = (0..<s).map { i in (0..<s).map { j in Double(rows[j][i]) * Double(h * 2) } }
+        collective([Array(0..<s)], [try allToAllTimes(combineBytes, group: group)], nameID("moe.combine (EP all-to-all)", g), layer: layer)
+        for r in 0..<s where dispatch[r] > 0 {
+            let md = dispatch[r]
+            compute(r, nameID("moe.weighted_combine", g),
+                    try price(.moeCombine, [TensorDesc([md * k * etp, h], act), TensorDesc([md * k * etp], .i32), TensorDesc([md, k * etp], .f32)]), layer: layer)
+        }
+        // Shared expert (tensor-parallel like attention).
+        if c.sharedExperts > 0 {
+            let fs = c.sharedExperts * c.moeIntermediate / plan.tp
+            for r in 0..<s {
+                let m = shares[r / plan.tp].tokens
+                guard m > 0 else { continue }
+                let (a, ta) = try linear("moe.shared.gate_up", g, m: m, n: 2 * fs, k: h, kind: .shared)
+                compute(r, a, ta, layer: layer)
+                compute(r, nameID("moe.shared.swiglu", g), try price(.swiglu, [TensorDesc([m, fs], act), TensorDesc([m, fs], act)]), layer: layer)
+                let (d, td) = try linear("moe.shared.down", g, m: m, n: h, k: fs, kind: .shared)
+                compute(r, d, td, layer: layer)
+            }
+        }
+        if plan.tp > 1 {
+            // Routed shares and shared-expert partials are summed by one all-reduce.
+            let id = nameID("moe.all_reduce (TP)", g)
+            let times = try tpGroups.enumerated().map { d, members in
+                try collectiveTimes(.allReduce, bytes: Double(shares[d].tokens * h * 2), group: members.map { group[$0] })
+            }
+            collective(tpGroups, times, id, layer: layer)
+        }
+        for r in 0..<s { for (id, t) in try residual(g, tokens: shares[r / plan.tp].tokens) { compute(r, id, t, layer: layer) } }
+    }
+
+    /// A grouped expert GEMM over the experts with rows: each expert's segment padded to the
+    /// tile separately, weights read only for experts that received rows.
+    func groupedExpertTime(_ perExpert: [Int], n: Int, k: Int) throws -> OpTime {
+        let active = perExpert.filter { $0 > 0 }
+        let rows = active.reduce(0, +)
+        let wBytes = Double(n * k) * req.weights.bytesPerParam(.experts, groupSize: req.groupSize)
+        let aBytes: Double = req.weights == .w4a8 ? 1 : 2
+        let bytes = Double(rows * k) * aBytes + Double(active.count) * wBytes + Double(rows * n) * 2
+        let dtype: ProfileDType = req.weights == .w4a8 ? .int8 : .bf16
+        return try timeQuery(KernelCostQuery(name: "int4-grouped-matmul", unit: .matrix, dtype: dtype,
+                                             flops: 2 * Double(rows) * Double(n) * Double(k), bytes: bytes,
+                                             shape: .groupedGemm(active.map { PolychipSimulated.GemmShape(m: $0, n: n, k: k) })))
+    }
+}
+
+/// Samples which experts tokens pick.
+enum Routing {
+    /// Tokens sampled per MoE layer at most; larger batches scale the sampled counts.
+    static let maxSampledTokens = 32768
+
+    /// `counts[r][e]`: rows of rank `r`'s `tokens[r]` tokens that go to expert `e` (k per token).
+    static func sample(tokens: [Int], experts e: Int, k: Int, model: RoutingModel, rng: inout SplitMix64) -> [[Int]] {
+        let total = tokens.reduce(0, +)
+        var counts = [[Int]](repeating: [Int](repeating: 0, count: e), count: tokens.count)
+        switch model {
+        case .balanced:
+            var next = 0
+            for (r, n) in tokens.enumerated() {
+                for _ in 0..<(n * k) { counts[r][next] += 1; next = (next + 1) % e }
+            }
+            return counts
+        case .uniform, .zipf:
+            var cdf: [Double] = []
+            if case .zipf(let sExp) = model {
+                var perm = Array(0..<e)
+                for i in stride(from: e - 1, to: 0, by: -1) { perm.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+                var w = [Double](repeating: 0, count: e)
+                for (rank, ex) in perm.enumerated() { w[ex] = 1 / pow(Double(rank + 1), sExp) }
+                let sum = w.reduce(0, +)
+                var acc = 0.0
+                cdf = w.map { acc += $0 / sum; return acc }
+            }
+            let scale = total > maxSampledTokens ? Double(total) / Double(maxSampledTokens) : 1
+            var chosen = [Int](repeating: -1, count: k)
+            for (r, n) in tokens.enumerated() {
+                let sampled = scale > 1 ? Int((Double(n) / scale).rounded(.up)) : n
+                guard sampled > 0 else { continue }
+                var local = [Int](repeating: 0, count: e)
+                for _ in 0..<sampled {
+                    var picked = 0
+                    while picked < k {
+                        let ex: Int
+                        if cdf.isEmpty { ex = Int(rng.next() % UInt64(e)) } else {
+                            let u = rng.uniform()
+                            var lo = 0, hi = e - 1
+                            while lo < hi { let mid = (lo + hi) / 2; if cdf[mid] < u { lo = mid + 1 } else { hi = mid } }
+                            ex = lo
+                        }
+                        if !chosen[0..<picked].contains(ex) { chosen[picked] = ex; picked += 1 }
+                    }
+                    for ex in chosen { local[ex] += 1 }
+                }
+                if sampled == n { counts[r] = local } else {
+                    // Scale to n tokens, keeping exactly n·k rows (largest remainders first).
+                    let f = Double(n) / Double(sampled)
+                    var scaled = local.map { Int((Double($0) * f).rounded(.down)) }
+                    var missing = n * k - scaled.reduce(0, +)
+                    let order = local.indices.sorted { (Double(local[$0]) * f).truncatingRemainder(dividingBy: 1) > (Double(local[$1]) * f).truncatingRemainder(dividingBy: 1) }
+                    var i = 0
+                    while missing > 0 && !order.isEmpty { scaled[order[i % order.count]] += 1; missing -= 1; i += 1 }
+                    counts[r] = scaled
+                }
+            }
+            return counts
+        }
+    }
+}
+
+/// SplitMix64: a small, fast, seedable generator (the routing sample must be reproducible).
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+}
