@@ -47,8 +47,9 @@ public struct BenchOptions: Sendable {
 /// Times workloads on devices: warm-up, repeat to ≥ `minTime`, median.
 public enum BenchRunner {
     /// Runs `w` on `device`: measured for real devices, modeled (dry run on meta tensors)
-    /// for devices that model time.
-    public static func run(_ w: Workload, on device: any Device, options: BenchOptions) throws -> BenchResult {
+    /// for devices that model time. Every kernel call is recorded on `queue` (a fresh one when
+    /// `nil`; pass one per device to collect a trace of the whole run); it must be on `device`.
+    public static func run(_ w: Workload, on device: any Device, options: BenchOptions, queue: Queue? = nil) throws -> BenchResult {
         let support = device.supports(w.kind, dtype: w.dtype)
         if case .unsupported(let why) = support {
             throw PolychipError.unsupported(kernel: w.kind.name, device: device.id, reason: why)
@@ -57,7 +58,10 @@ public enum BenchRunner {
         let outDescs = try w.op.validate(w.inputs)
         var times: [Double] = []
         var breakdown: ModeledBreakdown? = nil
-        let queue = Queue(device: device)
+        let queue = queue ?? Queue(device: device)
+        guard queue.device === device else {
+            throw PolychipError.invalidArgument(kernel: w.kind.name, argument: "queue", reason: "the queue is on \(queue.device.id), not \(device.id)")
+        }
         if device.supportsDryRun {
             let r = try queue.enqueue(w.op, inputs: w.inputs.map(Tensor.meta), outputs: outDescs.map(Tensor.meta))
             times = [r.seconds]
