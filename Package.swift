@@ -68,7 +68,7 @@ let package = Package(
         .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference", "PolychipModels"],
                 path: "Sources/PolychipConformance"),
 
-        .target(name: "PolychipBench", dependencies: ["PolychipCore", "PolychipConformance"],
+        .target(name: "PolychipBench", dependencies: ["PolychipCore", "PolychipConformance", "PolychipSimulated"],
                 path: "Sources/PolychipBench"),
 
         // The CLI: commands in a library so tests can drive them in-process.
