@@ -13,9 +13,14 @@ struct BenchCommand: ParsableCommand {
         and every bundled device profile (modeled). Each measured row is warmed up, repeated for at \
         least --min-time seconds, and reported as a median with its min–max; every row is verified \
         against the reference (at a reduced size, said so in the 'verified' column).
+
+        --validate measures the kernels on a real device (default: cpu) and models them on that \
+        device's calibrated profile (--profile FILE from `polychip calibrate`, or calibrated on the fly), \
+        then prints each kernel's error (modeled/measured − 1) and the median absolute error. \
+        --set overrides apply to that profile too.
         """)
 
-    @Option(name: .customLong("device"), help: "Device selector (repeatable). Default: every real device and bundled profile.")
+    @Option(name: .customLong("device"), help: "Device selector (repeatable). Default: every real device and bundled profile (--validate: cpu).")
     var devices: [String] = []
 
     @Option(name: .customLong("kernel"), help: "Kernel name (repeatable). Default: the headline suite.")
@@ -31,35 +36,130 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print CSV instead of the table.") var csv = false
     @Flag(help: "Skip verification against the reference.") var noVerify = false
     @Option(help: "Minimum measured time per row, seconds.") var minTime: Double = 1.0
+    @Option(help: ArgumentHelp("Write an SVG roofline chart and a bar chart of measured vs modeled times.", valueName: "FILE.svg"))
+    var plot: String?
+    @Option(help: ArgumentHelp("Write a Chrome trace-event JSON of every kernel call (Perfetto, chrome://tracing).", valueName: "FILE.json"))
+    var trace: String?
+    @Flag(name: .customLong("validate"), help: "Model accuracy: measured on the device vs modeled on its calibrated profile (--profile FILE, or calibrated now).")
+    var validateModel = false
+    @Flag(help: .hidden) var quickCalibration = false
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
     func validate() throws {
         if json && csv { throw ValidationError("choose one of --json and --csv") }
         guard minTime > 0, minTime.isFinite else { throw ValidationError("--min-time must be > 0") }
+        if validateModel && simulation.profiles.count > 1 {
+            throw ValidationError("--validate takes one --profile: the calibrated profile of the measured device")
+        }
     }
 
     func run() throws {
         guard let dt = DType(rawValue: dtype), dt.isFloat else { throw ValidationError("--dtype must be f32, f16 or bf16") }
         let workloads = try selectedWorkloads(dt)
+        if validateModel { return try runValidation(workloads, dtype: dt) }
         let devs = try simulation.resolve(devices, fallback: Polychip.benchDefaultSelectors)
         guard !devs.isEmpty else { throw ValidationError("no devices to benchmark") }
         var rows: [BenchResult] = []
         let options = BenchOptions(minTime: minTime, verify: !noVerify)
+        let queues = devs.map { Queue(device: $0, label: $0.supportsDryRun ? "compute (modeled)" : "compute") }
         let total = workloads.count * devs.count
         var n = 0
         for w in workloads {
-            for d in devs {
+            for (d, q) in zip(devs, queues) {
                 n += 1
                 eprint("[\(n)/\(total)] \(w.kind.name) \(w.label) \(w.dtype) on \(d.id)…")
-                do { rows.append(try BenchRunner.run(w, on: d, options: options)) } catch {
+                do { rows.append(try BenchRunner.run(w, on: d, options: options, queue: q)) } catch {
                     eprint("  skipped: \(error)")
                 }
             }
         }
+        try writeArtifacts(rows: rows, roofs: devs.map { Roof.of($0, dtype: dt) }, queues: queues, title: "polychip bench")
         if json { print(String(decoding: try BenchReport.json(rows), as: UTF8.self)) }
         else if csv { print(BenchReport.csv(rows), terminator: "") }
         else { print(BenchReport.table(rows)) }
+    }
+
+    /// `--validate`: measured vs modeled on the calibrated profile, per device.
+    func runValidation(_ workloads: [Workload], dtype: DType) throws {
+        // The --profile file is the model of the measured device here, not a device of its own.
+        let devs = try simulation.registry.resolve(devices.isEmpty ? ["cpu"] : devices, fallback: [])
+        if let bad = devs.first(where: { $0.supportsDryRun || $0.info.kind == .reference }) {
+            throw ValidationError("--validate needs a real measured device; \(bad.id) is \(bad.supportsDryRun ? "simulated" : "the reference oracle")")
+        }
+        if !simulation.profiles.isEmpty && devs.count > 1 { throw ValidationError("--profile describes one device; name one --device") }
+        var reports: [ValidationReport] = []
+        var allRows: [BenchResult] = []
+        var roofs: [Roof] = []
+        var queues: [Queue] = []
+        for dev in devs {
+            let (prof, origin) = try calibratedProfile(for: dev)
+            let sim = try SimulatedDevice(profile: prof, index: 0)
+            let mq = Queue(device: dev, label: "compute"), sq = Queue(device: sim, label: "compute (modeled)")
+            queues += [mq, sq]
+            let fig = Roof(device: dev.id, peakFlops: sim.info.peakFlops[dtype.rawValue] ?? sim.info.peakFlops["f32"],
+                           bandwidth: sim.info.memoryBandwidth)
+            roofs += [fig, Roof(device: sim.id, peakFlops: fig.peakFlops, bandwidth: fig.bandwidth)]
+            var rows: [ValidationRow] = []
+            for (i, w) in workloads.enumerated() {
+                eprint("[\(i + 1)/\(workloads.count)] \(w.kind.name) \(w.label) \(w.dtype): measured on \(dev.id), modeled on \(sim.id)…")
+                do {
+                    let m = try BenchRunner.run(w, on: dev, options: BenchOptions(minTime: minTime, verify: !noVerify), queue: mq)
+                    let s = try BenchRunner.run(w, on: sim, options: BenchOptions(minTime: minTime, verify: false), queue: sq)
+                    allRows += [m, s]
+                    rows.append(ValidationRow(measured: m, modeled: s))
+                } catch {
+                    eprint("  skipped: \(error)")
+                }
+            }
+            reports.append(ValidationReport(device: dev.id, profile: origin, rows: rows))
+        }
+        try writeArtifacts(rows: allRows, roofs: roofs, queues: queues, title: "polychip bench --validate")
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            print(String(decoding: try enc.encode(reports), as: UTF8.self))
+        } else if csv {
+            for (i, r) in reports.enumerated() {
+                let text = r.csv()
+                print(i == 0 ? text : String(text.drop(while: { $0 != "\n" }).dropFirst()), terminator: "")
+            }
+        } else {
+            print(reports.map { $0.table() }.joined(separator: "\n\n"))
+        }
+    }
+
+    /// The `--profile` file, or a profile calibrated now; `--set` overrides applied.
+    func calibratedProfile(for dev: any Device) throws -> (DeviceProfile, String) {
+        if let profile = simulation.profiles.first {
+            return (try SimulatedBackend.loadProfile(profile, settings: simulation.settings), profile)
+        }
+        eprint("calibrating \(dev.id) (pass --profile FILE from `polychip calibrate --out FILE` to skip)…")
+        var plan = quickCalibration ? CalibrationPlan.quick(for: dev) : CalibrationPlan.standard(for: dev)
+        // Only the dtypes this run models (f32 first: the profile's curves are f32's).
+        plan.dtypes = plan.dtypes.filter { $0 == .f32 || $0.rawValue == dtype }
+        let result = try Calibrator.calibrate(dev, plan: plan, command: "polychip bench --validate --device \(dev.id) (calibrated on the fly)",
+                                              progress: { eprint($0) })
+        var p = try result.profile(name: CalibrateCommand.defaultName(for: dev))
+        if !simulation.settings.isEmpty {
+            do { p = try p.applying(settings: simulation.settings) } catch { throw ValidationError("--set: \(error)") }
+        }
+        return (p, "a profile calibrated now (\(p.name))")
+    }
+
+    /// Writes `--plot` and `--trace`.
+    func writeArtifacts(rows: [BenchResult], roofs: [Roof], queues: [Queue], title: String) throws {
+        if let plot {
+            try BenchPlot.write(rows: rows, roofs: roofs, to: plot, title: title)
+            eprint("wrote \(plot)")
+        }
+        if let trace {
+            let data = try ChromeTrace.encode(ChromeTrace.tracks(queues: queues.filter { !$0.records.isEmpty }),
+                                              metadata: ["command": title, "dtype": dtype])
+            try writeFile(trace, data)
+            eprint("wrote \(trace)")
+        }
     }
 
     func selectedWorkloads(_ dt: DType) throws -> [Workload] {

@@ -7,7 +7,8 @@ public struct PolychipCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "polychip",
         abstract: "Heterogeneous accelerator kernels: list devices, check conformance, run and benchmark kernels.",
-        subcommands: [DevicesCommand.self, ConformCommand.self, RunCommand.self, BenchCommand.self, SimulateCommand.self])
+        subcommands: [DevicesCommand.self, ConformCommand.self, RunCommand.self, BenchCommand.self, CalibrateCommand.self,
+                      SimulateCommand.self])
 
     public init() {}
 }

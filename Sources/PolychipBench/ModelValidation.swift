@@ -1,0 +1,102 @@
+import Foundation
+import PolychipCore
+
+/// One kernel of `polychip bench --validate`: measured on a real device and modeled on that
+/// device's calibrated profile.
+public struct ValidationRow: Sendable, Codable, Hashable {
+    /// Kernel name.
+    public var kernel: String
+    /// Shape label.
+    public var shape: String
+    /// Activation dtype.
+    public var dtype: String
+    /// The measured device (`cpu:0`).
+    public var device: String
+    /// The simulated device that modeled it (`sim:NAME:0`).
+    public var modelDevice: String
+    /// Measured median, fastest and slowest repetition, seconds.
+    public var measuredSeconds: Double, minSeconds: Double, maxSeconds: Double
+    /// Measured repetitions.
+    public var repetitions: Int
+    /// Modeled seconds.
+    public var modeledSeconds: Double
+    /// What bounds the modeled time (`compute`, `memory`, `launch`).
+    public var bound: String
+    /// The model's breakdown.
+    public var breakdown: ModeledBreakdown?
+    /// `modeled / measured − 1`.
+    public var error: Double
+
+    /// Pairs a measured and a modeled result of the same workload.
+    public init(measured m: BenchResult, modeled s: BenchResult) {
+        kernel = m.kernel; shape = m.shape; dtype = m.dtype; device = m.device; modelDevice = s.device
+        measuredSeconds = m.medianSeconds; minSeconds = m.minSeconds; maxSeconds = m.maxSeconds; repetitions = m.repetitions
+        modeledSeconds = s.medianSeconds; bound = s.bound; breakdown = s.breakdown
+        error = m.medianSeconds > 0 ? s.medianSeconds / m.medianSeconds - 1 : .infinity
+    }
+}
+
+/// The model-accuracy report of `polychip bench --validate`.
+public struct ValidationReport: Sendable, Codable {
+    /// Measured device.
+    public var device: String
+    /// Where the profile came from (a file, or "calibrated on the fly").
+    public var profile: String
+    /// Per-kernel rows.
+    public var rows: [ValidationRow]
+    /// Median of |error| over the rows.
+    public var medianAbsError: Double
+    /// Mean of |error| over the rows.
+    public var meanAbsError: Double
+    /// The target for the median absolute error.
+    public var target: Double = 0.15
+
+    /// Builds the report and its summary statistics.
+    public init(device: String, profile: String, rows: [ValidationRow]) {
+        self.device = device; self.profile = profile; self.rows = rows
+        let errs = rows.map { abs($0.error) }.filter(\.isFinite)
+        medianAbsError = SaturationFit.median(errs)
+        meanAbsError = errs.isEmpty ? 0 : errs.reduce(0, +) / Double(errs.count)
+    }
+
+    /// The error table with a summary line.
+    public func table() -> String {
+        let header = ["kernel", "shape", "dtype", "measured", "min–max", "modeled", "bound", "error"]
+        let body = rows.map { r -> [String] in
+            [r.kernel, r.shape, r.dtype, BenchReport.seconds(r.measuredSeconds),
+             "\(BenchReport.seconds(r.minSeconds))–\(BenchReport.seconds(r.maxSeconds))", BenchReport.seconds(r.modeledSeconds),
+             r.bound, String(format: "%+.1f%%", r.error * 100)]
+        }
+        let widths = header.indices.map { i in max(header[i].count, body.map { $0[i].count }.max() ?? 0) }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }
+        var out = ["model accuracy on \(device): measured vs modeled on \(profile)", ""]
+        out += [line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + body.map(line)
+        out.append("")
+        out.append(String(format: "median |error| %.1f%% over %d kernels (mean %.1f%%; target ≤ %.0f%%: ",
+                          medianAbsError * 100, rows.count, meanAbsError * 100, target * 100) +
+                   (medianAbsError <= target ? "met)" : "not met)"))
+        return out.joined(separator: "\n")
+    }
+
+    /// Pretty JSON of the report.
+    public func json() throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        do { return try enc.encode(self) } catch {
+            throw PolychipError.invalidArgument(kernel: "bench", argument: "--json", reason: "cannot encode the report: \(error)")
+        }
+    }
+
+    /// CSV with a header line.
+    public func csv() -> String {
+        var out = "kernel,shape,dtype,device,model_device,measured_s,min_s,max_s,modeled_s,bound,error\n"
+        for r in rows {
+            out += [r.kernel, r.shape, r.dtype, r.device, r.modelDevice, "\(r.measuredSeconds)", "\(r.minSeconds)",
+                    "\(r.maxSeconds)", "\(r.modeledSeconds)", r.bound, "\(r.error)"].joined(separator: ",") + "\n"
+        }
+        return out
+    }
+}

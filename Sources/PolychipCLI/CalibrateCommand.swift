@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import Polychip
+import PolychipBench
+
+/// `polychip calibrate [--out FILE] [--device SEL] [--name NAME]`.
+struct CalibrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calibrate",
+        abstract: "Micro-benchmark a real device and write its profile in the bundled schema.",
+        discussion: """
+        Runs the device's own kernels: square GEMMs per float dtype (matrix-unit peak and ramp-up), \
+        silu/swiglu on cache-resident rows (vector unit), scale/add streaming past the caches (memory \
+        bandwidth), tiny kernels (launch overhead) and host-to-device writes (host link), fits the time \
+        model's curves and writes a profile that `--device sim:FILE.json` and \
+        `polychip bench --validate --profile FILE.json` accept. Every figure's source records the date \
+        and this command.
+        """)
+
+    @Option(help: ArgumentHelp("Write the profile here (default: print it).", valueName: "FILE.json"))
+    var out: String?
+
+    @Option(help: "The device to calibrate: a real device selector (cpu, cpu:threads=1, later opencl:N).")
+    var device: String = "cpu"
+
+    @Option(help: "Profile name (sim:NAME); default: the --out file's name, or calibrated-BACKEND.")
+    var name: String?
+
+    @Flag(help: "Small sizes and short runs (seconds; for tests, not a faithful profile).") var quick = false
+
+    @Option(help: "Minimum measured time per point, seconds (default: the plan's).") var minTime: Double?
+
+    func validate() throws {
+        if let minTime, !(minTime > 0 && minTime.isFinite) { throw ValidationError("--min-time must be > 0") }
+        if let name, !Self.isValidName(name) {
+            throw ValidationError("--name must be ASCII letters, digits, '.', '_' or '-', got '\(name)'")
+        }
+        if let out, !out.hasSuffix(".json") { throw ValidationError("--out must end in .json (sim:FILE selects files by that suffix)") }
+    }
+
+    func run() throws {
+        let dev = try Polychip.registry.device(device)
+        var plan = quick ? CalibrationPlan.quick(for: dev) : CalibrationPlan.standard(for: dev)
+        if let minTime { plan.minTime = minTime }
+        var command = "polychip calibrate --device \(device)"
+        if let out { command += " --out \(URL(fileURLWithPath: out).lastPathComponent)" }
+        if quick { command += " --quick" }
+        if let minTime { command += " --min-time \(minTime)" }
+        eprint("calibrating \(dev.id) (\(dev.info.name))…")
+        let result = try Calibrator.calibrate(dev, plan: plan, command: command, progress: { eprint($0) })
+        let profileName = name ?? out.map(Self.name(fromPath:)) ?? Self.defaultName(for: dev)
+        let profile = try result.profile(name: profileName)
+        let data: Data
+        do { data = try profile.encoded() } catch {
+            throw PolychipError.malformedFile(path: out ?? "<stdout>", field: error.path ?? "", reason: error.description)
+        }
+        eprint(summary(result))
+        if let out {
+            try writeFile(out, data)
+            eprint("wrote \(out): use --device sim:\(out) or bench --validate --profile \(out)")
+        } else {
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    func summary(_ r: CalibrationResult) -> String {
+        var lines = r.samples.map { s in
+            "  \(s.purpose) \(s.kernel) \(s.shape) \(s.dtype): \(BenchReport.seconds(s.seconds)) (\(BenchReport.seconds(s.minSeconds))–\(BenchReport.seconds(s.maxSeconds)))" +
+                (s.work > 0 ? String(format: ", %.3g per s", s.work / s.seconds) : "")
+        }
+        lines += ["\(r.device): launch \(BenchReport.seconds(r.matrixLaunch)) (GEMM), \(BenchReport.seconds(r.vectorLaunch)) (element-wise)"]
+        for (dt, f) in r.matrix.sorted(by: { $0.key < $1.key }) {
+            lines.append("  matrix \(dt): " + String(format: "%.1f GFLOP/s, half-saturation %.3g FLOP (fit error %.1f%%)", f.rate / 1e9, f.halfSaturation, f.medianAbsError * 100))
+        }
+        for (dt, f) in r.vector.sorted(by: { $0.key < $1.key }) {
+            lines.append("  vector \(dt): " + String(format: "%.2f GFLOP/s, half-saturation %.3g FLOP (fit error %.1f%%)", f.rate / 1e9, f.halfSaturation, f.medianAbsError * 100))
+        }
+        lines.append(String(format: "  memory: %.2f GB/s, half-saturation %.3g B (fit error %.1f%%); host link %.2f GB/s",
+                            r.memory.rate / 1e9, r.memory.halfSaturation, r.memory.medianAbsError * 100, r.hostLinkBandwidth / 1e9))
+        return lines.joined(separator: "\n")
+    }
+
+    /// `calibrated-cpu` for `cpu:0`.
+    static func defaultName(for device: any Device) -> String {
+        let backend = device.id.split(separator: ":").first.map(String.init) ?? "device"
+        return sanitize("calibrated-\(backend)")
+    }
+
+    /// The file's base name without `.json`, reduced to the allowed characters.
+    static func name(fromPath path: String) -> String {
+        let base = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        let s = sanitize(base)
+        return s.isEmpty ? "calibrated" : s
+    }
+
+    static func sanitize(_ s: String) -> String {
+        String(s.unicodeScalars.map { isAllowed($0) ? Character($0) : "-" })
+    }
+
+    static func isAllowed(_ u: Unicode.Scalar) -> Bool {
+        u.isASCII && (CharacterSet.alphanumerics.contains(u) || "._-".unicodeScalars.contains(u))
+    }
+
+    static func isValidName(_ s: String) -> Bool { !s.isEmpty && s.unicodeScalars.allSatisfy(isAllowed) }
+}
