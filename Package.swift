@@ -96,6 +96,8 @@ let package = Package(
                     path: "Tests/PolychipOpenCLTests"),
         .testTarget(name: "PolychipModelsTests", dependencies: ["PolychipModels", "PolychipConformance", "Polychip", "PolychipReference"],
                     path: "Tests/PolychipModelsTests"),
+        .testTarget(name: "PolychipBenchTests", dependencies: ["PolychipBench", "PolychipCLI", "Polychip", "polychip"],
+                    path: "Tests/PolychipBenchTests"),
         .testTarget(name: "PolychipCLITests", dependencies: ["PolychipCLI", "Polychip", "polychip"],
                     path: "Tests/PolychipCLITests"),
     ],
