@@ -35,16 +35,16 @@ public struct Roof: Sendable, Hashable, Codable {
 /// (circle = measured, square = modeled), coloured by device.
 enum RooflineChart {
     /// Pixel size of the chart.
-    static let width = 960.0, height = 560.0
+    static let width = 1100.0, height = 560.0
 
     /// The chart as an SVG group (`<g id="roofline">`) placed at the origin.
     static func group(rows: [BenchResult], roofs: [Roof], devices: [String]) -> String {
         let plotted = rows.filter { $0.flops > 0 && $0.bytes > 0 && $0.medianSeconds > 0 }
-        let left = 80.0, top = 40.0, right = width - 250, bottom = height - 60
+        let left = 80.0, top = 40.0, right = width - 370, bottom = height - 60
         let xs = plotted.map(\.intensity) + roofs.compactMap(\.ridge)
         let ys = plotted.map(\.gflops) + roofs.compactMap { $0.peakFlops.map { $0 / 1e9 } }
-        let x = LogScale(covering: xs.isEmpty ? [0.1, 100] : xs.map { $0 } + [xs.min()! / 2, xs.max()! * 2], p0: left, p1: right)
-        let y = LogScale(covering: ys.isEmpty ? [1, 1000] : ys + [ys.min()! / 2, ys.max()! * 2], p0: bottom, p1: top)
+        let x = LogScale(covering: xs.isEmpty ? [0.1, 100] : xs + [(xs.min() ?? 1) / 2, (xs.max() ?? 1) * 2], p0: left, p1: right)
+        let y = LogScale(covering: ys.isEmpty ? [1, 1000] : ys + [(ys.min() ?? 1) / 2, (ys.max() ?? 1) * 2], p0: bottom, p1: top)
         var g: [String] = ["<g id=\"roofline\">"]
         g.append(SVG.text(width / 2, 22, "Roofline: attained GFLOP/s vs arithmetic intensity (log-log)", size: 15, anchor: "middle", weight: "bold"))
         g.append("<clipPath id=\"roofline-area\"><rect x=\"\(SVG.n(left))\" y=\"\(SVG.n(top))\" width=\"\(SVG.n(right - left))\" height=\"\(SVG.n(bottom - top))\"/></clipPath>")

@@ -5,13 +5,13 @@ import Foundation
 /// measured bars carry their min–max as a whisker.
 enum TimeBarChart {
     /// Chart width in pixels.
-    static let width = 960.0
-    static let barHeight = 9.0, barGap = 2.0, groupGap = 16.0, top = 56.0, left = 250.0, right = 960.0 - 150
+    static let width = RooflineChart.width
+    static let barHeight = 9.0, barGap = 2.0, groupGap = 30.0, top = 70.0, left = 40.0, right = width - 240
 
     /// Height the chart needs for `rows`.
     static func height(rows: [BenchResult]) -> Double {
         let groups = RooflineChart.workloadKeys(rows).count
-        return top + Double(rows.count) * (barHeight + barGap) + Double(groups) * groupGap + 50
+        return top + Double(rows.count) * (barHeight + barGap) + Double(groups) * groupGap + 40
     }
 
     /// The chart as an SVG group (`<g id="times">`) translated down by `offset`.
@@ -30,7 +30,7 @@ enum TimeBarChart {
         var yy = top
         for key in RooflineChart.workloadKeys(rows) {
             let members = rows.filter { RooflineChart.workloadKey($0) == key }
-            let groupTop = yy
+            g.append(SVG.text(left, yy - 5, key, size: 11, weight: "bold", cls: "workload-label"))
             for r in members {
                 let c = SVG.color(devices.firstIndex(of: r.device) ?? devices.count)
                 let w = max(1, x(r.medianSeconds) - left)
@@ -41,19 +41,20 @@ enum TimeBarChart {
                     if r.maxSeconds > r.minSeconds {
                         let cy = yy + barHeight / 2
                         g.append(SVG.line(x(r.minSeconds), cy, x(r.maxSeconds), cy, stroke: "#000", width: 1))
+                        g.append(SVG.line(x(r.maxSeconds), cy - 3, x(r.maxSeconds), cy + 3, stroke: "#000", width: 1))
                     }
                 } else {
                     g.append("<rect \(data) x=\"\(SVG.n(left))\" y=\"\(SVG.n(yy))\" width=\"\(SVG.n(w))\" height=\"\(SVG.n(barHeight))\" fill=\"\(c)\" fill-opacity=\"0.45\" stroke=\"\(c)\" stroke-dasharray=\"3 2\"><title>\(SVG.escape(title))</title></rect>")
                 }
-                g.append(SVG.text(left + w + 4, yy + barHeight - 1, BenchReport.seconds(r.medianSeconds), size: 8, fill: "#555"))
+                let end = r.source == "measured" ? max(left + w, x(r.maxSeconds)) : left + w
+                g.append(SVG.text(end + 4, yy + barHeight - 1, BenchReport.seconds(r.medianSeconds), size: 8, fill: "#555"))
                 yy += barHeight + barGap
             }
-            g.append(SVG.text(left - 8, (groupTop + yy) / 2 + 4, key, size: 10, anchor: "end"))
             yy += groupGap
         }
         // Legend.
         var ly = top
-        let lx = right + 20
+        let lx = right + 40
         for (i, d) in devices.enumerated() {
             g.append("<rect x=\"\(SVG.n(lx))\" y=\"\(SVG.n(ly - 8))\" width=\"12\" height=\"10\" fill=\"\(SVG.color(i))\"/>")
             g.append(SVG.text(lx + 16, ly + 1, d, size: 9))
@@ -61,7 +62,7 @@ enum TimeBarChart {
         }
         ly += 6
         g.append("<rect x=\"\(SVG.n(lx))\" y=\"\(SVG.n(ly - 8))\" width=\"12\" height=\"10\" fill=\"#777\"/>")
-        g.append(SVG.text(lx + 16, ly + 1, "measured (whisker: min–max)", size: 9))
+        g.append(SVG.text(lx + 16, ly + 1, "measured (line: min–max)", size: 9))
         ly += 14
         g.append("<rect x=\"\(SVG.n(lx))\" y=\"\(SVG.n(ly - 8))\" width=\"12\" height=\"10\" fill=\"#777\" fill-opacity=\"0.45\" stroke=\"#777\" stroke-dasharray=\"3 2\"/>")
         g.append(SVG.text(lx + 16, ly + 1, "modeled", size: 9))
