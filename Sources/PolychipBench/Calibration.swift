@@ -220,3 +220,23 @@ public enum Calibrator {
                                  seconds: med, minSeconds: times.first ?? med, maxSeconds: times.last ?? med)
     }
 }
+
+extension CalibrationResult {
+    /// Every point and the fitted figures, one line each (what `polychip calibrate` prints on stderr).
+    public func summary() -> String {
+        var lines = samples.map { s in
+            "  \(s.purpose) \(s.kernel) \(s.shape) \(s.dtype): \(BenchReport.seconds(s.seconds)) (\(BenchReport.seconds(s.minSeconds))–\(BenchReport.seconds(s.maxSeconds)))" +
+                (s.work > 0 ? String(format: ", %.3g per s", s.work / s.seconds) : "")
+        }
+        lines.append("\(device): launch \(BenchReport.seconds(matrixLaunch)) (GEMM), \(BenchReport.seconds(vectorLaunch)) (element-wise)")
+        for (dt, f) in matrix.sorted(by: { $0.key < $1.key }) {
+            lines.append("  matrix \(dt): " + String(format: "%.1f GFLOP/s, half-saturation %.3g FLOP (fit error %.1f%%)", f.rate / 1e9, f.halfSaturation, f.medianAbsError * 100))
+        }
+        for (dt, f) in vector.sorted(by: { $0.key < $1.key }) {
+            lines.append("  vector \(dt): " + String(format: "%.2f GFLOP/s, half-saturation %.3g FLOP (fit error %.1f%%)", f.rate / 1e9, f.halfSaturation, f.medianAbsError * 100))
+        }
+        lines.append(String(format: "  memory: %.2f GB/s, half-saturation %.3g B (fit error %.1f%%); host link %.2f GB/s",
+                            memory.rate / 1e9, memory.halfSaturation, memory.medianAbsError * 100, hostLinkBandwidth / 1e9))
+        return lines.joined(separator: "\n")
+    }
+}

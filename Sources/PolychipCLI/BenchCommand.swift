@@ -141,6 +141,7 @@ struct BenchCommand: ParsableCommand {
         plan.dtypes = plan.dtypes.filter { $0 == .f32 || $0.rawValue == dtype }
         let result = try Calibrator.calibrate(dev, plan: plan, command: "polychip bench --validate --device \(dev.id) (calibrated on the fly)",
                                               progress: { eprint($0) })
+        eprint(result.summary())
         var p = try result.profile(name: CalibrateCommand.defaultName(for: dev))
         if !simulation.settings.isEmpty {
             do { p = try p.applying(settings: simulation.settings) } catch { throw ValidationError("--set: \(error)") }

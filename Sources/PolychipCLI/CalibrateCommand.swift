@@ -54,30 +54,13 @@ struct CalibrateCommand: ParsableCommand {
         do { data = try profile.encoded() } catch {
             throw PolychipError.malformedFile(path: out ?? "<stdout>", field: error.path ?? "", reason: error.description)
         }
-        eprint(summary(result))
+        eprint(result.summary())
         if let out {
             try writeFile(out, data)
             eprint("wrote \(out): use --device sim:\(out) or bench --validate --profile \(out)")
         } else {
             print(String(decoding: data, as: UTF8.self))
         }
-    }
-
-    func summary(_ r: CalibrationResult) -> String {
-        var lines = r.samples.map { s in
-            "  \(s.purpose) \(s.kernel) \(s.shape) \(s.dtype): \(BenchReport.seconds(s.seconds)) (\(BenchReport.seconds(s.minSeconds))–\(BenchReport.seconds(s.maxSeconds)))" +
-                (s.work > 0 ? String(format: ", %.3g per s", s.work / s.seconds) : "")
-        }
-        lines += ["\(r.device): launch \(BenchReport.seconds(r.matrixLaunch)) (GEMM), \(BenchReport.seconds(r.vectorLaunch)) (element-wise)"]
-        for (dt, f) in r.matrix.sorted(by: { $0.key < $1.key }) {
-            lines.append("  matrix \(dt): " + String(format: "%.1f GFLOP/s, half-saturation %.3g FLOP (fit error %.1f%%)", f.rate / 1e9, f.halfSaturation, f.medianAbsError * 100))
-        }
-        for (dt, f) in r.vector.sorted(by: { $0.key < $1.key }) {
-            lines.append("  vector \(dt): " + String(format: "%.2f GFLOP/s, half-saturation %.3g FLOP (fit error %.1f%%)", f.rate / 1e9, f.halfSaturation, f.medianAbsError * 100))
-        }
-        lines.append(String(format: "  memory: %.2f GB/s, half-saturation %.3g B (fit error %.1f%%); host link %.2f GB/s",
-                            r.memory.rate / 1e9, r.memory.halfSaturation, r.memory.medianAbsError * 100, r.hostLinkBandwidth / 1e9))
-        return lines.joined(separator: "\n")
     }
 
     /// `calibrated-cpu` for `cpu:0`.
