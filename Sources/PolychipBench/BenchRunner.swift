@@ -26,6 +26,10 @@ public struct BenchResult: Sendable, Codable {
     public var verified: String
     /// Modeled breakdown for modeled rows.
     public var breakdown: ModeledBreakdown?
+    /// Median process CPU time per call (every thread of the process), measured rows only.
+    /// Divided by the device's worker count it estimates the call's time on an otherwise idle
+    /// host: time-slicing by other tenants stretches wall time but not CPU time.
+    public var cpuSeconds: Double?
     /// Arithmetic intensity (FLOP/byte).
     public var intensity: Double { bytes > 0 ? flops / bytes : 0 }
 }
@@ -56,7 +60,7 @@ public enum BenchRunner {
         }
         let cost = w.op.cost(w.inputs)
         let outDescs = try w.op.validate(w.inputs)
-        var times: [Double] = []
+        var times: [Double] = [], cpu: [Double] = []
         var breakdown: ModeledBreakdown? = nil
         let queue = queue ?? Queue(device: device)
         guard queue.device === device else {
@@ -72,12 +76,15 @@ public enum BenchRunner {
             try queue.enqueue(w.op, inputs: ins, outputs: outs)  // warm-up
             var total = 0.0
             while (total < options.minTime || times.count < 3) && times.count < options.maxRepetitions {
+                let c0 = processCPUTime()
                 let t = try queue.enqueue(w.op, inputs: ins, outputs: outs).seconds
+                cpu.append(processCPUTime() - c0)
                 times.append(t)
                 total += t
             }
         }
         times.sort()
+        cpu.sort()
         let median = times[times.count / 2]
         var roof: Double? = nil
         var bound = breakdown?.bound ?? "-"
@@ -92,7 +99,15 @@ public enum BenchRunner {
                            source: breakdown == nil ? "measured" : "modeled", medianSeconds: median,
                            minSeconds: times.first ?? median, maxSeconds: times.last ?? median, repetitions: times.count,
                            flops: cost.flops, bytes: cost.bytes, gflops: cost.flops / median / 1e9, gbps: cost.bytes / median / 1e9,
-                           rooflinePercent: roof, bound: bound, verified: verified, breakdown: breakdown)
+                           rooflinePercent: roof, bound: bound, verified: verified, breakdown: breakdown,
+                           cpuSeconds: cpu.isEmpty ? nil : cpu[cpu.count / 2])
+    }
+
+    /// CPU time consumed by every thread of this process so far, seconds.
+    public static func processCPUTime() -> Double {
+        var ts = timespec()
+        guard clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0 else { return 0 }
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
     /// Checks the kernel on `device` against the reference at a reduced size.

@@ -15,7 +15,7 @@ extension CalibrationResult {
     /// - Throws: ``PolychipError/malformedFile(path:field:reason:)`` when the figures do not make
     ///   a valid profile (a measured rate of 0, an invalid name).
     public func profile(name: String) throws -> DeviceProfile {
-        let measured = "measured by polychip calibrate on \(date), \(command)"
+        let measured = "measured by polychip calibrate on \(date), \(command)" + (clock == .cpu ? " (CPU time per worker thread)" : "")
         let set = "set by polychip calibrate on \(date), \(command)"
         func fig<V>(_ v: V, _ how: String, note: String? = nil) -> Sourced<V> { Sourced(v, source: "\(measured): \(how)", note: note) }
         func fixed<V>(_ v: V, _ why: String) -> Sourced<V> { Sourced(v, source: "\(set): \(why)") }

@@ -1,6 +1,17 @@
 import Foundation
 import PolychipCore
 
+/// Which clock stands for a measured kernel's time.
+public enum BenchClock: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Wall-clock time: the default, and what the bench tables quote.
+    case wall
+    /// Process CPU time divided by the device's worker threads: the kernel's time on an
+    /// otherwise idle host. On a shared machine other tenants' time slices stretch wall time by
+    /// amounts that vary from second to second; they do not stretch CPU time. Host CPUs only
+    /// (a GPU's work does not show in the host process's CPU time).
+    case cpu
+}
+
 /// What `polychip calibrate` measures on a device, and how long it spends per point.
 ///
 /// Every micro-benchmark is a catalog kernel run through the device's own backend with
@@ -24,12 +35,15 @@ public struct CalibrationPlan: Sendable, Hashable {
     public var hostLinkBytes: Int
     /// Minimum measured time per point, seconds.
     public var minTime: Double
+    /// The clock the curves are fitted to.
+    public var clock: BenchClock
 
     /// Creates a plan.
     public init(dtypes: [DType], gemmSizes: [Int], vectorRows: [Int], vectorWidth: Int, streamElements: [Int],
-                hostLinkBytes: Int, minTime: Double) {
+                hostLinkBytes: Int, minTime: Double, clock: BenchClock = .wall) {
         self.dtypes = dtypes; self.gemmSizes = gemmSizes; self.vectorRows = vectorRows; self.vectorWidth = vectorWidth
         self.streamElements = streamElements; self.hostLinkBytes = hostLinkBytes; self.minTime = minTime
+        self.clock = clock
     }
 
     /// The full plan for a device: host CPUs get sizes that finish in well under a minute on two
@@ -79,6 +93,16 @@ public struct CalibrationSample: Sendable, Hashable, Codable {
     public var seconds: Double
     /// Fastest and slowest repetition.
     public var minSeconds: Double, maxSeconds: Double
+    /// Median process CPU time per call, seconds.
+    public var cpuSeconds: Double?
+    /// Threads that ran the point (the device's workers; 1 for host-link copies).
+    public var threads: Int
+
+    /// The time the fits use under `clock`: the wall-clock median, or CPU time per thread.
+    public func time(_ clock: BenchClock) -> Double {
+        guard clock == .cpu, let cpu = cpuSeconds, cpu > 0 else { return seconds }
+        return cpu / Double(max(1, threads))
+    }
 }
 
 /// What calibration measured: the fitted figures and the raw points behind them.
@@ -105,6 +129,8 @@ public struct CalibrationResult: Sendable, Codable {
     public var samples: [CalibrationSample]
     /// The plan that was run.
     public var planSummary: String
+    /// The clock the curves were fitted to.
+    public var clock: BenchClock
 }
 
 /// Runs a ``CalibrationPlan`` on a measured device.
@@ -126,6 +152,11 @@ public enum Calibrator {
             throw PolychipError.unsupported(kernel: "calibrate", device: device.id,
                                             reason: "the reference backend is the correctness oracle, not a performance target")
         }
+        if plan.clock == .cpu && device.info.kind != .cpu {
+            throw PolychipError.invalidArgument(kernel: "calibrate", argument: "clock",
+                                                reason: "the cpu clock measures host CPU time; \(device.id) is a \(device.info.kind.rawValue)")
+        }
+        let workers = max(1, device.info.computeUnits)
         guard !plan.dtypes.isEmpty else {
             throw PolychipError.invalidArgument(kernel: "calibrate", argument: "dtypes", reason: "\(device.id) runs matmul in no float dtype")
         }
@@ -138,22 +169,24 @@ public enum Calibrator {
             let r = try BenchRunner.run(w, on: device, options: options, queue: queue)
             queue.reset()
             let s = CalibrationSample(purpose: purpose, kernel: kind.name, shape: w.label, dtype: dtype.rawValue, work: work(r),
-                                      seconds: r.medianSeconds, minSeconds: r.minSeconds, maxSeconds: r.maxSeconds)
+                                      seconds: r.medianSeconds, minSeconds: r.minSeconds, maxSeconds: r.maxSeconds,
+                                      cpuSeconds: r.cpuSeconds, threads: workers)
             samples.append(s)
             return s
         }
 
         // Launch: the smallest GEMM and element-wise kernel the catalog allows to be useful.
         progress("launch overhead")
-        let matrixLaunch = try time("launch", .matmul, ["M": 8, "N": 8, "K": 8], .f32) { _ in 0 }.seconds
-        let vectorLaunch = try time("launch", .scale, ["R": 1, "D": 64], .f32) { _ in 0 }.seconds
+        let clock = plan.clock
+        let matrixLaunch = try time("launch", .matmul, ["M": 8, "N": 8, "K": 8], .f32) { _ in 0 }.time(clock)
+        let vectorLaunch = try time("launch", .scale, ["R": 1, "D": 64], .f32) { _ in 0 }.time(clock)
 
         // Matrix unit: square GEMMs per dtype.
         var matrix: [String: SaturationFit] = [:]
         for dt in plan.dtypes {
             progress("matrix unit, \(dt)")
             let pts = try plan.gemmSizes.map { n in try time("matrix", .matmul, ["M": n, "N": n, "K": n], dt) { $0.flops } }
-            if let f = SaturationFit.fit(pts.map { ($0.work, $0.seconds) }, launch: matrixLaunch) { matrix[dt.rawValue] = f }
+            if let f = SaturationFit.fit(pts.map { ($0.work, $0.time(clock)) }, launch: matrixLaunch) { matrix[dt.rawValue] = f }
         }
 
         // Vector unit: transcendental element-wise kernels on cache-resident rows.
@@ -164,7 +197,7 @@ public enum Calibrator {
             for kind in [OpKind.silu, .swiglu] {
                 for r in plan.vectorRows { pts.append(try time("vector", kind, ["R": r, "D": plan.vectorWidth], dt) { $0.flops }) }
             }
-            if let f = SaturationFit.fit(pts.map { ($0.work, $0.seconds) }, launch: vectorLaunch) { vector[dt.rawValue] = f }
+            if let f = SaturationFit.fit(pts.map { ($0.work, $0.time(clock)) }, launch: vectorLaunch) { vector[dt.rawValue] = f }
         }
 
         // Memory: streaming scale and add on f32 arrays past the caches.
@@ -173,7 +206,7 @@ public enum Calibrator {
         for kind in [OpKind.scale, .add] {
             for n in plan.streamElements { mem.append(try time("memory", kind, ["R": 1, "D": n], .f32) { $0.bytes }) }
         }
-        guard let memory = SaturationFit.fit(mem.map { ($0.work, $0.seconds) }, launch: vectorLaunch),
+        guard let memory = SaturationFit.fit(mem.map { ($0.work, $0.time(clock)) }, launch: vectorLaunch),
               matrix[plan.dtypes[0].rawValue] != nil, vector[plan.dtypes[0].rawValue] != nil else {
             throw PolychipError.deviceFault(device: device.id, kernel: "calibrate", kind: "measurement",
                                             detail: "the measured times do not fit a rate (every point took no time?)")
@@ -190,11 +223,11 @@ public enum Calibrator {
         fmt.dateFormat = "yyyy-MM-dd"
         let summary = "matmul N ∈ \(plan.gemmSizes) (\(plan.dtypes.map(\.rawValue).joined(separator: ", "))); " +
             "silu/swiglu \(plan.vectorRows)×\(plan.vectorWidth); scale/add f32 of \(plan.streamElements.map { "2^\(Int(log2(Double($0))))" }.joined(separator: ", ")) elements; " +
-            "median of repeats ≥ \(plan.minTime) s per point"
+            "median of repeats ≥ \(plan.minTime) s per point, \(clock == .cpu ? "CPU time per worker thread" : "wall clock")"
         return CalibrationResult(device: device.id, info: device.info, date: fmt.string(from: date), command: command,
                                  matrixLaunch: matrixLaunch, vectorLaunch: vectorLaunch, matrix: matrix, vector: vector,
-                                 memory: memory, hostLinkBandwidth: link.work / link.seconds, samples: samples,
-                                 planSummary: summary)
+                                 memory: memory, hostLinkBandwidth: link.work / link.time(clock), samples: samples,
+                                 planSummary: summary, clock: clock)
     }
 
     /// Median time of writing `bytes` host bytes into one device buffer.
@@ -202,22 +235,25 @@ public enum Calibrator {
         let n = max(1, bytes)
         let buffer = try device.allocateBuffer(byteCount: n)
         let host = [UInt8](repeating: 0x5A, count: n)
-        var times: [Double] = []
+        var times: [Double] = [], cpu: [Double] = []
         var total = 0.0
         try host.withUnsafeBytes { src in
             try device.write(src, to: buffer, at: 0)  // warm-up (first touch)
             while (total < minTime || times.count < 3) && times.count < 1000 {
-                let t0 = Queue.wallClock()
+                let (t0, c0) = (Queue.wallClock(), BenchRunner.processCPUTime())
                 try device.write(src, to: buffer, at: 0)
                 let dt = Queue.wallClock() - t0
+                cpu.append(BenchRunner.processCPUTime() - c0)
                 times.append(dt)
                 total += dt
             }
         }
         times.sort()
+        cpu.sort()
         let med = max(times[times.count / 2], 1e-9)
         return CalibrationSample(purpose: "hostLink", kernel: "write", shape: "\(n) bytes", dtype: "u8", work: Double(n),
-                                 seconds: med, minSeconds: times.first ?? med, maxSeconds: times.last ?? med)
+                                 seconds: med, minSeconds: times.first ?? med, maxSeconds: times.last ?? med,
+                                 cpuSeconds: cpu[cpu.count / 2], threads: 1)
     }
 }
 
@@ -226,9 +262,10 @@ extension CalibrationResult {
     public func summary() -> String {
         var lines = samples.map { s in
             "  \(s.purpose) \(s.kernel) \(s.shape) \(s.dtype): \(BenchReport.seconds(s.seconds)) (\(BenchReport.seconds(s.minSeconds))–\(BenchReport.seconds(s.maxSeconds)))" +
-                (s.work > 0 ? String(format: ", %.3g per s", s.work / s.seconds) : "")
+                (s.cpuSeconds.map { ", CPU \(BenchReport.seconds($0))" } ?? "") +
+                (s.work > 0 ? String(format: ", %.3g per s", s.work / s.time(clock)) : "")
         }
-        lines.append("\(device): launch \(BenchReport.seconds(matrixLaunch)) (GEMM), \(BenchReport.seconds(vectorLaunch)) (element-wise)")
+        lines.append("\(device) (\(clock == .cpu ? "CPU time per worker" : "wall clock")): launch \(BenchReport.seconds(matrixLaunch)) (GEMM), \(BenchReport.seconds(vectorLaunch)) (element-wise)")
         for (dt, f) in matrix.sorted(by: { $0.key < $1.key }) {
             lines.append("  matrix \(dt): " + String(format: "%.1f GFLOP/s, half-saturation %.3g FLOP (fit error %.1f%%)", f.rate / 1e9, f.halfSaturation, f.medianAbsError * 100))
         }

@@ -24,15 +24,28 @@ public struct ValidationRow: Sendable, Codable, Hashable {
     public var bound: String
     /// The model's breakdown.
     public var breakdown: ModeledBreakdown?
-    /// `modeled / measured − 1`.
+    /// Median CPU time per call divided by the device's workers (``BenchClock/cpu``), seconds.
+    public var cpuEquivalentSeconds: Double?
+    /// The clock the error compares against.
+    public var clock: BenchClock
+    /// `modeled / measured − 1`, with `measured` the wall-clock median or, under
+    /// ``BenchClock/cpu``, ``cpuEquivalentSeconds``.
     public var error: Double
 
-    /// Pairs a measured and a modeled result of the same workload.
-    public init(measured m: BenchResult, modeled s: BenchResult) {
+    /// Pairs a measured and a modeled result of the same workload; `workers` divides the CPU time.
+    public init(measured m: BenchResult, modeled s: BenchResult, clock: BenchClock = .wall, workers: Int = 1) {
         kernel = m.kernel; shape = m.shape; dtype = m.dtype; device = m.device; modelDevice = s.device
         measuredSeconds = m.medianSeconds; minSeconds = m.minSeconds; maxSeconds = m.maxSeconds; repetitions = m.repetitions
         modeledSeconds = s.medianSeconds; bound = s.bound; breakdown = s.breakdown
-        error = m.medianSeconds > 0 ? s.medianSeconds / m.medianSeconds - 1 : .infinity
+        cpuEquivalentSeconds = m.cpuSeconds.map { $0 / Double(max(1, workers)) }
+        self.clock = clock
+        let compared = clock == .cpu ? (cpuEquivalentSeconds ?? measuredSeconds) : measuredSeconds
+        error = compared > 0 ? s.medianSeconds / compared - 1 : .infinity
+    }
+
+    /// The measured time the error compares against.
+    public var comparedSeconds: Double {
+        clock == .cpu ? (cpuEquivalentSeconds ?? measuredSeconds) : measuredSeconds
     }
 }
 
@@ -44,6 +57,8 @@ public struct ValidationReport: Sendable, Codable {
     public var profile: String
     /// Per-kernel rows.
     public var rows: [ValidationRow]
+    /// The clock the errors compare against.
+    public var clock: BenchClock
     /// Median of |error| over the rows.
     public var medianAbsError: Double
     /// Mean of |error| over the rows.
@@ -52,8 +67,8 @@ public struct ValidationReport: Sendable, Codable {
     public var target: Double = 0.15
 
     /// Builds the report and its summary statistics.
-    public init(device: String, profile: String, rows: [ValidationRow]) {
-        self.device = device; self.profile = profile; self.rows = rows
+    public init(device: String, profile: String, rows: [ValidationRow], clock: BenchClock = .wall) {
+        self.device = device; self.profile = profile; self.rows = rows; self.clock = clock
         let errs = rows.map { abs($0.error) }.filter(\.isFinite)
         medianAbsError = SaturationFit.median(errs)
         meanAbsError = errs.isEmpty ? 0 : errs.reduce(0, +) / Double(errs.count)
@@ -61,9 +76,10 @@ public struct ValidationReport: Sendable, Codable {
 
     /// The error table with a summary line.
     public func table() -> String {
-        let header = ["kernel", "shape", "dtype", "measured", "min–max", "modeled", "bound", "error"]
+        let cpu = clock == .cpu
+        let header = ["kernel", "shape", "dtype"] + (cpu ? ["CPU/worker"] : []) + ["wall median", "wall min–max", "modeled", "bound", "error"]
         let body = rows.map { r -> [String] in
-            [r.kernel, r.shape, r.dtype, BenchReport.seconds(r.measuredSeconds),
+            [r.kernel, r.shape, r.dtype] + (cpu ? [BenchReport.seconds(r.comparedSeconds)] : []) + [BenchReport.seconds(r.measuredSeconds),
              "\(BenchReport.seconds(r.minSeconds))–\(BenchReport.seconds(r.maxSeconds))", BenchReport.seconds(r.modeledSeconds),
              r.bound, String(format: "%+.1f%%", r.error * 100)]
         }
@@ -71,7 +87,8 @@ public struct ValidationReport: Sendable, Codable {
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")
         }
-        var out = ["model accuracy on \(device): measured vs modeled on \(profile)", ""]
+        let measured = cpu ? "measured (CPU time per worker thread)" : "measured (wall-clock median)"
+        var out = ["model accuracy on \(device): \(measured) vs modeled on \(profile)", ""]
         out += [line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + body.map(line)
         out.append("")
         out.append(String(format: "median |error| %.1f%% over %d kernels (mean %.1f%%; target ≤ %.0f%%: ",
@@ -92,10 +109,11 @@ public struct ValidationReport: Sendable, Codable {
 
     /// CSV with a header line.
     public func csv() -> String {
-        var out = "kernel,shape,dtype,device,model_device,measured_s,min_s,max_s,modeled_s,bound,error\n"
+        var out = "kernel,shape,dtype,device,model_device,measured_s,min_s,max_s,cpu_per_worker_s,modeled_s,bound,clock,error\n"
         for r in rows {
             out += [r.kernel, r.shape, r.dtype, r.device, r.modelDevice, "\(r.measuredSeconds)", "\(r.minSeconds)",
-                    "\(r.maxSeconds)", "\(r.modeledSeconds)", r.bound, "\(r.error)"].joined(separator: ",") + "\n"
+                    "\(r.maxSeconds)", r.cpuEquivalentSeconds.map { "\($0)" } ?? "", "\(r.modeledSeconds)", r.bound,
+                    r.clock.rawValue, "\(r.error)"].joined(separator: ",") + "\n"
         }
         return out
     }

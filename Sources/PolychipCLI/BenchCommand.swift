@@ -3,6 +3,8 @@ import Foundation
 import Polychip
 import PolychipBench
 
+extension BenchClock: ExpressibleByArgument {}
+
 /// `polychip bench`.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,6 +44,8 @@ struct BenchCommand: ParsableCommand {
     var trace: String?
     @Flag(name: .customLong("validate"), help: "Model accuracy: measured on the device vs modeled on its calibrated profile (--profile FILE, or calibrated now).")
     var validateModel = false
+    @Option(help: ArgumentHelp("With --validate: compare against wall time, or CPU time per worker thread (the time on an idle host; host CPUs on shared machines), and calibrate on the same clock.", valueName: "wall|cpu"))
+    var clock: BenchClock = .wall
     @Flag(help: .hidden) var quickCalibration = false
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
@@ -49,6 +53,7 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         if json && csv { throw ValidationError("choose one of --json and --csv") }
         guard minTime > 0, minTime.isFinite else { throw ValidationError("--min-time must be > 0") }
+        if clock != .wall && !validateModel { throw ValidationError("--clock is used with --validate") }
         if validateModel && simulation.profiles.count > 1 {
             throw ValidationError("--validate takes one --profile: the calibrated profile of the measured device")
         }
@@ -107,12 +112,12 @@ struct BenchCommand: ParsableCommand {
                     let m = try BenchRunner.run(w, on: dev, options: BenchOptions(minTime: minTime, verify: !noVerify), queue: mq)
                     let s = try BenchRunner.run(w, on: sim, options: BenchOptions(minTime: minTime, verify: false), queue: sq)
                     allRows += [m, s]
-                    rows.append(ValidationRow(measured: m, modeled: s))
+                    rows.append(ValidationRow(measured: m, modeled: s, clock: clock, workers: dev.info.computeUnits))
                 } catch {
                     eprint("  skipped: \(error)")
                 }
             }
-            reports.append(ValidationReport(device: dev.id, profile: origin, rows: rows))
+            reports.append(ValidationReport(device: dev.id, profile: origin, rows: rows, clock: clock))
         }
         try writeArtifacts(rows: allRows, roofs: roofs, queues: queues, title: "polychip bench --validate")
         if json {
@@ -139,7 +144,8 @@ struct BenchCommand: ParsableCommand {
         var plan = quickCalibration ? CalibrationPlan.quick(for: dev) : CalibrationPlan.standard(for: dev)
         // Only the dtypes this run models (f32 first: the profile's curves are f32's).
         plan.dtypes = plan.dtypes.filter { $0 == .f32 || $0.rawValue == dtype }
-        let result = try Calibrator.calibrate(dev, plan: plan, command: "polychip bench --validate --device \(dev.id) (calibrated on the fly)",
+        plan.clock = clock
+        let result = try Calibrator.calibrate(dev, plan: plan, command: "polychip bench --validate --device \(dev.id) --clock \(clock.rawValue) (calibrated on the fly)",
                                               progress: { eprint($0) })
         eprint(result.summary())
         var p = try result.profile(name: CalibrateCommand.defaultName(for: dev))

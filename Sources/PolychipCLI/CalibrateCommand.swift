@@ -30,6 +30,9 @@ struct CalibrateCommand: ParsableCommand {
 
     @Option(help: "Minimum measured time per point, seconds (default: the plan's).") var minTime: Double?
 
+    @Option(help: ArgumentHelp("Fit to wall time, or to CPU time per worker thread (the time on an idle host; host CPUs on shared machines).", valueName: "wall|cpu"))
+    var clock: BenchClock = .wall
+
     func validate() throws {
         if let minTime, !(minTime > 0 && minTime.isFinite) { throw ValidationError("--min-time must be > 0") }
         if let name, !Self.isValidName(name) {
@@ -42,10 +45,12 @@ struct CalibrateCommand: ParsableCommand {
         let dev = try Polychip.registry.device(device)
         var plan = quick ? CalibrationPlan.quick(for: dev) : CalibrationPlan.standard(for: dev)
         if let minTime { plan.minTime = minTime }
+        plan.clock = clock
         var command = "polychip calibrate --device \(device)"
         if let out { command += " --out \(URL(fileURLWithPath: out).lastPathComponent)" }
         if quick { command += " --quick" }
         if let minTime { command += " --min-time \(minTime)" }
+        if clock != .wall { command += " --clock \(clock.rawValue)" }
         eprint("calibrating \(dev.id) (\(dev.info.name))…")
         let result = try Calibrator.calibrate(dev, plan: plan, command: command, progress: { eprint($0) })
         let profileName = name ?? out.map(Self.name(fromPath:)) ?? Self.defaultName(for: dev)

@@ -35,6 +35,7 @@ import Polychip
         }
         #expect((modeled["breakdown"] as? [String: Any])?["bound"] != nil)
         #expect((measured["repetitions"] as? Int ?? 0) >= 3)
+        #expect((measured["cpuSeconds"] as? Double ?? -1) >= 0 && modeled["cpuSeconds"] == nil)
     }
 
     @Test func traceHasATrackPerDeviceQueueAndASlicePerKernel() throws {

@@ -95,4 +95,23 @@ import Polychip
                                                    "--min-time", "0.01", "--no-verify"])
         try cmd.run()
     }
+
+    @Test func validateOnTheCPUClockComparesCPUTimePerWorker() throws {
+        let r = try TestSupport.run(["bench", "--validate", "--quick-calibration", "--clock", "cpu", "--kernel", "scale",
+                                     "--shape", "R=8,D=512", "--min-time", "0.01", "--no-verify", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let reports = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [[String: Any]])
+        #expect(reports.first?["clock"] as? String == "cpu")
+        let row = try #require((reports.first?["rows"] as? [[String: Any]])?.first)
+        let cpu = try #require(row["cpuEquivalentSeconds"] as? Double)
+        let modeled = try #require(row["modeledSeconds"] as? Double), error = try #require(row["error"] as? Double)
+        #expect(cpu > 0 && abs(error - (modeled / cpu - 1)) < 1e-9)
+        #expect(r.err.contains("--clock cpu (calibrated on the fly)") || r.err.contains("CPU time per worker"))
+        #expect(throws: (any Error).self) { _ = try PolychipCommand.parseAsRoot(["bench", "--clock", "cpu"]) }
+        // Only host CPUs are calibrated on the cpu clock (a simulated device is refused outright).
+        let sim = try Polychip.device("sim:ascend-910b")
+        var plan = CalibrationPlan.quick(for: sim)
+        plan.clock = .cpu
+        #expect(throws: PolychipError.self) { _ = try Calibrator.calibrate(sim, plan: plan, command: "test") }
+    }
 }
