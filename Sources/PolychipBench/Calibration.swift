@@ -7,9 +7,16 @@ public enum BenchClock: String, Sendable, Hashable, Codable, CaseIterable {
     case wall
     /// Process CPU time divided by the device's worker threads: the kernel's time on an
     /// otherwise idle host. On a shared machine other tenants' time slices stretch wall time by
-    /// amounts that vary from second to second; they do not stretch CPU time. Host CPUs only
+    /// amounts that vary from second to second; they do not stretch CPU time. `cpu` devices only
     /// (a GPU's work does not show in the host process's CPU time).
     case cpu
+
+    /// Whether the cpu clock means something for `device`: devices of the `cpu` backend, whose
+    /// workers sleep between kernels. (An OpenCL CPU device such as PoCL spins its threads while
+    /// idle, so its CPU time is not its work.)
+    public static func cpuClockApplies(to device: any Device) -> Bool {
+        device.info.kind == .cpu && device.id.hasPrefix("cpu:")
+    }
 }
 
 /// What `polychip calibrate` measures on a device, and how long it spends per point.
@@ -152,9 +159,9 @@ public enum Calibrator {
             throw PolychipError.unsupported(kernel: "calibrate", device: device.id,
                                             reason: "the reference backend is the correctness oracle, not a performance target")
         }
-        if plan.clock == .cpu && device.info.kind != .cpu {
+        if plan.clock == .cpu && !BenchClock.cpuClockApplies(to: device) {
             throw PolychipError.invalidArgument(kernel: "calibrate", argument: "clock",
-                                                reason: "the cpu clock measures host CPU time; \(device.id) is a \(device.info.kind.rawValue)")
+                                                reason: "the cpu clock divides this process's CPU time by the cpu backend's workers; \(device.id) is not a cpu-backend device")
         }
         let workers = max(1, device.info.computeUnits)
         guard !plan.dtypes.isEmpty else {

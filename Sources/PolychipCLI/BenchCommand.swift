@@ -44,7 +44,7 @@ struct BenchCommand: ParsableCommand {
     var trace: String?
     @Flag(name: .customLong("validate"), help: "Model accuracy: measured on the device vs modeled on its calibrated profile (--profile FILE, or calibrated now).")
     var validateModel = false
-    @Option(help: ArgumentHelp("With --validate: compare against wall time, or CPU time per worker thread (the time on an idle host; host CPUs on shared machines), and calibrate on the same clock.", valueName: "wall|cpu"))
+    @Option(help: ArgumentHelp("With --validate: compare against wall time, or CPU time per worker thread (the time on an idle host; cpu-backend devices on shared machines), and calibrate on the same clock.", valueName: "wall|cpu"))
     var clock: BenchClock = .wall
     @Flag(help: .hidden) var quickCalibration = false
 
@@ -89,6 +89,9 @@ struct BenchCommand: ParsableCommand {
     func runValidation(_ workloads: [Workload], dtype: DType) throws {
         // The --profile file is the model of the measured device here, not a device of its own.
         let devs = try simulation.registry.resolve(devices.isEmpty ? ["cpu"] : devices, fallback: [])
+        if clock == .cpu, let bad = devs.first(where: { !BenchClock.cpuClockApplies(to: $0) }) {
+            throw ValidationError("--clock cpu is for cpu-backend devices; \(bad.id) is not one")
+        }
         if let bad = devs.first(where: { $0.supportsDryRun || $0.info.kind == .reference }) {
             throw ValidationError("--validate needs a real measured device; \(bad.id) is \(bad.supportsDryRun ? "simulated" : "the reference oracle")")
         }

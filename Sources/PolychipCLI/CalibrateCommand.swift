@@ -30,7 +30,7 @@ struct CalibrateCommand: ParsableCommand {
 
     @Option(help: "Minimum measured time per point, seconds (default: the plan's).") var minTime: Double?
 
-    @Option(help: ArgumentHelp("Fit to wall time, or to CPU time per worker thread (the time on an idle host; host CPUs on shared machines).", valueName: "wall|cpu"))
+    @Option(help: ArgumentHelp("Fit to wall time, or to CPU time per worker thread (the time on an idle host; cpu-backend devices on shared machines).", valueName: "wall|cpu"))
     var clock: BenchClock = .wall
 
     func validate() throws {
