@@ -23,7 +23,7 @@ public enum BenchClock: String, Sendable, Hashable, Codable, CaseIterable {
 ///
 /// Every micro-benchmark is a catalog kernel run through the device's own backend with
 /// ``BenchRunner`` (warm-up, repeat to `minTime`, median), so any measured device — the CPU
-/// backend today, an OpenCL device later — is calibrated by the same code; only the sizes
+/// backend, an OpenCL device (`opencl:N`) — is calibrated by the same code; only the sizes
 /// differ (``standard(for:)`` picks them from the device's kind).
 public struct CalibrationPlan: Sendable, Hashable {
     /// Float dtypes whose matrix and vector rates are measured.

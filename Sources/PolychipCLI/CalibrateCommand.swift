@@ -20,7 +20,7 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write the profile here (default: print it).", valueName: "FILE.json"))
     var out: String?
 
-    @Option(help: "The device to calibrate: a real device selector (cpu, cpu:threads=1, later opencl:N).")
+    @Option(help: "The device to calibrate: a real device selector (cpu, cpu:threads=1, opencl:N).")
     var device: String = "cpu"
 
     @Option(help: "Profile name (sim:NAME); default: the --out file's name, or calibrated-BACKEND.")

@@ -108,6 +108,11 @@ import Polychip
         #expect(cpu > 0 && abs(error - (modeled / cpu - 1)) < 1e-9)
         #expect(r.err.contains("--clock cpu (calibrated on the fly)") || r.err.contains("CPU time per worker"))
         #expect(throws: (any Error).self) { _ = try PolychipCommand.parseAsRoot(["bench", "--clock", "cpu"]) }
+        // Not for the reference or OpenCL devices (PoCL's idle threads spin, so CPU time is not work).
+        for sel in ["reference", "opencl"] {
+            var cmd = try PolychipCommand.parseAsRoot(["bench", "--validate", "--clock", "cpu", "--device", sel, "--kernel", "add"])
+            #expect(throws: (any Error).self) { try cmd.run() }
+        }
         // Only host CPUs are calibrated on the cpu clock (a simulated device is refused outright).
         let sim = try Polychip.device("sim:ascend-910b")
         var plan = CalibrationPlan.quick(for: sim)
