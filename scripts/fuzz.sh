@@ -9,7 +9,8 @@ secs=${1:-60}; shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(FuzzNumPy FuzzSelector FuzzProfile FuzzValidation)
 for t in "${targets[@]}"; do
-  swift build -c release -Xswiftc -sanitize=fuzzer,address --product "$t" >/dev/null
+  # lld: gold crashes (internal error in its DWARF reader) linking these binaries.
+  swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld --product "$t" >/dev/null
 done
 for t in "${targets[@]}"; do
   corpus=".build/corpus/$t"; mkdir -p "$corpus" "regressions/$t"
