@@ -1,11 +1,13 @@
 extension Op {
     /// Number of (query, key) pairs visible under the bottom-right causal rule:
-    /// query `i` sees key `j` iff `j ≤ i + lk − lq`.
-    public static func visiblePairs(lq: Int, lk: Int, causal: Bool) -> Int {
-        guard causal else { return lq * lk }
-        var total = 0
-        for i in 0..<lq { total += max(0, min(lk, i + lk - lq + 1)) }
-        return total
+    /// query `i` sees key `j` iff `j ≤ i + lk − lq` (as a Double: it can exceed `Int`).
+    public static func visiblePairs(lq: Int, lk: Int, causal: Bool) -> Double {
+        guard causal else { return dprod(lq, lk) }
+        let (q, k) = (Double(lq), Double(lk))
+        // Closed form, no loop over lq. lq ≤ lk: row i sees lk − lq + 1 + i keys (an arithmetic
+        // series); lq > lk: the first lq − lk rows see none and the last lk rows see 1…lk.
+        if lq <= lk { return q * ((k - q + 1) + k) / 2 }
+        return k * (k + 1) / 2
     }
 
     func validateAttention(_ c: Check) throws -> [TensorDesc] {
@@ -67,8 +69,8 @@ extension Op {
         case .attention(let p):
             let q = i[0].shape, k = i[1].shape, v = i[2].shape
             let (b, hq, lq, d, lk, dv) = (q[0], q[1], q[2], q[3], k[2], v[3])
-            let pairs = Double(Op.visiblePairs(lq: lq, lk: lk, causal: p.causal))
-            let flops = dprod(b, hq) * pairs * Double(2 * d + 2 * dv)
+            let pairs = Op.visiblePairs(lq: lq, lk: lk, causal: p.causal)
+            let flops = dprod(b, hq) * pairs * (2 * Double(d) + 2 * Double(dv))
             let outBytes = dprod(b, hq, lq, dv) * eb + (p.returnLSE ? dprod(b, hq, lq, 4) : 0)
             // Two GEMMs per head: S = Q·Kᵀ (lq×lk×d) and O = P·V (lq×dv×lk).
             let gemms = [GemmShape(m: lq, n: lk, k: d, batch: b * hq), GemmShape(m: lq, n: dv, k: lk, batch: b * hq)]
@@ -76,8 +78,8 @@ extension Op {
         case .lightningIndexer:
             let q = i[0].shape, k = i[1].shape
             let (t, hi, d, s) = (q[0], q[1], q[2], k[0])
-            let pairs = Double(Op.visiblePairs(lq: t, lk: s, causal: true))
-            let flops = pairs * Double(hi) * Double(2 * d + 2)  // dot, ReLU, weight FMA
+            let pairs = Op.visiblePairs(lq: t, lk: s, causal: true)
+            let flops = pairs * Double(hi) * (2 * Double(d) + 2)  // dot, ReLU, weight FMA
             return Cost(flops: flops, bytes: totalBytes(i) + dprod(t, s, 4), unit: .matrix,
                         gemms: [GemmShape(m: t * hi, n: s, k: d)], dtype: dt)
         case .topK(let k):
@@ -86,10 +88,10 @@ extension Op {
         case .sparseAttention:
             let q = i[0].shape, v = i[2].shape, ix = i[3].shape
             let (t, h, d, dv, kk) = (q[0], q[1], q[2], v[2], ix[1])
-            let flops = dprod(t, h, kk) * Double(2 * d + 2 * dv)
+            let flops = dprod(t, h, kk) * (2 * Double(d) + 2 * Double(dv))
             // Each token gathers its selected key/value rows once for all heads sharing them.
             let hkv = i[1].shape[1]
-            let gathered = dprod(t, kk, hkv) * Double(d + dv) * eb
+            let gathered = dprod(t, kk, hkv) * (Double(d) + Double(dv)) * eb
             let bytes = Double(i[0].byteCount) + Double(i[3].byteCount) + gathered + dprod(t, h, dv) * eb
             return Cost(flops: flops, bytes: bytes, unit: .matrix,
                         gemms: [GemmShape(m: h / hkv, n: kk, k: d, batch: t * hkv), GemmShape(m: h / hkv, n: dv, k: kk, batch: t * hkv)],

@@ -84,11 +84,11 @@ extension Op {
             return Cost(flops: dprod(l[0], l[1]) * 8, bytes: totalBytes(i) + dprod(l[0], p.topK, 8), unit: .vector, dtype: dt)
         case .moePermute:
             let x = i[0].shape, ids = i[1].shape
-            let rows = x[0] * ids[1]
-            return Cost(flops: Double(rows), bytes: totalBytes(i) + Double(rows * x[1] * dt.bitWidth / 8 + rows * 4), unit: .vector, dtype: dt)
+            let rows = dprod(x[0], ids[1])
+            return Cost(flops: rows, bytes: totalBytes(i) + rows * Double(x[1] * dt.bitWidth / 8) + rows * 4, unit: .vector, dtype: dt)
         case .moeCombine:
             let y = i[0].shape, w = i[2].shape
-            return Cost(flops: 2 * dprod(y[0], y[1]), bytes: totalBytes(i) + Double(w[0] * y[1] * dt.bitWidth / 8), unit: .vector, dtype: dt)
+            return Cost(flops: 2 * dprod(y[0], y[1]), bytes: totalBytes(i) + dprod(w[0], y[1]) * Double(dt.bitWidth / 8), unit: .vector, dtype: dt)
         case .moeLayer(let p):
             return Op.moeLayerCost(p, i)
         default:
