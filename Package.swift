@@ -1,6 +1,6 @@
 // swift-tools-version: 6.0
 // Polychip: a heterogeneous accelerator backend abstraction layer.
-// The library targets carry no unsafeFlags so the package stays usable as a
+// The library targets carry no unsafe compiler flags, so the package stays usable as a
 // versioned dependency; SIMD speed comes from runtime ISA dispatch in CPolychipKernels.
 import PackageDescription
 
