@@ -81,8 +81,8 @@ public enum SafeTensorsFile {
             throw bad("header", "header length \(n) does not fit in the file of \(data.count) bytes")
         }
         let headerEnd = 8 + Int(n)
-        let json: HeaderJSON
-        do { json = try JSONDecoder().decode(HeaderJSON.self, from: Data(data[8..<headerEnd])) } catch {
+        let json: JSONValue
+        do { json = try JSONDecoder().decode(JSONValue.self, from: Data(data[8..<headerEnd])) } catch {
             throw bad("header", "not JSON: \(error)")
         }
         guard case .object(let header) = json else { throw bad("header", "expected a JSON object") }
@@ -176,34 +176,3 @@ public enum SafeTensorsFile {
     }
 }
 
-/// A JSON value of a safetensors header.
-enum HeaderJSON: Decodable, CustomStringConvertible {
-    case null, bool(Bool), number(Double), string(String), array([HeaderJSON]), object([String: HeaderJSON])
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([HeaderJSON].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: HeaderJSON].self)) }
-    }
-
-    /// The value as a whole number, if it is one.
-    var wholeNumber: Int? {
-        guard case .number(let d) = self, d == d.rounded(), abs(d) < 9e15 else { return nil }
-        return Int(d)
-    }
-
-    var description: String {
-        switch self {
-        case .null: return "null"
-        case .bool(let b): return "\(b)"
-        case .number(let d): return "\(d)"
-        case .string(let s): return "\"\(s)\""
-        case .array(let a): return "an array of \(a.count)"
-        case .object: return "an object"
-        }
-    }
-}
