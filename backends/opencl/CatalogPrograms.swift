@@ -36,7 +36,7 @@ extension OpenCLDevice {
         var macros: [(String, Int)] = [("DTYPE", dtype.clMacro)]
         if file == .gemm || file == .int4 {
             macros += [("TM", t.tm), ("TN", t.tn), ("TK", t.tk), ("WPTM", t.wptm), ("WPTN", t.wptn), ("LPAD", t.lpad),
-                       ("GEMM_CPU", t.gemmCPU ? 1 : 0)]
+                       ("GEMM_CPU", t.gemmCPU ? 1 : 0), ("GEMM_PREFETCH", t.gemmPrefetch ? 1 : 0)]
         }
         if file == .int4 { macros += [("GV_WG", t.gvWG), ("GV_ROWS", t.gvRows), ("GV_MAXM", 8)] }
         if file == .elementwise { macros += [("WG", t.rowWG)] }

@@ -35,6 +35,8 @@ public struct OpenCLTuning: Sendable, Hashable {
     public var lpad: Int
     /// Use the CPU register mapping of the GEMM core (`GEMM_CPU=1`, float8 accumulators).
     public var gemmCPU: Bool
+    /// GPU mapping: fetch the next K slab into registers while multiplying the current one (`GEMM_PREFETCH`).
+    public var gemmPrefetch: Bool = false
     /// INT4 GEMV: work-group size and output rows per work-group.
     public var gvWG: Int, gvRows: Int
     /// Work-group size of the row kernels (rmsNorm, softmax) and of the MoE router/scan.
@@ -56,7 +58,9 @@ public struct OpenCLTuning: Sendable, Hashable {
         var t: OpenCLTuning
         switch vendor {
         case .nvidia:
-            t = OpenCLTuning(tm: 128, tn: 128, tk: 16, wptm: 8, wptn: 8, lpad: 1, gemmCPU: false, gvWG: 128, gvRows: 4,
+            // lpad 4 keeps the slab rows 16-byte aligned for the float4 reads (GEMM_VEC)
+            // with at most 2-way bank conflicts on the transposed slab stores.
+            t = OpenCLTuning(tm: 128, tn: 128, tk: 16, wptm: 8, wptn: 8, lpad: 4, gemmCPU: false, gvWG: 128, gvRows: 4,
                              rowWG: 256, permuteBlock: 256,
                              prefill: [AttentionTiles(bq: 32, bk: 32, rq: 2, tc: 16), AttentionTiles(bq: 16, bk: 16, rq: 1, tc: 16),
                                        AttentionTiles(bq: 8, bk: 8, rq: 1, tc: 8)],
@@ -64,6 +68,7 @@ public struct OpenCLTuning: Sendable, Hashable {
                                       AttentionTiles(bq: 8, bk: 8, rq: 1, tc: 8)],
                              sparse: [AttentionTiles(bq: 8, bk: 32, rq: 1, tc: 16), AttentionTiles(bq: 8, bk: 8, rq: 1, tc: 8)],
                              it: 16, iS: 64, rt: 2, rs: 4, sortMax: 4096, topkWG: 512)
+            t.gemmPrefetch = true
         case .cpu:
             // PoCL runs a work-group as loops over work-items: few, fat work-items with
             // vector accumulators; barriers are cheap region splits.
@@ -138,6 +143,7 @@ public struct OpenCLTuning: Sendable, Hashable {
             case "wptn": t.wptn = v
             case "lpad": t.lpad = v
             case "gemmCPU": t.gemmCPU = v != 0
+            case "gemmPrefetch": t.gemmPrefetch = v != 0
             case "gvWG": t.gvWG = v
             case "gvRows": t.gvRows = v
             case "rowWG": t.rowWG = v

@@ -90,6 +90,11 @@ inline int pc_max_i(int a, int b) { return a > b ? a : b; }
 /* so global stores coalesce and local reads are conflict-free). K is walked  */
 /* in TK-deep slabs staged in local memory as f32:                            */
 /*   As[TK][TM+LPAD], Bs[TK][TN+LPAD].                                        */
+/* GEMM_VEC=1 (GPU, default when WPTM, WPTN and both row strides are          */
+/* multiples of 4): the strides are in quads -- rows 4*ty + i%4 + (i/4)*4*RTSM */
+/* -- so each work-item reads its A and B values as float4 (a quarter of the  */
+/* local-memory instructions per FMA). GEMM_PREFETCH=1 (GPU): the next slab   */
+/* is fetched into registers while the current one is multiplied.             */
 /* ------------------------------------------------------------------------- */
 #ifndef TM
 #define TM 64
@@ -245,8 +250,23 @@ typedef float8 gacc_t;
 #else
 typedef float gacc_t;
 #define GACC_N WPTN
+#ifndef GEMM_VEC
+#if (WPTM % 4) == 0 && (WPTN % 4) == 0 && (AS_LD % 4) == 0 && (BS_LD % 4) == 0
+#define GEMM_VEC 1
+#else
+#define GEMM_VEC 0
+#endif
+#endif
+#if GEMM_VEC
+#if (WPTM % 4) != 0 || (WPTN % 4) != 0 || (AS_LD % 4) != 0 || (BS_LD % 4) != 0
+#error "GEMM_VEC=1 needs WPTM, WPTN, TM+LPAD and TN+LPAD to be multiples of 4"
+#endif
+#define GEMM_ROW(ty, i) (((i) >> 2) * (4 * RTSM) + 4 * (ty) + ((i) & 3))
+#define GEMM_COL(tx, j) (((j) >> 2) * (4 * RTSN) + 4 * (tx) + ((j) & 3))
+#else
 #define GEMM_ROW(ty, i) ((ty) + (i) * RTSM)
 #define GEMM_COL(tx, j) ((tx) + (j) * RTSN)
+#endif
 #endif
 
 inline void gemm_compute(const __local float *As, const __local float *Bs,
@@ -274,10 +294,24 @@ inline void gemm_compute(const __local float *As, const __local float *Bs,
         }
 #else
         float a[WPTM];
+#if GEMM_VEC
+        /* As/Bs rows are 16-byte aligned (AS_LD, BS_LD multiples of 4) */
+#pragma unroll
+        for (int i = 0; i < WPTM / 4; i++) {
+            const float4 v = vload4(0, As + kk * AS_LD + i * (4 * RTSM) + 4 * ty);
+            a[4 * i] = v.s0; a[4 * i + 1] = v.s1; a[4 * i + 2] = v.s2; a[4 * i + 3] = v.s3;
+        }
+#pragma unroll
+        for (int j = 0; j < WPTN / 4; j++) {
+            const float4 v = vload4(0, Bs + kk * BS_LD + j * (4 * RTSN) + 4 * tx);
+            b[4 * j] = v.s0; b[4 * j + 1] = v.s1; b[4 * j + 2] = v.s2; b[4 * j + 3] = v.s3;
+        }
+#else
 #pragma unroll
         for (int i = 0; i < WPTM; i++) a[i] = As[AIDX(ty + i * RTSM, kk)];
 #pragma unroll
         for (int j = 0; j < WPTN; j++) b[j] = Bs[kk * BS_LD + tx + j * RTSN];
+#endif
 #pragma unroll
         for (int i = 0; i < WPTM; i++)
 #pragma unroll
@@ -327,6 +361,94 @@ inline void gemm_store(__global st_t *C, int M, int N, int row0, int col0,
             }
         }
     }
+}
+
+#ifndef GEMM_PREFETCH
+#define GEMM_PREFETCH 0
+#endif
+#if GEMM_PREFETCH && !GEMM_CPU
+/* Register staging of one slab: element l = c*GEMM_NT + tid of the TM x TK
+ * (A) and TN x TK (B) slabs, in the index order of gemm_load_a/_b_*. */
+#define GEMM_RA ((TM * TK + GEMM_NT - 1) / GEMM_NT)
+#define GEMM_RB ((TN * TK + GEMM_NT - 1) / GEMM_NT)
+
+inline void gemm_fetch_a(float ra[GEMM_RA], const __global st_t *A, int M, int K, int row0, int k0, int tid)
+{
+#pragma unroll
+    for (int c = 0; c < GEMM_RA; c++) {
+        const int l = c * GEMM_NT + tid, r = l / TK, kk = l % TK;
+        const int gr = row0 + r, gk = k0 + kk;
+        ra[c] = (l < TM * TK && gr < M && gk < K) ? ld(A, (size_t)gr * (size_t)K + (size_t)gk) : 0.0f;
+    }
+}
+
+inline void gemm_put_a(__local float *As, const float ra[GEMM_RA], int tid)
+{
+#pragma unroll
+    for (int c = 0; c < GEMM_RA; c++) {
+        const int l = c * GEMM_NT + tid;
+        if ((TM * TK) % GEMM_NT == 0 || l < TM * TK) As[AIDX(l / TK, l % TK)] = ra[c];
+    }
+}
+
+/* b_nk = 0: B[K,N] (element l -> kk = l / TN, n = l % TN); 1: B[N,K] (n = l / TK, kk = l % TK) */
+inline void gemm_fetch_b(float rb[GEMM_RB], const __global st_t *B, int N, int K, int col0, int k0, int tid, int b_nk)
+{
+#pragma unroll
+    for (int c = 0; c < GEMM_RB; c++) {
+        const int l = c * GEMM_NT + tid;
+        const int kk = b_nk ? l % TK : l / TN, n = b_nk ? l / TK : l % TN;
+        const int gk = k0 + kk, gn = col0 + n;
+        const size_t at = b_nk ? (size_t)gn * (size_t)K + (size_t)gk : (size_t)gk * (size_t)N + (size_t)gn;
+        rb[c] = (l < TN * TK && gk < K && gn < N) ? ld(B, at) : 0.0f;
+    }
+}
+
+inline void gemm_put_b(__local float *Bs, const float rb[GEMM_RB], int tid, int b_nk)
+{
+#pragma unroll
+    for (int c = 0; c < GEMM_RB; c++) {
+        const int l = c * GEMM_NT + tid;
+        const int kk = b_nk ? l % TK : l / TN, n = b_nk ? l / TK : l % TN;
+        if ((TN * TK) % GEMM_NT == 0 || l < TN * TK) Bs[kk * BS_LD + n] = rb[c];
+    }
+}
+#endif
+
+/* The K loop of one TM x TN tile of C = A . B over k in [0, kend): A[M,K]
+ * row-major, B[K,N] (b_nk = 0) or B[N,K] (b_nk = 1, the weight layout).
+ * kend is uniform over the work-group (0 for a surplus grouped work-group). */
+inline void gemm_tile(__local float *As, __local float *Bs, gacc_t acc[WPTM][GACC_N],
+                      const __global st_t *A, const __global st_t *B, int M, int N, int K, int kend,
+                      int row0, int col0, int b_nk)
+{
+    const int tx = get_local_id(0), ty = get_local_id(1);
+    const int tid = ty * RTSN + tx;
+#if GEMM_PREFETCH && !GEMM_CPU
+    float ra[GEMM_RA], rb[GEMM_RB];
+    gemm_fetch_a(ra, A, M, K, row0, 0, tid);
+    gemm_fetch_b(rb, B, N, K, col0, 0, tid, b_nk);
+    for (int k0 = 0; k0 < kend; k0 += TK) {
+        gemm_put_a(As, ra, tid);
+        gemm_put_b(Bs, rb, tid, b_nk);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (k0 + TK < kend) {
+            gemm_fetch_a(ra, A, M, K, row0, k0 + TK, tid);
+            gemm_fetch_b(rb, B, N, K, col0, k0 + TK, tid, b_nk);
+        }
+        gemm_compute(As, Bs, acc, tx, ty);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+#else
+    for (int k0 = 0; k0 < kend; k0 += TK) {
+        gemm_load_a(As, A, M, K, row0, k0, tid);
+        if (b_nk) gemm_load_b_nk(Bs, B, N, K, col0, k0, tid);
+        else gemm_load_b_kn(Bs, B, N, K, col0, k0, tid);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        gemm_compute(As, Bs, acc, tx, ty);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+#endif
 }
 
 /*

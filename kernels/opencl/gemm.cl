@@ -1,8 +1,9 @@
 /*
  * gemm.cl -- matmul, groupedMatmul (common.cl is prepended by the host).
  *
- * Build macros: DTYPE, TM, TN, TK, WPTM, WPTN; optional LPAD (default 1) and
- * GEMM_CPU (0 = GPU mapping, 1 = CPU float8 mapping; see common.cl).
+ * Build macros: DTYPE, TM, TN, TK, WPTM, WPTN; optional LPAD (default 1),
+ * GEMM_CPU (0 = GPU mapping, 1 = CPU float8 mapping), GEMM_VEC and
+ * GEMM_PREFETCH (GPU mapping only; see common.cl).
  * Local size (all GEMM kernels): (TN/WPTN, TM/WPTM, 1), required exactly.
  * Local memory: 4*(AS_SIZE + BS_SIZE) bytes (static) =
  *   4*TK*(TM + TN + 2*LPAD) (GEMM_CPU=0) or 4*(TM*(TK+LPAD) + TK*(TN+LPAD)).
@@ -17,21 +18,14 @@ __kernel GEMM_ATTR void matmul_nn(const __global st_t *A, ulong a_off,
                                   __global st_t *C, ulong c_off,
                                   int M, int N, int K)
 {
-    __local float As[AS_SIZE];
-    __local float Bs[BS_SIZE];
+    __local float As[AS_SIZE] __attribute__((aligned(16)));
+    __local float Bs[BS_SIZE] __attribute__((aligned(16)));
     A += a_off; B += b_off; C += c_off;
     const int tx = get_local_id(0), ty = get_local_id(1);
-    const int tid = ty * RTSN + tx;
     const int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
     gacc_t acc[WPTM][GACC_N];
     gemm_zero(acc);
-    for (int k0 = 0; k0 < K; k0 += TK) {
-        gemm_load_a(As, A, M, K, row0, k0, tid);
-        gemm_load_b_kn(Bs, B, N, K, col0, k0, tid);
-        barrier(CLK_LOCAL_MEM_FENCE);
-        gemm_compute(As, Bs, acc, tx, ty);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    gemm_tile(As, Bs, acc, A, B, M, N, K, K, row0, col0, 0);
     gemm_store(C, M, N, row0, col0, acc, tx, ty);
 }
 
@@ -41,21 +35,14 @@ __kernel GEMM_ATTR void matmul_nt(const __global st_t *A, ulong a_off,
                                   __global st_t *C, ulong c_off,
                                   int M, int N, int K)
 {
-    __local float As[AS_SIZE];
-    __local float Bs[BS_SIZE];
+    __local float As[AS_SIZE] __attribute__((aligned(16)));
+    __local float Bs[BS_SIZE] __attribute__((aligned(16)));
     A += a_off; B += b_off; C += c_off;
     const int tx = get_local_id(0), ty = get_local_id(1);
-    const int tid = ty * RTSN + tx;
     const int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
     gacc_t acc[WPTM][GACC_N];
     gemm_zero(acc);
-    for (int k0 = 0; k0 < K; k0 += TK) {
-        gemm_load_a(As, A, M, K, row0, k0, tid);
-        gemm_load_b_nk(Bs, B, N, K, col0, k0, tid);
-        barrier(CLK_LOCAL_MEM_FENCE);
-        gemm_compute(As, Bs, acc, tx, ty);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    gemm_tile(As, Bs, acc, A, B, M, N, K, K, row0, col0, 1);
     gemm_store(C, M, N, row0, col0, acc, tx, ty);
 }
 
@@ -66,21 +53,14 @@ __kernel GEMM_ATTR void matmul_nt_f32out(const __global st_t *A, ulong a_off,
                                          __global float *C, ulong c_off,
                                          int M, int N, int K)
 {
-    __local float As[AS_SIZE];
-    __local float Bs[BS_SIZE];
+    __local float As[AS_SIZE] __attribute__((aligned(16)));
+    __local float Bs[BS_SIZE] __attribute__((aligned(16)));
     A += a_off; B += b_off; C += c_off;
     const int tx = get_local_id(0), ty = get_local_id(1);
-    const int tid = ty * RTSN + tx;
     const int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
     gacc_t acc[WPTM][GACC_N];
     gemm_zero(acc);
-    for (int k0 = 0; k0 < K; k0 += TK) {
-        gemm_load_a(As, A, M, K, row0, k0, tid);
-        gemm_load_b_nk(Bs, B, N, K, col0, k0, tid);
-        barrier(CLK_LOCAL_MEM_FENCE);
-        gemm_compute(As, Bs, acc, tx, ty);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    gemm_tile(As, Bs, acc, A, B, M, N, K, K, row0, col0, 1);
 #pragma unroll
     for (int i = 0; i < WPTM; i++) {
         int gr = row0 + GEMM_ROW(ty, i);
@@ -106,8 +86,8 @@ __kernel GEMM_ATTR void grouped_matmul_nn(const __global st_t *X, ulong x_off,
                                           __global st_t *Y, ulong y_off,
                                           int T, int N, int K, int E)
 {
-    __local float As[AS_SIZE];
-    __local float Bs[BS_SIZE];
+    __local float As[AS_SIZE] __attribute__((aligned(16)));
+    __local float Bs[BS_SIZE] __attribute__((aligned(16)));
     X += x_off; W += w_off; offs += offs_off; Y += y_off;
     int seg0, cnt, row0;
     const int e0 = grouped_tile_lookup(offs, E, T, get_group_id(1), &seg0, &cnt, &row0);
@@ -117,17 +97,10 @@ __kernel GEMM_ATTR void grouped_matmul_nn(const __global st_t *X, ulong x_off,
     const __global st_t *B = W + (size_t)e * (size_t)K * (size_t)N;
     __global st_t *C = Y + (size_t)seg0 * (size_t)N;
     const int tx = get_local_id(0), ty = get_local_id(1);
-    const int tid = ty * RTSN + tx;
     const int col0 = get_group_id(0) * TN;
     gacc_t acc[WPTM][GACC_N];
     gemm_zero(acc);
-    for (int k0 = 0; k0 < kend; k0 += TK) {
-        gemm_load_a(As, A, cnt, K, row0, k0, tid);
-        gemm_load_b_kn(Bs, B, N, K, col0, k0, tid);
-        barrier(CLK_LOCAL_MEM_FENCE);
-        gemm_compute(As, Bs, acc, tx, ty);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    gemm_tile(As, Bs, acc, A, B, cnt, N, K, kend, row0, col0, 0);
     gemm_store(C, cnt, N, row0, col0, acc, tx, ty);
 }
 
@@ -137,8 +110,8 @@ __kernel GEMM_ATTR void grouped_matmul_nt(const __global st_t *X, ulong x_off,
                                           __global st_t *Y, ulong y_off,
                                           int T, int N, int K, int E)
 {
-    __local float As[AS_SIZE];
-    __local float Bs[BS_SIZE];
+    __local float As[AS_SIZE] __attribute__((aligned(16)));
+    __local float Bs[BS_SIZE] __attribute__((aligned(16)));
     X += x_off; W += w_off; offs += offs_off; Y += y_off;
     int seg0, cnt, row0;
     const int e0 = grouped_tile_lookup(offs, E, T, get_group_id(1), &seg0, &cnt, &row0);
@@ -148,17 +121,10 @@ __kernel GEMM_ATTR void grouped_matmul_nt(const __global st_t *X, ulong x_off,
     const __global st_t *B = W + (size_t)e * (size_t)N * (size_t)K;
     __global st_t *C = Y + (size_t)seg0 * (size_t)N;
     const int tx = get_local_id(0), ty = get_local_id(1);
-    const int tid = ty * RTSN + tx;
     const int col0 = get_group_id(0) * TN;
     gacc_t acc[WPTM][GACC_N];
     gemm_zero(acc);
-    for (int k0 = 0; k0 < kend; k0 += TK) {
-        gemm_load_a(As, A, cnt, K, row0, k0, tid);
-        gemm_load_b_nk(Bs, B, N, K, col0, k0, tid);
-        barrier(CLK_LOCAL_MEM_FENCE);
-        gemm_compute(As, Bs, acc, tx, ty);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    gemm_tile(As, Bs, acc, A, B, cnt, N, K, kend, row0, col0, 1);
     gemm_store(C, cnt, N, row0, col0, acc, tx, ty);
 }
 

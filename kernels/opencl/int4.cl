@@ -393,8 +393,8 @@ __kernel GEMM_ATTR void int4_gemm(const __global st_t *X, ulong x_off,
                                   __global st_t *Y, ulong y_off,
                                   int M, int N, int K, int G, int asym)
 {
-    __local float As[AS_SIZE];
-    __local float Bs[BS_SIZE];
+    __local float As[AS_SIZE] __attribute__((aligned(16)));
+    __local float Bs[BS_SIZE] __attribute__((aligned(16)));
     X += x_off; Q += q_off; S += s_off; Y += y_off;
     if (asym) Z += z_off;
     const int tx = get_local_id(0), ty = get_local_id(1);
@@ -421,8 +421,8 @@ __kernel GEMM_ATTR void int4_grouped_gemm(const __global st_t *X, ulong x_off,
                                           __global st_t *Y, ulong y_off,
                                           int T, int N, int K, int G, int asym, int E)
 {
-    __local float As[AS_SIZE];
-    __local float Bs[BS_SIZE];
+    __local float As[AS_SIZE] __attribute__((aligned(16)));
+    __local float Bs[BS_SIZE] __attribute__((aligned(16)));
     X += x_off; Q += q_off; S += s_off; Y += y_off; offs += offs_off;
     if (asym) Z += z_off;
     int seg0, cnt, row0;
