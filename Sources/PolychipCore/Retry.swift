@@ -60,7 +60,8 @@ public struct RetryPolicy: Sendable, Hashable, Codable, CustomStringConvertible 
 
     /// Runs `body` (given the attempt number, 1-based) until it succeeds, fails with an error
     /// that is not retried on the same device, or ``maxAttempts`` attempts have failed; throws
-    /// the last error unchanged. Every failed attempt is added to `log` with what was done next.
+    /// the last error unchanged. Every attempt that failed with a device fault is added to `log`
+    /// with what was done next (other errors are thrown without a log entry: nothing was tried).
     ///
     /// `body` must leave its inputs intact when it fails (every Polychip kernel, transfer and
     /// collective does: a fault is raised before anything is stored) and must write all of its
@@ -69,9 +70,12 @@ public struct RetryPolicy: Sendable, Hashable, Codable, CustomStringConvertible 
         var attempt = 1
         while true {
             do { return try body(attempt) } catch {
-                let again = decision(for: error) == .sameDevice && attempt < maxAttempts
-                log?.record(RetryAttempt(operation: operation, device: device, attempt: attempt, error: error,
-                                         action: again ? .retrySameDevice : (decision(for: error) == .failover ? .failover : .gaveUp)))
+                let decision = decision(for: error)
+                let again = decision == .sameDevice && attempt < maxAttempts
+                if case .deviceFault? = error as? PolychipError {
+                    log?.record(RetryAttempt(operation: operation, device: device, attempt: attempt, error: error,
+                                             action: again ? .retrySameDevice : (decision == .failover ? .failover : .gaveUp)))
+                }
                 guard again else { throw error }
                 attempt += 1
             }
@@ -102,6 +106,11 @@ public struct RetryAttempt: Sendable, Equatable, CustomStringConvertible {
     /// The fault kind (`kernelLaunchFailure`, …), or nil for an error that is not a fault.
     public var faultKind: String? {
         if case .deviceFault(_, _, let kind, _) = error { return kind }
+        return nil
+    }
+    /// The device the fault names (for a collective: the rank that failed), or nil.
+    public var faultDevice: String? {
+        if case .deviceFault(let device, _, _, _) = error { return device }
         return nil
     }
     /// What was done next.
@@ -153,10 +162,11 @@ public final class RetryLog: Sendable {
     /// Adds a failed attempt.
     public func record(_ attempt: RetryAttempt) { state.withLock { $0.append(attempt) } }
 
-    /// Marks the latest attempt of `device` that was waiting for another device as failed over to `target`.
+    /// Marks the latest failed attempt whose fault names `device` and that was waiting for
+    /// another device as failed over to `target`.
     public func failedOver(from device: String, to target: String) {
         state.withLock { log in
-            if let i = log.lastIndex(where: { $0.device == device && $0.action == .failover(to: nil) }) {
+            if let i = log.lastIndex(where: { $0.faultDevice == device && $0.action == .failover(to: nil) }) {
                 log[i].action = .failover(to: target)
             }
         }

@@ -7,7 +7,7 @@ import Synchronization
 /// them: a failed attempt never touches the caller's values, and its outputs are dropped.
 /// Transient faults run the attempt again on the same device; a lost device (or any fault the
 /// policy sends to failover) moves the kernel to the next device of ``devices`` that is not
-/// known to be lost. Every failed attempt is in ``log``; the successful one's
+/// known to be lost. Every attempt that failed with a device fault is in ``log``; the successful one's
 /// ``KernelRecord/attempt`` counts every attempt before it, on any device.
 public final class RetryingExecutor: Sendable {
     /// The primary device first, then the failover devices in order.
@@ -73,7 +73,9 @@ public final class RetryingExecutor: Sendable {
                     next = firstLive(from: i + 1)
                     if let n = next { action = .failover(to: devices[n].id) }
                 }
-                log.record(RetryAttempt(operation: name, device: dev.id, attempt: attempt, error: error, action: action))
+                if case .deviceFault? = error as? PolychipError {
+                    log.record(RetryAttempt(operation: name, device: dev.id, attempt: attempt, error: error, action: action))
+                }
                 guard next != nil else { throw error }
                 index = next
                 attempt += 1
