@@ -87,39 +87,58 @@ public enum ExpertParallelConformance {
                            log: RetryLog = RetryLog()) -> [CaseResult] {
         let label = meshLabel(mesh)
         var results: [CaseResult] = []
+        var current = (mesh: mesh, spares: spares)
         for pc in prepared {
             let variants: [ExpertParallelOptions] = pc.params.hasShared
                 ? [.init(retry: retry), .init(sharedTensorParallel: true, retry: retry)] : [.init(retry: retry)]
             for v in variants {
-                results.append(runCase(pc.testCase, params: pc.params, mesh: mesh, options: v, label: label, expected: pc.expected,
-                                       spares: spares, log: log))
+                let (result, after) = runCase(pc.testCase, params: pc.params, on: current, options: v, label: label,
+                                              expected: pc.expected, log: log)
+                results.append(result)
+                current = after
             }
         }
         return results
+    }
+
+    /// Runs one case; returns its result and the mesh and spares the next case should use (a
+    /// lost device stays lost, so after a failover later cases run on the spare that replaced it).
+    static func runCase(_ c: ConformanceCase, params p: MoELayerParams, on placement: (mesh: Mesh, spares: [any Device]),
+                        options: ExpertParallelOptions, label: String?, expected known: Result<HostTensor, PolychipError>?,
+                        log: RetryLog) -> (CaseResult, (mesh: Mesh, spares: [any Device])) {
+        let mesh = placement.mesh
+        let shape = "P\(mesh.size) \(c.label)\(options.sharedTensorParallel ? " shared-TP" : "")"
+        var r = CaseResult(kernel: kernelName, device: label ?? meshLabel(mesh), dtype: c.dtype.rawValue, shape: shape,
+                           status: .fail, threshold: OpKind.moeLayer.tolerance(c.dtype), seed: c.seed, support: "native")
+        var layer: ExpertParallelMoE? = nil
+        do {
+            let expected = try known?.get() ?? Reference.evaluate(c.op, c.inputs)[0]
+            let logged = log.attempts.count
+            let built = try ExpertParallelMoE(mesh: mesh, params: p, weights: Array(c.inputs.dropFirst()), options: options,
+                                              spares: placement.spares, log: log)
+            layer = built
+            let step = try built.forward(c.inputs[0])
+            let verdict = verify(step.output, expected: expected, dtype: c.dtype)
+            r.nmse = verdict.nmse
+            if let why = verdict.failure { r.message = why } else { r.status = .pass }
+            let failed = log.attempts.count - logged
+            if failed > 0 {
+                let note = "\(failed) failed attempt\(failed == 1 ? "" : "s") retried; ran on \(step.devices.joined(separator: ","))"
+                r.message = r.message.map { "\($0); \(note)" } ?? note
+            }
+        } catch {
+            r.message = "threw: \(error)"
+        }
+        guard let now = layer?.mesh, now !== mesh else { return (r, placement) }
+        let used = Set(now.devices.map(\.id))
+        return (r, (now, placement.spares.filter { !used.contains($0.id) }))
     }
 
     /// Runs one case on `mesh` (with `spares` replacing lost devices; failed attempts go to `log`).
     public static func runCase(_ c: ConformanceCase, params p: MoELayerParams, mesh: Mesh, options: ExpertParallelOptions,
                                label: String? = nil, expected known: Result<HostTensor, PolychipError>? = nil,
                                spares: [any Device] = [], log: RetryLog = RetryLog()) -> CaseResult {
-        let shape = "P\(mesh.size) \(c.label)\(options.sharedTensorParallel ? " shared-TP" : "")"
-        var r = CaseResult(kernel: kernelName, device: label ?? meshLabel(mesh), dtype: c.dtype.rawValue, shape: shape,
-                           status: .fail, threshold: OpKind.moeLayer.tolerance(c.dtype), seed: c.seed, support: "native")
-        do {
-            let expected = try known?.get() ?? Reference.evaluate(c.op, c.inputs)[0]
-            let step = try ExpertParallelMoE.run(on: mesh, params: p, inputs: c.inputs, options: options, spares: spares, log: log)
-            let verdict = verify(step.output, expected: expected, dtype: c.dtype)
-            r.nmse = verdict.nmse
-            if let why = verdict.failure { r.message = why } else { r.status = .pass }
-            if !step.failedAttempts.isEmpty {
-                let retried = step.failedAttempts.count
-                let note = "\(retried) failed attempt\(retried == 1 ? "" : "s") retried; ran on \(step.devices.joined(separator: ","))"
-                r.message = r.message.map { "\($0); \(note)" } ?? note
-            }
-        } catch {
-            r.message = "threw: \(error)"
-        }
-        return r
+        runCase(c, params: p, on: (mesh, spares), options: options, label: label, expected: known, log: log).0
     }
 
     /// Compares a layer output with the reference `moeLayer` output under the `moeLayer`
