@@ -80,7 +80,8 @@ let package = Package(
 
         .target(name: "PolychipFuzzTargets", dependencies: ["Polychip"], path: "Sources/PolychipFuzzTargets"),
 
-        .testTarget(name: "PolychipReliabilityTests", dependencies: ["PolychipFuzzTargets", "Polychip", "PolychipConformance"],
+        .testTarget(name: "PolychipReliabilityTests", dependencies: ["PolychipFuzzTargets", "Polychip", "PolychipConformance",
+                                                                  "PolychipModels", "PolychipReference"],
                     path: "Tests/PolychipReliabilityTests"),
         .testTarget(name: "PolychipCoreTests", dependencies: ["PolychipCore"], path: "Tests/PolychipCoreTests",
                     exclude: ["Golden"]),

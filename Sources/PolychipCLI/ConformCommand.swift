@@ -13,7 +13,7 @@ struct ConformCommand: ParsableCommand {
     @Option(name: .customLong("device"), help: "Device selector BACKEND[:PROFILE][:INDEX] (repeatable). Default: POLYCHIP_DEVICES or reference.")
     var devices: [String] = []
 
-    @Option(name: .customLong("kernel"), help: "Kernel name, kebab-case (repeatable). Default: all kernels and collectives.")
+    @Option(name: .customLong("kernel"), help: "Kernel name, kebab-case (repeatable); moe-layer-ep alone runs only the --expert-parallel cases. Default: all kernels and collectives.")
     var kernels: [String] = []
 
     @Option(name: .customLong("dtype"), help: "Restrict to a dtype: f32, f16 or bf16 (repeatable).")
@@ -34,13 +34,23 @@ struct ConformCommand: ParsableCommand {
     @Option(name: .customLong("expert-parallel"), help: "Also run the expert-parallel MoE layer on meshes of this many ranks of each device (repeatable, e.g. 2, 4, 8).")
     var expertParallel: [Int] = []
 
+    @Option(help: "Expert-parallel MoE: retry a kernel, transfer or collective this many times after a device fault (transient: in place; lost device: on a spare).")
+    var retries: Int = 0
+
+    @Option(help: "Expert-parallel MoE: spare devices per mesh that replace a lost device (simulated: the next device indices).")
+    var spares: Int = 0
+
     @Flag(name: .shortAndLong, help: "Print one line per case on stderr.")
     var verbose = false
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
     func run() throws {
-        let kinds = kernels.isEmpty ? nil : try parseKernels(kernels)
+        let ep = ExpertParallelConformance.kernelName
+        let epOnly = !kernels.isEmpty && kernels.allSatisfy { $0 == ep }
+        if epOnly && expertParallel.isEmpty { throw ValidationError("--kernel \(ep) needs --expert-parallel P") }
+        let kernelNames = kernels.filter { $0 != ep }
+        let kinds = kernelNames.isEmpty ? nil : try parseKernels(kernelNames)
         let dts = try dtypes.map { s -> DType in
             guard let d = DType(rawValue: s), d.isFloat else { throw ValidationError("unknown dtype '\(s)'; use f32, f16 or bf16") }
             return d
@@ -48,7 +58,7 @@ struct ConformCommand: ParsableCommand {
         let devs = try simulation.resolve(devices, fallback: ["reference"])
         let options = ConformanceOptions(kernels: kinds, dtypes: dts.isEmpty ? nil : dts, seed: seed)
         var results: [CaseResult] = []
-        for d in devs {
+        for d in devs where !epOnly {
             eprint("conform: \(d.id) (\(d.info.name))")
             let verbose = self.verbose
             results += ConformanceRunner.run(on: d, options: options, expected: ExpectedFailures(Polychip.expectedFailures(for: d))) { line in
@@ -56,21 +66,34 @@ struct ConformCommand: ParsableCommand {
             }
         }
         if !expertParallel.isEmpty {
+            guard retries >= 0, spares >= 0 else { throw ValidationError("--retries and --spares must be ≥ 0") }
             let prepared = try ExpertParallelConformance.prepare(dtypes: dts.isEmpty ? DType.floats : dts, seed: seed)
             for d in devs {
                 for p in expertParallel {
                     guard p >= 1 else { throw ValidationError("--expert-parallel needs a rank count ≥ 1") }
                     let mesh: Mesh
+                    let spareDevices: [any Device]
                     if let sim = d as? SimulatedDevice {
-                        mesh = try SimulatedBackend.mesh(profile: sim.profile.origin.hasSuffix(".json") ? sim.profile.origin : sim.profile.name, count: p)
+                        // Fresh devices of the same profile (--set overrides and fault plan included),
+                        // ranks 0..<P and spares P..<P+S: faults on one mesh never reach another.
+                        let fresh = try (0..<(p + spares)).map { try SimulatedDevice(profile: sim.profile, index: $0) }
+                        mesh = try SimulatedBackend.mesh(devices: Array(fresh.prefix(p)))
+                        spareDevices = Array(fresh.dropFirst(p))
                     } else {
                         mesh = try Mesh(devices: Array(repeating: d, count: p))
+                        spareDevices = Array(repeating: d, count: spares)
                     }
                     eprint("conform: expert-parallel MoE on \(p) × \(d.id)")
                     let verbose = self.verbose
-                    for r in ExpertParallelConformance.run(mesh: mesh, prepared: prepared) {
-                        if verbose { eprint("  \(r.status.rawValue.uppercased()) \(r.kernel) \(r.dtype) \(r.shape) on \(r.device)") }
+                    let log = RetryLog()
+                    for r in ExpertParallelConformance.run(mesh: mesh, prepared: prepared, retry: .retries(retries),
+                                                           spares: spareDevices, log: log) {
+                        if verbose { eprint("  \(r.status.rawValue.uppercased()) \(r.kernel) \(r.dtype) \(r.shape) on \(r.device)\(r.message.map { ": " + $0 } ?? "")") }
                         results.append(r)
+                    }
+                    if !log.attempts.isEmpty {
+                        if verbose { for a in log.attempts { eprint("  fault: \(a)") } }
+                        eprint("conform: expert-parallel MoE on \(p) × \(d.id): \(log.summary)")
                     }
                 }
             }

@@ -12,6 +12,12 @@ struct RunCommand: ParsableCommand {
         variants: 'bias' turns on the router's selection bias, 'zeros' the asymmetric INT4 format, \
         'gate.q' INT4 experts and 'sharedGate' the shared expert of moe-layer. INT4 tensors are \
         packed uint8 arrays with the last dimension halved; bf16 arrays are uint16 bit patterns.
+
+        --retries N runs the kernel again after a transient device fault (kernel launch failure, \
+        memory error, timeout), and after a lost device on the next --fallback-device; each attempt \
+        uploads the inputs afresh, and every failed attempt is listed on stderr. Simulated faults \
+        come from the profile or --set, e.g. --set faults.seed=7 \
+        --set faults.kernelLaunchFailure.probability=0.5.
         """)
 
     @Argument(help: "Kernel name, kebab-case (e.g. attention, int4-matmul, moe-router).")
@@ -28,6 +34,12 @@ struct RunCommand: ParsableCommand {
 
     @Option(help: "Convert float inputs to this dtype before running (f32, f16, bf16).")
     var dtype: String?
+
+    @Option(help: "Retry a kernel this many times after a device fault (transient: same device; lost device: next --fallback-device).")
+    var retries: Int = 0
+
+    @Option(name: .customLong("fallback-device"), help: "Device to fail over to when the device is lost (repeatable, in order).")
+    var fallbackDevices: [String] = []
 
     @OptionGroup var params: KernelParameters
 
@@ -61,11 +73,20 @@ struct RunCommand: ParsableCommand {
         guard devs.count == 1, let dev = devs.first else {
             throw ValidationError("run takes one device: give --device or one --profile")
         }
-        let outDescs = try op.validate(ordered.map(\.desc))
-        let ins = try ordered.map { try dev.tensor($0) }
-        let outs = try outDescs.map { try dev.allocate($0) }
-        let queue = Queue(device: dev)
-        let record = try queue.enqueue(op, inputs: ins, outputs: outs)
+        guard retries >= 0 else { throw ValidationError("--retries must be ≥ 0, got \(retries)") }
+        let fallbacks = try fallbackDevices.map { sel -> any Device in
+            let found = try simulation.registry.resolve([sel], fallback: [])
+            guard found.count == 1, let d = found.first else { throw ValidationError("--fallback-device \(sel) names \(found.count) devices; give one") }
+            return d
+        }
+        let executor = RetryingExecutor(primary: dev, fallbacks: fallbacks, policy: .retries(retries))
+        let outcome: RetryingExecutor.Outcome
+        do { outcome = try executor.run(op, ordered) } catch {
+            for a in executor.log.attempts { eprint("run: \(a)") }
+            throw error
+        }
+        for a in executor.log.attempts { eprint("run: \(a)") }
+        let record = outcome.record
         var wanted: [String: String] = [:]
         for spec in outputs {
             let (name, path) = try Self.split(spec, "--output")
@@ -75,7 +96,7 @@ struct RunCommand: ParsableCommand {
             wanted[name] = path
         }
         for (i, name) in op.outputNames.enumerated() {
-            let v = try dev.download(outs[i])
+            let v = outcome.outputs[i]
             if let path = wanted[name] {
                 try NumPyFile.write(v, path: path)
                 print("\(name): \(v.desc) → \(path)")
@@ -84,8 +105,9 @@ struct RunCommand: ParsableCommand {
                 print("\(name): \(v.desc) [\(preview.joined(separator: ", "))\(v.desc.elementCount > 6 ? ", …" : "")]")
             }
         }
-        print(String(format: "%@ on %@: %.3f ms (%@), %.3g FLOP, %.3g bytes", kind.name, dev.id, record.seconds * 1e3,
-                     record.source.rawValue, record.flops, record.bytes))
+        print(String(format: "%@ on %@: %.3f ms (%@), %.3g FLOP, %.3g bytes", kind.name, outcome.device, record.seconds * 1e3,
+                     record.source.rawValue, record.flops, record.bytes)
+              + (outcome.attempts > 1 ? " (attempt \(outcome.attempts))" : ""))
     }
 
     static func split(_ spec: String, _ flag: String) throws -> (String, String) {

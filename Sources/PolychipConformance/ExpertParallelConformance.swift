@@ -81,42 +81,75 @@ public enum ExpertParallelConformance {
     }
 
     /// Runs prepared cases on `mesh` (the reference outputs are reused, so several meshes cost
-    /// one reference evaluation per case).
-    public static func run(mesh: Mesh, prepared: [PreparedCase]) -> [CaseResult] {
+    /// one reference evaluation per case), each under `retry` with `spares` replacing lost
+    /// devices; failed attempts go to `log`.
+    public static func run(mesh: Mesh, prepared: [PreparedCase], retry: RetryPolicy = .none, spares: [any Device] = [],
+                           log: RetryLog = RetryLog()) -> [CaseResult] {
         let label = meshLabel(mesh)
         var results: [CaseResult] = []
+        var current = (mesh: mesh, spares: spares)
         for pc in prepared {
-            let variants: [ExpertParallelOptions] = pc.params.hasShared ? [.init(), .init(sharedTensorParallel: true)] : [.init()]
+            let variants: [ExpertParallelOptions] = pc.params.hasShared
+                ? [.init(retry: retry), .init(sharedTensorParallel: true, retry: retry)] : [.init(retry: retry)]
             for v in variants {
-                results.append(runCase(pc.testCase, params: pc.params, mesh: mesh, options: v, label: label, expected: pc.expected))
+                let (result, after) = runCase(pc.testCase, params: pc.params, on: current, options: v, label: label,
+                                              expected: pc.expected, log: log)
+                results.append(result)
+                current = after
             }
         }
         return results
     }
 
-    /// Runs one case on `mesh`.
-    public static func runCase(_ c: ConformanceCase, params p: MoELayerParams, mesh: Mesh, options: ExpertParallelOptions,
-                               label: String? = nil, expected known: Result<HostTensor, PolychipError>? = nil) -> CaseResult {
+    /// Runs one case; returns its result and the mesh and spares the next case should use (a
+    /// lost device stays lost, so after a failover later cases run on the spare that replaced it).
+    static func runCase(_ c: ConformanceCase, params p: MoELayerParams, on placement: (mesh: Mesh, spares: [any Device]),
+                        options: ExpertParallelOptions, label: String?, expected known: Result<HostTensor, PolychipError>?,
+                        log: RetryLog) -> (CaseResult, (mesh: Mesh, spares: [any Device])) {
+        let mesh = placement.mesh
         let shape = "P\(mesh.size) \(c.label)\(options.sharedTensorParallel ? " shared-TP" : "")"
         var r = CaseResult(kernel: kernelName, device: label ?? meshLabel(mesh), dtype: c.dtype.rawValue, shape: shape,
                            status: .fail, threshold: OpKind.moeLayer.tolerance(c.dtype), seed: c.seed, support: "native")
+        var layer: ExpertParallelMoE? = nil
         do {
             let expected = try known?.get() ?? Reference.evaluate(c.op, c.inputs)[0]
-            let step = try ExpertParallelMoE.run(on: mesh, params: p, inputs: c.inputs, options: options)
-            guard step.output.desc == expected.desc else {
-                r.message = "output is \(step.output.desc), expected \(expected.desc)"
-                return r
-            }
-            switch Comparison.floatNMSE(expected.floats, step.output.floats) {
-            case .failure(let why): r.message = why
-            case .value(let v):
-                r.nmse = v
-                if v > r.threshold! { r.message = "NMSE \(v)" } else { r.status = .pass }
+            let logged = log.attempts.count
+            let built = try ExpertParallelMoE(mesh: mesh, params: p, weights: Array(c.inputs.dropFirst()), options: options,
+                                              spares: placement.spares, log: log)
+            layer = built
+            let step = try built.forward(c.inputs[0])
+            let verdict = verify(step.output, expected: expected, dtype: c.dtype)
+            r.nmse = verdict.nmse
+            if let why = verdict.failure { r.message = why } else { r.status = .pass }
+            let failed = log.attempts.count - logged
+            if failed > 0 {
+                let note = "\(failed) failed attempt\(failed == 1 ? "" : "s") retried; ran on \(step.devices.joined(separator: ","))"
+                r.message = r.message.map { "\($0); \(note)" } ?? note
             }
         } catch {
             r.message = "threw: \(error)"
         }
-        return r
+        guard let now = layer?.mesh, now !== mesh else { return (r, placement) }
+        let used = Set(now.devices.map(\.id))
+        return (r, (now, placement.spares.filter { !used.contains($0.id) }))
+    }
+
+    /// Runs one case on `mesh` (with `spares` replacing lost devices; failed attempts go to `log`).
+    public static func runCase(_ c: ConformanceCase, params p: MoELayerParams, mesh: Mesh, options: ExpertParallelOptions,
+                               label: String? = nil, expected known: Result<HostTensor, PolychipError>? = nil,
+                               spares: [any Device] = [], log: RetryLog = RetryLog()) -> CaseResult {
+        runCase(c, params: p, on: (mesh, spares), options: options, label: label, expected: known, log: log).0
+    }
+
+    /// Compares a layer output with the reference `moeLayer` output under the `moeLayer`
+    /// tolerance for `dtype` (docs/kernels.md): the NMSE when it could be computed, and why the
+    /// output fails (nil when it passes).
+    public static func verify(_ output: HostTensor, expected: HostTensor, dtype: DType) -> (nmse: Double?, failure: String?) {
+        guard output.desc == expected.desc else { return (nil, "output is \(output.desc), expected \(expected.desc)") }
+        switch Comparison.floatNMSE(expected.floats, output.floats) {
+        case .failure(let why): return (nil, why)
+        case .value(let v): return (v, v > OpKind.moeLayer.tolerance(dtype) ? "NMSE \(v)" : nil)
+        }
     }
 
     /// `cpu:0×8` for a device repeated at every rank, else the ids joined.

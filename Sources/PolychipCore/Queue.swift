@@ -23,6 +23,9 @@ public struct KernelRecord: Sendable, Codable, Hashable {
     public var source: Source
     /// The model's breakdown for modeled records.
     public var breakdown: ModeledBreakdown?
+    /// The attempt that produced this record when earlier attempts failed and were retried
+    /// (2 = the first retry; see ``RetryPolicy``); nil for a first-try success.
+    public var attempt: Int?
 
     /// Where a duration came from.
     public enum Source: String, Sendable, Codable, Hashable { case measured, modeled }
@@ -32,10 +35,10 @@ public struct KernelRecord: Sendable, Codable, Hashable {
 
     /// Creates a record.
     public init(kernel: String, inputShapes: [[Int]], dtypes: [DType], device: String, start: Double, end: Double,
-                flops: Double, bytes: Double, source: Source, breakdown: ModeledBreakdown? = nil) {
+                flops: Double, bytes: Double, source: Source, breakdown: ModeledBreakdown? = nil, attempt: Int? = nil) {
         self.kernel = kernel; self.inputShapes = inputShapes; self.dtypes = dtypes; self.device = device
         self.start = start; self.end = end; self.flops = flops; self.bytes = bytes
-        self.source = source; self.breakdown = breakdown
+        self.source = source; self.breakdown = breakdown; self.attempt = attempt
     }
 }
 
@@ -80,6 +83,11 @@ public final class Queue: Sendable {
     /// devices that can dry-run (simulated), which then model the kernel without data.
     @discardableResult
     public func enqueue(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelRecord {
+        try submit(op, inputs: inputs, outputs: outputs, attempt: nil)
+    }
+
+    /// ``enqueue(_:inputs:outputs:)`` whose record carries `attempt` (retrying callers).
+    func submit(_ op: Op, inputs: [Tensor], outputs: [Tensor], attempt: Int?) throws -> KernelRecord {
         let expected = try op.validate(inputs.map(\.desc))
         let name = op.kind.name
         guard outputs.count == expected.count else {
@@ -99,16 +107,31 @@ public final class Queue: Sendable {
             guard device.supportsDryRun, let modeled = try device.model(op, inputs: inputs.map(\.desc)) else {
                 throw PolychipError.invalidTensor(reason: "\(device.id) cannot run \(name) on meta tensors (no dry-run support)")
             }
-            return record(op, inputs, cost, .modeled(modeled))
+            return record(op, inputs, cost, .modeled(modeled), attempt)
         }
         for t in all { _ = try t.requireBuffer(on: device) }
         let timing: KernelTiming = try order.withLock { _ in
             try device.execute(op, inputs: inputs, outputs: outputs)
         }
-        return record(op, inputs, cost, timing)
+        return record(op, inputs, cost, timing, attempt)
     }
 
-    private func record(_ op: Op, _ inputs: [Tensor], _ cost: Cost, _ timing: KernelTiming) -> KernelRecord {
+    /// ``enqueue(_:inputs:outputs:)`` under a retry policy: a transient device fault (see
+    /// ``RetryPolicy/decision(for:)``) runs the kernel again on this queue's device, up to
+    /// `retry.maxAttempts` attempts; validation errors and faults that need another device
+    /// (`deviceLost`) are thrown at once. Each failed attempt goes to `log`; the successful
+    /// record carries its ``KernelRecord/attempt`` when it was not the first.
+    ///
+    /// A failed attempt leaves `inputs` intact; `outputs` hold a defined value only when the call
+    /// returns (a retry rewrites every output element).
+    @discardableResult
+    public func enqueue(_ op: Op, inputs: [Tensor], outputs: [Tensor], retry: RetryPolicy, log: RetryLog? = nil) throws -> KernelRecord {
+        try retry.run(op.kind.name, device: device.id, log: log) { attempt in
+            try submit(op, inputs: inputs, outputs: outputs, attempt: attempt > 1 ? attempt : nil)
+        }
+    }
+
+    private func record(_ op: Op, _ inputs: [Tensor], _ cost: Cost, _ timing: KernelTiming, _ attempt: Int?) -> KernelRecord {
         state.withLock { s in
             let r: KernelRecord
             switch timing {
@@ -116,11 +139,11 @@ public final class Queue: Sendable {
                 let end = Queue.wallClock()
                 r = KernelRecord(kernel: op.kind.name, inputShapes: inputs.map(\.shape), dtypes: inputs.map(\.dtype),
                                  device: device.id, start: end - sec, end: end, flops: cost.flops, bytes: cost.bytes,
-                                 source: .measured)
+                                 source: .measured, attempt: attempt)
             case .modeled(let b):
                 r = KernelRecord(kernel: op.kind.name, inputShapes: inputs.map(\.shape), dtypes: inputs.map(\.dtype),
                                  device: device.id, start: s.clock, end: s.clock + b.total, flops: cost.flops,
-                                 bytes: cost.bytes, source: .modeled, breakdown: b)
+                                 bytes: cost.bytes, source: .modeled, breakdown: b, attempt: attempt)
                 s.clock += b.total
             }
             s.records.append(r)

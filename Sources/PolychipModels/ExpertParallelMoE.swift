@@ -1,4 +1,5 @@
 import PolychipCore
+import Synchronization
 
 /// Options of ``ExpertParallelMoE``.
 public struct ExpertParallelOptions: Sendable, Hashable, Codable {
@@ -7,9 +8,24 @@ public struct ExpertParallelOptions: Sendable, Hashable, Codable {
     /// all-reduce sums the partial outputs. Off: every rank runs the whole shared expert on
     /// its own tokens.
     public var sharedTensorParallel: Bool
+    /// How device faults are retried: every kernel, upload, download and collective of a step
+    /// is run again in place on a transient fault; a lost device is replaced by the next spare
+    /// (``ExpertParallelMoE/spares``) and the step re-run from the caller's host values.
+    /// Default ``RetryPolicy/none``: the first fault is thrown.
+    public var retry: RetryPolicy
 
     /// Creates options.
-    public init(sharedTensorParallel: Bool = false) { self.sharedTensorParallel = sharedTensorParallel }
+    public init(sharedTensorParallel: Bool = false, retry: RetryPolicy = .none) {
+        self.sharedTensorParallel = sharedTensorParallel
+        self.retry = retry
+    }
+
+    /// Decodes options; a missing `retry` is ``RetryPolicy/none``.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        sharedTensorParallel = try c.decode(Bool.self, forKey: .sharedTensorParallel)
+        retry = try c.decodeIfPresent(RetryPolicy.self, forKey: .retry) ?? .none
+    }
 }
 
 /// What one expert-parallel forward pass did.
@@ -31,6 +47,11 @@ public struct ExpertParallelStep: Sendable {
     public var rankSeconds: [Double]?
     /// Wall-clock seconds of the whole forward pass on this host.
     public var wallSeconds: Double
+    /// The device of each rank the step finished on (differs from the layer's first mesh after
+    /// a failover).
+    public var devices: [String]
+    /// Every failed attempt during the step (faults retried in place, failovers), in order.
+    public var failedAttempts: [RetryAttempt]
 
     /// The largest per-rank expert load divided by the mean (1 = perfectly balanced).
     public var imbalance: Double {
@@ -60,13 +81,26 @@ public struct ExpertParallelStep: Sendable {
 /// On a simulated mesh every kernel advances its rank's virtual clock by the profile's modeled
 /// time and every collective is a barrier, so the rank with the most routed rows sets the step
 /// time. The result equals the single-device layer within the `moeLayer` conformance tolerance.
+///
+/// Faults: under ``ExpertParallelOptions/retry`` every kernel, upload, download and collective
+/// is retried in place on a transient device fault (a failed attempt stores nothing, so inputs
+/// stay intact and a retry rewrites its outputs). When a device is lost, every rank on it moves
+/// to the next unused device of ``spares``: that rank's weights are uploaded again from the
+/// host copies the layer keeps, and the step runs again from the caller's `x`. A fault the
+/// policy does not retry, or one left when attempts or spares run out, is thrown as the
+/// `PolychipError` it is; the caller's host values are never written. ``log`` keeps every
+/// failed attempt.
 public final class ExpertParallelMoE: Sendable {
-    /// The mesh the layer runs on.
-    public let mesh: Mesh
+    /// The mesh the layer runs on now (after a failover: with the lost device replaced).
+    public var mesh: Mesh { placement.withLock { $0.mesh } }
     /// The layer's parameters (routing, expert format, shared expert).
     public let params: MoELayerParams
     /// Options.
     public let options: ExpertParallelOptions
+    /// Devices that replace a lost device, in order (each used at most once).
+    public let spares: [any Device]
+    /// Every failed attempt of every step (and of placing the weights).
+    public let log: RetryLog
     /// Experts per rank.
     public let expertRanges: [Range<Int>]
     /// Shared-expert intermediate columns per rank (tensor parallel), or nil.
@@ -75,7 +109,9 @@ public final class ExpertParallelMoE: Sendable {
     private let hidden: Int
     private let experts: Int
     private let weightDescs: [TensorDesc]
-    private let ranks: [RankWeights]
+    private let perWeight: [String]
+    private let hostWeights: [String: HostTensor]
+    private let placement: Mutex<Placement>
 
     struct RankWeights: @unchecked Sendable {
         // @unchecked: immutable after init; Tensor is Sendable, the struct only groups them.
@@ -87,12 +123,24 @@ public final class ExpertParallelMoE: Sendable {
         var shared: [Tensor]        // gate [Fs_r, H], up [Fs_r, H], down [H, Fs_r]; empty when none
     }
 
+    /// Where the layer lives: the mesh, each rank's weights, and how many spares are used.
+    struct Placement: Sendable {
+        var mesh: Mesh
+        var ranks: [RankWeights?]   // nil: not placed yet (or its device was lost)
+        var sparesUsed: Int
+    }
+
     /// Distributes the layer's weights over the mesh.
     /// - Parameters:
     ///   - weights: the ``Op/moeLayer(_:)`` inputs after `x`, in ``Op/inputNames`` order
     ///     (`routerWeight, [bias], gate…, up…, down…, [sharedGate, sharedUp, sharedDown]`).
-    /// - Throws: `PolychipError` when the weights do not fit the layer's contract.
-    public init(mesh: Mesh, params: MoELayerParams, weights: [HostTensor], options: ExpertParallelOptions = .init()) throws {
+    ///     The layer keeps these host values to re-upload a rank's weights after a failover.
+    ///   - spares: devices that replace a lost mesh device (see ``ExpertParallelOptions/retry``).
+    ///   - log: where failed attempts are recorded (a new log by default).
+    /// - Throws: `PolychipError` when the weights do not fit the layer's contract, or a device
+    ///   fault placing them that the retry policy does not absorb.
+    public init(mesh: Mesh, params: MoELayerParams, weights: [HostTensor], options: ExpertParallelOptions = .init(),
+                spares: [any Device] = [], log: RetryLog = RetryLog()) throws {
         let op = Op.moeLayer(params)
         let names = Array(op.inputNames.dropFirst())
         guard weights.count == names.count else {
@@ -106,19 +154,20 @@ public final class ExpertParallelMoE: Sendable {
         let (e, h) = (rw.desc.shape[0], rw.desc.shape[1])
         // The full contract, checked once with a one-token batch.
         _ = try op.validate([TensorDesc([1, h], rw.desc.dtype)] + weights.map(\.desc))
-        self.mesh = mesh
         self.params = params
         self.options = options
+        self.spares = spares
+        self.log = log
         self.hidden = h
         self.experts = e
         self.weightDescs = weights.map(\.desc)
         let p = mesh.size
-        let ranges = (0..<p).map { r in (r * e / p)..<((r + 1) * e / p) }
-        self.expertRanges = ranges
+        self.expertRanges = (0..<p).map { r in (r * e / p)..<((r + 1) * e / p) }
         var byName: [String: HostTensor] = [:]
         for (n, w) in zip(names, weights) { byName[n] = w }
-        let routerF32 = try HostTensor(rw.desc.shape, .f32, floats: rw.floats)
-        let perWeight: [String] = { switch params.experts {
+        byName["routerWeight"] = try HostTensor(rw.desc.shape, .f32, floats: rw.floats)
+        self.hostWeights = byName
+        self.perWeight = { switch params.experts {
             case .float: return [""]
             case .int4(let f): return f.symmetric ? [".q", ".scales"] : [".q", ".scales", ".zeros"]
         } }()
@@ -128,48 +177,110 @@ public final class ExpertParallelMoE: Sendable {
             shared = (0..<p).map { r in (r * fs / p)..<((r + 1) * fs / p) }
         }
         self.sharedRanges = shared
-        var built: [RankWeights] = []
-        for r in 0..<p {
-            let dev = mesh.devices[r]
-            func put(_ t: HostTensor) throws -> Tensor { try dev.tensor(t) }
-            func slices(_ base: String) throws -> [Tensor] {
-                try perWeight.map { suffix in
-                    guard let w = byName[base + suffix] else {
-                        throw PolychipError.arityMismatch(kernel: "moe-layer-ep", what: "weight '\(base + suffix)'", expected: 1, got: 0)
-                    }
-                    return try put(try Self.sliceLeading(w, ranges[r]))
-                }
-            }
-            var sharedT: [Tensor] = []
-            if params.hasShared, let sg = byName["sharedGate"], let su = byName["sharedUp"], let sd = byName["sharedDown"] {
-                if let sr = shared?[r] {
-                    sharedT = [try put(try Self.sliceLeading(sg, sr)), try put(try Self.sliceLeading(su, sr)),
-                               try put(try Self.sliceColumns(sd, sr))]
-                } else {
-                    sharedT = [try put(sg), try put(su), try put(sd)]
-                }
-            }
-            built.append(RankWeights(router: try put(routerF32), bias: try byName["bias"].map(put),
-                                     gate: try slices("gate"), up: try slices("up"), down: try slices("down"), shared: sharedT))
+        self.placement = Mutex(Placement(mesh: mesh, ranks: Array(repeating: nil, count: p), sparesUsed: 0))
+        // Placing the weights is itself retried: a lost device is replaced by a spare.
+        try withFailover { _ in }
+    }
+
+    /// Rank `r`'s weights, uploaded to its device of `mesh` (each upload retried in place on a
+    /// transient fault).
+    private func rankWeights(_ r: Int, on mesh: Mesh) throws -> RankWeights {
+        let dev = mesh.devices[r]
+        let ranges = expertRanges
+        func put(_ t: HostTensor) throws -> Tensor {
+            try options.retry.run("upload", device: dev.id, log: log) { _ in try dev.tensor(t) }
         }
-        self.ranks = built
+        func weight(_ name: String) throws -> HostTensor {
+            guard let w = hostWeights[name] else {
+                throw PolychipError.arityMismatch(kernel: "moe-layer-ep", what: "weight '\(name)'", expected: 1, got: 0)
+            }
+            return w
+        }
+        func slices(_ base: String) throws -> [Tensor] {
+            try perWeight.map { suffix in try put(try Self.sliceLeading(try weight(base + suffix), ranges[r])) }
+        }
+        var sharedT: [Tensor] = []
+        if params.hasShared {
+            let (sg, su, sd) = (try weight("sharedGate"), try weight("sharedUp"), try weight("sharedDown"))
+            if let sr = sharedRanges?[r] {
+                sharedT = [try put(try Self.sliceLeading(sg, sr)), try put(try Self.sliceLeading(su, sr)),
+                           try put(try Self.sliceColumns(sd, sr))]
+            } else {
+                sharedT = [try put(sg), try put(su), try put(sd)]
+            }
+        }
+        return RankWeights(router: try put(try weight("routerWeight")), bias: try hostWeights["bias"].map(put),
+                           gate: try slices("gate"), up: try slices("up"), down: try slices("down"), shared: sharedT)
+    }
+
+    /// Places any rank whose weights are missing, then runs `body` on the placement. When either
+    /// fails because a mesh device is lost and the policy fails over, replaces that device by the
+    /// next unused spare, drops the weights of its ranks (placed again on the spare by the next
+    /// round, from the layer's host copies) and starts over.
+    private func withFailover<T>(_ body: (Placement) throws -> T) throws -> T {
+        var failovers = 0
+        var current = placement.withLock { $0 }
+        while true {
+            do {
+                for r in 0..<current.mesh.size where current.ranks[r] == nil {
+                    current.ranks[r] = try rankWeights(r, on: current.mesh)
+                }
+                let placed = current
+                placement.withLock { $0 = placed }
+                return try body(placed)
+            } catch {
+                guard options.retry.decision(for: error) == .failover, failovers + 1 < options.retry.maxAttempts,
+                      case .deviceFault(let lost, _, _, _)? = error as? PolychipError,
+                      current.mesh.devices.contains(where: { $0.id == lost }),
+                      current.sparesUsed < spares.count else { throw error }
+                let spare = spares[current.sparesUsed]
+                let old = current.mesh
+                let mesh = try Mesh(devices: old.devices.map { $0.id == lost ? spare : $0 }, topology: old.topology,
+                                    communicator: old.communicator)
+                let clock = (0..<old.size).reduce(0.0) { max($0, old.queues[$1].virtualTime, old.commQueues[$1].virtualTime) }
+                for q in mesh.queues + mesh.commQueues { q.wait(until: clock) }
+                // Ranks on surviving devices keep their weights.
+                let ranks = (0..<old.size).map { old.devices[$0].id == lost ? nil : current.ranks[$0] }
+                log.failedOver(from: lost, to: spare.id)
+                current = Placement(mesh: mesh, ranks: ranks, sparesUsed: current.sparesUsed + 1)
+                let replaced = current
+                placement.withLock { $0 = replaced }
+                failovers += 1
+            }
+        }
     }
 
     /// Validates `inputs` (the full ``Op/moeLayer(_:)`` input list, `x` first) and runs the
-    /// layer expert-parallel on `mesh`.
+    /// layer expert-parallel on `mesh`, with `spares` replacing lost devices.
     public static func run(on mesh: Mesh, params: MoELayerParams, inputs: [HostTensor],
-                           options: ExpertParallelOptions = .init()) throws -> ExpertParallelStep {
+                           options: ExpertParallelOptions = .init(), spares: [any Device] = [],
+                           log: RetryLog = RetryLog()) throws -> ExpertParallelStep {
         guard let x = inputs.first else {
             throw PolychipError.arityMismatch(kernel: "moe-layer-ep", what: "inputs", expected: Op.moeLayer(params).inputNames.count, got: 0)
         }
-        let layer = try ExpertParallelMoE(mesh: mesh, params: params, weights: Array(inputs.dropFirst()), options: options)
+        let layer = try ExpertParallelMoE(mesh: mesh, params: params, weights: Array(inputs.dropFirst()), options: options,
+                                          spares: spares, log: log)
         return try layer.forward(x)
     }
 
-    /// Runs the layer on `x[T, H]`; returns the output and what each rank did.
+    /// Runs the layer on `x[T, H]`; returns the output and what each rank did. `x` is only
+    /// read; after a failover the step runs again from it.
     public func forward(_ x: HostTensor) throws -> ExpertParallelStep {
         let wall0 = Queue.wallClock()
         _ = try Op.moeLayer(params).validate([x.desc] + weightDescs)
+        let logged = log.attempts.count
+        var step = try withFailover { try forward(x, on: $0) }
+        step.failedAttempts = Array(log.attempts.dropFirst(logged))
+        step.wallSeconds = Queue.wallClock() - wall0
+        return step
+    }
+
+    private func forward(_ x: HostTensor, on pl: Placement) throws -> ExpertParallelStep {
+        let mesh = pl.mesh, ranks = pl.ranks.compactMap { $0 }
+        guard ranks.count == mesh.size else {
+            throw PolychipError.invalidTensor(reason: "moe-layer-ep: weights are placed on \(ranks.count) of \(mesh.size) ranks")
+        }
+        let retry = options.retry, log = self.log
         let p = mesh.size, t = x.desc.shape[0], h = hidden, e = experts
         let dt = x.desc.dtype
         let k = params.router.topK
@@ -179,30 +290,44 @@ public final class ExpertParallelMoE: Sendable {
         let tokenRanges = (0..<p).map { r in (r * t / p)..<((r + 1) * t / p) }
         let xs = try tokenRanges.map { try Self.sliceLeading(x, $0) }
 
+        // Every device operation under the retry policy (in place; failover is withFailover's).
+        func retried<T>(_ r: Int, _ what: String, _ body: () throws -> T) throws -> T {
+            try retry.run(what, device: mesh.devices[r].id, log: log) { _ in try body() }
+        }
         func run(_ r: Int, _ op: Op, _ inputs: [Tensor]) throws -> [Tensor] {
-            let outs = try op.validate(inputs.map(\.desc)).map { try mesh.devices[r].allocate($0) }
-            try mesh.queues[r].enqueue(op, inputs: inputs, outputs: outs)
+            let descs = try op.validate(inputs.map(\.desc))
+            let outs = try retried(r, "allocate") { try descs.map { try mesh.devices[r].allocate($0) } }
+            try mesh.queues[r].enqueue(op, inputs: inputs, outputs: outs, retry: retry, log: log)
             return outs
         }
-        func empty(_ r: Int, _ shape: [Int], _ d: DType) throws -> Tensor { try mesh.devices[r].allocate(TensorDesc(shape, d)) }
+        func empty(_ r: Int, _ shape: [Int], _ d: DType) throws -> Tensor {
+            try retried(r, "allocate") { try mesh.devices[r].allocate(TensorDesc(shape, d)) }
+        }
+        func upload(_ r: Int, _ v: HostTensor) throws -> Tensor { try retried(r, "upload") { try mesh.devices[r].tensor(v) } }
+        func download(_ r: Int, _ t: Tensor) throws -> HostTensor { try retried(r, "download") { try mesh.devices[r].download(t) } }
+        func collective(_ c: Collective, _ inputs: [Tensor], _ outputs: [Tensor]) throws {
+            try retry.run(c.description, device: mesh.devices.map(\.id).joined(separator: ","), log: log) { _ in
+                try mesh.run(c, inputs: inputs, outputs: outputs)
+            }
+            mesh.waitForCommunication()  // the next kernels consume its result
+        }
 
         // 1–2. Route each rank's tokens and group its rows by expert (= by destination rank).
         var xT: [Tensor] = [], weightsT: [Tensor?] = [], rowsT: [Tensor] = [], mapT: [Tensor?] = []
         var perExpert: [[Int]] = []   // perExpert[r][e]: rows of rank r's tokens for expert e
         for r in 0..<p {
-            let dev = mesh.devices[r]
-            let xr = try dev.tensor(xs[r])
+            let xr = try upload(r, xs[r])
             xT.append(xr)
             guard !tokenRanges[r].isEmpty else {
                 weightsT.append(nil); mapT.append(nil); rowsT.append(try empty(r, [0, h], dt))
                 perExpert.append([Int](repeating: 0, count: e))
                 continue
             }
-            let x32 = try dev.tensor(try HostTensor(xs[r].desc.shape, .f32, floats: xs[r].floats))
+            let x32 = try upload(r, try HostTensor(xs[r].desc.shape, .f32, floats: xs[r].floats))
             let logits = try run(r, .matmul(transposeB: true), [x32, ranks[r].router])[0]
             let routed = try run(r, .moeRouter(params.router), [logits] + (ranks[r].bias.map { [$0] } ?? []))
             let perm = try run(r, .moePermute(numExperts: e), [xr, routed[1]])
-            let offsets = try dev.download(perm[1]).ints
+            let offsets = try download(r, perm[1]).ints
             perExpert.append((0..<e).map { offsets[$0 + 1] - offsets[$0] })
             weightsT.append(routed[0]); rowsT.append(perm[0]); mapT.append(perm[2])
         }
@@ -211,19 +336,17 @@ public final class ExpertParallelMoE: Sendable {
         // 3. Dispatch.
         let recvRows = (0..<p).map { j in (0..<p).reduce(0) { $0 + counts[$1][j] } }
         let recv = try (0..<p).map { try empty($0, [recvRows[$0], h], dt) }
-        try mesh.run(.allToAll(counts: counts), inputs: rowsT, outputs: recv)
-        mesh.waitForCommunication()  // the next kernels consume its result
+        try collective(.allToAll(counts: counts), rowsT, recv)
 
         // 4. Grouped expert GEMMs on each rank's received rows, back in received order.
         var back: [Tensor] = []
         for j in 0..<p {
-            let dev = mesh.devices[j]
             let rg = expertRanges[j]
             guard recvRows[j] > 0 else { back.append(try empty(j, [0, h], dt)); continue }
             var local: [Int32] = []
             local.reserveCapacity(recvRows[j])
             for i in 0..<p { for ex in rg { local += repeatElement(Int32(ex - rg.lowerBound), count: perExpert[i][ex]) } }
-            let ids = try dev.tensor(try HostTensor([recvRows[j], 1], int32s: local))
+            let ids = try upload(j, try HostTensor([recvRows[j], 1], int32s: local))
             let grouped = try run(j, .moePermute(numExperts: rg.count), [recv[j], ids])
             let gemm: Op
             switch params.experts {
@@ -235,15 +358,14 @@ public final class ExpertParallelMoE: Sendable {
             let u = try run(j, gemm, [grouped[0]] + w.up + [grouped[1]])[0]
             let act = try run(j, .swiglu, [g, u])[0]
             let d = try run(j, gemm, [act] + w.down + [grouped[1]])[0]
-            let ones = try dev.tensor(try HostTensor([recvRows[j], 1], .f32, floats: [Float](repeating: 1, count: recvRows[j])))
+            let ones = try upload(j, try HostTensor([recvRows[j], 1], .f32, floats: [Float](repeating: 1, count: recvRows[j])))
             back.append(try run(j, .moeCombine, [d, grouped[2], ones])[0])
         }
 
         // 5. Return the rows (transposed counts) and apply the routing weights.
         let countsBack = (0..<p).map { j in (0..<p).map { i in counts[i][j] } }
         let ret = try (0..<p).map { try empty($0, [tokenRanges[$0].count * k, h], dt) }
-        try mesh.run(.allToAll(counts: countsBack), inputs: back, outputs: ret)
-        mesh.waitForCommunication()  // the next kernels consume its result
+        try collective(.allToAll(counts: countsBack), back, ret)
         var routedOut: [Tensor] = []
         for r in 0..<p {
             if let wts = weightsT[r], let map = mapT[r] {
@@ -261,16 +383,15 @@ public final class ExpertParallelMoE: Sendable {
                 let padded = try (0..<p).map { r -> Tensor in
                     var bytes = xs[r].bytes
                     bytes += [UInt8](repeating: 0, count: (tmax - tokenRanges[r].count) * rowBytes)
-                    return try mesh.devices[r].tensor(try HostTensor(TensorDesc([tmax, h], dt), bytes: bytes))
+                    return try upload(r, try HostTensor(TensorDesc([tmax, h], dt), bytes: bytes))
                 }
                 let all = try (0..<p).map { try empty($0, [p * tmax, h], dt) }
-                try mesh.run(.allGather, inputs: padded, outputs: all)
-                mesh.waitForCommunication()  // the next kernels consume its result
+                try collective(.allGather, padded, all)
                 var partial: [Tensor] = []
                 for r in 0..<p {
                     let w = ranks[r].shared
                     if sr[r].isEmpty || tmax == 0 {
-                        partial.append(try mesh.devices[r].tensor(try HostTensor(zeros: TensorDesc([p * tmax, h], dt))))
+                        partial.append(try upload(r, try HostTensor(zeros: TensorDesc([p * tmax, h], dt))))
                         continue
                     }
                     let g = try run(r, .matmul(transposeB: true), [all[r], w[0]])[0]
@@ -279,8 +400,7 @@ public final class ExpertParallelMoE: Sendable {
                     partial.append(try run(r, .matmul(transposeB: true), [a, w[2]])[0])
                 }
                 let summed = try (0..<p).map { try empty($0, [p * tmax, h], dt) }
-                try mesh.run(.allReduce, inputs: partial, outputs: summed)
-                mesh.waitForCommunication()  // the next kernels consume its result
+                try collective(.allReduce, partial, summed)
                 for r in 0..<p where !tokenRanges[r].isEmpty {
                     guard let buffer = summed[r].buffer else { continue }
                     let view = Tensor(desc: TensorDesc([tokenRanges[r].count, h], dt), buffer: buffer, byteOffset: r * tmax * rowBytes)
@@ -300,14 +420,14 @@ public final class ExpertParallelMoE: Sendable {
 
         var bytes: [UInt8] = []
         bytes.reserveCapacity(t * rowBytes)
-        for r in 0..<p { bytes += try mesh.devices[r].download(outT[r]).bytes }
+        for r in 0..<p { bytes += try download(r, outT[r]).bytes }
         let output = try HostTensor(x.desc, bytes: bytes)
         let modeled = mesh.queues.contains { $0.records.last?.source == .modeled }
         let ends = (0..<p).map { max(mesh.queues[$0].virtualTime, mesh.commQueues[$0].virtualTime) - clock0 }
         return ExpertParallelStep(output: output, tokensPerRank: tokenRanges.map(\.count), expertsPerRank: expertRanges,
                                   dispatchCounts: counts, expertRowsPerRank: recvRows,
                                   modeledSeconds: modeled ? ends.max() : nil, rankSeconds: modeled ? ends : nil,
-                                  wallSeconds: Queue.wallClock() - wall0)
+                                  wallSeconds: 0, devices: mesh.devices.map(\.id), failedAttempts: [])
     }
 
     /// Rows `range` of the leading dimension of `t` (works for packed int4 when the trailing

@@ -124,10 +124,22 @@ public struct SimulatedBackend: Backend {
     /// Collectives run on a ``SimulatedCommunicator`` that models their time and faults.
     public func mesh(profile: String, count: Int) throws -> Mesh {
         guard count >= 1 else { throw PolychipError.collectiveMismatch(collective: "mesh", reason: "count must be ≥ 1") }
-        let devices = try (0..<count).map { try device(profile: profile, index: $0) }
-        guard let first = devices.first as? SimulatedDevice else {
-            throw PolychipError.unknownDevice(selector: "sim:\(profile)", reason: "not a simulated device")
+        let devices = try (0..<count).map { i -> SimulatedDevice in
+            guard let d = try device(profile: profile, index: i) as? SimulatedDevice else {
+                throw PolychipError.unknownDevice(selector: "sim:\(profile)", reason: "not a simulated device")
+            }
+            return d
         }
+        return try Self.mesh(devices: devices)
+    }
+
+    /// A mesh of the given simulated devices (e.g. fresh, uncached ones whose faults must not
+    /// reach other meshes), wired as the first device's profile says, as ``mesh(profile:count:)``.
+    public static func mesh(devices: [SimulatedDevice]) throws -> Mesh {
+        guard let first = devices.first else {
+            throw PolychipError.collectiveMismatch(collective: "mesh", reason: "a mesh needs at least one device")
+        }
+        let count = devices.count
         let p = first.profile.interconnect
         let topology: MeshTopology
         if count > p.devicesPerNode.value { topology = .twoLevel(devicesPerNode: p.devicesPerNode.value) } else {
