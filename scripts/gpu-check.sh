@@ -9,7 +9,7 @@
 #   swift build -c release --static-swift-stdlib --product polychip
 # (stripped, optionally gzipped as polychip.gz) and the non-system shared libraries it
 # needs (ldd); steps default to all of:
-#   info conform torch targets sweep suite validate
+#   info conform torch targets sweep suite validate (gvsweep: INT4 GEMV tiles)
 # Every step has a time limit; logs and JSON land in OUT_DIR (at most 8 files).
 set -u
 BIN=$(cd "$1" && pwd); OUT_DIR=$2; shift 2
@@ -56,6 +56,12 @@ if has sweep; then
   # GEMM tile sweep: TM/TN/TK/WPTM/WPTN per line (POLYCHIP_OPENCL_TUNING keys).
   for t in ${SWEEP:-"tm=128,tn=128,tk=16,wptm=8,wptn=8" "tm=128,tn=128,tk=8,wptm=8,wptn=8" "tm=64,tn=128,tk=16,wptm=8,wptn=8" "tm=128,tn=64,tk=16,wptm=8,wptn=8" "tm=64,tn=64,tk=16,wptm=4,wptn=4"}; do
     POLYCHIP_OPENCL_TUNING=$t run 90 "$P" "${B[@]}" --no-verify --min-time 0.5 --kernel matmul --shape M=8192,N=8192,K=8192
+  done
+fi
+if has gvsweep; then
+  # INT4 GEMV sweep: gvWG/gvRows (POLYCHIP_OPENCL_TUNING keys).
+  for t in ${GV_SWEEP:-"gvWG=128,gvRows=4" "gvWG=64,gvRows=4" "gvWG=256,gvRows=4" "gvWG=128,gvRows=8" "gvWG=64,gvRows=8" "gvWG=128,gvRows=2"}; do
+    POLYCHIP_OPENCL_TUNING=$t run 60 "$P" "${B[@]}" --no-verify --min-time 0.5 --kernel int4-matmul --shape M=1,N=16384,K=16384,G=32
   done
 fi
 if has suite; then

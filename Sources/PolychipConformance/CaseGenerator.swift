@@ -81,6 +81,10 @@ public enum CaseGenerator {
                 (1, 2, 2, 9, 5, 8, 12, true, true),       // Lq > Lk: fully masked rows
                 (1, 3, 1, 5, 70, 24, 16, true, false),    // MQA, Lq < Lk causal
                 (2, 2, 1, 13, 13, 64, 64, false, false),
+                // GPU register-tiled prefill (64-row/64-key tiles): partial tiles, bottom-right
+                // causal diagonal across tile edges, GQA, Dv ≠ D
+                (1, 4, 2, 70, 100, 128, 128, true, true),
+                (1, 2, 1, 33, 129, 128, 64, true, true),
             ]
             for (b, hq, hkv, lq, lk, d, dv, causal, lse) in shapes {
                 let p = AttentionParams(causal: causal, scale: nil, returnLSE: lse)

@@ -230,7 +230,7 @@ struct KernelCall {
         guard let tiles = candidates.first(where: { $0.localBytes(hd: hd, hdv: hdv) <= device.limits.localMemBytes }) else {
             throw unsupported("head dims D = \(hd), Dv = \(hdv) need more local memory than the device's \(device.limits.localMemBytes) bytes")
         }
-        let p = try device.catalogProgram(.attention, dtype: dtype, [("HD", hd), ("HDV", hdv)] + tiles.macros)
+        let p = try device.catalogProgram(.attention, dtype: dtype, [("HD", hd), ("HDV", hdv), ("ATT_CPU", t.attCPU ? 1 : 0)] + tiles.macros)
         return (p, tiles)
     }
 
@@ -255,6 +255,12 @@ struct KernelCall {
         let nsplit = splits(groups: groups, keys: lk, bk: tiles.bk)
         let dims: [KernelArg] = [.int(b), .int(hq), .int(hkv), .int(lq), .int(lk), .f32(scale), .int(ap.causal ? 1 : 0)]
         let global = [ceilDiv(g * lq, bq) * threads, b * hkv]
+        // Prefill on GPUs: the register-tiled kernel where the head dims allow.
+        if t.attTiled && g * lq > 8 && d % 32 == 0 && (dv == 64 || dv == 128) {
+            try sub.launch(p, "attention_fwd_tiled", q.args + k.args + v.args + o.args + lse + dims,
+                           global: [ceilDiv(g * lq, 64) * 256, b * hkv], local: [256, 1])
+            return
+        }
         if nsplit == 1 {
             try sub.launch(p, "attention_fwd", q.args + k.args + v.args + o.args + lse + [.null, .u64(0), .null, .u64(0)] + dims + [.int(1), .int(lk)],
                            global: global + [1], local: [threads, 1, 1])

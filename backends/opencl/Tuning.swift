@@ -39,10 +39,17 @@ public struct OpenCLTuning: Sendable, Hashable {
     public var gemmPrefetch: Bool = false
     /// INT4 GEMV: work-group size and output rows per work-group.
     public var gvWG: Int, gvRows: Int
+    /// INT4 GEMV: the CPU vector path (`GV_VEC=1`, float8 accumulators) instead of the GPU one.
+    public var gvVec: Bool = false
     /// Work-group size of the row kernels (rmsNorm, softmax) and of the MoE router/scan.
     public var rowWG: Int
     /// Pairs per block of the MoE permute kernels.
     public var permuteBlock: Int
+    /// Attention: the CPU mapping of the flash core (`ATT_CPU=1`, float8 dot products).
+    public var attCPU: Bool = false
+    /// Attention prefill: the register-tiled GPU kernel (`attention_fwd_tiled`; 256 work-items,
+    /// 64×64 tiles) where head dims allow (D % 32 = 0, Dv ∈ {64, 128}).
+    public var attTiled: Bool = false
     /// Attention tilings, best first, for prefill, decode (few query rows per kv head,
     /// split-KV) and DSA sparse attention; the first that fits the head dims is used.
     public var prefill: [AttentionTiles], decode: [AttentionTiles], sparse: [AttentionTiles]
@@ -69,6 +76,7 @@ public struct OpenCLTuning: Sendable, Hashable {
                              sparse: [AttentionTiles(bq: 8, bk: 32, rq: 1, tc: 16), AttentionTiles(bq: 8, bk: 8, rq: 1, tc: 8)],
                              it: 16, iS: 64, rt: 2, rs: 4, sortMax: 4096, topkWG: 512)
             t.gemmPrefetch = true
+            t.attTiled = true
         case .cpu:
             // PoCL runs a work-group as loops over work-items: few, fat work-items with
             // vector accumulators; barriers are cheap region splits.
@@ -78,6 +86,8 @@ public struct OpenCLTuning: Sendable, Hashable {
                              decode: [AttentionTiles(bq: 8, bk: 64, rq: 1, tc: 32)],
                              sparse: [AttentionTiles(bq: 16, bk: 32, rq: 2, tc: 8)],
                              it: 16, iS: 64, rt: 2, rs: 4, sortMax: 8192, topkWG: 256)
+            t.gvVec = true
+            t.attCPU = true
         case .other:
             t = OpenCLTuning(tm: 64, tn: 64, tk: 16, wptm: 4, wptn: 4, lpad: 1, gemmCPU: false, gvWG: 64, gvRows: 4,
                              rowWG: 128, permuteBlock: 128,
@@ -109,6 +119,8 @@ public struct OpenCLTuning: Sendable, Hashable {
         t.decode = t.decode.filter { $0.threads <= min(maxWG, item0) } + [small]
         t.sparse = t.sparse.filter { $0.threads <= min(maxWG, item0) } + [small]
         while (t.iS / t.rs) * (t.it / t.rt) > maxWG && t.it > t.rt { t.it /= 2 }
+        // attention_fwd_tiled: 256 work-items and about 40 KB of local memory.
+        if maxWG < 256 || item0 < 256 || limits.localMemBytes < 40 * 1024 { t.attTiled = false }
         while 8 * t.sortMax + 4 * (264 + t.topkWG) > limits.localMemBytes && t.sortMax > 64 { t.sortMax /= 2 }
         return t
     }
@@ -146,6 +158,9 @@ public struct OpenCLTuning: Sendable, Hashable {
             case "gemmPrefetch": t.gemmPrefetch = v != 0
             case "gvWG": t.gvWG = v
             case "gvRows": t.gvRows = v
+            case "gvVec": t.gvVec = v != 0
+            case "attCPU": t.attCPU = v != 0
+            case "attTiled": t.attTiled = v != 0
             case "rowWG": t.rowWG = v
             case "permuteBlock": t.permuteBlock = v
             case "it": t.it = v

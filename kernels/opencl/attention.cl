@@ -373,6 +373,199 @@ void attention_fwd(const __global st_t *Q, ulong q_off,
                Qs, KVs, Ps, m_s, l_s, mu_s, al_s, keyid);
 }
 
+/* ------------------------------------------------------------------------- */
+/* Register-tiled attention for GPUs (dense prefill, no split).               */
+/*                                                                           */
+/* A work-group of 256 work-items (tx, ty in 0..15) takes AT_BQ = 64 query    */
+/* rows and walks the keys in blocks of AT_BK = 64. S = Q K^T is a 64x64x HD  */
+/* GEMM over d-chunks of 32 staged in local memory: work-item (tx, ty) owns    */
+/* rows ty + 16i and keys tx + 16j (i, j < 4) and reads float4s. Row maxima   */
+/* go through local memory; P = exp2(S - m) is written to local memory and    */
+/* O += P V runs over V chunks of 32 keys with the work-item owning rows      */
+/* ty + 16i and dims 4tx + 64c + (0..3). The row sums l are accumulated in    */
+/* the P V loop from the same P values (every work-item of a row keeps the    */
+/* same m and l). Same numerics as flash_core: base-2 scores, fmax maxima.    */
+/* Needs HD % 32 == 0 and HDV in {64, 128}; local memory ~36 KB.             */
+/* ------------------------------------------------------------------------- */
+#if !ATT_CPU && (HD % 32) == 0 && (HDV == 64 || HDV == 128)
+#define AT_BQ 64
+#define AT_BK 64
+#define AT_DC 32
+#define AT_CLD (AT_DC + 4)              /* Q/K chunk row stride: 16-byte rows, 2-wavefront float4 reads */
+#define AT_VC 32                        /* keys per V chunk */
+#define AT_VLD (HDV + 4)
+#define AT_PLD (AT_BK + 4)
+#define AT_NC (HDV / 64)                /* float4 output groups per work-item */
+#define AT_CBUF ((2 * AT_BQ * AT_CLD) > (AT_VC * AT_VLD) ? (2 * AT_BQ * AT_CLD) : (AT_VC * AT_VLD))
+
+__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
+void attention_fwd_tiled(const __global st_t *Q, ulong q_off,
+                         const __global st_t *K, ulong k_off,
+                         const __global st_t *V, ulong v_off,
+                         __global st_t *O, ulong o_off,
+                         __global float *LSE, ulong lse_off,
+                         int B, int Hq, int Hkv, int Lq, int Lk,
+                         float scale, int causal)
+{
+    __local float cbuf[AT_CBUF] __attribute__((aligned(16)));
+    __local float Ps[AT_BQ * AT_PLD] __attribute__((aligned(16)));
+    __local float red[AT_BQ * 16] __attribute__((aligned(16)));
+    Q += q_off; K += k_off; V += v_off; O += o_off;
+    const int tid = get_local_id(0), tx = tid % 16, ty = tid / 16;
+    const int G = Hq / Hkv;
+    const int ntiles = (G * Lq + AT_BQ - 1) / AT_BQ;
+    /* heaviest causal tiles (last rows) first */
+    const int R0 = (ntiles - 1 - (int)get_group_id(0)) * AT_BQ;
+    const int bk = get_group_id(1);
+    const int nrows = pc_max_i(0, pc_min_i(AT_BQ, G * Lq - R0));
+    const size_t row_base = (size_t)bk * (size_t)G * (size_t)Lq + (size_t)R0;
+    const __global st_t *Qg = Q + row_base * HD;
+    const __global st_t *Kg = K + (size_t)bk * (size_t)Lk * HD;
+    const __global st_t *Vg = V + (size_t)bk * (size_t)Lk * HDV;
+    const float qscale = scale * LOG2E_F;
+    const int diag = Lk - Lq;
+    int ke = (nrows == 0) ? 0 : Lk;
+    if (causal && nrows > 0) {
+        const int last = R0 + nrows - 1;
+        const int max_i = (R0 / Lq != last / Lq) ? Lq - 1 : last % Lq;
+        ke = pc_max_i(0, pc_min_i(ke, max_i + diag + 1));
+    }
+    int lim[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) lim[i] = causal ? ((R0 + ty + 16 * i) % Lq) + diag : INT_MAX;
+    float o[4][4 * AT_NC], m[4], l[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        m[i] = PC_NEG_INF;
+        l[i] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < 4 * AT_NC; c++) o[i][c] = 0.0f;
+    }
+    __local float *Qc = cbuf, *Kc = cbuf + AT_BQ * AT_CLD, *Vc = cbuf;
+
+    for (int j0 = 0; j0 < ke; j0 += AT_BK) {
+        float sc[4][4];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) sc[i][j] = 0.0f;
+        for (int d0 = 0; d0 < HD; d0 += AT_DC) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+            /* 64 rows x 8 float4 each of Q and K */
+#pragma unroll
+            for (int u = 0; u < 2; u++) {
+                const int f = tid + 256 * u, r = f / 8, dq = 4 * (f % 8);
+                const float4 qv = (r < nrows) ? ld4(Qg + (size_t)r * HD + d0 + dq) * qscale : (float4)(0.0f);
+                vstore4(qv, 0, Qc + r * AT_CLD + dq);
+                const int key = j0 + r;
+                const float4 kv = (key < ke) ? ld4(Kg + (size_t)key * HD + d0 + dq) : (float4)(0.0f);
+                vstore4(kv, 0, Kc + r * AT_CLD + dq);
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+            for (int dd = 0; dd < AT_DC; dd += 4) {
+                float4 q4[4], k4[4];
+#pragma unroll
+                for (int i = 0; i < 4; i++) q4[i] = vload4(0, Qc + (ty + 16 * i) * AT_CLD + dd);
+#pragma unroll
+                for (int j = 0; j < 4; j++) k4[j] = vload4(0, Kc + (tx + 16 * j) * AT_CLD + dd);
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        sc[i][j] = fma(q4[i].x, k4[j].x, sc[i][j]);
+                        sc[i][j] = fma(q4[i].y, k4[j].y, sc[i][j]);
+                        sc[i][j] = fma(q4[i].z, k4[j].z, sc[i][j]);
+                        sc[i][j] = fma(q4[i].w, k4[j].w, sc[i][j]);
+                    }
+            }
+        }
+        /* mask, row maxima over the block (16 partials per row via local memory) */
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float mx = PC_NEG_INF;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int key = j0 + tx + 16 * j;
+                if (!(key < ke && key <= lim[i])) sc[i][j] = PC_NEG_INF;
+                mx = fmax(mx, sc[i][j]);
+            }
+            red[(ty + 16 * i) * 16 + tx] = mx;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int r = ty + 16 * i;
+            float mx = m[i];
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const float4 v = vload4(q, red + r * 16);
+                mx = fmax(mx, fmax(fmax(v.x, v.y), fmax(v.z, v.w)));
+            }
+            const float mu = (mx == PC_NEG_INF) ? 0.0f : mx;
+            const float alpha = exp2(m[i] - mu);
+            m[i] = mx;
+            l[i] *= alpha;
+#pragma unroll
+            for (int c = 0; c < 4 * AT_NC; c++) o[i][c] *= alpha;
+#pragma unroll
+            for (int j = 0; j < 4; j++) Ps[r * AT_PLD + tx + 16 * j] = exp2(sc[i][j] - mu);
+        }
+        /* O += P V over chunks of AT_VC keys (keys past ke load as 0: P is 0 there, V may be anything) */
+        for (int v0 = 0; v0 < AT_BK; v0 += AT_VC) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+            for (int u = 0; u < AT_VC * HDV / 4 / 256; u++) {
+                const int f = tid + 256 * u, jj = f / (HDV / 4), dq = 4 * (f % (HDV / 4));
+                const int key = j0 + v0 + jj;
+                const float4 vv = (key < ke) ? ld4(Vg + (size_t)key * HDV + dq) : (float4)(0.0f);
+                vstore4(vv, 0, Vc + jj * AT_VLD + dq);
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll 2
+            for (int jj = 0; jj < AT_VC; jj += 4) {
+                float4 p4[4];
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    p4[i] = vload4(0, Ps + (ty + 16 * i) * AT_PLD + v0 + jj);
+                    l[i] += (p4[i].x + p4[i].y) + (p4[i].z + p4[i].w);
+                }
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) {
+#pragma unroll
+                    for (int c = 0; c < AT_NC; c++) {
+                        const float4 v4 = vload4(0, Vc + (jj + kk) * AT_VLD + 64 * c + 4 * tx);
+#pragma unroll
+                        for (int i = 0; i < 4; i++) {
+                            const float p = kk == 0 ? p4[i].x : kk == 1 ? p4[i].y : kk == 2 ? p4[i].z : p4[i].w;
+                            o[i][4 * c] = fma(p, v4.x, o[i][4 * c]);
+                            o[i][4 * c + 1] = fma(p, v4.y, o[i][4 * c + 1]);
+                            o[i][4 * c + 2] = fma(p, v4.z, o[i][4 * c + 2]);
+                            o[i][4 * c + 3] = fma(p, v4.w, o[i][4 * c + 3]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    /* epilogue: o / l, lse = (m + log2 l) * ln2; rows with no visible key -> 0, -inf */
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int r = ty + 16 * i;
+        if (r < nrows) {
+            const float inv = (l[i] > 0.0f) ? 1.0f / l[i] : 0.0f;
+            __global st_t *orow = O + (row_base + (size_t)r) * HDV;
+#pragma unroll
+            for (int c = 0; c < AT_NC; c++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) st(orow, 64 * c + 4 * tx + e, o[i][4 * c + e] * inv);
+            if (tx == 0 && LSE)
+                LSE[lse_off + row_base + (size_t)r] = (l[i] > 0.0f) ? (m[i] + log2(l[i])) * LN2_F : PC_NEG_INF;
+        }
+    }
+}
+#endif
+
 /*
  * Split-KV combine: rows = number of (b,h,i) rows (B*Hq*Lq or T*H).
  * o[row,d] = sum_s exp(lp_s - M) op_s[d] / sum_s exp(lp_s - M), lse = M + log(sum);

@@ -65,6 +65,18 @@ inline void st(__global st_t *p, size_t i, float v)
 #endif
 }
 
+/* 4 consecutive storage-dtype elements as f32 (any alignment) */
+inline float4 ld4(const __global st_t *p)
+{
+#if DTYPE == 0
+    return vload4(0, p);
+#elif DTYPE == 1
+    return vload_half4(0, (const __global half *)p);
+#else
+    return as_float4(convert_uint4(vload4(0, p)) << (uint4)(16));
+#endif
+}
+
 /* 8 consecutive storage-dtype elements as f32 (any alignment). float8 keeps
  * to 256-bit vectors (no AVX-512 ABI issue on PoCL). */
 inline float8 ld8(const __global st_t *p)

@@ -203,6 +203,49 @@ inline void int4_gemv_block(const __global st_t *X, int M,
                 acc[m][r] = h2.x + h2.y;
             }
     }
+#else
+    /* GPU path: 32-element chunks -- one 16-byte load of packed weights per
+     * row, one scale per chunk (G % 32 == 0), rows 16-byte aligned. Nibbles
+     * become floats by the exponent trick, as_float(0x4B000000 | u) = 2^23 + u,
+     * so (u - z) is one full-rate subtraction instead of a quarter-rate
+     * int-to-float conversion. The K % 32 tail falls through. */
+    if ((G & 31) == 0 && (KB & 15) == 0 && ((size_t)Q & 15) == 0) {
+        const int nvec = K / 32;
+        c_start = nvec * 4;
+        for (int c = tid; c < nvec; c += GV_WG) {
+            const int k0 = 32 * c;
+            const int g = k0 / G;
+            uint4 qv[GV_ROWS];
+            float sv[GV_ROWS], zv[GV_ROWS];
+#pragma unroll
+            for (int r = 0; r < GV_ROWS; r++) {
+                const int n = pc_min_i(n0 + r, N - 1);    /* rows past N: read row N-1, never stored */
+                qv[r] = vload4(0, (const __global uint *)(Q + (size_t)n * (size_t)KB + (size_t)(k0 / 2)));
+                const size_t si = (size_t)n * (size_t)NG + (size_t)g;
+                sv[r] = S[si];
+                zv[r] = 8388608.0f + (asym ? (float)Z[si] : 8.0f);
+            }
+#pragma unroll
+            for (int w = 0; w < 4; w++) {
+#pragma unroll
+                for (int m = 0; m < GV_MAXM; m++) {
+                    if (m < M) {
+                        const float8 x8 = ld8(X + (size_t)m * (size_t)K + (size_t)(k0 + 8 * w));
+                        const float xs[8] = {x8.s0, x8.s1, x8.s2, x8.s3, x8.s4, x8.s5, x8.s6, x8.s7};
+#pragma unroll
+                        for (int r = 0; r < GV_ROWS; r++) {
+                            const uint bits = w == 0 ? qv[r].x : w == 1 ? qv[r].y : w == 2 ? qv[r].z : qv[r].w;
+                            float d = 0.0f;
+#pragma unroll
+                            for (int i = 0; i < 8; i++)
+                                d = fma(as_float(((bits >> (4 * i)) & 15u) | 0x4B000000u) - zv[r], xs[i], d);
+                            acc[m][r] = fma(sv[r], d, acc[m][r]);
+                        }
+                    }
+                }
+            }
+        }
+    }
 #endif
     for (int c = c_start + tid; c < nchunks; c += GV_WG) {
         const int k0 = 8 * c;
@@ -295,6 +338,9 @@ inline void int4_gemv_block(const __global st_t *X, int M,
 
 #if (GV_WG & (GV_WG - 1)) != 0
 #error "GV_WG must be a power of two"
+#endif
+#if GV_WG < GV_MAXM * GV_ROWS
+#error "GV_WG must be at least GV_MAXM * GV_ROWS (the final reduction writes one lane per work-item)"
 #endif
 
 /* y[M,N] = x[M,K] . W^T, M <= GV_MAXM.
