@@ -1,3 +1,4 @@
+import Foundation
 import COpenCL
 import PolychipCore
 
@@ -38,7 +39,7 @@ extension OpenCLDevice {
             macros += [("TM", t.tm), ("TN", t.tn), ("TK", t.tk), ("WPTM", t.wptm), ("WPTN", t.wptn), ("LPAD", t.lpad),
                        ("GEMM_CPU", t.gemmCPU ? 1 : 0), ("GEMM_PREFETCH", t.gemmPrefetch ? 1 : 0)]
         }
-        if file == .int4 { macros += [("GV_WG", t.gvWG), ("GV_ROWS", t.gvRows), ("GV_MAXM", 8), ("GV_VEC", t.gvVec ? 1 : 0)] }
+        if file == .int4 { macros += [("GV_WG", t.gvWG), ("GV_ROWS", t.gvRows), ("GV_MAXM", 8), ("GV_VEC", t.gvVec ? 1 : 0), ("GV_WIDE", t.gvWide ? 1 : 0)] }
         if file == .elementwise { macros += [("WG", t.rowWG)] }
         if file == .moe { macros += [("WG", t.rowWG), ("PB", t.permuteBlock)] }
         if file == .dsa { macros += [("IT", t.it), ("IS", t.iS), ("RT", t.rt), ("RS", t.rs), ("SORT_MAX", t.sortMax), ("TWG", t.topkWG)] }
@@ -48,6 +49,8 @@ extension OpenCLDevice {
         var options = "-cl-std=CL1.2"
         if file == .int4 && correctlyRoundedDivide { options += " -cl-fp32-correctly-rounded-divide-sqrt" }
         options += macros.sorted { $0.0 < $1.0 }.map { " -D\($0.0)=\($0.1)" }.joined()
+        // Extra compiler options for tuning runs (part of the cache key like the rest).
+        if let extra = ProcessInfo.processInfo.environment["POLYCHIP_OPENCL_OPTIONS"], !extra.isEmpty { options += " " + extra }
         let source = common + "\n#line 1 \"\(file.rawValue)\"\n" + body
         return try buildProgram(name: file.rawValue, source: source, options: options)
     }

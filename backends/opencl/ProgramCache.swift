@@ -154,6 +154,12 @@ extension OpenCLDevice {
                                    : "\(CLStatus.name(bst)); options: \(options)\n\(log)"
             throw PolychipError.buildFailure(device: "\(id) (\(info.name))", program: name, log: text)
         }
+        // Tuning aid: the compiler's log of a successful build (e.g. register use with
+        // POLYCHIP_OPENCL_OPTIONS=-cl-nv-verbose on NVIDIA).
+        if ProcessInfo.processInfo.environment["POLYCHIP_OPENCL_BUILD_LOG"] == "1" {
+            let log = buildLog(raw)
+            FileHandle.standardError.write(Data("[\(id)] built \(name) (\(options)):\n\(log)\n".utf8))
+        }
         return program
     }
 

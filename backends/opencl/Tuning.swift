@@ -41,6 +41,8 @@ public struct OpenCLTuning: Sendable, Hashable {
     public var gvWG: Int, gvRows: Int
     /// INT4 GEMV: the CPU vector path (`GV_VEC=1`, float8 accumulators) instead of the GPU one.
     public var gvVec: Bool = false
+    /// INT4 GEMV, GPU path: 16-byte weight loads per row and work-item (`GV_WIDE=1`) or 4-byte ones.
+    public var gvWide: Bool = true
     /// Work-group size of the row kernels (rmsNorm, softmax) and of the MoE router/scan.
     public var rowWG: Int
     /// Pairs per block of the MoE permute kernels.
@@ -159,6 +161,7 @@ public struct OpenCLTuning: Sendable, Hashable {
             case "gvWG": t.gvWG = v
             case "gvRows": t.gvRows = v
             case "gvVec": t.gvVec = v != 0
+            case "gvWide": t.gvWide = v != 0
             case "attCPU": t.attCPU = v != 0
             case "attTiled": t.attTiled = v != 0
             case "rowWG": t.rowWG = v

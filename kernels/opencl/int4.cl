@@ -9,8 +9,9 @@
  * q offsets are in BYTES; the zeros pointer may be NULL when asym == 0.
  *
  * Build macros: DTYPE; GEMM tile macros TM TN TK WPTM WPTN (TK even) for the
- * *_gemm kernels; GV_WG, GV_ROWS, GV_MAXM, GV_VEC (1 = CPU vector path) for
- * the *_gemv kernels.
+ * *_gemm kernels; GV_WG, GV_ROWS, GV_MAXM, GV_VEC (1 = CPU vector path),
+ * GV_WIDE (GPU path: 1 = 16-byte weight loads per row, 0 = 4-byte) for the
+ * *_gemv kernels.
  * Build option: -cl-fp32-correctly-rounded-divide-sqrt (quantize needs IEEE
  * division; the host adds it when the device reports
  * CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT).
@@ -31,6 +32,9 @@
 #endif
 #ifndef GV_VEC
 #define GV_VEC 0
+#endif
+#ifndef GV_WIDE
+#define GV_WIDE 1
 #endif
 
 
@@ -209,7 +213,9 @@ inline void int4_gemv_block(const __global st_t *X, int M,
      * become floats by the exponent trick, as_float(0x4B000000 | u) = 2^23 + u,
      * so (u - z) is one full-rate subtraction instead of a quarter-rate
      * int-to-float conversion. The K % 32 tail falls through. */
-    if ((G & 31) == 0 && (KB & 15) == 0 && ((size_t)Q & 15) == 0) {
+    if (GV_WIDE && (G & 31) == 0 && (KB & 15) == 0 && ((size_t)Q & 15) == 0) {
+        /* x rows 16-byte aligned too: plain float4 loads (vload4 cannot assume it) */
+        const bool xal = DTYPE == 0 && (K & 3) == 0 && ((size_t)X & 15) == 0;
         const int nvec = K / 32;
         c_start = nvec * 4;
         for (int c = tid; c < nvec; c += GV_WG) {
@@ -220,7 +226,7 @@ inline void int4_gemv_block(const __global st_t *X, int M,
 #pragma unroll
             for (int r = 0; r < GV_ROWS; r++) {
                 const int n = pc_min_i(n0 + r, N - 1);    /* rows past N: read row N-1, never stored */
-                qv[r] = vload4(0, (const __global uint *)(Q + (size_t)n * (size_t)KB + (size_t)(k0 / 2)));
+                qv[r] = *(const __global uint4 *)(Q + (size_t)n * (size_t)KB + (size_t)(k0 / 2));
                 const size_t si = (size_t)n * (size_t)NG + (size_t)g;
                 sv[r] = S[si];
                 zv[r] = 8388608.0f + (asym ? (float)Z[si] : 8.0f);
@@ -230,7 +236,13 @@ inline void int4_gemv_block(const __global st_t *X, int M,
 #pragma unroll
                 for (int m = 0; m < GV_MAXM; m++) {
                     if (m < M) {
-                        const float8 x8 = ld8(X + (size_t)m * (size_t)K + (size_t)(k0 + 8 * w));
+                        const __global st_t *xp = X + (size_t)m * (size_t)K + (size_t)(k0 + 8 * w);
+                        float8 x8;
+#if DTYPE == 0
+                        if (xal) x8 = (float8)(*(const __global float4 *)xp, *(const __global float4 *)(xp + 4));
+                        else
+#endif
+                            x8 = ld8(xp);
                         const float xs[8] = {x8.s0, x8.s1, x8.s2, x8.s3, x8.s4, x8.s5, x8.s6, x8.s7};
 #pragma unroll
                         for (int r = 0; r < GV_ROWS; r++) {
@@ -279,7 +291,7 @@ inline void int4_gemv_block(const __global st_t *X, int M,
                     const float z = asym ? (float)Z[srow + g] : 8.0f;
                     float w[8];
 #pragma unroll
-                    for (int i = 0; i < 8; i++) w[i] = (float)((bits >> (4 * i)) & 15u) - z;
+                    for (int i = 0; i < 8; i++) w[i] = as_float(((bits >> (4 * i)) & 15u) | 0x4B000000u) - (8388608.0f + z);
 #pragma unroll
                     for (int m = 0; m < GV_MAXM; m++) {
                         if (m < M) {
