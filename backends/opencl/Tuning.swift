@@ -69,7 +69,7 @@ public struct OpenCLTuning: Sendable, Hashable {
         case .nvidia:
             // lpad 4 keeps the slab rows 16-byte aligned for the float4 reads (GEMM_VEC)
             // with at most 2-way bank conflicts on the transposed slab stores.
-            t = OpenCLTuning(tm: 128, tn: 128, tk: 16, wptm: 8, wptn: 8, lpad: 4, gemmCPU: false, gvWG: 128, gvRows: 4,
+            t = OpenCLTuning(tm: 128, tn: 128, tk: 8, wptm: 8, wptn: 8, lpad: 4, gemmCPU: false, gvWG: 64, gvRows: 8,
                              rowWG: 256, permuteBlock: 256,
                              prefill: [AttentionTiles(bq: 32, bk: 32, rq: 2, tc: 16), AttentionTiles(bq: 16, bk: 16, rq: 1, tc: 16),
                                        AttentionTiles(bq: 8, bk: 8, rq: 1, tc: 8)],
@@ -105,7 +105,7 @@ public struct OpenCLTuning: Sendable, Hashable {
         // GEMM: fall back to a small generic tile when the work-group or local memory does not fit.
         func gemmFits(_ t: OpenCLTuning) -> Bool {
             t.gemmLocal[0] * t.gemmLocal[1] <= maxWG && t.gemmLocal[0] <= item0 && t.gemmLocal[1] <= item1
-                && 4 * t.tk * (t.tm + t.tn + 2 * t.lpad) <= limits.localMemBytes
+                && 4 * t.tk * (t.tm + t.tn + 2 * t.lpad) * (t.gemmPrefetch && !t.gemmCPU ? 2 : 1) <= limits.localMemBytes
         }
         if !gemmFits(t) { (t.tm, t.tn, t.tk, t.wptm, t.wptn, t.lpad, t.gemmCPU) = (32, 32, 16, 4, 4, 1, false) }
         if !gemmFits(t) { (t.tm, t.tn, t.tk, t.wptm, t.wptn) = (8, 8, 8, 2, 2) }

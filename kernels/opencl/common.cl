@@ -378,6 +378,12 @@ inline void gemm_store(__global st_t *C, int M, int N, int row0, int col0,
 #ifndef GEMM_PREFETCH
 #define GEMM_PREFETCH 0
 #endif
+/* slabs per local buffer of the kernels that use gemm_tile */
+#if GEMM_PREFETCH && !GEMM_CPU
+#define GEMM_BUFS 2
+#else
+#define GEMM_BUFS 1
+#endif
 #if GEMM_PREFETCH && !GEMM_CPU
 /* Register staging of one slab: element l = c*GEMM_NT + tid of the TM x TK
  * (A) and TN x TK (B) slabs, in the index order of gemm_load_a/_b_*. */
@@ -437,19 +443,30 @@ inline void gemm_tile(__local float *As, __local float *Bs, gacc_t acc[WPTM][GAC
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int tid = ty * RTSN + tx;
 #if GEMM_PREFETCH && !GEMM_CPU
+    /* Two slab buffers (As, Bs hold GEMM_BUFS = 2 slabs each): the registers
+     * fetched during slab i's multiply go to the other buffer, so one barrier
+     * per slab suffices -- the buffer written in step i was last read in step
+     * i-1, before that step's barrier. */
     float ra[GEMM_RA], rb[GEMM_RB];
     gemm_fetch_a(ra, A, M, K, row0, 0, tid);
     gemm_fetch_b(rb, B, N, K, col0, 0, tid, b_nk);
+    gemm_put_a(As, ra, tid);
+    gemm_put_b(Bs, rb, tid, b_nk);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int cur = 0;
     for (int k0 = 0; k0 < kend; k0 += TK) {
-        gemm_put_a(As, ra, tid);
-        gemm_put_b(Bs, rb, tid, b_nk);
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (k0 + TK < kend) {
+        const bool more = k0 + TK < kend;
+        if (more) {
             gemm_fetch_a(ra, A, M, K, row0, k0 + TK, tid);
             gemm_fetch_b(rb, B, N, K, col0, k0 + TK, tid, b_nk);
         }
-        gemm_compute(As, Bs, acc, tx, ty);
+        gemm_compute(As + cur * AS_SIZE, Bs + cur * BS_SIZE, acc, tx, ty);
+        if (more) {
+            gemm_put_a(As + (cur ^ 1) * AS_SIZE, ra, tid);
+            gemm_put_b(Bs + (cur ^ 1) * BS_SIZE, rb, tid, b_nk);
+        }
         barrier(CLK_LOCAL_MEM_FENCE);
+        cur ^= 1;
     }
 #else
     for (int k0 = 0; k0 < kend; k0 += TK) {
