@@ -105,7 +105,7 @@ public struct OpenCLTuning: Sendable, Hashable {
         // GEMM: fall back to a small generic tile when the work-group or local memory does not fit.
         func gemmFits(_ t: OpenCLTuning) -> Bool {
             t.gemmLocal[0] * t.gemmLocal[1] <= maxWG && t.gemmLocal[0] <= item0 && t.gemmLocal[1] <= item1
-                && 4 * t.tk * (t.tm + t.tn + 2 * t.lpad) * (t.gemmPrefetch && !t.gemmCPU ? 2 : 1) <= limits.localMemBytes
+                && 4 * t.tk * (t.tm + t.tn + 2 * t.lpad) <= limits.localMemBytes
         }
         if !gemmFits(t) { (t.tm, t.tn, t.tk, t.wptm, t.wptn, t.lpad, t.gemmCPU) = (32, 32, 16, 4, 4, 1, false) }
         if !gemmFits(t) { (t.tm, t.tn, t.tk, t.wptm, t.wptn) = (8, 8, 8, 2, 2) }

@@ -378,12 +378,6 @@ inline void gemm_store(__global st_t *C, int M, int N, int row0, int col0,
 #ifndef GEMM_PREFETCH
 #define GEMM_PREFETCH 0
 #endif
-/* slabs per local buffer of the kernels that use gemm_tile */
-#if GEMM_PREFETCH && !GEMM_CPU
-#define GEMM_BUFS 2
-#else
-#define GEMM_BUFS 1
-#endif
 #if GEMM_PREFETCH && !GEMM_CPU
 /* Register staging of one slab: element l = c*GEMM_NT + tid of the TM x TK
  * (A) and TN x TK (B) slabs, in the index order of gemm_load_a/_b_*. */
@@ -392,6 +386,14 @@ inline void gemm_store(__global st_t *C, int M, int N, int row0, int col0,
 
 inline void gemm_fetch_a(float ra[GEMM_RA], const __global st_t *A, int M, int K, int row0, int k0, int tid)
 {
+#if (GEMM_NT % TK) == 0 && ((TM * TK) % GEMM_NT) == 0
+    if (row0 + TM <= M && k0 + TK <= K) {      /* interior slab: no bounds checks, one pointer */
+        const __global st_t *p = A + (size_t)(row0 + tid / TK) * (size_t)K + (size_t)(k0 + tid % TK);
+#pragma unroll
+        for (int c = 0; c < GEMM_RA; c++) ra[c] = ld(p, (size_t)c * (size_t)(GEMM_NT / TK) * (size_t)K);
+        return;
+    }
+#endif
 #pragma unroll
     for (int c = 0; c < GEMM_RA; c++) {
         const int l = c * GEMM_NT + tid, r = l / TK, kk = l % TK;
@@ -412,6 +414,20 @@ inline void gemm_put_a(__local float *As, const float ra[GEMM_RA], int tid)
 /* b_nk = 0: B[K,N] (element l -> kk = l / TN, n = l % TN); 1: B[N,K] (n = l / TK, kk = l % TK) */
 inline void gemm_fetch_b(float rb[GEMM_RB], const __global st_t *B, int N, int K, int col0, int k0, int tid, int b_nk)
 {
+#if (GEMM_NT % TK) == 0 && (GEMM_NT % TN) == 0 && ((TN * TK) % GEMM_NT) == 0
+    if (col0 + TN <= N && k0 + TK <= K) {      /* interior slab: no bounds checks, one pointer */
+        if (b_nk) {
+            const __global st_t *p = B + (size_t)(col0 + tid / TK) * (size_t)K + (size_t)(k0 + tid % TK);
+#pragma unroll
+            for (int c = 0; c < GEMM_RB; c++) rb[c] = ld(p, (size_t)c * (size_t)(GEMM_NT / TK) * (size_t)K);
+        } else {
+            const __global st_t *p = B + (size_t)(k0 + tid / TN) * (size_t)N + (size_t)(col0 + tid % TN);
+#pragma unroll
+            for (int c = 0; c < GEMM_RB; c++) rb[c] = ld(p, (size_t)c * (size_t)(GEMM_NT / TN) * (size_t)N);
+        }
+        return;
+    }
+#endif
 #pragma unroll
     for (int c = 0; c < GEMM_RB; c++) {
         const int l = c * GEMM_NT + tid;
@@ -443,30 +459,19 @@ inline void gemm_tile(__local float *As, __local float *Bs, gacc_t acc[WPTM][GAC
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int tid = ty * RTSN + tx;
 #if GEMM_PREFETCH && !GEMM_CPU
-    /* Two slab buffers (As, Bs hold GEMM_BUFS = 2 slabs each): the registers
-     * fetched during slab i's multiply go to the other buffer, so one barrier
-     * per slab suffices -- the buffer written in step i was last read in step
-     * i-1, before that step's barrier. */
     float ra[GEMM_RA], rb[GEMM_RB];
     gemm_fetch_a(ra, A, M, K, row0, 0, tid);
     gemm_fetch_b(rb, B, N, K, col0, 0, tid, b_nk);
-    gemm_put_a(As, ra, tid);
-    gemm_put_b(Bs, rb, tid, b_nk);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    int cur = 0;
     for (int k0 = 0; k0 < kend; k0 += TK) {
-        const bool more = k0 + TK < kend;
-        if (more) {
+        gemm_put_a(As, ra, tid);
+        gemm_put_b(Bs, rb, tid, b_nk);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (k0 + TK < kend) {
             gemm_fetch_a(ra, A, M, K, row0, k0 + TK, tid);
             gemm_fetch_b(rb, B, N, K, col0, k0 + TK, tid, b_nk);
         }
-        gemm_compute(As + cur * AS_SIZE, Bs + cur * BS_SIZE, acc, tx, ty);
-        if (more) {
-            gemm_put_a(As + (cur ^ 1) * AS_SIZE, ra, tid);
-            gemm_put_b(Bs + (cur ^ 1) * BS_SIZE, rb, tid, b_nk);
-        }
+        gemm_compute(As, Bs, acc, tx, ty);
         barrier(CLK_LOCAL_MEM_FENCE);
-        cur ^= 1;
     }
 #else
     for (int k0 = 0; k0 < kend; k0 += TK) {

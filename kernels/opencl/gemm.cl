@@ -5,8 +5,7 @@
  * GEMM_CPU (0 = GPU mapping, 1 = CPU float8 mapping), GEMM_VEC and
  * GEMM_PREFETCH (GPU mapping only; see common.cl).
  * Local size (all GEMM kernels): (TN/WPTN, TM/WPTM, 1), required exactly.
- * Local memory: 4*GEMM_BUFS*(AS_SIZE + BS_SIZE) bytes (static; GEMM_BUFS = 2
- * with the GPU prefetch, else 1) =
+ * Local memory: 4*(AS_SIZE + BS_SIZE) bytes (static) =
  *   4*TK*(TM + TN + 2*LPAD) (GEMM_CPU=0) or 4*(TM*(TK+LPAD) + TK*(TN+LPAD)).
  */
 
@@ -19,8 +18,8 @@ __kernel GEMM_ATTR void matmul_nn(const __global st_t *A, ulong a_off,
                                   __global st_t *C, ulong c_off,
                                   int M, int N, int K)
 {
-    __local float As[GEMM_BUFS * AS_SIZE] __attribute__((aligned(16)));
-    __local float Bs[GEMM_BUFS * BS_SIZE] __attribute__((aligned(16)));
+    __local float As[AS_SIZE] __attribute__((aligned(16)));
+    __local float Bs[BS_SIZE] __attribute__((aligned(16)));
     A += a_off; B += b_off; C += c_off;
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
@@ -36,8 +35,8 @@ __kernel GEMM_ATTR void matmul_nt(const __global st_t *A, ulong a_off,
                                   __global st_t *C, ulong c_off,
                                   int M, int N, int K)
 {
-    __local float As[GEMM_BUFS * AS_SIZE] __attribute__((aligned(16)));
-    __local float Bs[GEMM_BUFS * BS_SIZE] __attribute__((aligned(16)));
+    __local float As[AS_SIZE] __attribute__((aligned(16)));
+    __local float Bs[BS_SIZE] __attribute__((aligned(16)));
     A += a_off; B += b_off; C += c_off;
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
@@ -54,8 +53,8 @@ __kernel GEMM_ATTR void matmul_nt_f32out(const __global st_t *A, ulong a_off,
                                          __global float *C, ulong c_off,
                                          int M, int N, int K)
 {
-    __local float As[GEMM_BUFS * AS_SIZE] __attribute__((aligned(16)));
-    __local float Bs[GEMM_BUFS * BS_SIZE] __attribute__((aligned(16)));
+    __local float As[AS_SIZE] __attribute__((aligned(16)));
+    __local float Bs[BS_SIZE] __attribute__((aligned(16)));
     A += a_off; B += b_off; C += c_off;
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
@@ -87,8 +86,8 @@ __kernel GEMM_ATTR void grouped_matmul_nn(const __global st_t *X, ulong x_off,
                                           __global st_t *Y, ulong y_off,
                                           int T, int N, int K, int E)
 {
-    __local float As[GEMM_BUFS * AS_SIZE] __attribute__((aligned(16)));
-    __local float Bs[GEMM_BUFS * BS_SIZE] __attribute__((aligned(16)));
+    __local float As[AS_SIZE] __attribute__((aligned(16)));
+    __local float Bs[BS_SIZE] __attribute__((aligned(16)));
     X += x_off; W += w_off; offs += offs_off; Y += y_off;
     int seg0, cnt, row0;
     const int e0 = grouped_tile_lookup(offs, E, T, get_group_id(1), &seg0, &cnt, &row0);
@@ -111,8 +110,8 @@ __kernel GEMM_ATTR void grouped_matmul_nt(const __global st_t *X, ulong x_off,
                                           __global st_t *Y, ulong y_off,
                                           int T, int N, int K, int E)
 {
-    __local float As[GEMM_BUFS * AS_SIZE] __attribute__((aligned(16)));
-    __local float Bs[GEMM_BUFS * BS_SIZE] __attribute__((aligned(16)));
+    __local float As[AS_SIZE] __attribute__((aligned(16)));
+    __local float Bs[BS_SIZE] __attribute__((aligned(16)));
     X += x_off; W += w_off; offs += offs_off; Y += y_off;
     int seg0, cnt, row0;
     const int e0 = grouped_tile_lookup(offs, E, T, get_group_id(1), &seg0, &cnt, &row0);
