@@ -49,9 +49,13 @@ extension CalibrationResult {
         let memory = DeviceProfile.Memory(
             capacity: fixed(max(1, info.memoryBytes), "memory of \(device) as the device reports it (DeviceInfo.memoryBytes)"),
             bandwidth: fig(self.memory.rate, "asymptotic rate of streaming scale/add on f32 arrays past the caches (read + write bytes; fit over \(self.memory.samples) points, median fit error \(Self.percent(self.memory.medianAbsError)))"),
+            readBandwidth: readBandwidth.map { rb in
+                fig(rb, "copy bandwidth × (modeled time of INT4 GEMVs (int4-matmul M = 1) over weights past the caches at the copy bandwidth / their measured time less launch; geometric mean)",
+                    note: rawReadBandwidth.flatMap { raw in raw < rb ? String(format: "measured %.3g B/s, raised to half the copy bandwidth (the schema's floor)", raw) : nil })
+            },
             efficiency: DeviceProfile.EfficiencyCurve(
                 max: fixed(1.0, "the bandwidth is a measured asymptotic rate, so the large-transfer efficiency is 1"),
-                halfSaturation: fig(self.memory.halfSaturation, "intercept of the scale/add fit (ramp-up bytes)")),
+                halfSaturation: fig(self.memory.halfSaturation, "intercept of the scale/add fit (ramp-up bytes; 0 where the plan fits the bandwidth through the origin, as for host CPUs: CalibrationPlan.memoryRamp)")),
             onChipBuffers: [])
         let host = info.kind == .cpu
         let hostLink = DeviceProfile.HostLink(
@@ -90,12 +94,35 @@ extension CalibrationResult {
             note: "Written by polychip calibrate from micro-benchmarks through the device's own kernels (\(planSummary)). " +
                 "Peaks are attained asymptotic rates, not datasheet figures. Validate with polychip bench --validate --profile FILE.",
             compute: DeviceProfile.Compute(matrix: matrix, vector: vector), memory: memory, hostLink: hostLink,
-            numerics: numerics, interconnect: interconnect, origin: "polychip calibrate")
+            numerics: numerics, interconnect: interconnect, kernelEfficiency: kernelEfficiencyTable(measured: measured),
+            origin: "polychip calibrate")
         do { try p.validate() } catch {
             throw PolychipError.malformedFile(path: "polychip calibrate", field: error.path ?? "", reason: error.description)
         }
         p.origin = "polychip calibrate (\(device), \(date))"
         return p
+    }
+
+    /// The profile's `kernelEfficiency` table from ``kernelClasses`` (`nil` when not measured).
+    func kernelEfficiencyTable(measured: String) -> [String: DeviceProfile.KernelEfficiency]? {
+        guard let classes = kernelClasses, !classes.isEmpty else { return nil }
+        var table: [String: DeviceProfile.KernelEfficiency] = [:]
+        for (name, f) in classes {
+            let on = f.points.joined(separator: "; ")
+            func entry(_ v: Double?, _ raw: Double?, _ term: String, other: String) -> Sourced<Double>? {
+                v.map { x in
+                    guard let raw else {
+                        return Sourced(x, source: "\(measured): the \(other) fraction of this class (no point of \(on) is \(term)-bound in the base model; a class reaches the same fraction of its roofline either way)")
+                    }
+                    return Sourced(x, source: "\(measured): \(term) time the model gives \(on) without this table / measured time less launch (geometric mean over the \(term)-bound points)",
+                                   note: raw > x ? String(format: "measured %.3f: the class beat the roofline; efficiencies are at most 1", raw) : nil)
+                }
+            }
+            let e = DeviceProfile.KernelEfficiency(compute: entry(f.compute, f.rawCompute, "compute", other: "memory"),
+                                                   memory: entry(f.memory, f.rawMemory, "memory", other: "compute"))
+            if e.compute != nil || e.memory != nil { table[name] = e }
+        }
+        return table.isEmpty ? nil : table
     }
 
     /// SIMD lanes of f32 the device's kernels use: from the CPU's ISA, 32 (a warp) for GPUs.
@@ -109,4 +136,22 @@ extension CalibrationResult {
     }
 
     static func percent(_ x: Double) -> String { String(format: "%.1f%%", x * 100) }
+}
+
+/// Models workloads on the profile a partial ``CalibrationResult`` describes (the base model
+/// that the read bandwidth and the kernel-class efficiencies are measured against).
+struct ModelProbe {
+    let device: SimulatedDevice
+
+    init(_ result: CalibrationResult) throws {
+        device = try SimulatedDevice(profile: try result.profile(name: "calibration-probe"), index: 0)
+    }
+
+    /// The modeled breakdown of `w`.
+    func model(_ w: Workload) throws -> ModeledBreakdown {
+        guard let m = try device.model(w.op, inputs: w.inputs) else {
+            throw PolychipError.unsupported(kernel: w.kind.name, device: device.id, reason: "no time model")
+        }
+        return m
+    }
 }

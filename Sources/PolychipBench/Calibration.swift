@@ -1,5 +1,6 @@
 import Foundation
 import PolychipCore
+import PolychipSimulated
 
 /// Which clock stands for a measured kernel's time.
 public enum BenchClock: String, Sendable, Hashable, Codable, CaseIterable {
@@ -38,6 +39,19 @@ public struct CalibrationPlan: Sendable, Hashable {
     /// Element counts of the `scale`/`add` f32 runs for the memory curve (large enough to
     /// stream from device memory rather than cache).
     public var streamElements: [Int]
+    /// `int4-matmul` shapes with `M = 1` (INT4 GEMVs: 4-bit weights and their scales streamed
+    /// once past the caches, an output 1/K of that) for the read-only stream bandwidth
+    /// (`memory.readBandwidth`); empty: no read bandwidth is written.
+    public var readGemvs: [[String: Int]]
+    /// Kernel-class micro-benchmarks (`kernelEfficiency`); empty: no table is written.
+    public var classBenchmarks: [ClassBenchmark]
+    /// Whether the memory curve gets a ramp-up (half-saturation bytes) from the stream sizes.
+    /// GPUs and accelerators need many bytes in flight to reach their bandwidth; a host CPU's
+    /// streams run at full rate within microseconds, so for it an intercept fitted from a few
+    /// sizes past the caches is noise extrapolated a hundredfold (32 MB in one run, 85 MB in the
+    /// next, on this project's host) that would price every small kernel as if it streamed tens
+    /// of megabytes: the CPU plan fits the bandwidth through the origin.
+    public var memoryRamp: Bool
     /// Bytes written to the device per host-link sample.
     public var hostLinkBytes: Int
     /// Minimum measured time per point, seconds.
@@ -47,9 +61,12 @@ public struct CalibrationPlan: Sendable, Hashable {
 
     /// Creates a plan.
     public init(dtypes: [DType], gemmSizes: [Int], vectorRows: [Int], vectorWidth: Int, streamElements: [Int],
+                readGemvs: [[String: Int]] = [], classBenchmarks: [ClassBenchmark] = [], memoryRamp: Bool = true,
                 hostLinkBytes: Int, minTime: Double, clock: BenchClock = .wall) {
         self.dtypes = dtypes; self.gemmSizes = gemmSizes; self.vectorRows = vectorRows; self.vectorWidth = vectorWidth
-        self.streamElements = streamElements; self.hostLinkBytes = hostLinkBytes; self.minTime = minTime
+        self.streamElements = streamElements; self.readGemvs = readGemvs; self.classBenchmarks = classBenchmarks
+        self.memoryRamp = memoryRamp
+        self.hostLinkBytes = hostLinkBytes; self.minTime = minTime
         self.clock = clock
     }
 
@@ -58,14 +75,17 @@ public struct CalibrationPlan: Sendable, Hashable {
     /// larger GEMMs and arrays so thousands of lanes saturate.
     public static func standard(for device: any Device) -> CalibrationPlan {
         let dtypes = [DType.f32, .f16, .bf16].filter { device.supports(.matmul, dtype: $0).isRunnable }
+        let gemvs = [["M": 1, "N": 8192, "K": 8192, "G": 32], ["M": 1, "N": 6144, "K": 10240, "G": 32]]
         switch device.info.kind {
         case .gpu, .accelerator:
             return CalibrationPlan(dtypes: dtypes, gemmSizes: [512, 1024, 2048, 4096], vectorRows: [256, 1024, 4096],
                                    vectorWidth: 4096, streamElements: [1 << 24, 1 << 26, 1 << 27],
+                                   readGemvs: gemvs, classBenchmarks: ClassBenchmark.standard,
                                    hostLinkBytes: 1 << 28, minTime: 0.2)
         default:
             return CalibrationPlan(dtypes: dtypes, gemmSizes: [640, 1152, 1792], vectorRows: [16, 64, 128],
                                    vectorWidth: 4096, streamElements: [1 << 24, 1 << 25],
+                                   readGemvs: gemvs, classBenchmarks: ClassBenchmark.standard, memoryRamp: false,
                                    hostLinkBytes: 1 << 26, minTime: 0.3)
         }
     }
@@ -78,9 +98,116 @@ public struct CalibrationPlan: Sendable, Hashable {
         p.vectorRows = [4, 16]
         p.vectorWidth = 256
         p.streamElements = [1 << 12, 1 << 14]
+        p.readGemvs = [["M": 1, "N": 64, "K": 512, "G": 32]]
+        p.classBenchmarks = ClassBenchmark.quick
         p.hostLinkBytes = 1 << 16
         p.minTime = 0.002
         return p
+    }
+}
+
+/// One kernel-class micro-benchmark of `polychip calibrate`: a catalog kernel of the class at
+/// dimensions of its own. The standard shapes differ from every shape of
+/// ``Workloads/defaultSuite(dtype:)`` (the validation suite), so `bench --validate` tests the
+/// efficiencies on shapes they were not measured on.
+public struct ClassBenchmark: Sendable, Hashable {
+    /// The class the point calibrates.
+    public var kernelClass: KernelClass
+    /// The kernel run (a member of the class).
+    public var kind: OpKind
+    /// Its dimensions (``Workloads/make(_:_:_:)`` names).
+    public var dims: [String: Int]
+
+    /// Creates a point; `kind` should belong to `kernelClass`.
+    public init(_ kernelClass: KernelClass, _ kind: OpKind, _ dims: [String: Int]) {
+        self.kernelClass = kernelClass; self.kind = kind; self.dims = dims
+    }
+
+    /// The full plan's points: one or two kernels per class whose time is not a GEMM's, a
+    /// `silu`'s or an INT4 GEMV's (those define the peaks and the read bandwidth), at LLM-like
+    /// sizes (streaming past a 32 MiB cache where the kernel streams) but of other shapes.
+    /// Top-k and sparse attention use DSA's selection size k = 2048 and two key counts S
+    /// (4096 and 16384): their fraction of the roofline depends on k and S (heap replacements,
+    /// the size of the key cache the gather reads from).
+    public static let standard: [ClassBenchmark] = [
+        ClassBenchmark(.attention, .attention, ["B": 1, "Hq": 16, "Hkv": 4, "Lq": 1024, "Lk": 1024, "D": 128, "causal": 1]),
+        ClassBenchmark(.attention, .attention, ["B": 1, "Hq": 16, "Hkv": 4, "Lq": 1, "Lk": 16384, "D": 128, "causal": 1]),
+        ClassBenchmark(.sparseAttention, .sparseAttention, ["T": 64, "H": 32, "Hkv": 1, "S": 4096, "D": 128, "k": 2048]),
+        ClassBenchmark(.sparseAttention, .sparseAttention, ["T": 32, "H": 32, "Hkv": 1, "S": 16384, "D": 128, "k": 2048]),
+        ClassBenchmark(.selection, .topK, ["T": 128, "S": 4096, "k": 2048]),
+        ClassBenchmark(.selection, .topK, ["T": 32, "S": 16384, "k": 2048]),
+        ClassBenchmark(.routing, .moeRouter, ["T": 2048, "E": 128, "k": 8, "groups": 8, "keep": 4]),
+        ClassBenchmark(.normalization, .rmsNorm, ["R": 3072, "D": 6144]),
+        ClassBenchmark(.softmax, .softmax, ["R": 3072, "D": 6144]),
+        ClassBenchmark(.quantization, .quantizeInt4, ["N": 8192, "K": 2048, "G": 32]),
+    ]
+
+    /// Tiny points for tests: one per class of ``standard``.
+    public static let quick: [ClassBenchmark] = [
+        ClassBenchmark(.attention, .attention, ["B": 1, "Hq": 2, "Hkv": 1, "Lq": 16, "Lk": 16, "D": 16, "causal": 1]),
+        ClassBenchmark(.sparseAttention, .sparseAttention, ["T": 4, "H": 2, "Hkv": 1, "S": 64, "D": 16, "k": 8]),
+        ClassBenchmark(.selection, .topK, ["T": 4, "S": 256, "k": 16]),
+        ClassBenchmark(.routing, .moeRouter, ["T": 16, "E": 16, "k": 2, "groups": 4, "keep": 2]),
+        ClassBenchmark(.normalization, .rmsNorm, ["R": 4, "D": 256]),
+        ClassBenchmark(.softmax, .softmax, ["R": 4, "D": 256]),
+        ClassBenchmark(.quantization, .quantizeInt4, ["N": 16, "K": 64, "G": 32]),
+    ]
+}
+
+/// A kernel class's calibrated efficiencies: the achieved fraction of the base model's compute
+/// and memory times (``DeviceProfile/KernelEfficiency``), with the points behind them.
+public struct ClassEfficiencyFit: Sendable, Hashable, Codable {
+    /// Fraction of the compute time (geometric mean over the compute-bound points; the memory
+    /// fraction when no point was compute-bound), ≤ 1.
+    public var compute: Double?
+    /// Fraction of the memory time (geometric mean over the memory-bound points; the compute
+    /// fraction when no point was memory-bound), ≤ 1.
+    public var memory: Double?
+    /// The unclamped geometric means (above 1: the class beat the base model's roofline).
+    public var rawCompute: Double?, rawMemory: Double?
+    /// The points, as `kernel shape`.
+    public var points: [String]
+}
+
+/// One measured kernel-class point against the base model (input of ``ClassEfficiencyFit/fit(_:)``).
+public struct ClassPoint: Sendable, Hashable {
+    /// The class it calibrates.
+    public var kernelClass: KernelClass
+    /// `kernel shape`.
+    public var label: String
+    /// Measured seconds on the calibration clock.
+    public var seconds: Double
+    /// The base model's breakdown (no kernel-class table).
+    public var modeled: ModeledBreakdown
+
+    /// Creates a point.
+    public init(kernelClass: KernelClass, label: String, seconds: Double, modeled: ModeledBreakdown) {
+        self.kernelClass = kernelClass; self.label = label; self.seconds = seconds; self.modeled = modeled
+    }
+}
+
+extension ClassEfficiencyFit {
+    /// Per class: the compute fraction from the points the base model calls compute-bound
+    /// (modeled compute / (measured − launch), geometric mean, at most 1); then the memory
+    /// fraction likewise from the memory-bound points the compute fraction does not already
+    /// explain. A class measured in one regime only gets that fraction for both terms: it
+    /// reaches the same fraction of its roofline whichever side binds.
+    public static func fit(_ points: [ClassPoint]) -> [String: ClassEfficiencyFit] {
+        var fits: [String: ClassEfficiencyFit] = [:]
+        for cls in KernelClass.allCases {
+            let pts = points.filter { $0.kernelClass == cls }
+            guard !pts.isEmpty else { continue }
+            func busy(_ p: ClassPoint) -> Double { Calibrator.busy(p.seconds, launch: p.modeled.launch) }
+            let cb = pts.filter { $0.modeled.compute >= $0.modeled.memory && $0.modeled.compute > 0 }
+            let rawC = Calibrator.geometricMean(cb.map { $0.modeled.compute / busy($0) })
+            let kc = rawC.map { min(1, $0) }
+            let mb = pts.filter { p in p.modeled.memory > p.modeled.compute && p.modeled.compute / (kc ?? 1) < busy(p) }
+            let rawM = Calibrator.geometricMean(mb.map { $0.modeled.memory / busy($0) })
+            let km = rawM.map { min(1, $0) }
+            fits[cls.rawValue] = ClassEfficiencyFit(compute: kc ?? km, memory: km ?? kc, rawCompute: rawC, rawMemory: rawM,
+                                                    points: pts.map(\.label))
+        }
+        return fits
     }
 }
 
@@ -130,6 +257,12 @@ public struct CalibrationResult: Sendable, Codable {
     public var vector: [String: SaturationFit]
     /// Device-memory curve (B/s and half-saturation bytes).
     public var memory: SaturationFit
+    /// Read-only stream bandwidth from the GEMV points, B/s (`nil`: not measured).
+    public var readBandwidth: Double?
+    /// Read-only bandwidth before clamping to ≥ half the copy bandwidth, B/s.
+    public var rawReadBandwidth: Double?
+    /// Calibrated kernel-class efficiencies by class name (`nil`: not measured).
+    public var kernelClasses: [String: ClassEfficiencyFit]?
     /// Host-to-device copy bandwidth, B/s.
     public var hostLinkBandwidth: Double
     /// Every measured point.
@@ -213,7 +346,7 @@ public enum Calibrator {
         for kind in [OpKind.scale, .add] {
             for n in plan.streamElements { mem.append(try time("memory", kind, ["R": 1, "D": n], .f32) { $0.bytes }) }
         }
-        guard let memory = SaturationFit.fit(mem.map { ($0.work, $0.time(clock)) }, launch: vectorLaunch),
+        guard let memory = SaturationFit.fit(mem.map { ($0.work, $0.time(clock)) }, launch: vectorLaunch, throughOrigin: !plan.memoryRamp),
               matrix[plan.dtypes[0].rawValue] != nil, vector[plan.dtypes[0].rawValue] != nil else {
             throw PolychipError.deviceFault(device: device.id, kernel: "calibrate", kind: "measurement",
                                             detail: "the measured times do not fit a rate (every point took no time?)")
@@ -230,11 +363,58 @@ public enum Calibrator {
         fmt.dateFormat = "yyyy-MM-dd"
         let summary = "matmul N ∈ \(plan.gemmSizes) (\(plan.dtypes.map(\.rawValue).joined(separator: ", "))); " +
             "silu/swiglu \(plan.vectorRows)×\(plan.vectorWidth); scale/add f32 of \(plan.streamElements.map { "2^\(Int(log2(Double($0))))" }.joined(separator: ", ")) elements; " +
+            (plan.readGemvs.isEmpty ? "" : "INT4 GEMVs \(plan.readGemvs.map { "\($0["N"] ?? 0)×\($0["K"] ?? 0)" }.joined(separator: ", ")) (read bandwidth); ") +
+            (plan.classBenchmarks.isEmpty ? "" : "kernel-class points \(plan.classBenchmarks.map { "\($0.kind.name)" }.joined(separator: ", ")); ") +
             "median of repeats ≥ \(plan.minTime) s per point, \(clock == .cpu ? "CPU time per worker thread" : "wall clock")"
-        return CalibrationResult(device: device.id, info: device.info, date: fmt.string(from: date), command: command,
-                                 matrixLaunch: matrixLaunch, vectorLaunch: vectorLaunch, matrix: matrix, vector: vector,
-                                 memory: memory, hostLinkBandwidth: link.work / link.time(clock), samples: samples,
-                                 planSummary: summary, clock: clock)
+        var result = CalibrationResult(device: device.id, info: device.info, date: fmt.string(from: date), command: command,
+                                       matrixLaunch: matrixLaunch, vectorLaunch: vectorLaunch, matrix: matrix, vector: vector,
+                                       memory: memory, hostLinkBandwidth: link.work / link.time(clock), samples: samples,
+                                       planSummary: summary, clock: clock)
+
+        // Read-only bandwidth: INT4 GEMVs, against the copy-bandwidth model.
+        if !plan.readGemvs.isEmpty {
+            progress("read bandwidth")
+            let base = try ModelProbe(result)
+            var ratios: [Double] = []
+            for dims in plan.readGemvs {
+                let w = try Workloads.make(.int4Matmul, dims, .f32)
+                let s = try time("read", .int4Matmul, dims, .f32) { $0.bytes }
+                let m = try base.model(w)
+                // m.memory prices the GEMV's bytes at the copy bandwidth; the read stream took busy.
+                if m.memory > 0 { ratios.append(m.memory / Self.busy(s.time(clock), launch: m.launch)) }
+            }
+            if let g = Self.geometricMean(ratios) {
+                result.rawReadBandwidth = memory.rate * g
+                result.readBandwidth = memory.rate * max(0.5, g)
+            }
+            result.samples = samples
+        }
+
+        // Kernel classes: the achieved fraction of the (read-aware) base model per class.
+        if !plan.classBenchmarks.isEmpty {
+            progress("kernel classes")
+            let base = try ModelProbe(result)
+            var points: [ClassPoint] = []
+            for b in plan.classBenchmarks {
+                let w = try Workloads.make(b.kind, b.dims, .f32)
+                let s = try time("class \(b.kernelClass.rawValue)", b.kind, b.dims, .f32) { $0.flops }
+                points.append(ClassPoint(kernelClass: b.kernelClass, label: "\(b.kind.name) \(w.label)", seconds: s.time(clock), modeled: try base.model(w)))
+            }
+            result.samples = samples
+            let fits = ClassEfficiencyFit.fit(points)
+            result.kernelClasses = fits
+        }
+        return result
+    }
+
+    /// The measured time less the modeled launch, never below a tenth of the measured time.
+    static func busy(_ seconds: Double, launch: Double) -> Double { max(seconds - launch, 0.1 * seconds) }
+
+    /// Geometric mean of the positive finite values; `nil` when there are none.
+    static func geometricMean(_ xs: [Double]) -> Double? {
+        let v = xs.filter { $0 > 0 && $0.isFinite }
+        guard !v.isEmpty else { return nil }
+        return exp(v.map { log($0) }.reduce(0, +) / Double(v.count))
     }
 
     /// Median time of writing `bytes` host bytes into one device buffer.
@@ -281,6 +461,16 @@ extension CalibrationResult {
         }
         lines.append(String(format: "  memory: %.2f GB/s, half-saturation %.3g B (fit error %.1f%%); host link %.2f GB/s",
                             memory.rate / 1e9, memory.halfSaturation, memory.medianAbsError * 100, hostLinkBandwidth / 1e9))
+        if let rb = readBandwidth {
+            lines.append(String(format: "  read-only stream: %.2f GB/s (measured %.2f GB/s)", rb / 1e9, (rawReadBandwidth ?? rb) / 1e9))
+        }
+        for (name, f) in (kernelClasses ?? [:]).sorted(by: { $0.key < $1.key }) {
+            func pct(_ v: Double?, _ raw: Double?) -> String {
+                guard let v else { return "—" }
+                return String(format: "%.3f", v) + (raw.map { $0 > v ? String(format: " (measured %.3f)", $0) : "" } ?? "")
+            }
+            lines.append("  class \(name): compute \(pct(f.compute, f.rawCompute)), memory \(pct(f.memory, f.rawMemory)) from \(f.points.joined(separator: "; "))")
+        }
         return lines.joined(separator: "\n")
     }
 }

@@ -19,7 +19,10 @@ public struct SaturationFit: Sendable, Hashable, Codable {
     public var samples: Int
 
     /// Fits `samples` (work, seconds); `nil` with fewer than one usable sample.
-    public static func fit(_ samples: [(work: Double, seconds: Double)], launch: Double) -> SaturationFit? {
+    ///
+    /// - Parameter throughOrigin: fit `t − L = W / R` (h = 0): for curves whose ramp-up is not
+    ///   resolved by the samples (an intercept extrapolated far below the smallest sample).
+    public static func fit(_ samples: [(work: Double, seconds: Double)], launch: Double, throughOrigin: Bool = false) -> SaturationFit? {
         let pts = samples.filter { $0.work > 0 && $0.seconds > 0 && $0.work.isFinite && $0.seconds.isFinite }
         guard !pts.isEmpty else { return nil }
         // y = t − L (never below a tenth of t: the launch estimate is itself noisy).
@@ -27,7 +30,7 @@ public struct SaturationFit: Sendable, Hashable, Codable {
         let ws = pts.map(\.work)
         let weights = pts.map { 1 / ($0.seconds * $0.seconds) }
         var a = 0.0, b = 0.0
-        if pts.count >= 2 {
+        if pts.count >= 2 && !throughOrigin {
             var sw = 0.0, sx = 0.0, sy = 0.0, sxx = 0.0, sxy = 0.0
             for i in pts.indices {
                 sw += weights[i]; sx += weights[i] * ws[i]; sy += weights[i] * ys[i]

@@ -11,8 +11,10 @@ struct CalibrateCommand: ParsableCommand {
         discussion: """
         Runs the device's own kernels: square GEMMs per float dtype (matrix-unit peak and ramp-up), \
         silu/swiglu on cache-resident rows (vector unit), scale/add streaming past the caches (memory \
-        bandwidth), tiny kernels (launch overhead) and host-to-device writes (host link), fits the time \
-        model's curves and writes a profile that `--device sim:FILE.json` and \
+        bandwidth), INT4 GEMVs (read-only bandwidth), tiny kernels (launch overhead), host-to-device writes \
+        (host link) and one or two kernels per kernel class at shapes of their own (the class's achieved \
+        fraction of the roofline: attention, sparse attention, top-k, router, rms-norm, softmax, \
+        quantize-int4), fits the time model's curves and writes a profile that `--device sim:FILE.json` and \
         `polychip bench --validate --profile FILE.json` accept. Every figure's source records the date \
         and this command.
         """)

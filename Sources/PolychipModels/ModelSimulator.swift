@@ -174,7 +174,8 @@ public struct ModelSimulator {
                 shape = .rows(count: max(1, (inputs.first?.elementCount ?? 1) / last) * count, length: last)
             }
             t = try timeQuery(KernelCostQuery(name: op.kind.name, unit: cost.unit == .matrix ? .matrix : .vector, dtype: dtype,
-                                              flops: cost.flops * c, bytes: cost.bytes * c, shape: shape))
+                                              flops: cost.flops * c, bytes: cost.bytes * c, shape: shape,
+                                              kernelClass: KernelClass(op.kind)))
         }
         cache[key] = t
         return t

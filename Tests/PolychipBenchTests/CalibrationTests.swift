@@ -119,4 +119,91 @@ import Polychip
         plan.clock = .cpu
         #expect(throws: PolychipError.self) { _ = try Calibrator.calibrate(sim, plan: plan, command: "test") }
     }
+
+    // MARK: Kernel-class efficiency and read bandwidth
+
+    @Test func quickCalibrationWritesClassEfficienciesAndReadBandwidth() throws {
+        let cpu = try Polychip.device("cpu")
+        for clock in [BenchClock.wall, .cpu] {
+            var plan = CalibrationPlan.quick(for: cpu)
+            plan.clock = clock
+            let r = try Calibrator.calibrate(cpu, plan: plan, command: "polychip calibrate --quick")
+            let classes = try #require(r.kernelClasses)
+            // One entry per class of the quick plan, every efficiency in (0, 1].
+            #expect(Set(classes.keys) == Set(ClassBenchmark.quick.map(\.kernelClass.rawValue)))
+            for (_, f) in classes {
+                for v in [f.compute, f.memory] {
+                    let x = try #require(v)
+                    #expect(x > 0 && x <= 1)
+                }
+            }
+            let rb = try #require(r.readBandwidth)
+            #expect(rb >= r.memory.rate / 2 && rb.isFinite)
+            // The CPU plan fits the memory curve through the origin.
+            #expect(r.memory.halfSaturation == 0)
+            #expect(r.summary().contains("class selection:"))
+
+            // They reach the profile, with sources, and survive a round trip through the loader.
+            let p = try r.profile(name: "quick-classes")
+            let table = try #require(p.kernelEfficiency)
+            #expect(Set(table.keys) == Set(classes.keys))
+            for e in table.values {
+                for f in [e.compute, e.memory].compactMap({ $0 }) { #expect(f.source.hasPrefix("measured by polychip calibrate on ")) }
+            }
+            #expect(p.memory.readBandwidth?.value == rb)
+            let again = try DeviceProfile.decode(data: try p.encoded(), origin: "quick-classes.json")
+            #expect(again.kernelEfficiency == p.kernelEfficiency && again.memory.readBandwidth == p.memory.readBandwidth)
+        }
+        // A plan without the new points writes neither (profiles as before).
+        var bare = CalibrationPlan.quick(for: cpu)
+        bare.readGemvs = []
+        bare.classBenchmarks = []
+        let r = try Calibrator.calibrate(cpu, plan: bare, command: "test")
+        #expect(r.kernelClasses == nil && r.readBandwidth == nil)
+        let p = try r.profile(name: "bare")
+        #expect(p.kernelEfficiency == nil && p.memory.readBandwidth == nil)
+    }
+
+    @Test func classEfficiencyFitFromBaseModelPoints() throws {
+        func pt(_ c: KernelClass, _ seconds: Double, compute: Double, memory: Double, launch: Double = 0) -> ClassPoint {
+            ClassPoint(kernelClass: c, label: "\(c)", seconds: seconds,
+                       modeled: ModeledBreakdown(launch: launch, compute: compute, memory: memory, total: launch + max(compute, memory),
+                                                 bound: compute >= memory ? "compute" : "memory"))
+        }
+        let fits = ClassEfficiencyFit.fit([
+            // attention: a compute-bound point at half the rate, a memory-bound one at a quarter.
+            pt(.attention, 2e-3 + 1e-5, compute: 1e-3, memory: 1e-4, launch: 1e-5),
+            pt(.attention, 4e-3, compute: 1e-4, memory: 1e-3),
+            // selection: two memory-bound points (geometric mean), so compute gets the same.
+            pt(.selection, 10e-3, compute: 1e-5, memory: 1e-3),
+            pt(.selection, 40e-3, compute: 1e-5, memory: 1e-3),
+            // softmax ran faster than its roofline: clamped to 1, the measurement kept.
+            pt(.softmax, 1e-3, compute: 2e-3, memory: 1e-3),
+        ])
+        let a = try #require(fits["attention"])
+        #expect(abs((a.compute ?? 0) - 0.5) < 1e-12 && abs((a.memory ?? 0) - 0.25) < 1e-12)
+        let s = try #require(fits["selection"])
+        #expect(abs((s.memory ?? 0) - 0.05) < 1e-12 && s.compute == s.memory && s.rawCompute == nil)
+        let m = try #require(fits["softmax"])
+        #expect(m.compute == 1 && abs((m.rawCompute ?? 0) - 2) < 1e-12)
+        #expect(fits["gemm"] == nil)
+    }
+
+    @Test func calibrationShapesAreNotTheValidationShapes() throws {
+        // The efficiencies are measured on shapes of their own: bench --validate tests transfer.
+        let cpu = try Polychip.device("cpu")
+        let plan = CalibrationPlan.standard(for: cpu)
+        let points = plan.classBenchmarks.map { ($0.kind, $0.dims) } + plan.readGemvs.map { (OpKind.int4Matmul, $0) }
+            + plan.gemmSizes.map { (OpKind.matmul, ["M": $0, "N": $0, "K": $0]) }
+        #expect(!plan.classBenchmarks.isEmpty && !plan.readGemvs.isEmpty)
+        for w in try Workloads.defaultSuite() {
+            for (kind, dims) in points where kind == w.kind {
+                #expect(dims != w.dims, "\(kind.name) \(dims) is a validation shape")
+            }
+        }
+        for b in plan.classBenchmarks + ClassBenchmark.quick {
+            #expect(KernelClass(b.kind) == b.kernelClass)
+            _ = try Workloads.make(b.kind, b.dims, .f32)
+        }
+    }
 }

@@ -215,18 +215,23 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
     public var interconnect: Interconnect
     /// Optional fault injection settings.
     public var faults: Faults?
+    /// Optional achieved fraction of the roofline per kernel class (keys are ``KernelClass``
+    /// names); a class that is absent, or the whole table absent, runs at efficiency 1.
+    public var kernelEfficiency: [String: KernelEfficiency]?
     /// Where the profile was loaded from (a path, or the `origin` given to `decode`); not encoded.
     public var origin: String
 
     private enum CodingKeys: String, CodingKey {
         case schemaVersion, name, vendor, description, note, compute, memory, hostLink, numerics, interconnect, faults
+        case kernelEfficiency
     }
 
     /// Creates a profile in code (e.g. the `calibrate` command). Call `validate()` before use.
     public init(
         schemaVersion: Int = 1, name: String, vendor: String, description: String, note: String? = nil,
         compute: Compute, memory: Memory, hostLink: HostLink, numerics: Numerics,
-        interconnect: Interconnect, faults: Faults? = nil, origin: String = "<memory>"
+        interconnect: Interconnect, faults: Faults? = nil, kernelEfficiency: [String: KernelEfficiency]? = nil,
+        origin: String = "<memory>"
     ) {
         self.schemaVersion = schemaVersion
         self.name = name
@@ -239,6 +244,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         self.numerics = numerics
         self.interconnect = interconnect
         self.faults = faults
+        self.kernelEfficiency = kernelEfficiency
         self.origin = origin
     }
 
@@ -256,6 +262,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         numerics = try c.decode(Numerics.self, forKey: .numerics)
         interconnect = try c.decode(Interconnect.self, forKey: .interconnect)
         faults = try c.decodeIfPresent(Faults.self, forKey: .faults)
+        kernelEfficiency = try c.decodeIfPresent([String: KernelEfficiency].self, forKey: .kernelEfficiency)
         origin = "<memory>"
     }
 
@@ -273,6 +280,29 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         try c.encode(numerics, forKey: .numerics)
         try c.encode(interconnect, forKey: .interconnect)
         try c.encodeIfPresent(faults, forKey: .faults)
+        try c.encodeIfPresent(kernelEfficiency, forKey: .kernelEfficiency)
+    }
+
+    /// The efficiency entry of `kernelClass`, if the profile has one.
+    public func efficiency(of kernelClass: KernelClass) -> KernelEfficiency? {
+        kernelEfficiency?[kernelClass.rawValue]
+    }
+
+    // MARK: Kernel-class efficiency
+
+    /// The achieved fraction of the roofline for one ``KernelClass``: the model divides the
+    /// kernel's compute time by `compute` and its memory time by `memory` (each 1 when absent).
+    public struct KernelEfficiency: Codable, Sendable, Equatable {
+        /// Fraction of the unit's peak rate (after the unit's size-dependent curve), in (0, 1].
+        public var compute: Sourced<Double>?
+        /// Fraction of the memory bandwidth (after the memory curve), in (0, 1].
+        public var memory: Sourced<Double>?
+
+        /// Creates an entry.
+        public init(compute: Sourced<Double>? = nil, memory: Sourced<Double>? = nil) {
+            self.compute = compute
+            self.memory = memory
+        }
     }
 
     // MARK: Compute
@@ -411,17 +441,25 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
     public struct Memory: Codable, Sendable, Equatable {
         /// Capacity in bytes.
         public var capacity: Sourced<Int>
-        /// Peak bandwidth in bytes per second.
+        /// Peak bandwidth in bytes per second, of a stream that reads and writes (copy, scale,
+        /// add): every byte a kernel moves costs `1 / bandwidth` unless `readBandwidth` is given.
         public var bandwidth: Sourced<Double>
+        /// Optional bandwidth of a read-only stream (a GEMV over its weights), bytes per second,
+        /// ≥ `bandwidth / 2`. When present a kernel reading `R` and writing `W` bytes costs
+        /// `R / readBandwidth + W · (2 / bandwidth − 1 / readBandwidth)`: a written byte costs
+        /// what a copy stream leaves after its read. Absent: `(R + W) / bandwidth`.
+        public var readBandwidth: Sourced<Double>?
         /// Size-dependent efficiency; `work` is the bytes one kernel moves.
         public var efficiency: EfficiencyCurve
         /// Named on-chip buffers (L0/L1/UB/L2, shared memory, …); may be empty.
         public var onChipBuffers: [OnChipBuffer]
 
         /// Creates the memory section.
-        public init(capacity: Sourced<Int>, bandwidth: Sourced<Double>, efficiency: EfficiencyCurve, onChipBuffers: [OnChipBuffer] = []) {
+        public init(capacity: Sourced<Int>, bandwidth: Sourced<Double>, readBandwidth: Sourced<Double>? = nil,
+                    efficiency: EfficiencyCurve, onChipBuffers: [OnChipBuffer] = []) {
             self.capacity = capacity
             self.bandwidth = bandwidth
+            self.readBandwidth = readBandwidth
             self.efficiency = efficiency
             self.onChipBuffers = onChipBuffers
         }
@@ -1450,6 +1488,11 @@ extension DeviceProfile {
 
         try v.atLeast(memory.capacity, 1, "memory.capacity")
         try v.positive(memory.bandwidth, "memory.bandwidth")
+        if let rb = memory.readBandwidth {
+            try v.positive(rb, "memory.readBandwidth")
+            try v.check(rb.value >= memory.bandwidth.value / 2, "memory.readBandwidth", "\(rb.value)",
+                        "≥ memory.bandwidth / 2 = \(memory.bandwidth.value / 2) (a written byte cannot cost less than nothing)")
+        }
         try v.curve(memory.efficiency, "memory.efficiency")
         var bufferNames: Set<String> = []
         for (i, b) in memory.onChipBuffers.enumerated() {
@@ -1522,6 +1565,16 @@ extension DeviceProfile {
         try v.source(ic.collectiveAlgorithms.source, "interconnect.collectiveAlgorithms.source")
         if ic.collectiveAlgorithms.value.contains(.hierarchical) {
             try v.check(ic.topology.value == .twoLevel, "interconnect.collectiveAlgorithms", "hierarchical", "hierarchical only with topology twoLevel")
+        }
+
+        for key in (kernelEfficiency ?? [:]).keys.sorted() {
+            let p = "kernelEfficiency.\(key)"
+            if KernelClass(rawValue: key) == nil {
+                throw .unknownValue(file: origin, path: p, value: key, allowed: KernelClass.allCases.map(\.rawValue))
+            }
+            guard let e = kernelEfficiency?[key] else { continue }
+            if let c = e.compute { try v.fraction(c, p + ".compute") }
+            if let m = e.memory { try v.fraction(m, p + ".memory") }
         }
 
         if let f = faults {

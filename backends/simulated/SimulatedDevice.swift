@@ -181,8 +181,11 @@ public final class SimulatedDevice: Device {
         } else {
             shape = nil
         }
+        // The outputs are the written bytes (the read bandwidth prices the rest).
+        let written = ((try? op.validate(inputs)) ?? []).reduce(0.0) { $0 + Double($1.byteCount) }
         let query = KernelCostQuery(name: op.kind.name, unit: cost.unit == .matrix ? .matrix : .vector, dtype: dtype,
-                                    flops: cost.flops, bytes: cost.bytes, shape: shape)
+                                    flops: cost.flops, bytes: cost.bytes, shape: shape,
+                                    kernelClass: KernelClass(op.kind), writeBytes: min(written, cost.bytes))
         do {
             let t = try model.kernelTime(query)
             return ModeledBreakdown(launch: t.launch, compute: t.compute, memory: t.memory, total: t.total, bound: t.bound.rawValue)

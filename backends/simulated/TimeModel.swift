@@ -7,10 +7,14 @@
 //
 //     total   = launch + max(compute, memory)
 //     launch  = unit.launchOverhead                          (msmodeling static per-op cost)
-//     compute = W / (R · e_c(W)),  W = flops · padding        (0 when flops = 0)
-//             = (W + h_c) / (R · max_c)                       (same thing, since e_c is a saturation curve)
-//     memory  = B / (BW · e_m(B)),  B = bytes                 (0 when bytes = 0)
-//             = (B + h_m) / (BW · max_m)
+//     compute = W / (R · e_c(W) · k_c),  W = flops · padding  (0 when flops = 0)
+//             = (W + h_c) / (R · max_c · k_c)                 (same thing, since e_c is a saturation curve)
+//     memory  = B' / (BW · e_m(B) · k_m),  B = bytes          (0 when bytes = 0)
+//             = (B' + h_m·B'/B) / (BW · max_m · k_m)
+//     B'      = B                                             (no memory.readBandwidth, or writeBytes unknown)
+//             = (B − W_b)·BW/BW_r + W_b·(2 − BW/BW_r)         (read bytes at BW_r; a written byte
+//                                                              costs what a copy leaves after its read)
+//     k_c,k_m = kernelEfficiency[class].compute / .memory    (1 when absent; class = the query's kernelClass)
 //     e(w)    = max · w / (w + h)                             (h = halfSaturation; h = 0 → constant max)
 //     padding = Σ batch·⌈m/tm⌉tm·⌈n/tn⌉tn·⌈k/tk⌉tk / Σ batch·m·n·k      (GEMM / grouped GEMM)
 //             = rows·⌈len/tn⌉tn / (rows·len)                  (row-wise vector kernels; rows padded to tm)
@@ -116,15 +120,24 @@ public struct KernelCostQuery: Sendable, Hashable {
     public var bytes: Double
     /// Shape for tile padding; `nil` means no padding.
     public var shape: KernelShape?
+    /// The kernel's class, whose `kernelEfficiency` entry (if the profile has one) scales the
+    /// compute and memory times; `nil` means efficiency 1.
+    public var kernelClass: KernelClass?
+    /// Of `bytes`, those written (the outputs); the rest are read. Used only with a profile's
+    /// `memory.readBandwidth`; `nil` prices every byte at `memory.bandwidth`.
+    public var writeBytes: Double?
 
     /// Creates a query.
-    public init(name: String = "kernel", unit: ComputeUnitKind, dtype: ProfileDType, flops: Double, bytes: Double, shape: KernelShape? = nil) {
+    public init(name: String = "kernel", unit: ComputeUnitKind, dtype: ProfileDType, flops: Double, bytes: Double, shape: KernelShape? = nil,
+                kernelClass: KernelClass? = nil, writeBytes: Double? = nil) {
         self.name = name
         self.unit = unit
         self.dtype = dtype
         self.flops = flops
         self.bytes = bytes
         self.shape = shape
+        self.kernelClass = kernelClass
+        self.writeBytes = writeBytes
     }
 
     /// A GEMM `[m,k]·[k,n]` (× batch) on the matrix unit: flops = 2·batch·m·n·k,
@@ -383,6 +396,10 @@ public struct TimeModel: Sendable {
         guard q.bytes.isFinite, q.bytes >= 0 else {
             throw .invalidQuery(kernel: q.name, field: "bytes", value: "\(q.bytes)", expected: "a finite number ≥ 0")
         }
+        if let w = q.writeBytes, !(w.isFinite && w >= 0 && w <= q.bytes) {
+            throw .invalidQuery(kernel: q.name, field: "writeBytes", value: "\(w)", expected: "a finite number in [0, bytes = \(q.bytes)]")
+        }
+        let classEfficiency = q.kernelClass.flatMap { profile.efficiency(of: $0) }
         let unit = profile.compute.unit(q.unit)
         var effective = q.dtype
         var rate = 0.0, paddedFlops = 0.0, factor = 1.0, cEff = 0.0, compute = 0.0
@@ -396,13 +413,13 @@ public struct TimeModel: Sendable {
             rate = resolution.rate
             factor = Self.paddingFactor(q.shape, tile: unit.tile(for: effective))
             paddedFlops = q.flops * factor
-            cEff = unit.efficiency.efficiency(work: paddedFlops)
+            cEff = unit.efficiency.efficiency(work: paddedFlops) * (classEfficiency?.compute?.value ?? 1)
             compute = paddedFlops / (rate * cEff)
         }
         var mEff = 0.0, memory = 0.0
         if q.bytes > 0 {
-            mEff = profile.memory.efficiency.efficiency(work: q.bytes)
-            memory = q.bytes / (profile.memory.bandwidth.value * mEff)
+            mEff = profile.memory.efficiency.efficiency(work: q.bytes) * (classEfficiency?.memory?.value ?? 1)
+            memory = Self.copyEquivalentBytes(q, memory: profile.memory) / (profile.memory.bandwidth.value * mEff)
         }
         let launch = unit.launchOverhead.value
         let busy = Swift.max(compute, memory)
@@ -410,6 +427,15 @@ public struct TimeModel: Sendable {
         return ModeledTime(launch: launch, compute: compute, memory: memory, total: launch + busy, bound: bound,
                            unit: q.unit, requestedDtype: q.dtype, effectiveDtype: effective, paddedFlops: paddedFlops,
                            paddingFactor: factor, rate: rate, computeEfficiency: cEff, memoryEfficiency: mEff)
+    }
+
+    /// The bytes of a copy stream that take as long as the query's traffic: `bytes` without a
+    /// `readBandwidth` or without `writeBytes`; else reads at `readBandwidth` and writes at
+    /// `2 / bandwidth − 1 / readBandwidth` each, expressed in bytes at `bandwidth`.
+    static func copyEquivalentBytes(_ q: KernelCostQuery, memory: DeviceProfile.Memory) -> Double {
+        guard let rb = memory.readBandwidth?.value, rb > 0, let w = q.writeBytes else { return q.bytes }
+        let ratio = memory.bandwidth.value / rb
+        return (q.bytes - w) * ratio + w * Swift.max(0, 2 - ratio)
     }
 
     private static func validateShape(_ q: KernelCostQuery) throws(TimeModelError) {
