@@ -9,7 +9,8 @@
 #   swift build -c release --static-swift-stdlib --product polychip
 # (stripped, optionally gzipped as polychip.gz) and the non-system shared libraries it
 # needs (ldd); steps default to all of:
-#   info conform torch targets sweep suite validate (gvsweep: INT4 GEMV tiles)
+#   info conform torch targets sweep suite validate
+# (also: gvsweep -- INT4 GEMV tiles; int4 -- the INT4 GEMV targets alone)
 # Every step has a time limit; logs and JSON land in OUT_DIR (at most 8 files).
 set -u
 BIN=$(cd "$1" && pwd); OUT_DIR=$2; shift 2
@@ -27,8 +28,14 @@ export OCL_ICD_VENDORS=/tmp/icd LD_LIBRARY_PATH="$BIN:${LD_LIBRARY_PATH:-}"
 export POLYCHIP_CACHE_DIR=/tmp/polychip-cache
 P="$BIN/polychip"
 LOG="$OUT_DIR/log.txt"
-say() { echo "### $(date +%T) $*" | tee -a "$LOG"; }
-run() { local secs=$1; shift; say "\$ $*"; timeout "$secs" "$@" 2>&1 | tee -a "$LOG"; echo "(exit ${PIPESTATUS[0]})" | tee -a "$LOG"; }
+# Headers, stderr and exit codes go to the log and stderr; a command's stdout goes to the
+# log and stdout (so `run ... > FILE.json` stays valid JSON).
+say() { echo "### $(date +%T) $*" | tee -a "$LOG" >&2; }
+run() {
+  local secs=$1; shift; say "\$ $*"
+  timeout "$secs" "$@" 2> >(tee -a "$LOG" >&2) | tee -a "$LOG"
+  echo "(exit ${PIPESTATUS[0]})" | tee -a "$LOG" >&2
+}
 has() { [[ " $steps " == *" $1 "* ]]; }
 
 if has info; then
@@ -40,17 +47,22 @@ if has conform; then
 fi
 if has torch; then
   run 120 python3 "$(dirname "$0")/../Benchmarks/peers/torch_gpu.py" > "$OUT_DIR/torch.json"
-  cat "$OUT_DIR/torch.json" >> "$LOG"
 fi
 B=(bench --device opencl:0 --min-time 1)
-if has targets; then
-  run 120 "$P" "${B[@]}" --json --kernel matmul --shape M=8192,N=8192,K=8192 > "$OUT_DIR/targets.json"
+if has targets; then   # one JSON array per line
+  {
+    run 120 "$P" "${B[@]}" --json --kernel matmul --shape M=8192,N=8192,K=8192 | tr -d '\n'; echo
+    for g in 32 128; do
+      run 90 "$P" "${B[@]}" --json --kernel int4-matmul --shape M=1,N=16384,K=16384,G=$g | tr -d '\n'; echo
+    done
+    run 180 "$P" "${B[@]}" --json --kernel attention --shape B=8,Hq=32,Hkv=32,Lq=4096,Lk=4096,D=128,causal=1 | tr -d '\n'; echo
+    run 90 "$P" "${B[@]}" --json --kernel attention --shape B=8,Hq=32,Hkv=8,Lq=1,Lk=8192,D=128,causal=1 | tr -d '\n'; echo
+  } > "$OUT_DIR/targets.jsonl"
+fi
+if has int4; then     # the INT4 GEMV targets alone
   for g in 32 128; do
-    run 90 "$P" "${B[@]}" --json --kernel int4-matmul --shape M=1,N=16384,K=16384,G=$g >> "$OUT_DIR/targets.json"
-  done
-  run 180 "$P" "${B[@]}" --json --kernel attention --shape B=8,Hq=32,Hkv=32,Lq=4096,Lk=4096,D=128,causal=1 >> "$OUT_DIR/targets.json"
-  run 90 "$P" "${B[@]}" --json --kernel attention --shape B=8,Hq=32,Hkv=8,Lq=1,Lk=8192,D=128,causal=1 >> "$OUT_DIR/targets.json"
-  cat "$OUT_DIR/targets.json" >> "$LOG"
+    run 90 "$P" "${B[@]}" --json --kernel int4-matmul --shape M=1,N=16384,K=16384,G=$g | tr -d '\n'; echo
+  done > "$OUT_DIR/int4.jsonl"
 fi
 if has sweep; then
   # GEMM tile sweep: TM/TN/TK/WPTM/WPTN per line (POLYCHIP_OPENCL_TUNING keys).
@@ -66,7 +78,6 @@ if has gvsweep; then
 fi
 if has suite; then
   run 300 "$P" bench --device opencl:0 --json > "$OUT_DIR/suite.json"
-  cat "$OUT_DIR/suite.json" >> "$LOG"
 fi
 if has validate; then
   run 300 "$P" calibrate --device opencl:0 --out "$OUT_DIR/h100-opencl.json"

@@ -43,6 +43,8 @@ public struct OpenCLTuning: Sendable, Hashable {
     public var gvVec: Bool = false
     /// INT4 GEMV, GPU path: 16-byte weight loads per row and work-item (`GV_WIDE=1`) or 4-byte ones.
     public var gvWide: Bool = true
+    /// INT4 GEMV, GPU path: 32-element chunks loaded per step before the math (`GV_PAIR`, 1 or 2).
+    public var gvPair: Int = 1
     /// Work-group size of the row kernels (rmsNorm, softmax) and of the MoE router/scan.
     public var rowWG: Int
     /// Pairs per block of the MoE permute kernels.
@@ -162,6 +164,7 @@ public struct OpenCLTuning: Sendable, Hashable {
             case "gvRows": t.gvRows = v
             case "gvVec": t.gvVec = v != 0
             case "gvWide": t.gvWide = v != 0
+            case "gvPair": t.gvPair = Swift.max(1, Swift.min(v, 4))
             case "attCPU": t.attCPU = v != 0
             case "attTiled": t.attTiled = v != 0
             case "rowWG": t.rowWG = v

@@ -413,7 +413,13 @@ public struct TimeModel: Sendable {
             rate = resolution.rate
             factor = Self.paddingFactor(q.shape, tile: unit.tile(for: effective))
             paddedFlops = q.flops * factor
-            cEff = unit.efficiency.efficiency(work: paddedFlops) * (classEfficiency?.compute?.value ?? 1)
+            // The ramp-up measures how much of the device a kernel keeps busy. A kernel with
+            // few FLOPs per byte (a GEMV) fills the device through its memory traffic, so its
+            // work on this curve is the larger of its FLOPs and its bytes at the unit's
+            // FLOP-per-byte balance point.
+            let balance = profile.memory.bandwidth.value > 0 ? rate / profile.memory.bandwidth.value : 0
+            let rampWork = Swift.max(paddedFlops, q.bytes * balance)
+            cEff = unit.efficiency.efficiency(work: rampWork) * (classEfficiency?.compute?.value ?? 1)
             compute = paddedFlops / (rate * cEff)
         }
         var mEff = 0.0, memory = 0.0

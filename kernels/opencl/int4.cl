@@ -36,6 +36,9 @@
 #ifndef GV_WIDE
 #define GV_WIDE 1
 #endif
+#ifndef GV_PAIR
+#define GV_PAIR 1
+#endif
 
 
 
@@ -218,43 +221,54 @@ inline void int4_gemv_block(const __global st_t *X, int M,
         const bool xal = DTYPE == 0 && (K & 3) == 0 && ((size_t)X & 15) == 0;
         const int nvec = K / 32;
         c_start = nvec * 4;
-        for (int c = tid; c < nvec; c += GV_WG) {
-            const int k0 = 32 * c;
-            const int g = k0 / G;
-            uint4 qv[GV_ROWS];
-            float sv[GV_ROWS], zv[GV_ROWS];
+        /* GV_PAIR chunks per step: their loads are all in flight before the math */
+        for (int c = tid; c < nvec; c += GV_PAIR * GV_WG) {
+            uint4 qv[GV_PAIR][GV_ROWS];
+            float sv[GV_PAIR][GV_ROWS], zv[GV_PAIR][GV_ROWS];
 #pragma unroll
-            for (int r = 0; r < GV_ROWS; r++) {
-                const int n = pc_min_i(n0 + r, N - 1);    /* rows past N: read row N-1, never stored */
-                qv[r] = *(const __global uint4 *)(Q + (size_t)n * (size_t)KB + (size_t)(k0 / 2));
-                const size_t si = (size_t)n * (size_t)NG + (size_t)g;
-                sv[r] = S[si];
-                zv[r] = 8388608.0f + (asym ? (float)Z[si] : 8.0f);
+            for (int h = 0; h < GV_PAIR; h++) {
+                const int k0 = 32 * pc_min_i(c + h * GV_WG, nvec - 1);   /* past the end: re-read, not used */
+                const int g = k0 / G;
+#pragma unroll
+                for (int r = 0; r < GV_ROWS; r++) {
+                    const int n = pc_min_i(n0 + r, N - 1);    /* rows past N: read row N-1, never stored */
+                    qv[h][r] = *(const __global uint4 *)(Q + (size_t)n * (size_t)KB + (size_t)(k0 / 2));
+                    const size_t si = (size_t)n * (size_t)NG + (size_t)g;
+                    sv[h][r] = S[si];
+                    zv[h][r] = 8388608.0f + (asym ? (float)Z[si] : 8.0f);
+                }
             }
 #pragma unroll
-            for (int w = 0; w < 4; w++) {
+            for (int h = 0; h < GV_PAIR; h++) {
+              if (c + h * GV_WG < nvec) {
+                const int k0 = 32 * (c + h * GV_WG);
 #pragma unroll
-                for (int m = 0; m < GV_MAXM; m++) {
-                    if (m < M) {
-                        const __global st_t *xp = X + (size_t)m * (size_t)K + (size_t)(k0 + 8 * w);
-                        float8 x8;
+                for (int w = 0; w < 4; w++) {
+#pragma unroll
+                    for (int m = 0; m < GV_MAXM; m++) {
+                        if (m < M) {
+                            const __global st_t *xp = X + (size_t)m * (size_t)K + (size_t)(k0 + 8 * w);
+                            float8 x8;
 #if DTYPE == 0
-                        if (xal) x8 = (float8)(*(const __global float4 *)xp, *(const __global float4 *)(xp + 4));
-                        else
+                            if (xal) x8 = (float8)(*(const __global float4 *)xp, *(const __global float4 *)(xp + 4));
+                            else
 #endif
-                            x8 = ld8(xp);
-                        const float xs[8] = {x8.s0, x8.s1, x8.s2, x8.s3, x8.s4, x8.s5, x8.s6, x8.s7};
+                                x8 = ld8(xp);
+                            const float xs[8] = {x8.s0, x8.s1, x8.s2, x8.s3, x8.s4, x8.s5, x8.s6, x8.s7};
 #pragma unroll
-                        for (int r = 0; r < GV_ROWS; r++) {
-                            const uint bits = w == 0 ? qv[r].x : w == 1 ? qv[r].y : w == 2 ? qv[r].z : qv[r].w;
-                            float d = 0.0f;
+                            for (int r = 0; r < GV_ROWS; r++) {
+                                const uint4 q4 = qv[h][r];
+                                const uint bits = w == 0 ? q4.x : w == 1 ? q4.y : w == 2 ? q4.z : q4.w;
+                                float d = 0.0f;
 #pragma unroll
-                            for (int i = 0; i < 8; i++)
-                                d = fma(as_float(((bits >> (4 * i)) & 15u) | 0x4B000000u) - zv[r], xs[i], d);
-                            acc[m][r] = fma(sv[r], d, acc[m][r]);
+                                for (int i = 0; i < 8; i++)
+                                    d = fma(as_float(((bits >> (4 * i)) & 15u) | 0x4B000000u) - zv[h][r], xs[i], d);
+                                acc[m][r] = fma(sv[h][r], d, acc[m][r]);
+                            }
                         }
                     }
                 }
+              }
             }
         }
     }
