@@ -61,7 +61,8 @@ struct TimeModelTests {
         let flops = 2.0 * 4096 * 4096
         let bytes = (4096.0 + 4096.0 * 4096 + 4096.0) * 2
         let padded = flops * 16
-        let compute = padded / (376e12 * (0.7 * padded / (padded + 5.0e8)))
+        let ramp = max(padded, bytes * 376e12 / 1.6e12)                        // the ramp counts traffic too
+        let compute = padded / (376e12 * (0.7 * ramp / (ramp + 5.0e8)))
         let memory = bytes / (1.6e12 * (0.6 * bytes / (bytes + 1.0e6)))
         #expect(t.paddingFactor == 16)
         #expect(close(t.compute, compute))
@@ -77,8 +78,9 @@ struct TimeModelTests {
                                 shape: .rows(count: 4096, length: 1000))
         let t = try model("ascend-910b").kernelTime(q)
         let padded = 5 * rows * len * (1024.0 / 1000.0)                          // 128 fp16 lanes: 1000 → 1024
-        let compute = padded / (22e12 * (0.7 * padded / (padded + 8.0e6)))      // AIV f16 22 TFLOP/s
         let bytes = 2 * rows * len * 2
+        let ramp = max(padded, bytes * 22e12 / 1.6e12)                          // the ramp counts traffic too
+        let compute = padded / (22e12 * (0.7 * ramp / (ramp + 8.0e6)))          // AIV f16 22 TFLOP/s
         let memory = bytes / (1.6e12 * (0.6 * bytes / (bytes + 1.0e6)))
         #expect(close(t.compute, compute))
         #expect(close(t.memory, memory))
@@ -145,7 +147,8 @@ struct TimeModelTests {
         let t = try model("mtt-s4000").kernelTime(.gemm(m: 1, n: 4096, k: 4096, dtype: .bf16))
         let padded = 2.0 * 4096 * 4096 * 16
         let bytes = (4096.0 + 4096.0 * 4096 + 4096.0) * 2
-        let compute = padded / (100e12 * (0.7 * padded / (padded + 1.4e8)))
+        let ramp = max(padded, bytes * 100e12 / 768e9)                         // the ramp counts traffic too
+        let compute = padded / (100e12 * (0.7 * ramp / (ramp + 1.4e8)))
         let memory = bytes / (768e9 * (0.75 * bytes / (bytes + 5.8e5)))
         #expect(close(t.compute, compute))
         #expect(close(t.memory, memory))
@@ -160,8 +163,9 @@ struct TimeModelTests {
                                 shape: .rows(count: 4096, length: 1000))
         let t = try model("mtt-s4000").kernelTime(q)
         let padded = 5 * rows * len * (1024.0 / 1000.0)                          // 32 lanes: 1000 → 1024
-        let compute = padded / (25e12 * (0.7 * padded / (padded + 8.8e6)))
         let bytes = 2 * rows * len * 2
+        let ramp = max(padded, bytes * 25e12 / 768e9)                           // the ramp counts traffic too
+        let compute = padded / (25e12 * (0.7 * ramp / (ramp + 8.8e6)))
         let memory = bytes / (768e9 * (0.75 * bytes / (bytes + 5.8e5)))
         #expect(t.effectiveDtype == .f32)
         #expect(t.emulated)
