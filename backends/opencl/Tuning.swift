@@ -49,6 +49,8 @@ public struct OpenCLTuning: Sendable, Hashable {
     public var rowWG: Int
     /// Pairs per block of the MoE permute kernels.
     public var permuteBlock: Int
+    /// Softmax: the CPU vector path (`ROW_VEC=1`, float8 per work-item, vector `exp`).
+    public var rowVec: Bool = false
     /// Attention: the CPU mapping of the flash core (`ATT_CPU=1`, float8 dot products).
     public var attCPU: Bool = false
     /// Attention prefill: the register-tiled GPU kernel (`attention_fwd_tiled`; 256 work-items,
@@ -92,6 +94,7 @@ public struct OpenCLTuning: Sendable, Hashable {
                              it: 16, iS: 64, rt: 2, rs: 4, sortMax: 8192, topkWG: 256)
             t.gvVec = true
             t.attCPU = true
+            t.rowVec = true
         case .other:
             t = OpenCLTuning(tm: 64, tn: 64, tk: 16, wptm: 4, wptn: 4, lpad: 1, gemmCPU: false, gvWG: 64, gvRows: 4,
                              rowWG: 128, permuteBlock: 128,
@@ -166,6 +169,7 @@ public struct OpenCLTuning: Sendable, Hashable {
             case "gvWide": t.gvWide = v != 0
             case "gvPair": t.gvPair = Swift.max(1, Swift.min(v, 4))
             case "attCPU": t.attCPU = v != 0
+            case "rowVec": t.rowVec = v != 0
             case "attTiled": t.attTiled = v != 0
             case "rowWG": t.rowWG = v
             case "permuteBlock": t.permuteBlock = v

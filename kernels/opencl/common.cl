@@ -77,6 +77,24 @@ inline float4 ld4(const __global st_t *p)
 #endif
 }
 
+/* store 8 consecutive elements (any alignment), rounding to nearest even */
+inline void st8(__global st_t *p, float8 v)
+{
+#if DTYPE == 0
+    vstore8(v, 0, p);
+#elif DTYPE == 1
+    /* element by element: PoCL 3.1's vstore_half8_rte faults on addresses that
+     * are not 16-byte aligned */
+    float t[8];
+    vstore8(v, 0, t);
+    for (int u = 0; u < 8; u++) vstore_half_rte(t[u], u, (__global half *)p);
+#else
+    float t[8];
+    vstore8(v, 0, t);
+    for (int u = 0; u < 8; u++) p[u] = pc_f32_to_bf16(t[u]);
+#endif
+}
+
 /* 8 consecutive storage-dtype elements as f32 (any alignment). float8 keeps
  * to 256-bit vectors (no AVX-512 ABI issue on PoCL). */
 inline float8 ld8(const __global st_t *p)
@@ -84,7 +102,8 @@ inline float8 ld8(const __global st_t *p)
 #if DTYPE == 0
     return vload8(0, p);
 #elif DTYPE == 1
-    return vload_half8(0, (const __global half *)p);
+    /* two 4-wide loads: PoCL 3.1's vload_half8 faults where p is not 16-byte aligned */
+    return (float8)(vload_half4(0, (const __global half *)p), vload_half4(1, (const __global half *)p));
 #else
     return as_float8(convert_uint8(vload8(0, p)) << (uint8)(16));
 #endif

@@ -3,7 +3,8 @@
  * (common.cl is prepended by the host).
  *
  * Build macros: DTYPE; WG = local size of the row kernels (rms_norm,
- * softmax), a power of two (default 256).
+ * softmax), a power of two (default 256); ROW_VEC (1 = float8 softmax for
+ * CPU devices).
  * Elementwise kernels (silu, swiglu, add, scale): one work-item per element,
  * global = (roundup(n, L)), any local size L (or NULL).
  * In-place use (output buffer == input buffer, same offset) is allowed for
@@ -12,6 +13,9 @@
 
 #ifndef WG
 #define WG 256
+#endif
+#ifndef ROW_VEC
+#define ROW_VEC 0            /* 1: CPU vector path of softmax (float8 per work-item) */
 #endif
 #if (WG & (WG - 1)) != 0
 #error "WG must be a power of two"
@@ -87,7 +91,25 @@ void softmax(const __global st_t *X, ulong x_off,
     const size_t base = (size_t)pc_min_i(row, rows - 1) * (size_t)D;
     float m = PC_NEG_INF;
     float nan_seen = 0.0f;
-    for (int i = tid; i < D; i += WG) {
+    /* ROW_VEC (CPU devices): work-item tid takes 8 consecutive elements per step as
+     * float8, so exp runs as the vector math library's 8-wide exp; the D % 8 tail and
+     * the non-finite paths below stay scalar. */
+    const int dv = ROW_VEC ? (D & ~7) : 0;
+#if ROW_VEC
+    {
+        float8 m8 = (float8)(PC_NEG_INF);
+        int8 nan8 = (int8)(0);
+        for (int i = 8 * tid; i < dv; i += 8 * WG) {
+            const float8 v = ld8(X + base + i);
+            m8 = fmax(m8, v);
+            nan8 |= isnan(v);
+        }
+        const float4 m4 = fmax(m8.lo, m8.hi);
+        m = fmax(fmax(m4.x, m4.y), fmax(m4.z, m4.w));
+        if (any(nan8)) nan_seen = 1.0f;
+    }
+#endif
+    for (int i = dv + tid; i < D; i += WG) {
         const float v = ld(X, base + i);
         m = fmax(m, v);
         if (isnan(v)) nan_seen = 1.0f;
@@ -96,7 +118,20 @@ void softmax(const __global st_t *X, ulong x_off,
     nan_seen = wg_max(nan_seen, red);
     const bool finite_m = isfinite(m);
     float s = 0.0f, cnt = 0.0f;
-    for (int i = tid; i < D; i += WG) {
+#if ROW_VEC
+    {
+        float8 s8 = (float8)(0.0f), c8 = (float8)(0.0f);
+        for (int i = 8 * tid; i < dv; i += 8 * WG) {
+            const float8 v = ld8(X + base + i);
+            c8 += select((float8)(0.0f), (float8)(1.0f), v == (float8)(INFINITY));
+            if (finite_m) s8 += exp(v - (float8)(m));
+        }
+        const float4 s4 = s8.lo + s8.hi, c4 = c8.lo + c8.hi;
+        s = (s4.x + s4.y) + (s4.z + s4.w);
+        cnt = (c4.x + c4.y) + (c4.z + c4.w);
+    }
+#endif
+    for (int i = dv + tid; i < D; i += WG) {
         const float v = ld(X, base + i);
         cnt += (v == INFINITY) ? 1.0f : 0.0f;
         if (finite_m) s += exp(v - m);
@@ -114,7 +149,11 @@ void softmax(const __global st_t *X, ulong x_off,
             for (int i = tid; i < D; i += WG) st(Y, base + i, 0.0f);
         } else {
             const float inv = 1.0f / s;
-            for (int i = tid; i < D; i += WG) st(Y, base + i, exp(ld(X, base + i) - m) * inv);
+#if ROW_VEC
+            for (int i = 8 * tid; i < dv; i += 8 * WG)
+                st8(Y + base + i, exp(ld8(X + base + i) - (float8)(m)) * (float8)(inv));
+#endif
+            for (int i = dv + tid; i < D; i += WG) st(Y, base + i, exp(ld(X, base + i) - m) * inv);
         }
     }
 }
