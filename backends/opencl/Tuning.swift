@@ -91,7 +91,10 @@ public struct OpenCLTuning: Sendable, Hashable {
                              prefill: [AttentionTiles(bq: 32, bk: 64, rq: 4, tc: 8)],
                              decode: [AttentionTiles(bq: 8, bk: 64, rq: 1, tc: 32)],
                              sparse: [AttentionTiles(bq: 16, bk: 32, rq: 2, tc: 8)],
-                             it: 16, iS: 64, rt: 2, rs: 4, sortMax: 8192, topkWG: 256)
+                             // indexer 16×64 tiles with 16×8 per work-item, top-k 32 work-items
+                             // over a 4096-entry local sort: PoCL sweeps of 2026-11-22 (213 → 90 ms,
+                             // 137 → 27 ms at the bench suite's shapes)
+                             it: 16, iS: 64, rt: 16, rs: 8, sortMax: 4096, topkWG: 32)
             t.gvVec = true
             t.attCPU = true
             t.rowVec = true
