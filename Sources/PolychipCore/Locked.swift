@@ -11,12 +11,13 @@ import Darwin
 /// any type, as with `Mutex`: it enters the lock as a disconnected value and only ever leaves
 /// it as one.
 ///
-/// Why not `Mutex`: on Linux, `Mutex` is built on raw `futex` system calls and atomics inside
-/// the (uninstrumented) standard library, which Thread Sanitizer cannot see, so every piece of
-/// state it guards showed up as a data race under `swift test --sanitize=thread`. A
-/// `pthread_mutex_t` is intercepted by the sanitizers, so TSan models its lock/unlock as the
-/// happens-before edges they are and reports only real races. Uncontended, both cost about
-/// the same (one atomic exchange each way).
+/// Why not `Mutex`: on Linux, a contended `Mutex` is handed from thread to thread by PI-futex
+/// system calls made inside the uninstrumented `libswiftSynchronization.so`, so Thread Sanitizer
+/// sees no happens-before edge between the unlocking and the locking thread and reported the
+/// state guarded by every `Mutex` as racing (docs/reliability.md, "Sanitizers"). TSan intercepts
+/// `pthread_mutex_lock`/`unlock`, so with this lock it models the edges and reports only real
+/// races. Uncontended, a glibc mutex is one atomic operation to lock and one to unlock, like
+/// `Mutex`'s fast path.
 ///
 /// The lock is not recursive: calling ``withLock(_:)`` again from inside its body on the same
 /// object deadlocks.
