@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// One executed (or modeled) kernel: what ran where, on which shapes, and how long it took.
 public struct KernelRecord: Sendable, Codable, Hashable {
@@ -53,8 +52,8 @@ public final class Queue: Sendable {
     /// A label for traces (`"compute"`, `"comm"`, …).
     public let label: String
     private struct State { var records: [KernelRecord] = []; var clock: Double = 0 }
-    private let state = Mutex(State())
-    private let order = Mutex(())
+    private let state = Locked(State())
+    private let order = Locked(())
 
     /// Creates a queue on `device`.
     public init(device: any Device, label: String = "compute") {

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// A family of devices ("reference", "cpu", "opencl", "sim") that can enumerate and open them.
 public protocol Backend: Sendable {
@@ -101,7 +100,7 @@ public final class BackendRegistry: Sendable {
 
 /// Caches opened devices by id so every look-up returns the same object.
 public final class DeviceCache: Sendable {
-    private let cache = Mutex([String: any Device]())
+    private let cache = Locked([String: any Device]())
     /// Creates an empty cache.
     public init() {}
     /// Returns the cached device for `id`, or makes, stores and returns one.

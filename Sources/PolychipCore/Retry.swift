@@ -1,4 +1,3 @@
-import Synchronization
 
 /// When a failed kernel (or transfer, or collective) is run again, and where.
 ///
@@ -154,7 +153,7 @@ public enum RetryAction: Sendable, Hashable, CustomStringConvertible {
 
 /// A thread-safe log of failed attempts (what a retrying run did), for reports and tests.
 public final class RetryLog: Sendable {
-    private let state = Mutex<[RetryAttempt]>([])
+    private let state = Locked<[RetryAttempt]>([])
 
     /// Creates an empty log.
     public init() {}

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// Runs kernels on host values under a ``RetryPolicy``, with a failover list of devices.
 ///
@@ -18,7 +17,7 @@ public final class RetryingExecutor: Sendable {
     public let log: RetryLog
     /// One queue per device of ``devices`` (their records are the successful attempts).
     public let queues: [Queue]
-    private let lost = Mutex<Set<Int>>([])
+    private let lost = Locked<Set<Int>>([])
 
     /// What a successful run returned.
     public struct Outcome: Sendable {

@@ -1,5 +1,4 @@
 import PolychipCore
-import Synchronization
 
 /// Options of ``ExpertParallelMoE``.
 public struct ExpertParallelOptions: Sendable, Hashable, Codable {
@@ -111,7 +110,7 @@ public final class ExpertParallelMoE: Sendable {
     private let weightDescs: [TensorDesc]
     private let perWeight: [String]
     private let hostWeights: [String: HostTensor]
-    private let placement: Mutex<Placement>
+    private let placement: Locked<Placement>
 
     struct RankWeights: @unchecked Sendable {
         // @unchecked: immutable after init; Tensor is Sendable, the struct only groups them.
@@ -177,7 +176,7 @@ public final class ExpertParallelMoE: Sendable {
             shared = (0..<p).map { r in (r * fs / p)..<((r + 1) * fs / p) }
         }
         self.sharedRanges = shared
-        self.placement = Mutex(Placement(mesh: mesh, ranks: Array(repeating: nil, count: p), sparesUsed: 0))
+        self.placement = Locked(Placement(mesh: mesh, ranks: Array(repeating: nil, count: p), sparesUsed: 0))
         // Placing the weights is itself retried: a lost device is replaced by a spare.
         try withFailover { _ in }
     }

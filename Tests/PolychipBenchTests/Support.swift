@@ -1,6 +1,5 @@
 import Foundation
 import Polychip
-import Synchronization
 
 /// Temporary files and the built `polychip` binary for the bench tests.
 enum TestSupport {
@@ -43,7 +42,7 @@ enum TestSupport {
 
 /// Stderr collected on another thread.
 final class ErrBox: Sendable {
-    private let state = Mutex((data: Data(), done: false))
+    private let state = Locked((data: Data(), done: false))
     func set(_ d: Data) { state.withLock { $0 = (d, true) } }
     var done: Bool { state.withLock { $0.done } }
     var data: Data { state.withLock { $0.data } }

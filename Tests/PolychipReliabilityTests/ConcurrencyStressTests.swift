@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 import Polychip
 import PolychipConformance
@@ -10,8 +9,8 @@ import PolychipReference
 /// repeated submissions of the same case on the same device must give identical bytes.
 @Suite struct ConcurrencyStressTests {
     final class Shared: Sendable {
-        let firstResult = Mutex([String: [HostTensor]]())
-        let failures = Mutex([String]())
+        let firstResult = Locked([String: [HostTensor]]())
+        let failures = Locked([String]())
     }
 
     struct Case: Sendable { var op: Op; var inputs: [HostTensor]; var expected: [HostTensor] }

@@ -1,7 +1,6 @@
 import CPolychipKernels
 import Foundation
 import PolychipCore
-import Synchronization
 
 /// How a `cpu` device runs: thread count, pinning and memory placement.
 ///
@@ -118,7 +117,7 @@ public final class CPUDevice: Device {
     public let placement: MemoryPlacement
     let pool: CPUThreadPool
     private let allocator: NUMAAllocator
-    private let shared = Mutex(Workspace())
+    private let shared = Locked(Workspace())
 
     static func deviceID(for options: CPUDeviceOptions, defaults: CPUDeviceOptions) -> String {
         options == defaults ? "cpu:0" : (options.profileText.isEmpty ? "cpu:0" : "cpu:\(options.profileText):0")

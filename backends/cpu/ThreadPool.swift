@@ -1,4 +1,5 @@
 import Foundation
+import PolychipCore
 import Synchronization
 
 /// Reusable scratch memory of one worker: numbered slots that grow on demand and are
@@ -50,7 +51,7 @@ public final class CPUThreadPool: @unchecked Sendable {
     private let pinFailures = Atomic<Int>(0)
     private var taskCount = 0
     private var job: ((Int, Int) -> Void)?
-    private let jobLock = Mutex(())
+    private let jobLock = Locked(())
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let wake: UnsafeMutablePointer<pthread_cond_t>
     private let done: UnsafeMutablePointer<pthread_cond_t>

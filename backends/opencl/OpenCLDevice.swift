@@ -1,7 +1,6 @@
 import COpenCL
 import Foundation
 import PolychipCore
-import Synchronization
 
 /// A buffer in an OpenCL device's global memory.
 public final class OpenCLBuffer: DeviceBuffer {
@@ -61,7 +60,7 @@ public struct OpenCLBuildStatistics: Sendable, Hashable {
 /// One OpenCL device: a context and one in-order profiling queue, buffers, cached
 /// programs and the catalog kernels from kernels/opencl.
 public final class OpenCLDevice: Device, @unchecked Sendable {
-    // @unchecked: every mutable state is behind a Mutex; the OpenCL handles are
+    // @unchecked: every mutable state is behind a lock (`Locked`); the OpenCL handles are
     // thread-safe objects (see CLHandles.swift) and kernel objects are never shared
     // between concurrent launches (OpenCLProgram's pool).
     /// `opencl:N`.
@@ -80,8 +79,8 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
     /// Cache key prefix: device name, driver, device and platform versions.
     let cacheIdentity: String
     /// Programs by key (the in-memory cache): each is built once per process.
-    let buildSlots = Mutex([ProgramKey: BuildSlot]())
-    let stats = Mutex(OpenCLBuildStatistics())
+    let buildSlots = Locked([ProgramKey: BuildSlot]())
+    let stats = Locked(OpenCLBuildStatistics())
 
     init(entry: CLDeviceEntry, index: Int) throws {
         self.entry = entry

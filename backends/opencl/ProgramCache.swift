@@ -1,7 +1,6 @@
 import COpenCL
 import Foundation
 import PolychipCore
-import Synchronization
 
 /// The in-memory cache key of a program: its name, source hash and build options.
 struct ProgramKey: Hashable, Sendable {
@@ -12,7 +11,7 @@ struct ProgramKey: Hashable, Sendable {
 
 /// A built OpenCL program on one device, with its kernel objects.
 public final class OpenCLProgram: @unchecked Sendable {
-    // @unchecked: the kernel table is behind a Mutex; cl_program is thread-safe.
+    // @unchecked: the kernel table is behind a lock (`Locked`); cl_program is thread-safe.
     /// The program's name (a kernels/opencl file, or the name given to ``OpenCLDevice/buildProgram(name:source:options:)``).
     public let name: String
     /// The build options it was built with.
@@ -22,7 +21,7 @@ public final class OpenCLProgram: @unchecked Sendable {
     let program: CLProgram
     /// Idle kernel objects by name: a launch checks one out, sets its arguments and
     /// enqueues it, then returns it (clSetKernelArg is not thread-safe per object).
-    private let pool = Mutex([String: [CLKernel]]())
+    private let pool = Locked([String: [CLKernel]]())
 
     /// How a program's executable was obtained.
     public enum Origin: String, Sendable {
@@ -64,7 +63,7 @@ public final class OpenCLProgram: @unchecked Sendable {
 
 /// The build of one program key, done once; later requests find it here.
 final class BuildSlot: Sendable {
-    let program = Mutex<OpenCLProgram?>(nil)
+    let program = Locked<OpenCLProgram?>(nil)
 }
 
 extension OpenCLDevice {

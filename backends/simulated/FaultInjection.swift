@@ -18,7 +18,6 @@
 
 import Foundation
 import PolychipCore
-import Synchronization
 
 /// One fault that fired, as recorded by the device or mesh it hit.
 public struct FiredFault: Sendable, Hashable, CustomStringConvertible {
@@ -57,9 +56,9 @@ final class DeviceFaultState: Sendable {
         }
     }
 
-    let state: Mutex<State>
+    let state: Locked<State>
 
-    init(plan: DeviceProfile.Faults?) { state = Mutex(State(plan: plan)) }
+    init(plan: DeviceProfile.Faults?) { state = Locked(State(plan: plan)) }
 
     /// The reason given for a one-shot fault from `injectFault`.
     static let injected = "injected by injectFault"

@@ -1,4 +1,3 @@
-import Synchronization
 import PolychipCore
 
 /// Collectives on a simulated mesh: the data moves for real (``Collective/evaluate(_:)``) and
@@ -21,14 +20,14 @@ public final class SimulatedCommunicator: Communicator {
         var history: [CollectiveCost] = []
         var fired: [FiredFault] = []
     }
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     /// Creates a communicator over `model`; its fault plan is the profile's `faults` block
     /// (a `linkDown` trigger with a `link` and neither `atEvent` nor `probability` is down from
     /// the start).
     public init(model: TimeModel) {
         self.model = model
-        state = Mutex(State(plan: model.profile.faults, down: Self.initiallyDown(model.profile.faults, model)))
+        state = Locked(State(plan: model.profile.faults, down: Self.initiallyDown(model.profile.faults, model)))
     }
 
     private static func initiallyDown(_ plan: DeviceProfile.Faults?, _ model: TimeModel) -> [LinkFault] {

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import PolychipCore
 import PolychipCPU
 import PolychipReference
@@ -197,12 +196,12 @@ public final class SimulatedDevice: Device {
 
 /// Bytes allocated on a device, shared with its buffers so freeing returns them.
 final class MemoryBudget: Sendable {
-    let used = Mutex(0)
+    let used = Locked(0)
 }
 
 /// Host storage of a simulated device; returns its bytes to the device's budget when freed.
 final class SimulatedBuffer: DeviceBuffer, @unchecked Sendable {
-    // @unchecked: immutable after init; `release` only touches a Mutex.
+    // @unchecked: immutable after init; `release` only touches a lock (`Locked`).
     let host: HostBuffer
     let release: @Sendable () -> Void
     var byteCount: Int { host.byteCount }
