@@ -82,7 +82,9 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
     let buildSlots = Locked([ProgramKey: BuildSlot]())
     let stats = Locked(OpenCLBuildStatistics())
 
-    init(entry: CLDeviceEntry, index: Int) throws {
+    /// - Parameter tuningOverrides: applied after `POLYCHIP_OPENCL_TUNING` (same syntax); tests
+    ///   use it to run one device's kernels in another device class's code shapes.
+    init(entry: CLDeviceEntry, index: Int, tuningOverrides: String? = nil) throws {
         self.entry = entry
         id = "opencl:\(index)"
         let d = entry.device
@@ -111,6 +113,7 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
         else { vendorClass = .other }
         tuning = OpenCLTuning.make(vendorClass, limits)
             .overridden(by: ProcessInfo.processInfo.environment["POLYCHIP_OPENCL_TUNING"])
+            .overridden(by: tuningOverrides)
         info = DeviceInfo(
             name: name, vendor: vendor, kind: isCPU ? .cpu : isGPU ? .gpu : .accelerator,
             memoryBytes: global, computeUnits: units, dtypes: [.f32, .f16, .bf16, .i8, .i32, .int4],
