@@ -39,6 +39,8 @@
 #ifndef GV_PAIR
 #define GV_PAIR 1
 #endif
+/* GEMV reduction segments per lane (a power of two dividing GV_WG) */
+#define GV_RP (GV_WG < 8 ? GV_WG : 8)
 
 
 
@@ -348,16 +350,23 @@ inline void int4_gemv_block(const __global st_t *X, int M,
 #pragma unroll
             for (int r = 0; r < GV_ROWS; r++) red[(m * GV_ROWS + r) * GV_WG + tid] = acc[m][r];
     barrier(CLK_LOCAL_MEM_FENCE);
+    /* two fixed-order stages (3 barriers instead of log2(GV_WG) + 2): each lane's GV_WG
+     * partials in GV_RP segments summed in place into the segment's first slot, then
+     * the GV_RP segment sums. */
     const int lanes = M * GV_ROWS;
-    for (int sft = GV_WG / 2; sft > 0; sft >>= 1) {
-        if (tid < sft)
-            for (int l = 0; l < lanes; l++) red[l * GV_WG + tid] += red[l * GV_WG + tid + sft];
-        barrier(CLK_LOCAL_MEM_FENCE);
+    for (int j = tid; j < lanes * GV_RP; j += GV_WG) {
+        __local float *seg = red + (j / GV_RP) * GV_WG + (j % GV_RP) * (GV_WG / GV_RP);
+        float sum = seg[0];
+        for (int i = 1; i < GV_WG / GV_RP; i++) sum += seg[i];
+        seg[0] = sum;
     }
-    if (tid < lanes) {
-        const int m = tid / GV_ROWS, r = tid % GV_ROWS;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int l = tid; l < lanes; l += GV_WG) {
+        float sum = 0.0f;
+        for (int p = 0; p < GV_RP; p++) sum += red[l * GV_WG + p * (GV_WG / GV_RP)];
+        const int m = l / GV_ROWS, r = l % GV_ROWS;
         const int n = n0 + r;
-        if (n < N) st(Y, (size_t)m * (size_t)N + (size_t)n, red[tid * GV_WG]);
+        if (n < N) st(Y, (size_t)m * (size_t)N + (size_t)n, sum);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 }
