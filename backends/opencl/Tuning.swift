@@ -49,7 +49,7 @@ public struct OpenCLTuning: Sendable, Hashable {
     public var rowWG: Int
     /// Pairs per block of the MoE permute kernels.
     public var permuteBlock: Int
-    /// Softmax: the CPU vector path (`ROW_VEC=1`, float8 per work-item, vector `exp`).
+    /// rmsNorm and softmax: the CPU vector paths (`ROW_VEC=1`, float8 per work-item, vector `exp`).
     public var rowVec: Bool = false
     /// Attention: the CPU mapping of the flash core (`ATT_CPU=1`, float8 dot products).
     public var attCPU: Bool = false

@@ -3,8 +3,8 @@
  * (common.cl is prepended by the host).
  *
  * Build macros: DTYPE; WG = local size of the row kernels (rms_norm,
- * softmax), a power of two (default 256); ROW_VEC (1 = float8 softmax for
- * CPU devices).
+ * softmax), a power of two (default 256); ROW_VEC (1 = float8 rms_norm and
+ * softmax for CPU devices).
  * Elementwise kernels (silu, swiglu, add, scale): one work-item per element,
  * global = (roundup(n, L)), any local size L (or NULL).
  * In-place use (output buffer == input buffer, same offset) is allowed for
@@ -15,7 +15,7 @@
 #define WG 256
 #endif
 #ifndef ROW_VEC
-#define ROW_VEC 0            /* 1: CPU vector path of softmax (float8 per work-item) */
+#define ROW_VEC 0            /* 1: CPU vector paths of rms_norm and softmax (float8 per work-item) */
 #endif
 #if (WG & (WG - 1)) != 0
 #error "WG must be a power of two"
@@ -64,14 +64,33 @@ void rms_norm(const __global st_t *X, ulong x_off,
     const int tid = get_local_id(0);
     const size_t base = (size_t)pc_min_i(row, rows - 1) * (size_t)D;
     float ss = 0.0f;
-    for (int i = tid; i < D; i += WG) {
+    /* ROW_VEC (CPU devices): 8 consecutive elements per step as float8; the D % 8
+     * tail stays scalar */
+    const int dv = ROW_VEC ? (D & ~7) : 0;
+#if ROW_VEC
+    {
+        float8 s8 = (float8)(0.0f);
+        for (int i = 8 * tid; i < dv; i += 8 * WG) {
+            const float8 v = ld8(X + base + i);
+            s8 = fma(v, v, s8);
+        }
+        const float4 s4 = s8.lo + s8.hi;
+        ss = (s4.x + s4.y) + (s4.z + s4.w);
+    }
+#endif
+    for (int i = dv + tid; i < D; i += WG) {
         const float v = ld(X, base + i);
         ss = fma(v, v, ss);
     }
     ss = wg_sum(ss, red);
     const float r = 1.0f / sqrt(ss / (float)D + eps);
-    if (row < rows)
-        for (int i = tid; i < D; i += WG) st(Y, base + i, ld(X, base + i) * r * ld(W, i));
+    if (row < rows) {
+#if ROW_VEC
+        for (int i = 8 * tid; i < dv; i += 8 * WG)
+            st8(Y + base + i, ld8(X + base + i) * (float8)(r) * ld8(W + i));
+#endif
+        for (int i = dv + tid; i < D; i += WG) st(Y, base + i, ld(X, base + i) * r * ld(W, i));
+    }
 }
 
 /* row-wise softmax, max-subtracted. All -inf row -> 0; a row with +inf
