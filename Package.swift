@@ -97,9 +97,11 @@ let package = Package(
                     path: "Tests/PolychipOpenCLTests"),
         .testTarget(name: "PolychipModelsTests", dependencies: ["PolychipModels", "PolychipConformance", "Polychip", "PolychipReference"],
                     path: "Tests/PolychipModelsTests"),
-        .testTarget(name: "PolychipBenchTests", dependencies: ["PolychipBench", "PolychipCLI", "Polychip", "polychip"],
+        // Temp dirs and running the built binary, shared by the bench and CLI tests.
+        .target(name: "PolychipTestSupport", dependencies: ["PolychipCore"], path: "Tests/PolychipTestSupport"),
+        .testTarget(name: "PolychipBenchTests", dependencies: ["PolychipBench", "PolychipCLI", "Polychip", "polychip", "PolychipTestSupport"],
                     path: "Tests/PolychipBenchTests"),
-        .testTarget(name: "PolychipCLITests", dependencies: ["PolychipCLI", "Polychip", "polychip"],
+        .testTarget(name: "PolychipCLITests", dependencies: ["PolychipCLI", "Polychip", "polychip", "PolychipTestSupport"],
                     path: "Tests/PolychipCLITests"),
     ],
     swiftLanguageModes: [.v6]

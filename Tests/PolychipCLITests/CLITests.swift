@@ -3,39 +3,19 @@ import Testing
 import Polychip
 import PolychipReference
 @testable import PolychipCLI
+import PolychipTestSupport
 
 /// Drives the CLI in-process and through the built binary.
 @Suite struct CLITests {
-    static func tempDir() throws -> URL {
-        let u = FileManager.default.temporaryDirectory.appendingPathComponent("polychip-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
-        return u
-    }
+    static func tempDir() throws -> URL { try TestSupport.tempDir(prefix: "polychip-cli") }
 
     /// The built `polychip` binary next to the test bundle.
-    static var binary: URL? {
-        var dir = Bundle.main.bundleURL
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("polychip")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return nil
-    }
+    static var binary: URL? { TestSupport.binary }
 
     static func runBinary(_ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
-        guard let bin = binary else { throw PolychipError.io(path: "polychip", reason: "binary not built") }
-        let p = Process()
-        p.executableURL = bin
-        p.arguments = args
-        if let environment { p.environment = environment }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        #expect(p.terminationReason == .exit, "polychip \(args) died from a signal")
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        let r = try TestSupport.run(args, environment: environment)
+        #expect(r.exited, "polychip \(args) died from a signal")
+        return (r.status, r.out, r.err)
     }
 
     @Test func runAttentionOnNpyMatchesTheReference() throws {
