@@ -86,11 +86,13 @@ public struct OpenCLTuning: Sendable, Hashable {
         case .cpu:
             // PoCL runs a work-group as loops over work-items: few, fat work-items with
             // vector accumulators; barriers are cheap region splits.
-            t = OpenCLTuning(tm: 96, tn: 128, tk: 64, wptm: 6, wptn: 16, lpad: 0, gemmCPU: true, gvWG: 64, gvRows: 4,
+            t = OpenCLTuning(tm: 96, tn: 128, tk: 64, wptm: 6, wptn: 16, lpad: 0, gemmCPU: true, gvWG: 8, gvRows: 8,
                              rowWG: 64, permuteBlock: 256,
                              prefill: [AttentionTiles(bq: 32, bk: 64, rq: 4, tc: 8)],
                              decode: [AttentionTiles(bq: 8, bk: 64, rq: 1, tc: 32)],
                              sparse: [AttentionTiles(bq: 16, bk: 32, rq: 2, tc: 8)],
+                             // INT4 GEMV 8 rows × 8 work-items (PoCL sweep 2026-11-23: 15.4 → 4.0 ms
+                             // at M=1 N=4096 K=14336 G=32 with the chunk-outer GV_VEC path);
                              // indexer 16×64 tiles with 16×8 per work-item, top-k 32 work-items
                              // over a 4096-entry local sort: PoCL sweeps of 2026-11-22 (213 → 90 ms,
                              // 137 → 27 ms at the bench suite's shapes)
@@ -122,8 +124,6 @@ public struct OpenCLTuning: Sendable, Hashable {
         t.permuteBlock = pow2Fit(t.permuteBlock, min(maxWG, item0))
         t.topkWG = pow2Fit(t.topkWG, min(maxWG, item0))
         t.gvWG = pow2Fit(t.gvWG, min(maxWG, item0))
-        // The GEMV's final reduction writes one (row, output) lane per work-item.
-        while 8 * t.gvRows > t.gvWG && t.gvRows > 1 { t.gvRows /= 2 }
         let small = AttentionTiles(bq: 2, bk: 2, rq: 1, tc: 2)
         t.prefill = t.prefill.filter { $0.threads <= min(maxWG, item0) } + [small]
         t.decode = t.decode.filter { $0.threads <= min(maxWG, item0) } + [small]

@@ -96,6 +96,104 @@ void rms_norm(const __global st_t *X, ulong x_off,
 /* row-wise softmax, max-subtracted. All -inf row -> 0; a row with +inf
  * entries gives them equal shares of 1 and 0 elsewhere; NaN propagates.
  * global = (rows * WG), local = (WG); local memory 4*WG bytes. */
+#if ROW_VEC
+/* CPU devices (ROW_VEC): work-item tid owns 8 consecutive elements per step as
+ * float8, so exp is the vector math library's 8-wide exp. Two work-group reductions
+ * (max with a NaN flag, then the sum) instead of four; for f32 each exp is computed
+ * once and stored, then scaled in place (the f16/bf16 rows recompute it rather than
+ * round twice). The +inf count is only needed on the rare +inf path, where every
+ * work-item counts the whole row itself. The D % 8 tail stays scalar. */
+inline float2 wg_max2(float2 v, __local float2 *red2)
+{
+    const int tid = get_local_id(0);
+    red2[tid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = WG / 2; s > 0; s >>= 1) {
+        if (tid < s) red2[tid] = fmax(red2[tid], red2[tid + s]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float2 r = red2[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return r;
+}
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void softmax(const __global st_t *X, ulong x_off,
+             __global st_t *Y, ulong y_off,
+             int rows, int D)
+{
+    /* every barrier is reached unconditionally (PoCL 3.1 mishandles barriers
+     * under uniform branches) */
+    __local float red[WG];
+    __local float2 red2[WG];
+    X += x_off; Y += y_off;
+    const int row = get_group_id(0);
+    const int tid = get_local_id(0);
+    const size_t base = (size_t)pc_min_i(row, rows - 1) * (size_t)D;
+    const int dv = D & ~7;
+    float m = PC_NEG_INF, nan_seen = 0.0f;
+    {
+        float8 m8 = (float8)(PC_NEG_INF);
+        int8 nan8 = (int8)(0);
+        for (int i = 8 * tid; i < dv; i += 8 * WG) {
+            const float8 v = ld8(X + base + i);
+            m8 = fmax(m8, v);
+            nan8 |= isnan(v);
+        }
+        const float4 m4 = fmax(m8.lo, m8.hi);
+        m = fmax(fmax(m4.x, m4.y), fmax(m4.z, m4.w));
+        if (any(nan8)) nan_seen = 1.0f;
+    }
+    for (int i = dv + tid; i < D; i += WG) {
+        const float v = ld(X, base + i);
+        m = fmax(m, v);
+        if (isnan(v)) nan_seen = 1.0f;
+    }
+    const float2 mn = wg_max2((float2)(m, nan_seen), red2);
+    m = mn.x;
+    nan_seen = mn.y;
+    /* the common case: finite max, no NaN (row < rows: padding groups write nothing) */
+    const bool plain = isfinite(m) && nan_seen == 0.0f && row < rows;
+    float s = 0.0f;
+    if (isfinite(m)) {
+        float8 s8 = (float8)(0.0f);
+        for (int i = 8 * tid; i < dv; i += 8 * WG) {
+            const float8 e = exp(ld8(X + base + i) - (float8)(m));
+            s8 += e;
+#if DTYPE == 0
+            if (plain) vstore8(e, 0, Y + base + i);
+#endif
+        }
+        const float4 s4 = s8.lo + s8.hi;
+        s = (s4.x + s4.y) + (s4.z + s4.w);
+        for (int i = dv + tid; i < D; i += WG) s += exp(ld(X, base + i) - m);
+    }
+    s = wg_sum(s, red);
+    if (row < rows) {
+        if (nan_seen != 0.0f && m != INFINITY) {
+            for (int i = tid; i < D; i += WG) st(Y, base + i, NAN);
+        } else if (m == INFINITY) {           /* +inf entries share the mass */
+            float cnt = 0.0f;
+            for (int i = 0; i < D; i++) cnt += (ld(X, base + i) == INFINITY) ? 1.0f : 0.0f;
+            const float share = 1.0f / cnt;
+            for (int i = tid; i < D; i += WG)
+                st(Y, base + i, (ld(X, base + i) == INFINITY) ? share : 0.0f);
+        } else if (m == PC_NEG_INF) {         /* all -inf: zeros, never NaN */
+            for (int i = tid; i < D; i += WG) st(Y, base + i, 0.0f);
+        } else {
+            const float inv = 1.0f / s;
+            for (int i = 8 * tid; i < dv; i += 8 * WG) {
+#if DTYPE == 0
+                vstore8(vload8(0, Y + base + i) * (float8)(inv), 0, Y + base + i);
+#else
+                st8(Y + base + i, exp(ld8(X + base + i) - (float8)(m)) * (float8)(inv));
+#endif
+            }
+            for (int i = dv + tid; i < D; i += WG) st(Y, base + i, exp(ld(X, base + i) - m) * inv);
+        }
+    }
+}
+#else
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void softmax(const __global st_t *X, ulong x_off,
              __global st_t *Y, ulong y_off,
@@ -110,25 +208,7 @@ void softmax(const __global st_t *X, ulong x_off,
     const size_t base = (size_t)pc_min_i(row, rows - 1) * (size_t)D;
     float m = PC_NEG_INF;
     float nan_seen = 0.0f;
-    /* ROW_VEC (CPU devices): work-item tid takes 8 consecutive elements per step as
-     * float8, so exp runs as the vector math library's 8-wide exp; the D % 8 tail and
-     * the non-finite paths below stay scalar. */
-    const int dv = ROW_VEC ? (D & ~7) : 0;
-#if ROW_VEC
-    {
-        float8 m8 = (float8)(PC_NEG_INF);
-        int8 nan8 = (int8)(0);
-        for (int i = 8 * tid; i < dv; i += 8 * WG) {
-            const float8 v = ld8(X + base + i);
-            m8 = fmax(m8, v);
-            nan8 |= isnan(v);
-        }
-        const float4 m4 = fmax(m8.lo, m8.hi);
-        m = fmax(fmax(m4.x, m4.y), fmax(m4.z, m4.w));
-        if (any(nan8)) nan_seen = 1.0f;
-    }
-#endif
-    for (int i = dv + tid; i < D; i += WG) {
+    for (int i = tid; i < D; i += WG) {
         const float v = ld(X, base + i);
         m = fmax(m, v);
         if (isnan(v)) nan_seen = 1.0f;
@@ -137,20 +217,7 @@ void softmax(const __global st_t *X, ulong x_off,
     nan_seen = wg_max(nan_seen, red);
     const bool finite_m = isfinite(m);
     float s = 0.0f, cnt = 0.0f;
-#if ROW_VEC
-    {
-        float8 s8 = (float8)(0.0f), c8 = (float8)(0.0f);
-        for (int i = 8 * tid; i < dv; i += 8 * WG) {
-            const float8 v = ld8(X + base + i);
-            c8 += select((float8)(0.0f), (float8)(1.0f), v == (float8)(INFINITY));
-            if (finite_m) s8 += exp(v - (float8)(m));
-        }
-        const float4 s4 = s8.lo + s8.hi, c4 = c8.lo + c8.hi;
-        s = (s4.x + s4.y) + (s4.z + s4.w);
-        cnt = (c4.x + c4.y) + (c4.z + c4.w);
-    }
-#endif
-    for (int i = dv + tid; i < D; i += WG) {
+    for (int i = tid; i < D; i += WG) {
         const float v = ld(X, base + i);
         cnt += (v == INFINITY) ? 1.0f : 0.0f;
         if (finite_m) s += exp(v - m);
@@ -168,14 +235,11 @@ void softmax(const __global st_t *X, ulong x_off,
             for (int i = tid; i < D; i += WG) st(Y, base + i, 0.0f);
         } else {
             const float inv = 1.0f / s;
-#if ROW_VEC
-            for (int i = 8 * tid; i < dv; i += 8 * WG)
-                st8(Y + base + i, exp(ld8(X + base + i) - (float8)(m)) * (float8)(inv));
-#endif
-            for (int i = dv + tid; i < D; i += WG) st(Y, base + i, exp(ld(X, base + i) - m) * inv);
+            for (int i = tid; i < D; i += WG) st(Y, base + i, exp(ld(X, base + i) - m) * inv);
         }
     }
 }
+#endif
 
 inline float silu_f(float x) { return x / (1.0f + exp(-x)); }
 

@@ -159,9 +159,12 @@ inline void int4_gemv_block(const __global st_t *X, int M,
 
     int c_start = 0;
 #if GV_VEC
-    /* CPU path: 32-element (16-byte) chunks as uchar8/float8 vectors,
-     * float8 accumulators; needs every chunk inside one group (G % 32 == 0).
-     * The K % 32 tail (and G % 32 != 0) falls through to the 8-element loop. */
+    /* CPU path: 32-element (16-byte) chunks; needs every chunk inside one group
+     * (G % 32 == 0); the K % 32 tail (and G % 32 != 0) falls through to the
+     * 8-element loop. Chunk-outer: each activation chunk is loaded and split into
+     * its even/odd halves once, then reused by all GV_ROWS rows, and the zero
+     * point leaves the inner loop through the chunk's activation sum:
+     * s * sum((u - z) x) = s * (sum(u x) - z * sum(x)). */
     if ((G & 31) == 0) {
         const int nvec = K / 32;
         c_start = nvec * 4;
@@ -173,31 +176,37 @@ inline void int4_gemv_block(const __global st_t *X, int M,
         for (int c = tid; c < nvec; c += GV_WG) {
             const int k0 = 32 * c;
             const int g = k0 / G;
+            float8 xe0[GV_MAXM], xo0[GV_MAXM], xe1[GV_MAXM], xo1[GV_MAXM], xs[GV_MAXM];
+#pragma unroll
+            for (int m = 0; m < GV_MAXM; m++) {
+                if (m < M) {
+                    const __global st_t *xr = X + (size_t)m * (size_t)K + (size_t)k0;
+                    const float8 x0 = ld8(xr), x1 = ld8(xr + 8), x2 = ld8(xr + 16), x3 = ld8(xr + 24);
+                    xe0[m] = (float8)(x0.even, x1.even);
+                    xo0[m] = (float8)(x0.odd, x1.odd);
+                    xe1[m] = (float8)(x2.even, x3.even);
+                    xo1[m] = (float8)(x2.odd, x3.odd);
+                    xs[m] = (xe0[m] + xo0[m]) + (xe1[m] + xo1[m]);
+                }
+            }
 #pragma unroll
             for (int r = 0; r < GV_ROWS; r++) {
-                const int n = n0 + r;
-                if (n < N) {
-                    const __global uchar *qp = Q + (size_t)n * (size_t)KB + (size_t)(k0 / 2);
-                    const uchar8 qa = vload8(0, qp), qb = vload8(1, qp);
-                    const size_t si = (size_t)n * (size_t)NG + (size_t)g;
-                    const float8 z8 = (float8)(asym ? (float)Z[si] : 8.0f);
-                    const float8 s8 = (float8)(S[si]);
-                    /* bytes 0..7 -> elements 0..15 (low nibble even, high odd) */
-                    const float8 la = (convert_float8(qa & (uchar8)(15)) - z8) * s8;
-                    const float8 ha = (convert_float8(qa >> (uchar8)(4)) - z8) * s8;
-                    const float8 lb = (convert_float8(qb & (uchar8)(15)) - z8) * s8;
-                    const float8 hb = (convert_float8(qb >> (uchar8)(4)) - z8) * s8;
+                const int n = pc_min_i(n0 + r, N - 1);     /* rows past N: read row N-1, never stored */
+                const uchar16 q = vload16(0, Q + (size_t)n * (size_t)KB + (size_t)(k0 / 2));
+                const size_t si = (size_t)n * (size_t)NG + (size_t)g;
+                const float8 z8 = (float8)(asym ? (float)Z[si] : 8.0f);
+                const float8 s8 = (float8)(S[si]);
+                /* bytes 0..7 -> elements 0..15 (low nibble even, high odd), bytes 8..15 -> 16..31 */
+                const float16 lo = convert_float16(q & (uchar16)(15));
+                const float16 hi = convert_float16(q >> (uchar16)(4));
 #pragma unroll
-                    for (int m = 0; m < GV_MAXM; m++) {
-                        if (m < M) {
-                            const __global st_t *xr = X + (size_t)m * (size_t)K + (size_t)k0;
-                            const float8 x0 = ld8(xr), x1 = ld8(xr + 8), x2 = ld8(xr + 16), x3 = ld8(xr + 24);
-                            float8 pr = la * (float8)(x0.even, x1.even);
-                            pr = fma(ha, (float8)(x0.odd, x1.odd), pr);
-                            pr = fma(lb, (float8)(x2.even, x3.even), pr);
-                            pr = fma(hb, (float8)(x2.odd, x3.odd), pr);
-                            av[m][r] += pr;
-                        }
+                for (int m = 0; m < GV_MAXM; m++) {
+                    if (m < M) {
+                        float8 pr = lo.lo * xe0[m];
+                        pr = fma(hi.lo, xo0[m], pr);
+                        pr = fma(lo.hi, xe1[m], pr);
+                        pr = fma(hi.hi, xo1[m], pr);
+                        av[m][r] = fma(s8, fma(-z8, xs[m], pr), av[m][r]);
                     }
                 }
             }
@@ -373,9 +382,6 @@ inline void int4_gemv_block(const __global st_t *X, int M,
 
 #if (GV_WG & (GV_WG - 1)) != 0
 #error "GV_WG must be a power of two"
-#endif
-#if GV_WG < GV_MAXM * GV_ROWS
-#error "GV_WG must be at least GV_MAXM * GV_ROWS (the final reduction writes one lane per work-item)"
 #endif
 
 /* y[M,N] = x[M,K] . W^T, M <= GV_MAXM.
