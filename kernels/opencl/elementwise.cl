@@ -168,13 +168,15 @@ void softmax(const __global st_t *X, ulong x_off,
         s = (s4.x + s4.y) + (s4.z + s4.w);
         for (int i = dv + tid; i < D; i += WG) s += exp(ld(X, base + i) - m);
     }
+    /* counted before the barrier below: in-place writes follow it */
+    float cnt = 0.0f;
+    if (m == INFINITY)
+        for (int i = 0; i < D; i++) cnt += (ld(X, base + i) == INFINITY) ? 1.0f : 0.0f;
     s = wg_sum(s, red);
     if (row < rows) {
         if (nan_seen != 0.0f && m != INFINITY) {
             for (int i = tid; i < D; i += WG) st(Y, base + i, NAN);
         } else if (m == INFINITY) {           /* +inf entries share the mass */
-            float cnt = 0.0f;
-            for (int i = 0; i < D; i++) cnt += (ld(X, base + i) == INFINITY) ? 1.0f : 0.0f;
             const float share = 1.0f / cnt;
             for (int i = tid; i < D; i += WG)
                 st(Y, base + i, (ld(X, base + i) == INFINITY) ? share : 0.0f);
