@@ -93,7 +93,7 @@ public enum CaseGenerator {
                 }
             }
         case .lightningIndexer:
-            for (t, hi, d, s) in [(1, 1, 4, 1), (5, 4, 16, 9), (16, 8, 32, 40), (3, 2, 128, 3)] {
+            for (t, hi, d, s) in [(1, 1, 4, 1), (5, 4, 16, 9), (16, 8, 32, 40), (3, 2, 128, 3), (21, 3, 64, 300)] {
                 try add(.lightningIndexer, "T\(t) Hi\(hi) D\(d) S\(s)") { r in
                     [try f([t, hi, d], &r), try f([s, d], &r), try f([t, hi], &r)]
                 }

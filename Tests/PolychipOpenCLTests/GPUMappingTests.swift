@@ -10,7 +10,7 @@ import PolychipConformance
 /// interior and edge paths are the same code.
 @Suite struct OpenCLGPUMappingTests {
     static let gpuShapes = "gemmCPU=0,tm=64,tn=64,tk=8,wptm=8,wptn=8,lpad=4,gemmPrefetch=1,"
-        + "gvVec=0,gvWide=1,gvWG=64,gvRows=8,attCPU=0,attTiled=1,rowVec=0"
+        + "gvVec=0,gvWide=1,gvWG=64,gvRows=8,attCPU=0,attTiled=1,rowVec=0,ixCPU=0,it=16,iS=64,rt=2,rs=4"
 
     static let device: OpenCLDevice? = openCLDevice.flatMap {
         try? OpenCLDevice(entry: $0.entry, index: 0, tuningOverrides: gpuShapes)
@@ -19,11 +19,11 @@ import PolychipConformance
     @Test("the tuning override selects the GPU mappings")
     func mappings() throws {
         guard let d = Self.device else { print("skipped: no OpenCL device"); return }
-        #expect(!d.tuning.gemmCPU && d.tuning.gemmPrefetch && d.tuning.attTiled && !d.tuning.gvVec && !d.tuning.rowVec)
+        #expect(!d.tuning.gemmCPU && d.tuning.gemmPrefetch && d.tuning.attTiled && !d.tuning.gvVec && !d.tuning.rowVec && !d.tuning.ixCPU)
         #expect(d.tuning.tm == 64 && d.tuning.tk == 8 && d.tuning.lpad == 4)
     }
 
-    @Test(arguments: [OpKind.matmul, .groupedMatmul, .int4Matmul, .int4GroupedMatmul, .attention, .softmax, .moeLayer])
+    @Test(arguments: [OpKind.matmul, .groupedMatmul, .int4Matmul, .int4GroupedMatmul, .attention, .softmax, .moeLayer, .lightningIndexer])
     func conformance(_ kind: OpKind) throws {
         guard let d = Self.device else { print("skipped: no OpenCL device"); return }
         let results = ConformanceRunner.run(on: d, options: ConformanceOptions(kernels: [kind], dtypes: [.f32, .bf16], collectives: false))

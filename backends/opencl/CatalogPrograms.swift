@@ -42,7 +42,7 @@ extension OpenCLDevice {
         if file == .int4 { macros += [("GV_WG", t.gvWG), ("GV_ROWS", t.gvRows), ("GV_MAXM", 8), ("GV_VEC", t.gvVec ? 1 : 0), ("GV_WIDE", t.gvWide ? 1 : 0), ("GV_PAIR", t.gvPair)] }
         if file == .elementwise { macros += [("WG", t.rowWG), ("ROW_VEC", t.rowVec ? 1 : 0)] }
         if file == .moe { macros += [("WG", t.rowWG), ("PB", t.permuteBlock)] }
-        if file == .dsa { macros += [("IT", t.it), ("IS", t.iS), ("RT", t.rt), ("RS", t.rs), ("SORT_MAX", t.sortMax), ("TWG", t.topkWG)] }
+        if file == .dsa { macros += [("IT", t.it), ("IS", t.iS), ("RT", t.rt), ("RS", t.rs), ("IX_CPU", t.ixCPU && t.rs % 8 == 0 ? 1 : 0), ("SORT_MAX", t.sortMax), ("TWG", t.topkWG)] }
         for (k, v) in extra {
             if let i = macros.firstIndex(where: { $0.0 == k }) { macros[i].1 = v } else { macros.append((k, v)) }
         }

@@ -61,6 +61,9 @@ public struct OpenCLTuning: Sendable, Hashable {
     public var prefill: [AttentionTiles], decode: [AttentionTiles], sparse: [AttentionTiles]
     /// Lightning indexer: tokens × keys per work-group and per work-item.
     public var it: Int, iS: Int, rt: Int, rs: Int
+    /// Lightning indexer: the CPU mapping (`IX_CPU=1`: keys staged transposed, `rs`
+    /// contiguous keys per work-item as float8 lanes; needs `rs % 8 == 0`).
+    public var ixCPU: Bool = false
     /// Top-K: local sort capacity and work-group size.
     public var sortMax: Int, topkWG: Int
 
@@ -93,10 +96,12 @@ public struct OpenCLTuning: Sendable, Hashable {
                              sparse: [AttentionTiles(bq: 16, bk: 32, rq: 2, tc: 8)],
                              // INT4 GEMV 8 rows × 8 work-items (PoCL sweep 2026-11-23: 15.4 → 4.0 ms
                              // at M=1 N=4096 K=14336 G=32 with the chunk-outer GV_VEC path);
-                             // indexer 16×64 tiles with 16×8 per work-item, top-k 32 work-items
-                             // over a 4096-entry local sort: PoCL sweeps of 2026-11-22 (213 → 90 ms,
-                             // 137 → 27 ms at the bench suite's shapes)
-                             it: 16, iS: 64, rt: 16, rs: 8, sortMax: 4096, topkWG: 32)
+                             // indexer (IX_CPU) 16×128 tiles with 4 tokens × 16 keys per work-item
+                             // (PoCL sweep 2026-11-23: 107 → 44 ms at the bench suite's shape);
+                             // top-k 32 work-items over a 4096-entry local sort (2026-11-22 sweep:
+                             // 137 → 27 ms)
+                             it: 16, iS: 128, rt: 4, rs: 16, sortMax: 4096, topkWG: 32)
+            t.ixCPU = true
             t.gvVec = true
             t.attCPU = true
             t.rowVec = true
@@ -176,6 +181,7 @@ public struct OpenCLTuning: Sendable, Hashable {
             case "attTiled": t.attTiled = v != 0
             case "rowWG": t.rowWG = v
             case "permuteBlock": t.permuteBlock = v
+            case "ixCPU": t.ixCPU = v != 0
             case "it": t.it = v
             case "iS": t.iS = v
             case "rt": t.rt = v

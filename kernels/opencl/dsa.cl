@@ -9,6 +9,8 @@
  *   IT, IS    tokens x keys per work-group of the indexer (default 16 x 32)
  *   RT, RS    tokens x keys per work-item (default 2 x 2)
  *             indexer local size = (IS/RS, IT/RT), required exactly
+ *   IX_CPU    1 = CPU mapping of the indexer (keys staged transposed, each
+ *             work-item owns RS contiguous keys as float8 lanes; RS % 8 == 0)
  *   SORT_MAX  top-k local sort capacity, power of two (default 2048)
  *   TWG       top-k local size, power of two (default 256)
  */
@@ -28,6 +30,9 @@
 #ifndef RS
 #define RS 2
 #endif
+#ifndef IX_CPU
+#define IX_CPU 0
+#endif
 #ifndef SORT_MAX
 #define SORT_MAX 2048
 #endif
@@ -37,6 +42,9 @@
 
 #if (IT % RT) != 0 || (IS % RS) != 0
 #error "indexer tiling needs IT % RT == 0 and IS % RS == 0"
+#endif
+#if IX_CPU && (RS % 8) != 0
+#error "the CPU indexer mapping needs RS % 8 == 0"
 #endif
 #if (SORT_MAX & (SORT_MAX - 1)) != 0 || (TWG & (TWG - 1)) != 0
 #error "SORT_MAX and TWG must be powers of two"
@@ -53,6 +61,7 @@
  * global = (ceil(S/IS) * IX_NX, ceil(T/IT) * IX_NY), local = (IX_NX, IX_NY).
  * Local memory: 4*(IS*(HD+1) + IT*HD + IT) bytes. Heads are summed in order.
  */
+#if !IX_CPU
 __kernel __attribute__((reqd_work_group_size(IX_NX, IX_NY, 1)))
 void lightning_indexer(const __global st_t *Q, ulong q_off,
                        const __global st_t *K, ulong k_off,
@@ -132,6 +141,97 @@ void lightning_indexer(const __global st_t *Q, ulong q_off,
         }
     }
 }
+#else
+/* CPU mapping (IX_CPU): PoCL runs a work-group as loops over its work-items, so the
+ * vector width has to come from inside one work-item. Keys are staged transposed,
+ * Kt[d][IS], and work-item tx owns the RS contiguous keys tx*RS.. as RS/8 float8
+ * lanes: per d, RT broadcast q values times RS/8 key vectors. Same sums in the same
+ * order per (t, s) as the GPU mapping (d ascending, heads ascending). */
+#define IX_RV (RS / 8)
+__kernel __attribute__((reqd_work_group_size(IX_NX, IX_NY, 1)))
+void lightning_indexer(const __global st_t *Q, ulong q_off,
+                       const __global st_t *K, ulong k_off,
+                       const __global st_t *W, ulong w_off,
+                       __global float *SC, ulong sc_off,
+                       int T, int Hi, int S)
+{
+    __local float Kt[HD * IS];
+    __local float Qs[IT * HD];
+    __local float Ws[IT];
+    Q += q_off; K += k_off; W += w_off; SC += sc_off;
+    const int tx = get_local_id(0), ty = get_local_id(1);
+    const int tid = ty * IX_NX + tx;
+    const int s0 = get_group_id(0) * IS, t0 = get_group_id(1) * IT;
+    const int diag = S - T;
+    const int last_t = pc_min_i(t0 + IT, T) - 1;
+    const int nheads = (s0 > last_t + diag) ? 0 : Hi;   /* all -inf tile: no heads (no early return: PoCL) */
+
+    for (int l = tid; l < IS * HD; l += IX_NT) {
+        const int si = l / HD, d = l % HD;                 /* global reads along d, local writes transposed */
+        const int s = s0 + si;
+        Kt[d * IS + si] = (s < S && nheads > 0) ? ld(K, (size_t)s * HD + d) : 0.0f;
+    }
+    float8 acc[RT][IX_RV];
+#pragma unroll
+    for (int i = 0; i < RT; i++)
+#pragma unroll
+        for (int j = 0; j < IX_RV; j++) acc[i][j] = (float8)(0.0f);
+
+    for (int h = 0; h < nheads; h++) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int l = tid; l < IT * HD; l += IX_NT) {
+            const int ti = l / HD, d = l % HD;
+            const int t = t0 + ti;
+            Qs[l] = (t < T) ? ld(Q, ((size_t)t * Hi + h) * HD + d) : 0.0f;
+        }
+        for (int ti = tid; ti < IT; ti += IX_NT) {
+            const int t = t0 + ti;
+            Ws[ti] = (t < T) ? ld(W, (size_t)t * Hi + h) : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float8 dot[RT][IX_RV];
+#pragma unroll
+        for (int i = 0; i < RT; i++)
+#pragma unroll
+            for (int j = 0; j < IX_RV; j++) dot[i][j] = (float8)(0.0f);
+        for (int d = 0; d < HD; d++) {
+            float8 kv[IX_RV];
+#pragma unroll
+            for (int j = 0; j < IX_RV; j++) kv[j] = vload8(0, Kt + d * IS + tx * RS + 8 * j);
+#pragma unroll
+            for (int i = 0; i < RT; i++) {
+                const float8 q = (float8)(Qs[(ty + i * IX_NY) * HD + d]);
+#pragma unroll
+                for (int j = 0; j < IX_RV; j++) dot[i][j] = fma(q, kv[j], dot[i][j]);
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < RT; i++) {
+            const float8 w = (float8)(Ws[ty + i * IX_NY]);
+#pragma unroll
+            for (int j = 0; j < IX_RV; j++) acc[i][j] = fma(w, fmax(dot[i][j], (float8)(0.0f)), acc[i][j]);
+        }
+    }
+
+#pragma unroll
+    for (int i = 0; i < RT; i++) {
+        const int t = t0 + ty + i * IX_NY;
+        if (t < T) {
+#pragma unroll
+            for (int j = 0; j < IX_RV; j++) {
+                const int sb = s0 + tx * RS + 8 * j;
+                const float a[8] = {acc[i][j].s0, acc[i][j].s1, acc[i][j].s2, acc[i][j].s3,
+                                    acc[i][j].s4, acc[i][j].s5, acc[i][j].s6, acc[i][j].s7};
+                for (int u = 0; u < 8; u++) {
+                    const int s = sb + u;
+                    if (s < S) SC[(size_t)t * S + s] = (s <= t + diag) ? a[u] : PC_NEG_INF;
+                }
+            }
+        }
+    }
+}
+#undef IX_RV
+#endif
 
 /* ------------------------------------------------------------------------- */
 /* topK                                                                       */
