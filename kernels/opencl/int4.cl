@@ -447,6 +447,32 @@ inline void gemm_load_b_int4(__local float *Bs, const __global uchar *Q,
                              const __global float *S, const __global char *Z, int asym,
                              int N, int K, int G, int col0, int k0, int tid)
 {
+#if GEMM_CPU && (TK % 16) == 0
+    /* CPU devices: 16 weights (8 bytes) of one row per step, dequantized as two
+     * float8 (one scale and zero: G % 16 == 0), stored transposed; the scalar loop
+     * below does a byte at a time with its own scale and zero loads. */
+    if ((G & 15) == 0 && (K & 15) == 0) {
+        for (int l = tid; l < TN * (TK / 16); l += GEMM_NT) {
+            const int n = l / (TK / 16), c = l % (TK / 16);
+            const int gn = col0 + n, gk = k0 + 16 * c;
+            float8 lo = (float8)(0.0f), hi = (float8)(0.0f);
+            if (gn < N && gk < K) {
+                const uchar8 b = vload8(0, Q + (size_t)gn * (size_t)(K / 2) + (size_t)(gk / 2));
+                const size_t gi = (size_t)gn * (size_t)(K / G) + (size_t)(gk / G);
+                const float8 sv = (float8)(S[gi]);
+                const float8 zv = (float8)(asym ? (float)Z[gi] : 8.0f);
+                lo = (convert_float8(b & (uchar8)(15)) - zv) * sv;    /* k = gk + 2i */
+                hi = (convert_float8(b >> (uchar8)(4)) - zv) * sv;    /* k = gk + 2i + 1 */
+            }
+            __local float *dst = Bs + (16 * c) * BS_LD + n;
+            dst[0 * BS_LD] = lo.s0;  dst[1 * BS_LD] = hi.s0;  dst[2 * BS_LD] = lo.s1;  dst[3 * BS_LD] = hi.s1;
+            dst[4 * BS_LD] = lo.s2;  dst[5 * BS_LD] = hi.s2;  dst[6 * BS_LD] = lo.s3;  dst[7 * BS_LD] = hi.s3;
+            dst[8 * BS_LD] = lo.s4;  dst[9 * BS_LD] = hi.s4;  dst[10 * BS_LD] = lo.s5; dst[11 * BS_LD] = hi.s5;
+            dst[12 * BS_LD] = lo.s6; dst[13 * BS_LD] = hi.s6; dst[14 * BS_LD] = lo.s7; dst[15 * BS_LD] = hi.s7;
+        }
+        return;
+    }
+#endif
 #define KBT (TK / 2)
 #pragma unroll
     for (int c = 0; c < (TN * KBT + GEMM_NT - 1) / GEMM_NT; c++) {
@@ -493,7 +519,7 @@ __kernel GEMM_ATTR void int4_gemm(const __global st_t *X, ulong x_off,
         gemm_load_a(As, X, M, K, row0, k0, tid);
         gemm_load_b_int4(Bs, Q, S, Z, asym, N, K, G, col0, k0, tid);
         barrier(CLK_LOCAL_MEM_FENCE);
-        gemm_compute(As, Bs, acc, tx, ty);
+        gemm_compute(As, Bs, acc, tx, ty, M - row0, N - col0);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     gemm_store(Y, M, N, row0, col0, acc, tx, ty);
@@ -529,7 +555,7 @@ __kernel GEMM_ATTR void int4_grouped_gemm(const __global st_t *X, ulong x_off,
         gemm_load_a(As, A, cnt, K, row0, k0, tid);
         gemm_load_b_int4(Bs, Q + qe, S + se, asym ? Z + se : Z, asym, N, K, G, col0, k0, tid);
         barrier(CLK_LOCAL_MEM_FENCE);
-        gemm_compute(As, Bs, acc, tx, ty);
+        gemm_compute(As, Bs, acc, tx, ty, cnt - row0, N - col0);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     gemm_store(C, cnt, N, row0, col0, acc, tx, ty);
