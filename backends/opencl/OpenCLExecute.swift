@@ -433,7 +433,14 @@ struct KernelCall {
         let z: [KernelArg] = f.symmetric ? [.null, .u64(0)] : outs[2].args
         try sub.launch(p, "int4_quantize", x.args + outs[0].args + outs[1].args + z
                        + [.int(n), .int(k), .int(f.groupSize), .int(f.symmetric ? 0 : 1)],
-                       global: [n * (k / f.groupSize)], local: nil)
+                       global: [quantizeWorkItems(groups: n * (k / f.groupSize))], local: [64])
+    }
+
+    /// Work-items of `int4_quantize` (a multiple of its local size 64): one per group on
+    /// GPUs; on CPU devices 64 per compute unit, each striding over hundreds of groups.
+    func quantizeWorkItems(groups: Int) -> Int {
+        let one = ceilDiv(groups, 64) * 64
+        return device.vendorClass == .cpu ? min(one, 64 * 64 * max(1, device.info.computeUnits)) : one
     }
 
     func dequantize(_ f: Int4Format, _ out: DType) throws {

@@ -48,24 +48,50 @@
 /* quantize / dequantize                                                      */
 /* ------------------------------------------------------------------------- */
 
-/* One work-item per (row n, group g). global = (roundup(N*(K/G), L)), any L.
- * x[N,K] float (DTYPE) -> q uchar[N,K/2], scales f32[N,K/G], zeros i8[N,K/G]. */
-__kernel void int4_quantize(const __global st_t *X, ulong x_off,
-                            __global uchar *Q, ulong q_off,
-                            __global float *S, ulong s_off,
-                            __global char *Z, ulong z_off,
-                            int N, int K, int G, int asym)
+/* Group gid = (row n, group g) of x[N,K]. */
+inline void int4_quantize_group(const __global st_t *X, __global uchar *Q, __global float *S,
+                                __global char *Z, int K, int G, int asym, size_t gid)
 {
-    X += x_off; Q += q_off; S += s_off;
-    if (asym) Z += z_off;
     const int ng = K / G;
-    const size_t gid = get_global_id(0);
-    if (gid >= (size_t)N * (size_t)ng) return;
     const size_t n = gid / (size_t)ng;
     const int g = (int)(gid % (size_t)ng);
     const __global st_t *x = X + n * (size_t)K + (size_t)g * (size_t)G;
     __global uchar *q = Q + n * (size_t)(K / 2) + (size_t)(g * G / 2);
 
+#if GV_VEC
+    /* CPU devices: the same per-element arithmetic 8 lanes at a time (max/min are
+     * exact in any order, so results equal the scalar path bit for bit). */
+    if ((G & 15) == 0) {
+        float8 lo8 = (float8)(0.0f), hi8 = (float8)(0.0f);
+        for (int i = 0; i < G; i += 8) {
+            const float8 v = ld8(x + i);
+            if (asym) { lo8 = fmin(lo8, v); hi8 = fmax(hi8, v); }
+            else hi8 = fmax(hi8, fabs(v));
+        }
+        const float4 l4 = fmin(lo8.lo, lo8.hi), h4 = fmax(hi8.lo, hi8.hi);
+        const float mn = fmin(fmin(l4.x, l4.y), fmin(l4.z, l4.w));
+        const float mx = fmax(fmax(h4.x, h4.y), fmax(h4.z, h4.w));
+        float s;
+        int z = 0;
+        if (!asym) s = mx / 7.0f;
+        else if (mx == mn) s = 0.0f;                        /* all-zero group: s = 0, z = 0, u = 0 */
+        else { s = (mx - mn) / 15.0f; z = (int)clamp(round(-mn / s), 0.0f, 15.0f); }
+        for (int i = 0; i < G; i += 16) {
+            int8 u[2];
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const float8 v = ld8(x + i + 8 * h);
+                if (!asym) u[h] = (s != 0.0f) ? convert_int8(clamp(round(v / (float8)(s)), -8.0f, 7.0f)) + (int8)(8) : (int8)(8);
+                else u[h] = (s != 0.0f) ? clamp(convert_int8(round(v / (float8)(s))) + (int8)(z), 0, 15) : (int8)(0);
+            }
+            vstore4(convert_uchar4(u[0].even | (u[0].odd << 4)), 0, q + i / 2);
+            vstore4(convert_uchar4(u[1].even | (u[1].odd << 4)), 0, q + i / 2 + 4);
+        }
+        S[gid] = s;
+        if (asym) Z[gid] = (char)z;
+        return;
+    }
+#endif
     if (!asym) {
         float amax = 0.0f;
         for (int i = 0; i < G; i++) amax = fmax(amax, fabs(ld(x, i)));
@@ -107,6 +133,24 @@ __kernel void int4_quantize(const __global st_t *X, ulong x_off,
         S[gid] = s;
         Z[gid] = (char)z;
     }
+}
+
+/* x[N,K] float (DTYPE) -> q uchar[N,K/2], scales f32[N,K/G], zeros i8[N,K/G].
+ * Each work-item takes a contiguous run of the N*(K/G) groups: global = (any
+ * size), any L -- one group per work-item on GPUs, dozens per work-item on CPU
+ * devices (PoCL's per-work-item cost is then paid once per run). */
+__kernel void int4_quantize(const __global st_t *X, ulong x_off,
+                            __global uchar *Q, ulong q_off,
+                            __global float *S, ulong s_off,
+                            __global char *Z, ulong z_off,
+                            int N, int K, int G, int asym)
+{
+    X += x_off; Q += q_off; S += s_off;
+    if (asym) Z += z_off;
+    const size_t total = (size_t)N * (size_t)(K / G);
+    const size_t per = (total + get_global_size(0) - 1) / get_global_size(0);   /* contiguous runs */
+    const size_t g0 = get_global_id(0) * per, g1 = min(total, g0 + per);
+    for (size_t gid = g0; gid < g1; gid++) int4_quantize_group(X, Q, S, Z, K, G, asym, gid);
 }
 
 /* One work-item per packed byte (2 outputs). global = (roundup(N*K/2, L)), any L.
