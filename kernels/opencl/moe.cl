@@ -108,12 +108,14 @@ inline void moe_router_row(const __global st_t *Ls, const __global float *Lf,
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    /* 3. top-k by rank (exact tie rule) */
+    /* 3. top-k by rank (exact tie rule). Only whether rank < k matters, so the
+     * count stops at k: most experts are out after a few dozen comparisons
+     * instead of E (about 6x fewer at E = 256, k = 8). */
     for (int e = tid; e < E; e += WG) {
         const float v = c_l[e];
         int rank = 0;
-        for (int f = 0; f < E; f++) rank += moe_ahead(c_l[f], f, v, e) ? 1 : 0;
-        s_l[EMAX + e] = (float)rank;               /* stash the rank (exact as float) */
+        for (int f = 0; f < E && rank < k; f++) rank += moe_ahead(c_l[f], f, v, e) ? 1 : 0;
+        s_l[EMAX + e] = (float)rank;               /* stash the rank (exact as float; k when out) */
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int e = tid; e < E; e += WG) {
