@@ -114,10 +114,11 @@ public struct OpenCLTuning: Sendable, Hashable {
             t.gvVec = true
             t.attCPU = true
             // Row-private prefill: 6 rows per work-item, 2 float8 chunks (12 ymm
-            // accumulators in both products), 8 work-items, 64-key blocks
-            // (PoCL sweep 2026-11-24: B1 Hq32 Hkv8 L2048 D128 causal 1.9 s -> 0.5 s).
+            // accumulators in both products), 16 work-items, 64-key blocks (PoCL sweep
+            // 2026-11-23 at B1 Hq32 Hkv8 L2048 D128 causal: 96/64/6 0.49 s, 48/64/6
+            // 0.55 s, 8 rows x 1 chunk 0.58 s, 4 rows x 3 chunks 0.60 s; flash core 1.9 s).
             t.attRows = true
-            t.rowsPrefill = [AttentionTiles(bq: 48, bk: 64, rq: 6, tc: 1)]
+            t.rowsPrefill = [AttentionTiles(bq: 96, bk: 64, rq: 6, tc: 1)]
             t.rowVec = true
         case .other:
             t = OpenCLTuning(tm: 64, tn: 64, tk: 16, wptm: 4, wptn: 4, lpad: 1, gemmCPU: false, gvWG: 64, gvRows: 4,
