@@ -10,6 +10,8 @@
  *   TC        work-items sharing a row             (default 16)
  *   ATT_CPU   1 = CPU mapping (float8 dot products along d, contiguous output
  *             dims per work-item); 0 = GPU mapping (default)
+ *   ATT_ROWS  1 = build only the row-private CPU prefill kernel
+ *             attention_fwd_rows (macros BQ BK RQ KC DC, see there) and the combine
  *   Local size NT = (BQ/RQ)*TC (required exactly); needs BQ % RQ == 0,
  *   BK % TC == 0, TC >= RQ.
  *   Local memory (bytes) = 4*(BQ*HD + BK*max(KLD,HDV) + TC*ceil(HDV/TC)
