@@ -10,7 +10,7 @@ import PolychipConformance
 /// interior and edge paths are the same code.
 @Suite struct OpenCLGPUMappingTests {
     static let gpuShapes = "gemmCPU=0,tm=64,tn=64,tk=8,wptm=8,wptn=8,lpad=4,gemmPrefetch=1,"
-        + "gvVec=0,gvWide=1,gvWG=64,gvRows=8,attCPU=0,attTiled=1,rowVec=0,ixCPU=0,it=16,iS=64,rt=2,rs=4"
+        + "gvVec=0,gvWide=1,gvWG=64,gvRows=8,attCPU=0,attTiled=1,attRows=0,rowVec=0,ixCPU=0,it=16,iS=64,rt=2,rs=4"
 
     static let device: OpenCLDevice? = openCLDevice.flatMap {
         try? OpenCLDevice(entry: $0.entry, index: 0, tuningOverrides: gpuShapes)
@@ -19,7 +19,8 @@ import PolychipConformance
     @Test("the tuning override selects the GPU mappings")
     func mappings() throws {
         guard let d = Self.device else { print("skipped: no OpenCL device"); return }
-        #expect(!d.tuning.gemmCPU && d.tuning.gemmPrefetch && d.tuning.attTiled && !d.tuning.gvVec && !d.tuning.rowVec && !d.tuning.ixCPU)
+        #expect(!d.tuning.gemmCPU && d.tuning.gemmPrefetch && d.tuning.attTiled && !d.tuning.attRows && !d.tuning.gvVec
+                && !d.tuning.rowVec && !d.tuning.ixCPU)
         #expect(d.tuning.tm == 64 && d.tuning.tk == 8 && d.tuning.lpad == 4)
     }
 

@@ -234,6 +234,22 @@ struct KernelCall {
         return (p, tiles)
     }
 
+    /// The row-private CPU attention program (`ATT_ROWS=1`) with the first of
+    /// `t.rowsPrefill` that is valid for the chunk widths and fits local memory; nil when
+    /// the tuning does not use it or none fits (the flash core is used then).
+    func attentionRowsProgram(_ dtype: DType, hd: Int, hdv: Int) throws -> (OpenCLProgram, AttentionTiles)? {
+        guard t.attRows else { return nil }
+        let (kc, dc) = (t.attKC, t.attDC)
+        guard let tiles = t.rowsPrefill.first(where: {
+            $0.rq >= 1 && $0.bq % $0.rq == 0 && $0.bk % (8 * kc) == 0
+                && $0.rowsLocalBytes(hd: hd, hdv: hdv, dc: dc) <= device.limits.localMemBytes
+        }) else { return nil }
+        let p = try device.catalogProgram(.attention, dtype: dtype,
+                                          [("HD", hd), ("HDV", hdv), ("ATT_CPU", 1), ("ATT_ROWS", 1), ("BQ", tiles.bq), ("BK", tiles.bk),
+                                           ("RQ", tiles.rq), ("TC", 1), ("KC", kc), ("DC", dc)])
+        return (p, AttentionTiles(bq: tiles.bq, bk: tiles.bk, rq: tiles.rq, tc: 1))
+    }
+
     /// Split-KV count: enough work-groups to fill the device (≥ 2× compute units), with
     /// at least one key block per split.
     func splits(groups: Int, keys: Int, bk: Int) -> Int {
@@ -248,7 +264,10 @@ struct KernelCall {
         let (hkv, lk, dv) = (k.desc.shape[1], k.desc.shape[2], v.desc.shape[3])
         let scale = Float(ap.scale ?? 1 / Double(d).squareRoot())
         let g = hq / hkv
-        let (p, tiles) = try attentionProgram(q.desc.dtype, hd: d, hdv: dv, g * lq <= 8 ? t.decode : t.prefill)
+        // Prefill on CPU devices: the row-private kernel (same arguments as attention_fwd).
+        let rowsProgram = g * lq > 8 ? try attentionRowsProgram(q.desc.dtype, hd: d, hdv: dv) : nil
+        let (p, tiles) = try rowsProgram ?? attentionProgram(q.desc.dtype, hd: d, hdv: dv, g * lq <= 8 ? t.decode : t.prefill)
+        let fwd = rowsProgram == nil ? "attention_fwd" : "attention_fwd_rows"
         let (threads, bq) = (tiles.threads, tiles.bq)
         let lse: [KernelArg] = ap.returnLSE ? outs[1].args : [.null, .u64(0)]
         let groups = ceilDiv(g * lq, bq) * b * hkv
@@ -256,13 +275,13 @@ struct KernelCall {
         let dims: [KernelArg] = [.int(b), .int(hq), .int(hkv), .int(lq), .int(lk), .f32(scale), .int(ap.causal ? 1 : 0)]
         let global = [ceilDiv(g * lq, bq) * threads, b * hkv]
         // Prefill on GPUs: the register-tiled kernel where the head dims allow.
-        if t.attTiled && g * lq > 8 && d % 32 == 0 && (dv == 64 || dv == 128) {
+        if rowsProgram == nil && t.attTiled && g * lq > 8 && d % 32 == 0 && (dv == 64 || dv == 128) {
             try sub.launch(p, "attention_fwd_tiled", q.args + k.args + v.args + o.args + lse + dims,
                            global: [ceilDiv(g * lq, 64) * 256, b * hkv], local: [256, 1])
             return
         }
         if nsplit == 1 {
-            try sub.launch(p, "attention_fwd", q.args + k.args + v.args + o.args + lse + [.null, .u64(0), .null, .u64(0)] + dims + [.int(1), .int(lk)],
+            try sub.launch(p, fwd, q.args + k.args + v.args + o.args + lse + [.null, .u64(0), .null, .u64(0)] + dims + [.int(1), .int(lk)],
                            global: global + [1], local: [threads, 1, 1])
             return
         }
@@ -270,7 +289,7 @@ struct KernelCall {
         let splitLen = ceilDiv(ceilDiv(lk, nsplit), tiles.bk) * tiles.bk
         let n = ceilDiv(lk, splitLen)
         let op = try sub.scratch(rows * n * dv * 4), lp = try sub.scratch(rows * n * 4)
-        try sub.launch(p, "attention_fwd", q.args + k.args + v.args + o.args + lse
+        try sub.launch(p, fwd, q.args + k.args + v.args + o.args + lse
                        + [.buffer(op), .u64(0), .buffer(lp), .u64(0)] + dims + [.int(n), .int(splitLen)],
                        global: global + [n], local: [threads, 1, 1])
         try sub.launch(p, "attention_combine", [.buffer(op), .u64(0), .buffer(lp), .u64(0)] + o.args + lse + [.int(rows), .int(n)],

@@ -20,6 +20,11 @@ public struct AttentionTiles: Sendable, Hashable {
     public func localBytes(hd: Int, hdv: Int) -> Int {
         4 * (bq * hd + max(bk * (hd + 1), bk * hdv) + tc + bq * (bk + 1) + 4 * bq + bk)
     }
+    /// Local memory of a work-group of the row-private CPU kernel (`ATT_ROWS=1`, `tc` = 1)
+    /// for head dims (hd, hdv) and `dc` float8 output dims per chunk, in bytes.
+    public func rowsLocalBytes(hd: Int, hdv: Int, dc: Int) -> Int {
+        4 * (bq * hd + hd * bk + bk * ((hdv + 8 * dc - 1) / (8 * dc) * 8 * dc))
+    }
     var macros: [(String, Int)] { [("BQ", bq), ("BK", bk), ("RQ", rq), ("TC", tc)] }
 }
 
@@ -56,6 +61,15 @@ public struct OpenCLTuning: Sendable, Hashable {
     /// Attention prefill: the register-tiled GPU kernel (`attention_fwd_tiled`; 256 work-items,
     /// 64×64 tiles) where head dims allow (D % 32 = 0, Dv ∈ {64, 128}).
     public var attTiled: Bool = false
+    /// Attention prefill on CPU devices: the row-private kernel (`attention_fwd_rows`,
+    /// `ATT_ROWS=1`; each work-item owns `rq` query rows, the work-group shares K/V blocks)
+    /// with the `rowsPrefill` tilings instead of the flash core.
+    public var attRows: Bool = false
+    /// Row-private attention: float8 key vectors per score chunk (`KC`) and float8 output
+    /// dims per P·V chunk (`DC`); `rq·KC` and `rq·DC` accumulators must fit the registers.
+    public var attKC: Int = 2, attDC: Int = 2
+    /// Row-private attention tilings (`tc` = 1: one work-item per row group), best first.
+    public var rowsPrefill: [AttentionTiles] = []
     /// Attention tilings, best first, for prefill, decode (few query rows per kv head,
     /// split-KV) and DSA sparse attention; the first that fits the head dims is used.
     public var prefill: [AttentionTiles], decode: [AttentionTiles], sparse: [AttentionTiles]
@@ -104,6 +118,12 @@ public struct OpenCLTuning: Sendable, Hashable {
             t.ixCPU = true
             t.gvVec = true
             t.attCPU = true
+            // Row-private prefill: 6 rows per work-item, 2 float8 chunks (12 ymm
+            // accumulators in both products), 16 work-items, 64-key blocks (PoCL sweep
+            // 2026-11-23 at B1 Hq32 Hkv8 L2048 D128 causal: 96/64/6 0.49 s, 48/64/6
+            // 0.55 s, 8 rows x 1 chunk 0.58 s, 4 rows x 3 chunks 0.60 s; flash core 1.9 s).
+            t.attRows = true
+            t.rowsPrefill = [AttentionTiles(bq: 96, bk: 64, rq: 6, tc: 1)]
             t.rowVec = true
         case .other:
             t = OpenCLTuning(tm: 64, tn: 64, tk: 16, wptm: 4, wptn: 4, lpad: 1, gemmCPU: false, gvWG: 64, gvRows: 4,
@@ -133,6 +153,7 @@ public struct OpenCLTuning: Sendable, Hashable {
         t.prefill = t.prefill.filter { $0.threads <= min(maxWG, item0) } + [small]
         t.decode = t.decode.filter { $0.threads <= min(maxWG, item0) } + [small]
         t.sparse = t.sparse.filter { $0.threads <= min(maxWG, item0) } + [small]
+        t.rowsPrefill = t.rowsPrefill.filter { $0.threads <= min(maxWG, item0) }
         while (t.iS / t.rs) * (t.it / t.rt) > maxWG && t.it > t.rt { t.it /= 2 }
         // attention_fwd_tiled: 256 work-items and about 40 KB of local memory.
         if maxWG < 256 || item0 < 256 || limits.localMemBytes < 40 * 1024 { t.attTiled = false }
@@ -142,7 +163,7 @@ public struct OpenCLTuning: Sendable, Hashable {
 
     /// Applies `POLYCHIP_OPENCL_TUNING` overrides, e.g. `"gvWG=16,rowWG=32,tm=64,tn=64"`
     /// (keys are this type's scalar field names; attention tilings as
-    /// `prefill=BQ/BK/RQ/TC`, likewise `decode` and `sparse`). For tuning runs on new
+    /// `prefill=BQ/BK/RQ/TC`, likewise `decode`, `sparse` and `rowsPrefill`). For tuning runs on new
     /// devices; unknown keys and malformed values are ignored.
     func overridden(by spec: String?) -> OpenCLTuning {
         guard let spec, !spec.isEmpty else { return self }
@@ -157,6 +178,7 @@ public struct OpenCLTuning: Sendable, Hashable {
                 case "prefill": t.prefill.insert(a, at: 0)
                 case "decode": t.decode.insert(a, at: 0)
                 case "sparse": t.sparse.insert(a, at: 0)
+                case "rowsPrefill": t.rowsPrefill.insert(a, at: 0)
                 default: break
                 }
                 continue
@@ -179,6 +201,9 @@ public struct OpenCLTuning: Sendable, Hashable {
             case "attCPU": t.attCPU = v != 0
             case "rowVec": t.rowVec = v != 0
             case "attTiled": t.attTiled = v != 0
+            case "attRows": t.attRows = v != 0
+            case "attKC": t.attKC = Swift.max(1, v)
+            case "attDC": t.attDC = Swift.max(1, v)
             case "rowWG": t.rowWG = v
             case "permuteBlock": t.permuteBlock = v
             case "ixCPU": t.ixCPU = v != 0

@@ -10,6 +10,8 @@
  *   TC        work-items sharing a row             (default 16)
  *   ATT_CPU   1 = CPU mapping (float8 dot products along d, contiguous output
  *             dims per work-item); 0 = GPU mapping (default)
+ *   ATT_ROWS  1 = build only the row-private CPU prefill kernel
+ *             attention_fwd_rows (macros BQ BK RQ KC DC, see there) and the combine
  *   Local size NT = (BQ/RQ)*TC (required exactly); needs BQ % RQ == 0,
  *   BK % TC == 0, TC >= RQ.
  *   Local memory (bytes) = 4*(BQ*HD + BK*max(KLD,HDV) + TC*ceil(HDV/TC)
@@ -46,6 +48,9 @@
 #ifndef ATT_CPU
 #define ATT_CPU 0
 #endif
+#ifndef ATT_ROWS
+#define ATT_ROWS 0                    /* 1: build attention_fwd_rows (and the combine) only */
+#endif
 
 #define ATT_NT ((BQ / RQ) * TC)
 #define NRB (BQ / RQ)
@@ -66,13 +71,52 @@
 #define ATT_DIM(tx, c) ((tx) + (c) * TC)
 #endif
 
-#if (BQ % RQ) != 0 || (BK % TC) != 0 || TC < RQ
+#if !ATT_ROWS && ((BQ % RQ) != 0 || (BK % TC) != 0 || TC < RQ)
 #error "attention tiling needs BQ % RQ == 0, BK % TC == 0, TC >= RQ"
 #endif
 
 #define LOG2E_F 1.4426950408889634f
 #define LN2_F 0.6931471805599453f
 
+/* the arguments of attention_fwd and attention_fwd_rows */
+#define ATT_FWD_PARAMS                                                          \
+    const __global st_t *Q, ulong q_off, const __global st_t *K, ulong k_off,   \
+    const __global st_t *V, ulong v_off, __global st_t *O, ulong o_off,         \
+    __global float *LSE, ulong lse_off, __global float *OP, ulong op_off,       \
+    __global float *LP, ulong lp_off, int B, int Hq, int Hkv, int Lq, int Lk,   \
+    float scale, int causal, int nsplit, int split_len
+
+/* the work-group's rows (BQ from R0 of the G*Lq rows of kv head bk, nrows
+ * valid; output rows from row_base) and keys [ks, ke) of split sp */
+#define ATT_FWD_SETUP                                                           \
+    Q += q_off; K += k_off; V += v_off;                                         \
+    const int G = Hq / Hkv;                                                     \
+    const int R0 = get_group_id(0) * BQ;                                        \
+    const int bk = get_group_id(1);                                             \
+    const int sp = get_group_id(2);                                             \
+    const int nrows = pc_max_i(0, pc_min_i(BQ, G * Lq - R0));                   \
+    const size_t row_base = (size_t)bk * (size_t)G * (size_t)Lq + (size_t)R0;   \
+    const int partial = nsplit > 1;                                             \
+    const int diag = Lk - Lq;                                                   \
+    const int ks = sp * split_len;                                              \
+    const int ke = att_key_end(ks, split_len, Lk, Lq, R0, nrows, causal);
+
+/* end of the keys a work-group of nrows rows from R0 needs in the split that
+ * starts at ks (causal row i sees keys <= i + Lk - Lq); an empty work-group
+ * gets ks: it runs zero key blocks (no early return before barriers on PoCL) */
+inline int att_key_end(int ks, int split_len, int Lk, int Lq, int R0, int nrows, int causal)
+{
+    int ke = pc_min_i(Lk, ks + split_len);
+    if (nrows == 0) ke = ks;
+    if (causal && nrows > 0) {
+        const int last = R0 + nrows - 1;
+        const int max_i = (R0 / Lq != last / Lq) ? Lq - 1 : last % Lq;
+        ke = pc_min_i(ke, max_i + Lk - Lq + 1);
+    }
+    return ke;
+}
+
+#if !ATT_ROWS   /* the flash core and its entry points (the ATT_ROWS build has its own) */
 /*
  * The flash core for one work-group.
  *  Qg      first q row of the work-group (rows contiguous, stride HD); nrows valid
@@ -324,37 +368,10 @@ inline void flash_core(const __global st_t *Qg, int nrows,
  *   produces o and lse. O/LSE unused here.
  */
 __kernel __attribute__((reqd_work_group_size(ATT_NT, 1, 1)))
-void attention_fwd(const __global st_t *Q, ulong q_off,
-                   const __global st_t *K, ulong k_off,
-                   const __global st_t *V, ulong v_off,
-                   __global st_t *O, ulong o_off,
-                   __global float *LSE, ulong lse_off,
-                   __global float *OP, ulong op_off,
-                   __global float *LP, ulong lp_off,
-                   int B, int Hq, int Hkv, int Lq, int Lk,
-                   float scale, int causal, int nsplit, int split_len)
+void attention_fwd(ATT_FWD_PARAMS)
 {
     ATT_LOCALS
-    Q += q_off; K += k_off; V += v_off;
-    const int G = Hq / Hkv;
-    const int R0 = get_group_id(0) * BQ;
-    const int bk = get_group_id(1);
-    const int sp = get_group_id(2);
-    /* no early return before barriers (PoCL 3.1 miscompiles it): an empty
-     * work-group just runs zero key blocks and stores nothing */
-    const int nrows = pc_max_i(0, pc_min_i(BQ, G * Lq - R0));
-    const size_t row_base = (size_t)bk * (size_t)G * (size_t)Lq + (size_t)R0;
-    const int partial = nsplit > 1;
-
-    int ks = sp * split_len;
-    int ke = pc_min_i(Lk, ks + split_len);
-    const int diag = Lk - Lq;
-    if (nrows == 0) ke = ks;
-    if (causal && nrows > 0) {
-        const int last = R0 + nrows - 1;
-        const int max_i = (R0 / Lq != last / Lq) ? Lq - 1 : last % Lq;
-        ke = pc_min_i(ke, max_i + diag + 1);
-    }
+    ATT_FWD_SETUP
     __global st_t *Ob = 0;
     __global float *OPb = 0, *Lb = 0;
     size_t ls = 1;
@@ -373,6 +390,248 @@ void attention_fwd(const __global st_t *Q, ulong q_off,
                Qs, KVs, Ps, m_s, l_s, mu_s, al_s, keyid);
 }
 
+#endif /* !ATT_ROWS */
+
+/* ------------------------------------------------------------------------- */
+/* Row-private attention for CPU devices (ATT_ROWS=1; dense, any split).      */
+/*                                                                           */
+/* PoCL runs a work-group as a loop over work-items per barrier region, so    */
+/* each work-item owns RQ consecutive query rows end to end (its own online   */
+/* softmax in private arrays) and the work-group only shares the staged K/V   */
+/* block: two barriers per BK keys. K is staged transposed (Kt[d][BK]) so     */
+/* scores are float8 over keys with q[i][d] broadcast (RQ x KC float8         */
+/* accumulators); O += P V is float8 over output dims in chunks of DC float8  */
+/* (RQ x DC accumulators), O itself in private memory. Causal: blocks past a  */
+/* row group's horizon are skipped, only the diagonal block is masked.        */
+/* Same numerics as flash_core: base-2 scores, fmax maxima.                   */
+/* Macros: BQ (rows per work-group), BK, RQ, KC, DC; local size BQ/RQ.        */
+/* Needs BQ % RQ == 0, BK % (8*KC) == 0.                                      */
+/* ------------------------------------------------------------------------- */
+#if ATT_ROWS
+#ifndef KC
+#define KC 2
+#endif
+#ifndef DC
+#define DC 2
+#endif
+#if (BQ % RQ) != 0 || (BK % (8 * KC)) != 0
+#error "row-private attention needs BQ % RQ == 0 and BK % (8*KC) == 0"
+#endif
+#define AR_NT (BQ / RQ)
+#define AR_DVP (((HDV + 8 * DC - 1) / (8 * DC)) * (8 * DC))   /* V rows padded to whole dim chunks */
+
+inline float ar_hmax8(float8 v)
+{
+    const float4 a = fmax(v.lo, v.hi);
+    const float2 b = fmax(a.lo, a.hi);
+    return fmax(b.x, b.y);
+}
+
+inline float ar_hsum8(float8 v)
+{
+    const float4 a = v.lo + v.hi;
+    const float2 b = a.lo + a.hi;
+    return b.x + b.y;
+}
+
+/* same arguments, grid and outputs as attention_fwd, local size (BQ/RQ, 1, 1) */
+__kernel __attribute__((reqd_work_group_size(AR_NT, 1, 1)))
+void attention_fwd_rows(ATT_FWD_PARAMS)
+{
+    __local float Qs[BQ * HD] __attribute__((aligned(32)));
+    __local float Kt[HD * BK] __attribute__((aligned(32)));
+    __local float Vs[BK * AR_DVP] __attribute__((aligned(32)));
+    ATT_FWD_SETUP
+    const int tid = get_local_id(0);
+    const __global st_t *Qg = Q + row_base * HD;
+    const __global st_t *Kg = K + (size_t)bk * (size_t)Lk * HD;
+    const __global st_t *Vg = V + (size_t)bk * (size_t)Lk * HDV;
+    const float qscale = scale * LOG2E_F;
+
+#if (HD % 8) == 0
+    for (int l = tid; l < BQ * (HD / 8); l += AR_NT) {
+        const int r = l / (HD / 8), d = 8 * (l % (HD / 8));
+        vstore8((r < nrows) ? ld8(Qg + (size_t)r * HD + d) * qscale : (float8)(0.0f), 0, Qs + r * HD + d);
+    }
+#else
+    for (int l = tid; l < BQ * HD; l += AR_NT) {
+        const int r = l / HD;
+        Qs[l] = (r < nrows) ? ld(Qg, (size_t)l) * qscale : 0.0f;
+    }
+#endif
+
+    /* this work-item's rows r0 .. r0+RQ-1: row i sees keys <= lim[i] (-1: none,
+     * rows past nrows); lo/hi bound the block range that needs masking / work */
+    const int r0 = tid * RQ;
+    int lim[RQ];
+    int lo = INT_MAX, hi = -1;
+#pragma unroll
+    for (int i = 0; i < RQ; i++) {
+        const int r = r0 + i;
+        lim[i] = (r >= nrows) ? -1 : causal ? ((R0 + r) % Lq) + diag : INT_MAX;
+        lo = pc_min_i(lo, lim[i]);
+        hi = pc_max_i(hi, lim[i]);
+    }
+    float o[RQ][AR_DVP], m[RQ], l[RQ];
+#pragma unroll
+    for (int i = 0; i < RQ; i++) {
+        m[i] = PC_NEG_INF;
+        l[i] = 0.0f;
+        for (int d = 0; d < AR_DVP; d += 8) vstore8((float8)(0.0f), 0, o[i] + d);
+    }
+
+    for (int j0 = ks; j0 < ke; j0 += BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* stage K transposed and V (keys past ke as 0: masked, and 0 * V stays finite) */
+#if (HD % 8) == 0
+        /* 8 keys x 8 dims per step, transposed in registers: vector stores
+         * instead of scalar ones (PoCL 0.55 -> 0.49 s at the bench shape) */
+        for (int t = tid; t < (BK / 8) * (HD / 8); t += AR_NT) {
+            const int jb = 8 * (t % (BK / 8)), d = 8 * (t / (BK / 8));
+            float8 r[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int key = j0 + jb + u;
+                r[u] = (key < ke) ? ld8(Kg + (size_t)key * HD + d) : (float8)(0.0f);
+            }
+#define AR_COL(u) (float8)(r[0].s##u, r[1].s##u, r[2].s##u, r[3].s##u, r[4].s##u, r[5].s##u, r[6].s##u, r[7].s##u)
+            vstore8(AR_COL(0), 0, Kt + (d + 0) * BK + jb);
+            vstore8(AR_COL(1), 0, Kt + (d + 1) * BK + jb);
+            vstore8(AR_COL(2), 0, Kt + (d + 2) * BK + jb);
+            vstore8(AR_COL(3), 0, Kt + (d + 3) * BK + jb);
+            vstore8(AR_COL(4), 0, Kt + (d + 4) * BK + jb);
+            vstore8(AR_COL(5), 0, Kt + (d + 5) * BK + jb);
+            vstore8(AR_COL(6), 0, Kt + (d + 6) * BK + jb);
+            vstore8(AR_COL(7), 0, Kt + (d + 7) * BK + jb);
+#undef AR_COL
+        }
+#else
+        for (int t = tid; t < BK * HD; t += AR_NT) {
+            const int jj = t % BK, d = t / BK, key = j0 + jj;
+            Kt[d * BK + jj] = (key < ke) ? ld(Kg, (size_t)key * HD + d) : 0.0f;
+        }
+#endif
+#if (HDV % 8) == 0
+        for (int t = tid; t < BK * (AR_DVP / 8); t += AR_NT) {
+            const int jj = t / (AR_DVP / 8), d = 8 * (t % (AR_DVP / 8)), key = j0 + jj;
+            vstore8((key < ke && d < HDV) ? ld8(Vg + (size_t)key * HDV + d) : (float8)(0.0f), 0, Vs + jj * AR_DVP + d);
+        }
+#else
+        for (int t = tid; t < BK * AR_DVP; t += AR_NT) {
+            const int jj = t / AR_DVP, d = t % AR_DVP, key = j0 + jj;
+            Vs[t] = (key < ke && d < HDV) ? ld(Vg, (size_t)key * HDV + d) : 0.0f;
+        }
+#endif
+        barrier(CLK_LOCAL_MEM_FENCE);
+
+        /* keys this work-item needs: nk (0 = block past all its rows) */
+        int nk = pc_min_i(BK, ke - j0);
+        if (hi - j0 < nk) nk = pc_max_i(0, hi - j0 + 1);   /* hi may be INT_MAX */
+        const int nkc = (nk + 8 * KC - 1) / (8 * KC);
+        float s[RQ][BK];
+        /* S = Q Kt over key chunks of 8*KC */
+        for (int kc = 0; kc < nkc; kc++) {
+            float8 acc[RQ][KC];
+#pragma unroll
+            for (int i = 0; i < RQ; i++)
+#pragma unroll
+                for (int c = 0; c < KC; c++) acc[i][c] = (float8)(0.0f);
+            const __local float *kp = Kt + kc * 8 * KC;
+            const __local float *qp = Qs + r0 * HD;
+            for (int d = 0; d < HD; d++) {
+                float8 kv[KC];
+#pragma unroll
+                for (int c = 0; c < KC; c++) kv[c] = vload8(c, kp + d * BK);
+#pragma unroll
+                for (int i = 0; i < RQ; i++) {
+                    const float8 qv = (float8)(qp[i * HD + d]);
+#pragma unroll
+                    for (int c = 0; c < KC; c++) acc[i][c] = fma(qv, kv[c], acc[i][c]);
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < RQ; i++)
+#pragma unroll
+                for (int c = 0; c < KC; c++) vstore8(acc[i][c], kc * KC + c, s[i]);
+        }
+        /* online softmax per row; mask only where the block crosses a row's horizon */
+        const int n8 = nkc * KC;
+        const bool masked = (j0 + n8 * 8 - 1 > lo) || (j0 + n8 * 8 > ke);
+        float alpha[RQ];
+#pragma unroll
+        for (int i = 0; i < RQ; i++) {
+            if (masked) {
+                const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+                for (int c = 0; c < n8; c++) {
+                    const int8 key = lane + (int8)(j0 + 8 * c);
+                    const int8 vis = (key <= (int8)(lim[i])) & (key < (int8)(ke));
+                    vstore8(select((float8)(PC_NEG_INF), vload8(c, s[i]), vis), c, s[i]);
+                }
+            }
+            float8 mx8 = (float8)(PC_NEG_INF);
+            for (int c = 0; c < n8; c++) mx8 = fmax(mx8, vload8(c, s[i]));
+            const float mnew = fmax(m[i], ar_hmax8(mx8));
+            const float mu = (mnew == PC_NEG_INF) ? 0.0f : mnew;
+            alpha[i] = (nk > 0) ? exp2(m[i] - mu) : 1.0f;
+            m[i] = mnew;
+            float8 sum8 = (float8)(0.0f);
+            for (int c = 0; c < n8; c++) {
+                const float8 p = exp2(vload8(c, s[i]) - (float8)(mu));
+                vstore8(p, c, s[i]);
+                sum8 += p;
+            }
+            l[i] = alpha[i] * l[i] + ar_hsum8(sum8);
+        }
+        /* O = alpha O + P V over dim chunks of 8*DC */
+        for (int d0 = 0; d0 < AR_DVP && nk > 0; d0 += 8 * DC) {
+            float8 acc[RQ][DC];
+#pragma unroll
+            for (int i = 0; i < RQ; i++)
+#pragma unroll
+                for (int c = 0; c < DC; c++) acc[i][c] = vload8(0, o[i] + d0 + 8 * c) * alpha[i];
+            for (int jj = 0; jj < nk; jj++) {
+                float8 vv[DC];
+#pragma unroll
+                for (int c = 0; c < DC; c++) vv[c] = vload8(0, Vs + jj * AR_DVP + d0 + 8 * c);
+#pragma unroll
+                for (int i = 0; i < RQ; i++) {
+                    const float8 p = (float8)(s[i][jj]);
+#pragma unroll
+                    for (int c = 0; c < DC; c++) acc[i][c] = fma(p, vv[c], acc[i][c]);
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < RQ; i++)
+#pragma unroll
+                for (int c = 0; c < DC; c++) vstore8(acc[i][c], 0, o[i] + d0 + 8 * c);
+        }
+    }
+
+    /* epilogue: o / l, lse = (m + log2 l) * ln2; rows with no visible key -> 0, -inf */
+#pragma unroll
+    for (int i = 0; i < RQ; i++) {
+        const int r = r0 + i;
+        if (r < nrows) {
+            const float inv = (l[i] > 0.0f) ? 1.0f / l[i] : 0.0f;
+            const float lse = (l[i] > 0.0f) ? (m[i] + log2(l[i])) * LN2_F : PC_NEG_INF;
+            if (partial) {
+                __global float *op = OP + op_off + ((row_base + r) * (size_t)nsplit + (size_t)sp) * HDV;
+                for (int d = 0; d < HDV; d++) op[d] = o[i][d] * inv;
+                LP[lp_off + (row_base + r) * (size_t)nsplit + (size_t)sp] = lse;
+            } else {
+                __global st_t *orow = O + o_off + (row_base + r) * HDV;
+#if (HDV % 8) == 0
+                for (int d = 0; d < HDV; d += 8) st8(orow + d, vload8(0, o[i] + d) * inv);
+#else
+                for (int d = 0; d < HDV; d++) st(orow, d, o[i][d] * inv);
+#endif
+                if (LSE) LSE[lse_off + row_base + r] = lse;
+            }
+        }
+    }
+}
+#endif
+
 /* ------------------------------------------------------------------------- */
 /* Register-tiled attention for GPUs (dense prefill, no split).               */
 /*                                                                           */
@@ -387,7 +646,7 @@ void attention_fwd(const __global st_t *Q, ulong q_off,
 /* same m and l). Same numerics as flash_core: base-2 scores, fmax maxima.    */
 /* Needs HD % 32 == 0 and HDV in {64, 128}; local memory ~36 KB.             */
 /* ------------------------------------------------------------------------- */
-#if !ATT_CPU && (HD % 32) == 0 && (HDV == 64 || HDV == 128)
+#if !ATT_CPU && !ATT_ROWS && (HD % 32) == 0 && (HDV == 64 || HDV == 128)
 #define AT_BQ 64
 #define AT_BK 64
 #define AT_DC 32
@@ -600,6 +859,7 @@ __kernel void attention_combine(const __global float *OP, ulong op_off,
     if (d == 0 && LSE) LSE[lse_off + row] = lse;
 }
 
+#if !ATT_ROWS
 /*
  * DSA sparseAttention: q[T,H,HD], k[S,Hkv,HD], v[S,Hkv,HDV],
  * indices i32 [T,KSEL] (shared by the heads of a token; -1 skipped; any
@@ -654,3 +914,4 @@ void sparse_attention_fwd(const __global st_t *Q, ulong q_off,
                scale * LOG2E_F, partial, Ob, OPb, (size_t)nsplit * HDV, Lb, ls,
                Qs, KVs, Ps, m_s, l_s, mu_s, al_s, keyid);
 }
+#endif /* !ATT_ROWS */
