@@ -217,7 +217,11 @@ inline void int4_gemv_block(const __global st_t *X, int M,
         for (int m = 0; m < GV_MAXM; m++)
 #pragma unroll
             for (int r = 0; r < GV_ROWS; r++) av[m][r] = (float8)(0.0f);
-        for (int c = tid; c < nvec; c += GV_WG) {
+        /* each work-item a contiguous run of chunks: PoCL runs the work-items one
+         * after the other, so interleaved chunks would sweep every row GV_WG times */
+        const int per = (nvec + GV_WG - 1) / GV_WG;
+        const int c_hi = pc_min_i(nvec, (tid + 1) * per);
+        for (int c = tid * per; c < c_hi; c++) {
             const int k0 = 32 * c;
             const int g = k0 / G;
             float8 xe0[GV_MAXM], xo0[GV_MAXM], xe1[GV_MAXM], xo1[GV_MAXM], xs[GV_MAXM];
