@@ -61,7 +61,25 @@
  * global = (ceil(S/IS) * IX_NX, ceil(T/IT) * IX_NY), local = (IX_NX, IX_NY).
  * Local memory: 4*(IS*(HD+1) + IT*HD + IT) bytes. Heads are summed in order.
  */
-#if !IX_CPU
+/* Two mappings of the same sums (d ascending, heads ascending per (t, s)):
+ * GPUs (IX_CPU=0): keys strided across work-items (key tx + j*IX_NX), K rows
+ * padded to HD+1 in local memory for conflict-free column reads.
+ * CPU devices (IX_CPU=1): PoCL runs a work-group as loops over its work-items, so
+ * the vector width has to come from inside one work-item: keys staged transposed,
+ * Kt[d][IS], and work-item tx owns the RS contiguous keys tx*RS.. as RS/8 float8
+ * lanes -- per d, RT broadcast q values times RS/8 key vectors. */
+#if IX_CPU
+typedef float8 ix_t;
+#define IX_NV (RS / 8)
+#define IX_KSIZE (HD * IS)
+#define IX_KI(si, d) ((d) * IS + (si))
+#else
+typedef float ix_t;
+#define IX_NV RS
+#define IX_KSIZE (IS * IX_KLD)
+#define IX_KI(si, d) ((si) * IX_KLD + (d))
+#endif
+
 __kernel __attribute__((reqd_work_group_size(IX_NX, IX_NY, 1)))
 void lightning_indexer(const __global st_t *Q, ulong q_off,
                        const __global st_t *K, ulong k_off,
@@ -69,7 +87,7 @@ void lightning_indexer(const __global st_t *Q, ulong q_off,
                        __global float *SC, ulong sc_off,
                        int T, int Hi, int S)
 {
-    __local float Ks[IS * IX_KLD];
+    __local float Ks[IX_KSIZE];
     __local float Qs[IT * HD];
     __local float Ws[IT];
     Q += q_off; K += k_off; W += w_off; SC += sc_off;
@@ -83,15 +101,15 @@ void lightning_indexer(const __global st_t *Q, ulong q_off,
     const int nheads = (s0 > last_t + diag) ? 0 : Hi;
 
     for (int l = tid; l < IS * HD; l += IX_NT) {
-        const int si = l / HD, d = l % HD;
+        const int si = l / HD, d = l % HD;                 /* global reads along d */
         const int s = s0 + si;
-        Ks[si * IX_KLD + d] = (s < S && nheads > 0) ? ld(K, (size_t)s * HD + d) : 0.0f;
+        Ks[IX_KI(si, d)] = (s < S && nheads > 0) ? ld(K, (size_t)s * HD + d) : 0.0f;
     }
-    float acc[RT][RS];
+    ix_t acc[RT][IX_NV];
 #pragma unroll
     for (int i = 0; i < RT; i++)
 #pragma unroll
-        for (int j = 0; j < RS; j++) acc[i][j] = 0.0f;
+        for (int j = 0; j < IX_NV; j++) acc[i][j] = (ix_t)(0.0f);
 
     for (int h = 0; h < nheads; h++) {
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -105,111 +123,32 @@ void lightning_indexer(const __global st_t *Q, ulong q_off,
             Ws[ti] = (t < T) ? ld(W, (size_t)t * Hi + h) : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        float dot[RT][RS];
+        ix_t dot[RT][IX_NV];
 #pragma unroll
         for (int i = 0; i < RT; i++)
 #pragma unroll
-            for (int j = 0; j < RS; j++) dot[i][j] = 0.0f;
+            for (int j = 0; j < IX_NV; j++) dot[i][j] = (ix_t)(0.0f);
         for (int d = 0; d < HD; d++) {
-            float qv[RT], kv[RS];
+            ix_t kv[IX_NV];
 #pragma unroll
-            for (int i = 0; i < RT; i++) qv[i] = Qs[(ty + i * IX_NY) * HD + d];
-#pragma unroll
-            for (int j = 0; j < RS; j++) kv[j] = Ks[(tx + j * IX_NX) * IX_KLD + d];
-#pragma unroll
-            for (int i = 0; i < RT; i++)
-#pragma unroll
-                for (int j = 0; j < RS; j++) dot[i][j] = fma(qv[i], kv[j], dot[i][j]);
-        }
-#pragma unroll
-        for (int i = 0; i < RT; i++) {
-            const float w = Ws[ty + i * IX_NY];
-#pragma unroll
-            for (int j = 0; j < RS; j++) acc[i][j] = fma(w, fmax(dot[i][j], 0.0f), acc[i][j]);
-        }
-    }
-
-#pragma unroll
-    for (int i = 0; i < RT; i++) {
-        const int t = t0 + ty + i * IX_NY;
-        if (t < T) {
-#pragma unroll
-            for (int j = 0; j < RS; j++) {
-                const int s = s0 + tx + j * IX_NX;
-                if (s < S) SC[(size_t)t * S + s] = (s <= t + diag) ? acc[i][j] : PC_NEG_INF;
-            }
-        }
-    }
-}
+            for (int j = 0; j < IX_NV; j++)
+#if IX_CPU
+                kv[j] = vload8(0, Ks + d * IS + tx * RS + 8 * j);
 #else
-/* CPU mapping (IX_CPU): PoCL runs a work-group as loops over its work-items, so the
- * vector width has to come from inside one work-item. Keys are staged transposed,
- * Kt[d][IS], and work-item tx owns the RS contiguous keys tx*RS.. as RS/8 float8
- * lanes: per d, RT broadcast q values times RS/8 key vectors. Same sums in the same
- * order per (t, s) as the GPU mapping (d ascending, heads ascending). */
-#define IX_RV (RS / 8)
-__kernel __attribute__((reqd_work_group_size(IX_NX, IX_NY, 1)))
-void lightning_indexer(const __global st_t *Q, ulong q_off,
-                       const __global st_t *K, ulong k_off,
-                       const __global st_t *W, ulong w_off,
-                       __global float *SC, ulong sc_off,
-                       int T, int Hi, int S)
-{
-    __local float Kt[HD * IS];
-    __local float Qs[IT * HD];
-    __local float Ws[IT];
-    Q += q_off; K += k_off; W += w_off; SC += sc_off;
-    const int tx = get_local_id(0), ty = get_local_id(1);
-    const int tid = ty * IX_NX + tx;
-    const int s0 = get_group_id(0) * IS, t0 = get_group_id(1) * IT;
-    const int diag = S - T;
-    const int last_t = pc_min_i(t0 + IT, T) - 1;
-    const int nheads = (s0 > last_t + diag) ? 0 : Hi;   /* all -inf tile: no heads (no early return: PoCL) */
-
-    for (int l = tid; l < IS * HD; l += IX_NT) {
-        const int si = l / HD, d = l % HD;                 /* global reads along d, local writes transposed */
-        const int s = s0 + si;
-        Kt[d * IS + si] = (s < S && nheads > 0) ? ld(K, (size_t)s * HD + d) : 0.0f;
-    }
-    float8 acc[RT][IX_RV];
-#pragma unroll
-    for (int i = 0; i < RT; i++)
-#pragma unroll
-        for (int j = 0; j < IX_RV; j++) acc[i][j] = (float8)(0.0f);
-
-    for (int h = 0; h < nheads; h++) {
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int l = tid; l < IT * HD; l += IX_NT) {
-            const int ti = l / HD, d = l % HD;
-            const int t = t0 + ti;
-            Qs[l] = (t < T) ? ld(Q, ((size_t)t * Hi + h) * HD + d) : 0.0f;
-        }
-        for (int ti = tid; ti < IT; ti += IX_NT) {
-            const int t = t0 + ti;
-            Ws[ti] = (t < T) ? ld(W, (size_t)t * Hi + h) : 0.0f;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        float8 dot[RT][IX_RV];
-#pragma unroll
-        for (int i = 0; i < RT; i++)
-#pragma unroll
-            for (int j = 0; j < IX_RV; j++) dot[i][j] = (float8)(0.0f);
-        for (int d = 0; d < HD; d++) {
-            float8 kv[IX_RV];
-#pragma unroll
-            for (int j = 0; j < IX_RV; j++) kv[j] = vload8(0, Kt + d * IS + tx * RS + 8 * j);
+                kv[j] = Ks[(tx + j * IX_NX) * IX_KLD + d];
+#endif
 #pragma unroll
             for (int i = 0; i < RT; i++) {
-                const float8 q = (float8)(Qs[(ty + i * IX_NY) * HD + d]);
+                const ix_t q = (ix_t)(Qs[(ty + i * IX_NY) * HD + d]);
 #pragma unroll
-                for (int j = 0; j < IX_RV; j++) dot[i][j] = fma(q, kv[j], dot[i][j]);
+                for (int j = 0; j < IX_NV; j++) dot[i][j] = fma(q, kv[j], dot[i][j]);
             }
         }
 #pragma unroll
         for (int i = 0; i < RT; i++) {
-            const float8 w = (float8)(Ws[ty + i * IX_NY]);
+            const ix_t w = (ix_t)(Ws[ty + i * IX_NY]);
 #pragma unroll
-            for (int j = 0; j < IX_RV; j++) acc[i][j] = fma(w, fmax(dot[i][j], (float8)(0.0f)), acc[i][j]);
+            for (int j = 0; j < IX_NV; j++) acc[i][j] = fma(w, fmax(dot[i][j], (ix_t)(0.0f)), acc[i][j]);
         }
     }
 
@@ -218,20 +157,22 @@ void lightning_indexer(const __global st_t *Q, ulong q_off,
         const int t = t0 + ty + i * IX_NY;
         if (t < T) {
 #pragma unroll
-            for (int j = 0; j < IX_RV; j++) {
-                const int sb = s0 + tx * RS + 8 * j;
-                const float a[8] = {acc[i][j].s0, acc[i][j].s1, acc[i][j].s2, acc[i][j].s3,
-                                    acc[i][j].s4, acc[i][j].s5, acc[i][j].s6, acc[i][j].s7};
+            for (int j = 0; j < IX_NV; j++) {
+#if IX_CPU
+                float a[8];
+                vstore8(acc[i][j], 0, a);
                 for (int u = 0; u < 8; u++) {
-                    const int s = sb + u;
+                    const int s = s0 + tx * RS + 8 * j + u;
                     if (s < S) SC[(size_t)t * S + s] = (s <= t + diag) ? a[u] : PC_NEG_INF;
                 }
+#else
+                const int s = s0 + tx + j * IX_NX;
+                if (s < S) SC[(size_t)t * S + s] = (s <= t + diag) ? acc[i][j] : PC_NEG_INF;
+#endif
             }
         }
     }
 }
-#undef IX_RV
-#endif
 
 /* ------------------------------------------------------------------------- */
 /* topK                                                                       */

@@ -21,34 +21,26 @@
 #error "WG must be a power of two"
 #endif
 
-/* deterministic tree reductions over the work-group (local size WG) */
-inline float wg_sum(float v, __local float *red)
-{
-    const int tid = get_local_id(0);
-    red[tid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = WG / 2; s > 0; s >>= 1) {
-        if (tid < s) red[tid] += red[tid + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    const float r = red[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
+/* Deterministic tree reductions over the work-group (local size WG): wg_sum and
+ * wg_max over floats, wg_max2 over (value, flag) pairs for the CPU softmax. */
+#define PC_WG_REDUCE(NAME, T, COMBINE)                          \
+inline T NAME(T v, __local T *red)                              \
+{                                                               \
+    const int tid = get_local_id(0);                            \
+    red[tid] = v;                                               \
+    barrier(CLK_LOCAL_MEM_FENCE);                               \
+    for (int s = WG / 2; s > 0; s >>= 1) {                      \
+        if (tid < s) red[tid] = COMBINE(red[tid], red[tid + s]); \
+        barrier(CLK_LOCAL_MEM_FENCE);                           \
+    }                                                           \
+    const T r = red[0];                                         \
+    barrier(CLK_LOCAL_MEM_FENCE);                               \
+    return r;                                                   \
 }
-
-inline float wg_max(float v, __local float *red)
-{
-    const int tid = get_local_id(0);
-    red[tid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = WG / 2; s > 0; s >>= 1) {
-        if (tid < s) red[tid] = fmax(red[tid], red[tid + s]);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    const float r = red[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
-}
+#define PC_ADD(a, b) ((a) + (b))
+PC_WG_REDUCE(wg_sum, float, PC_ADD)
+PC_WG_REDUCE(wg_max, float, fmax)
+PC_WG_REDUCE(wg_max2, float2, fmax)
 
 /* y = x / sqrt(mean(x^2) + eps) * weight ; x,y [rows, D], weight [D].
  * global = (rows * WG), local = (WG); local memory 4*WG bytes. */
@@ -93,6 +85,27 @@ void rms_norm(const __global st_t *X, ulong x_off,
     }
 }
 
+/* The non-finite rows of softmax (docs/kernels.md): a NaN anywhere (unless +inf is
+ * the max) gives NaN, +inf entries share the mass equally (cnt of them), an all
+ * -inf row gives zeros. Returns false for the ordinary rows, which the caller
+ * writes. Work-item tid writes elements tid, tid + WG, ... */
+inline bool softmax_special_row(const __global st_t *X, __global st_t *Y, size_t base, int D,
+                                float m, float nan_seen, float cnt)
+{
+    const int tid = get_local_id(0);
+    if (nan_seen != 0.0f && m != INFINITY) {
+        for (int i = tid; i < D; i += WG) st(Y, base + i, NAN);
+    } else if (m == INFINITY) {
+        const float share = 1.0f / cnt;
+        for (int i = tid; i < D; i += WG) st(Y, base + i, (ld(X, base + i) == INFINITY) ? share : 0.0f);
+    } else if (m == PC_NEG_INF) {
+        for (int i = tid; i < D; i += WG) st(Y, base + i, 0.0f);
+    } else {
+        return false;
+    }
+    return true;
+}
+
 /* row-wise softmax, max-subtracted. All -inf row -> 0; a row with +inf
  * entries gives them equal shares of 1 and 0 elsewhere; NaN propagates.
  * global = (rows * WG), local = (WG); local memory 4*WG bytes. */
@@ -102,21 +115,8 @@ void rms_norm(const __global st_t *X, ulong x_off,
  * (max with a NaN flag, then the sum) instead of four; for f32 each exp is computed
  * once and stored, then scaled in place (the f16/bf16 rows recompute it rather than
  * round twice). The +inf count is only needed on the rare +inf path, where every
- * work-item counts the whole row itself. The D % 8 tail stays scalar. */
-inline float2 wg_max2(float2 v, __local float2 *red2)
-{
-    const int tid = get_local_id(0);
-    red2[tid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = WG / 2; s > 0; s >>= 1) {
-        if (tid < s) red2[tid] = fmax(red2[tid], red2[tid + s]);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    const float2 r = red2[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
-}
-
+ * work-item counts the whole row itself (before the last barrier: in place, the row
+ * is overwritten after it). The D % 8 tail stays scalar. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void softmax(const __global st_t *X, ulong x_off,
              __global st_t *Y, ulong y_off,
@@ -174,15 +174,7 @@ void softmax(const __global st_t *X, ulong x_off,
         for (int i = 0; i < D; i++) cnt += (ld(X, base + i) == INFINITY) ? 1.0f : 0.0f;
     s = wg_sum(s, red);
     if (row < rows) {
-        if (nan_seen != 0.0f && m != INFINITY) {
-            for (int i = tid; i < D; i += WG) st(Y, base + i, NAN);
-        } else if (m == INFINITY) {           /* +inf entries share the mass */
-            const float share = 1.0f / cnt;
-            for (int i = tid; i < D; i += WG)
-                st(Y, base + i, (ld(X, base + i) == INFINITY) ? share : 0.0f);
-        } else if (m == PC_NEG_INF) {         /* all -inf: zeros, never NaN */
-            for (int i = tid; i < D; i += WG) st(Y, base + i, 0.0f);
-        } else {
+        if (!softmax_special_row(X, Y, base, D, m, nan_seen, cnt)) {
             const float inv = 1.0f / s;
             for (int i = 8 * tid; i < dv; i += 8 * WG) {
 #if DTYPE == 0
@@ -227,15 +219,7 @@ void softmax(const __global st_t *X, ulong x_off,
     s = wg_sum(s, red);
     cnt = wg_sum(cnt, red);
     if (row < rows) {
-        if (nan_seen != 0.0f && m != INFINITY) {
-            for (int i = tid; i < D; i += WG) st(Y, base + i, NAN);
-        } else if (m == INFINITY) {           /* +inf entries share the mass */
-            const float share = 1.0f / cnt;
-            for (int i = tid; i < D; i += WG)
-                st(Y, base + i, (ld(X, base + i) == INFINITY) ? share : 0.0f);
-        } else if (m == PC_NEG_INF) {         /* all -inf: zeros, never NaN */
-            for (int i = tid; i < D; i += WG) st(Y, base + i, 0.0f);
-        } else {
+        if (!softmax_special_row(X, Y, base, D, m, nan_seen, cnt)) {
             const float inv = 1.0f / s;
             for (int i = tid; i < D; i += WG) st(Y, base + i, exp(ld(X, base + i) - m) * inv);
         }
