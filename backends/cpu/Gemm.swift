@@ -139,9 +139,13 @@ enum Gemm {
                         }
                     }
                     // Slivers another task is packing are done after the rest (same results:
-                    // each C tile still sums its K blocks in order).
+                    // each C tile still sums its K blocks in order). Tasks start at different
+                    // slivers (A block ib at part ib mod workers) so that the first tasks, which
+                    // pack B, share that work instead of one packing ahead of the other.
+                    let count = s1 - s0, first = ib % workers * count / workers
                     var deferred = 0
-                    for s in s0..<s1 {
+                    for q in 0..<count {
+                        let s = s0 + (q + first) % count
                         skipped[s - s0] = false
                         let st = state + pb * slivers + s
                         if st.pointee.load(ordering: .acquiring) != 2 {
@@ -155,8 +159,8 @@ enum Gemm {
                                 continue
                             }
                         }
-                        let next: UnsafePointer<Float>? = s + 1 < s1 ? UnsafePointer(panel + (s + 1) * nr * kcur)
-                            : pb + 1 < kBlocks ? UnsafePointer(bp + (pb + 1) * panelStride + s0 * nr * min(bl.kc, k - pc - kcur)) : nil
+                        let next: UnsafePointer<Float>? = q + 1 < count ? UnsafePointer(panel + (s0 + (q + 1 + first) % count) * nr * kcur)
+                            : pb + 1 < kBlocks ? UnsafePointer(bp + (pb + 1) * panelStride + (s0 + first) * nr * min(bl.kc, k - pc - kcur)) : nil
                         sliverTiles(s, next: next)
                     }
                     if deferred > 0 {
