@@ -1,5 +1,7 @@
 import CPolychipKernels
+import Foundation
 import PolychipCore
+import Synchronization
 
 /// The A operand of a packed GEMM (`M × K`).
 enum GemmA {
@@ -62,7 +64,8 @@ enum GemmB {
 
 enum Gemm {
     /// `C[M,N] (+)= A·B` in f32 on the pool: B packed once (all K blocks of an nc-wide
-    /// panel) and shared, A blocks packed per task, the microkernel over MR × NR tiles. Every C element
+    /// panel, each sliver by the first task that needs it) and shared, A blocks packed per
+    /// task, the microkernel over MR × NR tiles. Every C element
     /// accumulates over K in the same order whatever the task split, so results are
     /// deterministic and independent of the thread count.
     static func run(_ ctx: KernelContext, m: Int, n: Int, k: Int, a: GemmA, b: GemmB,
@@ -81,51 +84,94 @@ enum Gemm {
             }
             return
         }
-        let mc = min(bl.mc, (m + mr - 1) / mr * mr)
-        let mBlocks = (m + mc - 1) / mc
+        // A blocks of about mc rows, as many as a multiple of the workers, with the MR-row
+        // tiles spread evenly over them: equal tasks, so no worker waits for a last short one.
+        let workers = ctx.pool.workerCount
+        let tiles = (m + mr - 1) / mr
+        let mBlocks = min(tiles, ((m + bl.mc - 1) / bl.mc + workers - 1) / workers * workers)
         let kBlocks = (k + bl.kc - 1) / bl.kc
-        // Pack all of B (every K block) when it fits the budget (64 MiB): then the whole product
-        // is two jobs (pack, compute), so the workers meet at only two barriers. Otherwise B
-        // is packed per column panel of at most nc columns that fits the budget.
+        // Pack all of B (every K block) when it fits the budget (64 MiB), otherwise per column
+        // panel of at most nc columns that fits it.
         let budget = max(bl.packBudgetBytes, bl.nc * bl.kc * 4)
         let panelCols = k * ((n + nr - 1) / nr * nr) * 4 <= budget ? n : max(nr, min(bl.nc, budget / (k * 4) / nr * nr))
+        // Column parts per A block when there are too few A blocks for about four tasks per
+        // worker (each part packs the A block again, so no more than that).
+        let jPartsWanted = max(1, (4 * workers + mBlocks - 1) / mBlocks)
         for jc in stride(from: 0, to: n, by: panelCols) {
             let ncur = min(panelCols, n - jc)
             let slivers = (ncur + nr - 1) / nr
-            // B panel: kBlocks blocks of (slivers × nr × kcur) floats.
+            // B panel: kBlocks blocks of (slivers × nr × kcur) floats, packed sliver by sliver
+            // by whichever task needs it first (state 0 unpacked, 1 being packed, 2 ready), so
+            // that packing overlaps the other workers' tiles instead of being a phase of its own.
             let panelStride = slivers * nr * bl.kc
             let bp = ctx.shared.buffer(0, panelStride * kBlocks, as: Float.self)
-            let packGroup = max(1, min(slivers, 8))
-            let packTasks = (slivers + packGroup - 1) / packGroup
-            ctx.pool.parallelFor(packTasks * kBlocks) { t, _ in
-                let pb = t / packTasks, g = t % packTasks
-                let pc = pb * bl.kc, kcur = min(bl.kc, k - pc)
-                let s0 = g * packGroup, s1 = min(slivers, s0 + packGroup)
-                let j0 = s0 * nr, j1 = min(ncur, s1 * nr)
-                b.pack(pc, kcur, jc + j0, j1 - j0, into: bp + pb * panelStride + s0 * nr * kcur)
-            }
-            // Column parts per A block so that there are enough tasks for every core.
-            let jParts = max(1, min(slivers / 2, (24 + mBlocks - 1) / mBlocks))
+            let states = kBlocks * slivers
+            let state = UnsafeMutablePointer<Atomic<Int32>>.allocate(capacity: states)
+            for i in 0..<states { (state + i).initialize(to: Atomic<Int32>(0)) }
+            defer { state.deinitialize(count: states); state.deallocate() }
+            let jParts = max(1, min(slivers / 2, jPartsWanted))
             let slPerPart = (slivers + jParts - 1) / jParts
             ctx.pool.parallelFor(mBlocks * jParts) { t, w in
                 let ib = t / jParts, jp = t % jParts
-                let i0 = ib * mc, mcur = min(mc, m - i0)
+                let i0 = tiles * ib / mBlocks * mr, mcur = min(m, tiles * (ib + 1) / mBlocks * mr) - i0
                 let s0 = jp * slPerPart, s1 = min(slivers, s0 + slPerPart)
-                guard s0 < s1 else { return }
+                guard s0 < s1, mcur > 0 else { return }
                 let ws = ctx.pool.workspaces[w]
+                let skipped = ws.buffer(2, s1 - s0, as: Bool.self)
                 for pb in 0..<kBlocks {
                     let pc = pb * bl.kc, kcur = min(bl.kc, k - pc)
                     let ap = ws.buffer(0, (mcur + mr - 1) / mr * mr * kcur, as: Float.self)
                     a.pack(i0, mcur, pc, kcur, into: ap, ws: ws)
                     let acc: Int32 = accumulate || pb > 0 ? 1 : 0
                     let panel = bp + pb * panelStride
-                    for s in s0..<s1 {
+                    // The tiles of sliver s; the last four also prefetch `next` into L1.
+                    func sliverTiles(_ s: Int, next: UnsafePointer<Float>?) {
                         let j = s * nr, nn = min(nr, ncur - j)
                         let bs = panel + s * nr * kcur
-                        var ir = 0
+                        let pfFrom = (mcur + mr - 1) / mr - 4
+                        var ir = 0, tile = 0
                         while ir < mcur {
-                            pck_sgemm_kernel(kcur, ap + ir * kcur, bs, c + (i0 + ir) * ldc + jc + j, ldc, min(mr, mcur - ir), nn, acc)
+                            let pf = tile >= pfFrom ? next.map { $0 + (tile - pfFrom) * kcur * 4 } : nil
+                            pck_sgemm_kernel_pf(kcur, ap + ir * kcur, bs, c + (i0 + ir) * ldc + jc + j, ldc,
+                                                min(mr, mcur - ir), nn, acc, pf)
                             ir += mr
+                            tile += 1
+                        }
+                    }
+                    // Slivers another task is packing are done after the rest (same results:
+                    // each C tile still sums its K blocks in order). Tasks start at different
+                    // slivers (A block ib at part ib mod workers) so that the first tasks, which
+                    // pack B, share that work instead of one packing ahead of the other.
+                    let count = s1 - s0, first = ib % workers * count / workers
+                    var deferred = 0
+                    for q in 0..<count {
+                        let s = s0 + (q + first) % count
+                        skipped[s - s0] = false
+                        let st = state + pb * slivers + s
+                        if st.pointee.load(ordering: .acquiring) != 2 {
+                            if st.pointee.compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged {
+                                let j = s * nr
+                                b.pack(pc, kcur, jc + j, min(nr, ncur - j), into: panel + s * nr * kcur)
+                                st.pointee.store(2, ordering: .releasing)
+                            } else if st.pointee.load(ordering: .acquiring) != 2 {
+                                skipped[s - s0] = true
+                                deferred += 1
+                                continue
+                            }
+                        }
+                        let next: UnsafePointer<Float>? = q + 1 < count ? UnsafePointer(panel + (s0 + (q + 1 + first) % count) * nr * kcur)
+                            : pb + 1 < kBlocks ? UnsafePointer(bp + (pb + 1) * panelStride + (s0 + first) * nr * min(bl.kc, k - pc - kcur)) : nil
+                        sliverTiles(s, next: next)
+                    }
+                    if deferred > 0 {
+                        for s in s0..<s1 where skipped[s - s0] {
+                            let st = state + pb * slivers + s
+                            var spins = 0
+                            while st.pointee.load(ordering: .acquiring) != 2 {
+                                spins += 1
+                                if spins > 1000 { sched_yield() }
+                            }
+                            sliverTiles(s, next: nil)
                         }
                     }
                 }

@@ -3,7 +3,8 @@ import PolychipCore
 import Synchronization
 
 /// Reusable scratch memory of one worker: numbered slots that grow on demand and are
-/// kept for the next kernel (64-byte aligned, never shrunk).
+/// kept for the next kernel (64-byte aligned, 2 MiB with huge pages advised from 4 MiB;
+/// never shrunk).
 final class Workspace: @unchecked Sendable {
     // @unchecked: a workspace is used by exactly one thread at a time (its worker, or the
     // submitting thread while the pool is idle under the pool's job lock).
@@ -18,7 +19,11 @@ final class Workspace: @unchecked Sendable {
         if slots[slot].1 < bytes {
             slots[slot].0.deallocate()
             let grown = max(bytes, slots[slot].1 + slots[slot].1 / 2)
-            slots[slot] = (UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: 64), grown)
+            // Large slots (packed GEMM panels) on 2 MiB boundaries with huge pages advised.
+            let large = grown >= 4 << 20
+            let p = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: large ? 2 << 20 : 64)
+            if large { NUMAAllocator.adviseHugePages(p, grown) }
+            slots[slot] = (p, grown)
         }
         return slots[slot].0.bindMemory(to: T.self, capacity: count)
     }

@@ -188,7 +188,12 @@ void pck_sgemm_pack_b(pck_dtype dt, ptrdiff_t kc, ptrdiff_t nc, const void *b, p
 
 void pck_sgemm_kernel(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc,
                       ptrdiff_t m, ptrdiff_t n, int accumulate) {
-    K()->sgemm_kernel(kc, ap, bp, c, ldc, m, n, accumulate);
+    K()->sgemm_kernel(kc, ap, bp, c, ldc, m, n, accumulate, NULL);
+}
+
+void pck_sgemm_kernel_pf(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc,
+                         ptrdiff_t m, ptrdiff_t n, int accumulate, const float *prefetch) {
+    K()->sgemm_kernel(kc, ap, bp, c, ldc, m, n, accumulate, prefetch);
 }
 
 /* ---------------------------------------------------------------- INT4 */

@@ -43,7 +43,9 @@ void pck__pack_scalar(pck_dtype dt, ptrdiff_t R, ptrdiff_t count, ptrdiff_t kc,
 }
 
 void pck__sgemm_kernel_scalar(ptrdiff_t kc, const float *ap, const float *bp, float *c,
-                              ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate) {
+                              ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate,
+                              const float *pf) {
+    (void)pf;
     float t[SMR][SNR] = {{0}};
     for (ptrdiff_t k = 0; k < kc; k++) {
         for (int i = 0; i < SMR; i++) {
@@ -170,7 +172,9 @@ PCK_AVX2 void pck__pack_avx2(pck_dtype dt, ptrdiff_t R, ptrdiff_t count, ptrdiff
 #define ANR 16
 
 PCK_AVX2 void pck__sgemm_kernel_avx2(ptrdiff_t kc, const float *ap, const float *bp, float *c,
-                                     ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate) {
+                                     ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate,
+                                     const float *pf) {
+    if (!pf) pf = bp; /* re-touching the current sliver costs a load, no branch in the loop */
     __m256 acc[AMR][2];
     for (int i = 0; i < AMR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     for (int i = 0; i < AMR && i < m; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
@@ -188,6 +192,8 @@ PCK_AVX2 void pck__sgemm_kernel_avx2(ptrdiff_t kc, const float *ap, const float 
     ptrdiff_t k = 0;
     for (; k + 4 <= kc; k += 4) {
         _mm_prefetch((const char *)(ap + 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)pf, _MM_HINT_T0); /* one line of the next B sliver */
+        pf += 16;
         PCK_AVX2_STEP(0);
         PCK_AVX2_STEP(1);
         PCK_AVX2_STEP(2);
@@ -231,7 +237,8 @@ PCK_AVX2 void pck__sgemm_kernel_avx2(ptrdiff_t kc, const float *ap, const float 
 
 PCK_AVX512 void pck__sgemm_kernel_avx512(ptrdiff_t kc, const float *ap, const float *bp,
                                          float *c, ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n,
-                                         int accumulate) {
+                                         int accumulate, const float *pf) {
+    (void)pf;
     __m512 acc[XMR][2];
     for (int i = 0; i < XMR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (int i = 0; i < XMR && i < m; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
@@ -336,7 +343,9 @@ void pck__pack_neon(pck_dtype dt, ptrdiff_t R, ptrdiff_t count, ptrdiff_t kc, co
 #define NNR 12
 
 void pck__sgemm_kernel_neon(ptrdiff_t kc, const float *ap, const float *bp, float *c,
-                            ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate) {
+                            ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate,
+                            const float *pf) {
+    (void)pf;
     float32x4_t acc[NMR][3];
     for (int i = 0; i < NMR; i++) acc[i][0] = acc[i][1] = acc[i][2] = vdupq_n_f32(0.0f);
     for (ptrdiff_t k = 0; k < kc; k++) {

@@ -28,8 +28,10 @@ typedef struct pck_kernels {
     pck_isa isa;
     const char *name;
     ptrdiff_t mr, nr;
+    /* `pf`: memory to prefetch while the tile runs (kc / 4 cache lines from it), or NULL. */
     void (*sgemm_kernel)(ptrdiff_t kc, const float *ap, const float *bp, float *c,
-                         ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate);
+                         ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate,
+                         const float *pf);
     /* Packs `count` rows/columns into slivers of width R (MR or NR):
      * out[s*kc*R + k*R + r] = src[(s*R + r)*stride_r + k*stride_k]. */
     void (*pack)(pck_dtype dt, ptrdiff_t width, ptrdiff_t count, ptrdiff_t kc,
@@ -80,7 +82,7 @@ extern const pck_kernels pck__kernels_neon;
 
 #define PCK_DECLARE_ISA(isa)                                                              \
     void pck__sgemm_kernel_##isa(ptrdiff_t, const float *, const float *, float *,        \
-                                 ptrdiff_t, ptrdiff_t, ptrdiff_t, int);                    \
+                                 ptrdiff_t, ptrdiff_t, ptrdiff_t, int, const float *);     \
     void pck__pack_##isa(pck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t, const void *,        \
                          ptrdiff_t, ptrdiff_t, float *);                                  \
     void pck__int4_xprep_##isa(ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, \
@@ -116,11 +118,11 @@ PCK_DECLARE_ISA(scalar)
 #if PCK_X86
 PCK_DECLARE_ISA(avx2)
 void pck__sgemm_kernel_avx512(ptrdiff_t, const float *, const float *, float *, ptrdiff_t,
-                              ptrdiff_t, ptrdiff_t, int);
+                              ptrdiff_t, ptrdiff_t, int, const float *);
 #endif
 #if PCK_ARM64
 void pck__sgemm_kernel_neon(ptrdiff_t, const float *, const float *, float *, ptrdiff_t,
-                            ptrdiff_t, ptrdiff_t, int);
+                            ptrdiff_t, ptrdiff_t, int, const float *);
 void pck__pack_neon(pck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t, const void *, ptrdiff_t,
                     ptrdiff_t, float *);
 void pck__int4_xprep_neon(ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *);

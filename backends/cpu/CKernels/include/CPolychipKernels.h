@@ -98,6 +98,14 @@ void pck_sgemm_pack_b(pck_dtype dt, ptrdiff_t kc, ptrdiff_t nc, const void *b,
 void pck_sgemm_kernel(ptrdiff_t kc, const float *ap, const float *bp, float *c,
                       ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate);
 
+/* The same tile, also prefetching kc / 4 cache lines (kc * 16 bytes) from `prefetch`
+ * while it runs, so that four calls bring the next B sliver (kc * 16 floats with the
+ * AVX2 tile) into L1 before its first tile. NULL prefetches nothing new. Results are
+ * identical to pck_sgemm_kernel. */
+void pck_sgemm_kernel_pf(ptrdiff_t kc, const float *ap, const float *bp, float *c,
+                         ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate,
+                         const float *prefetch);
+
 /* ---------------------------------------------------------------- INT4 (W4) */
 /*
  * Packed weights W[N,K], row n at w + n*ldw (ldw in bytes, >= K/2). Byte j of a row holds
