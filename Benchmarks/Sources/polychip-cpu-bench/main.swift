@@ -33,8 +33,10 @@ nonisolated(unsafe) var lastCPU = 0.0
                 cpuSeconds: lastCPU)
     rows.append(r)
     if !json {
-        print(String(format: "%-52@ %-16@ %10.3f ms %9.1f GFLOP/s %8.2f GB/s  cpu %8.3f ms (%.1f GFLOP/cpu-s)  %@", r.name as NSString,
-                     r.device as NSString, sec * 1e3, r.gflops, r.gbps, lastCPU * 1e3, w.flops / max(lastCPU, 1e-9) / 1e9, note as NSString))
+        // Paired runs (lastCPU = 0) have no CPU time of their own.
+        let cpu = lastCPU > 0 ? String(format: "cpu %8.3f ms (%.1f GFLOP/cpu-s)", lastCPU * 1e3, w.flops / lastCPU / 1e9) : "cpu        -"
+        print(String(format: "%-52@ %-16@ %10.3f ms %9.1f GFLOP/s %8.2f GB/s  %@  %@", r.name as NSString,
+                     r.device as NSString, sec * 1e3, r.gflops, r.gbps, cpu as NSString, note as NSString))
     }
 }
 
