@@ -148,12 +148,17 @@ void pck__int4_quantize_scalar(ptrdiff_t rows, ptrdiff_t k, ptrdiff_t g, const f
 
 /* Activation order for a 64-weight block (32 bytes = 8 int32 lanes of 8 nibbles): the
  * kernel extracts nibble j of every lane at once, so x is stored j-major,
- * xp[j*8 + l] = x[8l + j] * 2^-shift_j with the nibble's in-place bit shift undone here
- * (shifts 0,4,8,12 for j < 4 and again for j >= 4, which come from v >> 16). */
-static const int nib_shift[8] = {0, 4, 8, 12, 0, 4, 8, 12};
+ * xp[j*8 + l] = x[8l + j] * 2^-shift_j with the nibble's in-place bit shift undone here:
+ * nibbles 0-6 are masked in place (shift 4j), nibble 7 comes from v >> 28 (shift 0). One
+ * integer op per nibble, none to move v. */
+static const int nib_shift[8] = {0, 4, 8, 12, 16, 20, 24, 0};
 
-void pck__int4_xprep_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x, ptrdiff_t ldx,
-                          float *xp) {
+PCK_INLINE PCK_AVX2 void transpose8i(__m256i v[8]);
+
+/* Vectorized (it runs on one thread before the GEMV splits N): 8x8 transposes for the
+ * block order, the group sums in double with two 4-lane accumulators. */
+PCK_AVX2 void pck__int4_xprep_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x,
+                                   ptrdiff_t ldx, float *xp) {
     ptrdiff_t xrow = pck__xprep_row(k, g);
     if (g % 32 != 0) {
         pck__int4_xprep_scalar(m, k, g, x, ldx, xp);
@@ -163,17 +168,26 @@ void pck__int4_xprep_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x,
     for (ptrdiff_t i = 0; i < m; i++) {
         const float *xi = x + i * ldx;
         float *o = xp + i * xrow, *sums = o + pck__round16(k);
-        for (ptrdiff_t b = 0; b < k64; b += 64)
+        for (ptrdiff_t b = 0; b < k64; b += 64) {
+            __m256i v[8];
+            for (int l = 0; l < 8; l++) v[l] = _mm256_castps_si256(_mm256_loadu_ps(xi + b + 8 * l));
+            transpose8i(v); /* v[j] lane l = x[b + 8l + j] */
             for (int j = 0; j < 8; j++)
-                for (int l = 0; l < 8; l++)
-                    o[b + j * 8 + l] = xi[b + 8 * l + j] * (1.0f / (float)(1 << nib_shift[j]));
+                _mm256_storeu_ps(o + b + j * 8, _mm256_mul_ps(_mm256_castsi256_ps(v[j]),
+                                                              _mm256_set1_ps(1.0f / (float)(1 << nib_shift[j]))));
+        }
         for (ptrdiff_t kk = k64; kk < k; kk++) o[kk] = xi[kk];
         /* per-group sums of the block part, for the zero-point term z * sum(x) */
         for (ptrdiff_t gi = 0; gi < ng; gi++) {
-            double acc = 0.0;
-            ptrdiff_t e = (gi + 1) * g < k64 ? (gi + 1) * g : k64;
-            for (ptrdiff_t kk = gi * g; kk < e; kk++) acc += xi[kk];
-            sums[gi] = (float)acc;
+            __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+            ptrdiff_t e = (gi + 1) * g < k64 ? (gi + 1) * g : k64; /* a multiple of 32 */
+            for (ptrdiff_t kk = gi * g; kk < e; kk += 8) {
+                a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_loadu_ps(xi + kk)));
+                a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_loadu_ps(xi + kk + 4)));
+            }
+            __m256d a = _mm256_add_pd(a0, a1);
+            __m128d h = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+            sums[gi] = (float)_mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
         }
     }
 }
@@ -199,6 +213,8 @@ PCK_INLINE PCK_AVX2 void i4_core_avx2(const int R, const int MM, const int P, pt
                                       float out[4][4]) {
     const __m256i m0 = _mm256_set1_epi32(0xf), m1 = _mm256_set1_epi32(0xf0);
     const __m256i m2 = _mm256_set1_epi32(0xf00), m3 = _mm256_set1_epi32(0xf000);
+    const __m256i m4 = _mm256_set1_epi32(0xf0000), m5 = _mm256_set1_epi32(0xf00000);
+    const __m256i m6 = _mm256_set1_epi32(0xf000000);
     __m256 yacc[4][4], acc[4][4][4];
     for (int r = 0; r < R; r++)
         for (int i = 0; i < MM; i++) {
@@ -206,18 +222,19 @@ PCK_INLINE PCK_AVX2 void i4_core_avx2(const int R, const int MM, const int P, pt
             for (int q = 0; q < P; q++) acc[r][i][q] = _mm256_setzero_ps();
         }
 
-#define PCK_I4_NIBBLE(j, mask)                                                            \
+#define PCK_I4_NIBBLE(j, expr)                                                            \
     do {                                                                                  \
         __m256 xv[4];                                                                     \
         for (int i = 0; i < MM; i++) xv[i] = _mm256_loadu_ps(xr[i] + b + (j) * 8);        \
         for (int r = 0; r < R; r++) {                                                     \
-            __m256 u = _mm256_cvtepi32_ps(_mm256_and_si256(v[r], mask));                  \
+            __m256i vv = v[r];                                                            \
+            __m256 u = _mm256_cvtepi32_ps(expr);                                          \
             for (int i = 0; i < MM; i++)                                                  \
                 acc[r][i][(j) % P] = _mm256_fmadd_ps(u, xv[i], acc[r][i][(j) % P]);        \
         }                                                                                 \
     } while (0)
 
-    /* nibbles 0-3 are masked in place, 4-7 after v >> 16: x carries 2^-(0,4,8,12) */
+    /* nibbles 0-6 are masked in place, 7 is v >> 28: x carries 2^-(0,4,...,24, 0) */
 #define PCK_I4_BLOCK()                                                                    \
     do {                                                                                  \
         __m256i v[4];                                                                     \
@@ -225,15 +242,14 @@ PCK_INLINE PCK_AVX2 void i4_core_avx2(const int R, const int MM, const int P, pt
             v[r] = _mm256_loadu_si256((const __m256i *)(wr[r] + b / 2));                  \
             if (pf) _mm_prefetch((const char *)(wr[r] + pf + b / 2), _MM_HINT_T0);        \
         }                                                                                 \
-        PCK_I4_NIBBLE(0, m0);                                                             \
-        PCK_I4_NIBBLE(1, m1);                                                             \
-        PCK_I4_NIBBLE(2, m2);                                                             \
-        PCK_I4_NIBBLE(3, m3);                                                             \
-        for (int r = 0; r < R; r++) v[r] = _mm256_srli_epi32(v[r], 16);                   \
-        PCK_I4_NIBBLE(4, m0);                                                             \
-        PCK_I4_NIBBLE(5, m1);                                                             \
-        PCK_I4_NIBBLE(6, m2);                                                             \
-        PCK_I4_NIBBLE(7, m3);                                                             \
+        PCK_I4_NIBBLE(0, _mm256_and_si256(vv, m0));                                       \
+        PCK_I4_NIBBLE(1, _mm256_and_si256(vv, m1));                                       \
+        PCK_I4_NIBBLE(2, _mm256_and_si256(vv, m2));                                       \
+        PCK_I4_NIBBLE(3, _mm256_and_si256(vv, m3));                                       \
+        PCK_I4_NIBBLE(4, _mm256_and_si256(vv, m4));                                       \
+        PCK_I4_NIBBLE(5, _mm256_and_si256(vv, m5));                                       \
+        PCK_I4_NIBBLE(6, _mm256_and_si256(vv, m6));                                       \
+        PCK_I4_NIBBLE(7, _mm256_srli_epi32(vv, 28));                                      \
     } while (0)
 
 #define PCK_I4_SCALE(svexpr)                                                              \
@@ -271,19 +287,188 @@ PCK_INLINE PCK_AVX2 void i4_core_avx2(const int R, const int MM, const int P, pt
         for (int i = 0; i < MM; i++) out[r][i] = hsum8(yacc[r][i]);
 }
 
-/* sum_g s_g * z_g * X_g over all groups (X_g = block-part sums from xprep). */
-PCK_INLINE PCK_AVX2 float zero_term_avx2(ptrdiff_t ng, const float *s, const int8_t *z,
-                                         const float *sums) {
-    __m256 acc = _mm256_setzero_ps();
+/* ---- m = 1, 4 rows: inline assembly (x86-64, GCC/Clang syntax) ----
+ * The compiler could not keep 8 accumulators + 4 weight vectors + activations + masks in the
+ * 16 ymm registers (it spilled accumulators, and a spilled FMA chain waits on
+ * store-forwarding). Fixed allocation: ymm0-3 / ymm4-7 = rows 0-3, even / odd nibbles
+ * (8 independent FMA chains: both FMA pipes busy); ymm8-11 = the 4 rows' 32 weight bytes;
+ * ymm12 = activations; ymm13-14 = nibbles; ymm15 = mask (a load, shared by the 4 rows).
+ * Per 8 weights and row: and (or shift), int-to-float, FMA; nothing else in the loop. */
+static const int32_t i4_masks[7][8] __attribute__((aligned(32))) = {
+#define M8(v) {v, v, v, v, v, v, v, v}
+    M8(0xf), M8(0xf0), M8(0xf00), M8(0xf000), M8(0xf0000), M8(0xf00000), M8(0xf000000)};
+#undef M8
+
+/* nibble j (mask at byte moff of i4_masks, activations at byte xoff of the block) of the
+ * 4 rows into accumulators A0-A3 */
+#define I4_NIB4(moff, xoff, A0, A1, A2, A3)                                               \
+    "vmovdqa " #moff "(%[mk]), %%ymm15\n\t"                                               \
+    "vmovups " #xoff "(%[x]), %%ymm12\n\t"                                                \
+    "vpand %%ymm8, %%ymm15, %%ymm13\n\t"                                                  \
+    "vpand %%ymm9, %%ymm15, %%ymm14\n\t"                                                  \
+    "vcvtdq2ps %%ymm13, %%ymm13\n\t"                                                      \
+    "vcvtdq2ps %%ymm14, %%ymm14\n\t"                                                      \
+    "vfmadd231ps %%ymm12, %%ymm13, %%" A0 "\n\t"                                          \
+    "vfmadd231ps %%ymm12, %%ymm14, %%" A1 "\n\t"                                          \
+    "vpand %%ymm10, %%ymm15, %%ymm13\n\t"                                                 \
+    "vpand %%ymm11, %%ymm15, %%ymm14\n\t"                                                 \
+    "vcvtdq2ps %%ymm13, %%ymm13\n\t"                                                      \
+    "vcvtdq2ps %%ymm14, %%ymm14\n\t"                                                      \
+    "vfmadd231ps %%ymm12, %%ymm13, %%" A2 "\n\t"                                          \
+    "vfmadd231ps %%ymm12, %%ymm14, %%" A3 "\n\t"
+
+/* One 64-weight block of the 4 rows; prefetches the same bytes of the next 4 rows
+ * (w + 4..7 ldw: the rows the next call reads). Advances w, w3 and x. */
+#define I4_BLOCK4                                                                         \
+    "vmovdqu (%[w]), %%ymm8\n\t"                                                          \
+    "vmovdqu (%[w],%[ldw]), %%ymm9\n\t"                                                   \
+    "vmovdqu (%[w],%[ldw],2), %%ymm10\n\t"                                                \
+    "vmovdqu (%[w3]), %%ymm11\n\t"                                                        \
+    "prefetcht0 (%[w],%[ldw],4)\n\t"                                                      \
+    "prefetcht0 (%[w3],%[ldw],2)\n\t"                                                     \
+    "prefetcht0 (%[w3],%[ldw3])\n\t"                                                      \
+    "prefetcht0 (%[w3],%[ldw],4)\n\t"                                                     \
+    I4_NIB4(0, 0, "ymm0", "ymm1", "ymm2", "ymm3")                                         \
+    I4_NIB4(32, 32, "ymm4", "ymm5", "ymm6", "ymm7")                                       \
+    I4_NIB4(64, 64, "ymm0", "ymm1", "ymm2", "ymm3")                                       \
+    I4_NIB4(96, 96, "ymm4", "ymm5", "ymm6", "ymm7")                                       \
+    I4_NIB4(128, 128, "ymm0", "ymm1", "ymm2", "ymm3")                                     \
+    I4_NIB4(160, 160, "ymm4", "ymm5", "ymm6", "ymm7")                                     \
+    I4_NIB4(192, 192, "ymm0", "ymm1", "ymm2", "ymm3")                                     \
+    "vmovups 224(%[x]), %%ymm12\n\t"                                                      \
+    "vpsrld $28, %%ymm8, %%ymm13\n\t"                                                     \
+    "vpsrld $28, %%ymm9, %%ymm14\n\t"                                                     \
+    "vcvtdq2ps %%ymm13, %%ymm13\n\t"                                                      \
+    "vcvtdq2ps %%ymm14, %%ymm14\n\t"                                                      \
+    "vfmadd231ps %%ymm12, %%ymm13, %%ymm4\n\t"                                            \
+    "vfmadd231ps %%ymm12, %%ymm14, %%ymm5\n\t"                                            \
+    "vpsrld $28, %%ymm10, %%ymm13\n\t"                                                    \
+    "vpsrld $28, %%ymm11, %%ymm14\n\t"                                                    \
+    "vcvtdq2ps %%ymm13, %%ymm13\n\t"                                                      \
+    "vcvtdq2ps %%ymm14, %%ymm14\n\t"                                                      \
+    "vfmadd231ps %%ymm12, %%ymm13, %%ymm6\n\t"                                            \
+    "vfmadd231ps %%ymm12, %%ymm14, %%ymm7\n\t"                                            \
+    "add $32, %[w]\n\t"                                                                   \
+    "add $32, %[w3]\n\t"                                                                  \
+    "add $256, %[x]\n\t"
+
+#define I4_ZERO8                                                                          \
+    "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"                                                   \
+    "vxorps %%xmm1, %%xmm1, %%xmm1\n\t"                                                   \
+    "vxorps %%xmm2, %%xmm2, %%xmm2\n\t"                                                   \
+    "vxorps %%xmm3, %%xmm3, %%xmm3\n\t"                                                   \
+    "vxorps %%xmm4, %%xmm4, %%xmm4\n\t"                                                   \
+    "vxorps %%xmm5, %%xmm5, %%xmm5\n\t"                                                   \
+    "vxorps %%xmm6, %%xmm6, %%xmm6\n\t"                                                   \
+    "vxorps %%xmm7, %%xmm7, %%xmm7\n\t"
+
+/* y[r] = fma(a_r + b_r, scale vector of row r, y[r]) with the scales in ymm12-15 */
+#define I4_SCALE4                                                                         \
+    "vaddps %%ymm4, %%ymm0, %%ymm0\n\t"                                                   \
+    "vaddps %%ymm5, %%ymm1, %%ymm1\n\t"                                                   \
+    "vaddps %%ymm6, %%ymm2, %%ymm2\n\t"                                                   \
+    "vaddps %%ymm7, %%ymm3, %%ymm3\n\t"                                                   \
+    "vfmadd213ps (%[y]), %%ymm12, %%ymm0\n\t"                                             \
+    "vfmadd213ps 32(%[y]), %%ymm13, %%ymm1\n\t"                                           \
+    "vfmadd213ps 64(%[y]), %%ymm14, %%ymm2\n\t"                                           \
+    "vfmadd213ps 96(%[y]), %%ymm15, %%ymm3\n\t"                                           \
+    "vmovups %%ymm0, (%[y])\n\t"                                                          \
+    "vmovups %%ymm1, 32(%[y])\n\t"                                                        \
+    "vmovups %%ymm2, 64(%[y])\n\t"                                                        \
+    "vmovups %%ymm3, 96(%[y])\n\t"
+
+#define I4_ASM_OPERANDS                                                                   \
+    : [w] "+r"(w), [w3] "+r"(w3), [x] "+r"(x), [s] "+r"(s), [s3] "+r"(s3), [n] "+r"(n),   \
+      [ci] "=&r"(ci)                                                                      \
+    : [ldw] "r"(ldw), [ldw3] "r"(3 * ldw), [lds4] "r"(lds * 4), [mk] "r"(i4_masks),      \
+      [y] "r"(y), [nblk] "rm"(nblk)                                                       \
+    : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",     \
+      "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc"
+
+/* g % 64 == 0: n >= 1 groups of nblk >= 1 blocks, one scale per row and group. Same
+ * arithmetic, in the same order, as i4_core_avx2 with R = 4, MM = 1, P = 2. */
+PCK_INLINE PCK_AVX2 void i4_m1_r4_groups(ptrdiff_t n, ptrdiff_t nblk, const float *x,
+                                         const uint8_t *w, ptrdiff_t ldw, const float *s,
+                                         ptrdiff_t lds, float *y) {
+    const uint8_t *w3 = w + 3 * ldw;
+    const float *s3 = s + 3 * lds;
+    ptrdiff_t ci;
+    __asm__ volatile("1:\n\t" I4_ZERO8
+                     "mov %[nblk], %[ci]\n\t"
+                     "2:\n\t" I4_BLOCK4
+                     "dec %[ci]\n\t"
+                     "jnz 2b\n\t"
+                     "vbroadcastss (%[s]), %%ymm12\n\t"
+                     "vbroadcastss (%[s],%[lds4]), %%ymm13\n\t"
+                     "vbroadcastss (%[s],%[lds4],2), %%ymm14\n\t"
+                     "vbroadcastss (%[s3]), %%ymm15\n\t" I4_SCALE4
+                     "add $4, %[s]\n\t"
+                     "add $4, %[s3]\n\t"
+                     "dec %[n]\n\t"
+                     "jnz 1b\n\t" I4_ASM_OPERANDS);
+}
+
+/* g == 32: n >= 1 blocks, lanes 0-3 and 4-7 of each in consecutive groups */
+PCK_INLINE PCK_AVX2 void i4_m1_r4_g32(ptrdiff_t n, const float *x, const uint8_t *w,
+                                      ptrdiff_t ldw, const float *s, ptrdiff_t lds, float *y) {
+    const uint8_t *w3 = w + 3 * ldw;
+    const float *s3 = s + 3 * lds;
+    ptrdiff_t ci, nblk = 1; /* operands shared with i4_m1_r4_groups, unused here */
+#define I4_SC2(addr, reg)                                                                 \
+    "vbroadcastss " addr ", %%" reg "\n\t"                                                \
+    "vbroadcastss 4" addr ", %%ymm8\n\t"                                                  \
+    "vblendps $0xf0, %%ymm8, %%" reg ", %%" reg "\n\t"
+    __asm__ volatile("1:\n\t" I4_ZERO8 I4_BLOCK4
+                     I4_SC2("(%[s])", "ymm12")
+                     I4_SC2("(%[s],%[lds4])", "ymm13")
+                     I4_SC2("(%[s],%[lds4],2)", "ymm14")
+                     I4_SC2("(%[s3])", "ymm15") I4_SCALE4
+                     "add $8, %[s]\n\t"
+                     "add $8, %[s3]\n\t"
+                     "dec %[n]\n\t"
+                     "jnz 1b\n\t" I4_ASM_OPERANDS);
+#undef I4_SC2
+}
+#undef I4_ASM_OPERANDS
+#undef I4_SCALE4
+#undef I4_ZERO8
+#undef I4_BLOCK4
+#undef I4_NIB4
+
+/* out[r][0] for 4 rows at w (m = 1; g % 64 == 0 or g == 32) */
+static __attribute__((noinline)) PCK_AVX2 void i4_m1_r4(ptrdiff_t k64, ptrdiff_t g, const float *x,
+                                                        const uint8_t *w, ptrdiff_t ldw,
+                                                        const float *s, ptrdiff_t lds,
+                                                        float out[4][4]) {
+    float y[32] = {0};
+    if (g == 32 && k64 >= 64) i4_m1_r4_g32(k64 / 64, x, w, ldw, s, lds, y);
+    else if (g != 32 && k64 >= g) i4_m1_r4_groups(k64 / g, g / 64, x, w, ldw, s, lds, y);
+    for (int r = 0; r < 4; r++) out[r][0] = hsum8(_mm256_loadu_ps(y + 8 * r));
+}
+
+/* zt[r] = sum_g s_g * z_g * X_g over all groups for R rows (X_g = block-part sums from
+ * xprep). The rows run interleaved (R independent FMA chains: one chain per row was
+ * latency-bound, ~4 cycles per 8 groups and row, 10% of the M = 1 time at g = 32); each
+ * row's arithmetic and order are those of a single row. */
+PCK_INLINE PCK_AVX2 void zero_terms_avx2(const int R, ptrdiff_t ng, const float *const *sr,
+                                         const int8_t *const *zr, const float *sums,
+                                         float zt[4]) {
+    __m256 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
     ptrdiff_t gi = 0;
     for (; gi + 8 <= ng; gi += 8) {
-        __m256 zv = z ? _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(z + gi))))
-                      : _mm256_set1_ps(8.0f);
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(s + gi), zv), _mm256_loadu_ps(sums + gi), acc);
+        __m256 xs = _mm256_loadu_ps(sums + gi);
+        for (int r = 0; r < R; r++) {
+            __m256 zv = zr[r] ? _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(zr[r] + gi))))
+                              : _mm256_set1_ps(8.0f);
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(sr[r] + gi), zv), xs, acc[r]);
+        }
     }
-    float t = hsum8(acc);
-    for (; gi < ng; gi++) t += s[gi] * (float)(z ? z[gi] : 8) * sums[gi];
-    return t;
+    for (int r = 0; r < R; r++) {
+        float t = hsum8(acc[r]);
+        for (ptrdiff_t gj = gi; gj < ng; gj++) t += sr[r][gj] * (float)(zr[r] ? zr[r][gj] : 8) * sums[gj];
+        zt[r] = t;
+    }
 }
 
 PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int R, const int MM, const int P, ptrdiff_t k, ptrdiff_t g,
@@ -301,15 +486,21 @@ PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int R, const int MM, const int P, pt
         wr[r] = w + (n + r) * ldw;
         sr[r] = s + (n + r) * lds;
     }
-    i4_core_avx2(R, MM, P, k64, g, R * ldw, xr, wr, sr, out); /* prefetch the next rows */
-    for (int r = 0; r < R; r++) {
-        const int8_t *zr = z ? z + (n + r) * ldz : NULL;
-        for (int i = 0; i < MM; i++) {
-            float v = out[r][i] - zero_term_avx2(ng, sr[r], zr, xr[i] + pck__round16(k));
+    if (MM == 1 && R == 4 && (g % 64 == 0 || g == 32))
+        i4_m1_r4(k64, g, xr[0], wr[0], ldw, sr[0], lds, out); /* prefetches the next rows */
+    else
+        i4_core_avx2(R, MM, P, k64, g, R * ldw, xr, wr, sr, out); /* prefetch the next rows */
+    const int8_t *zr[4];
+    for (int r = 0; r < R; r++) zr[r] = z ? z + (n + r) * ldz : NULL;
+    for (int i = 0; i < MM; i++) {
+        float zt[4];
+        zero_terms_avx2(R, ng, sr, zr, xr[i] + pck__round16(k), zt);
+        for (int r = 0; r < R; r++) {
+            float v = out[r][i] - zt[r];
             for (ptrdiff_t kk = k64; kk < k; kk += 2) { /* K tail, natural order */
                 uint8_t b = wr[r][kk >> 1];
                 ptrdiff_t gi = kk / g;
-                float zf = (float)(zr ? zr[gi] : 8);
+                float zf = (float)(zr[r] ? zr[r][gi] : 8);
                 v += sr[r][gi] * (xr[i][kk] * ((float)(b & 15) - zf) +
                                   xr[i][kk + 1] * ((float)(b >> 4) - zf));
             }

@@ -130,7 +130,8 @@ void pck_int4_xprep(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x, ptrdi
  * n, so threads share base pointers and split [n0, n1) (any split; multiples of 12 rows
  * keep every call on the widest path). Fast path: g % 32 == 0; other even g take a
  * portable loop. f32 accumulation as sum_g s*(sum x*u - z*sum x); xprep pre-scales x by
- * powers of two down to 2^-12 (exact unless |x| < 2^-114). Prefetches the rows after n1. */
+ * powers of two down to 2^-24 (AVX2; 2^-12 on NEON), exact unless |x| < 2^-102 (2^-114).
+ * Prefetches the rows after n1. */
 void pck_int4_gemv(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
                    const uint8_t *w, ptrdiff_t ldw, const float *scales, ptrdiff_t lds,
                    const int8_t *zeros, ptrdiff_t ldz, ptrdiff_t n0, ptrdiff_t n1,
