@@ -456,7 +456,8 @@ struct KernelCall {
     }
 
     /// Work-items of `int4_quantize` (a multiple of its local size 64): one per group on
-    /// GPUs; on CPU devices 64 per compute unit, each striding over hundreds of groups.
+    /// GPUs; on CPU devices at most 4096 per compute unit, each taking a contiguous run of
+    /// groups (PoCL pays its per-work-item cost once per run).
     func quantizeWorkItems(groups: Int) -> Int {
         let one = ceilDiv(groups, 64) * 64
         return device.vendorClass == .cpu ? min(one, 64 * 64 * max(1, device.info.computeUnits)) : one
