@@ -227,11 +227,7 @@ inline void flash_core(const __global st_t *Qg, int nrows,
 #pragma unroll
             for (int i = 0; i < RQ; i++)
 #pragma unroll
-                for (int c = 0; c < NKC; c++) {
-                    const float4 h4 = s8[i][c].lo + s8[i][c].hi;
-                    const float2 h2 = h4.lo + h4.hi;
-                    sc[i][c] = h2.x + h2.y;
-                }
+                for (int c = 0; c < NKC; c++) sc[i][c] = pc_hsum8(s8[i][c]);
         }
 #else
         for (int d = 0; d < HD; d++) {
@@ -420,20 +416,6 @@ void attention_fwd(ATT_FWD_PARAMS)
 #define AR_NT (BQ / RQ)
 #define AR_DVP (((HDV + 8 * DC - 1) / (8 * DC)) * (8 * DC))   /* V rows padded to whole dim chunks */
 
-inline float ar_hmax8(float8 v)
-{
-    const float4 a = fmax(v.lo, v.hi);
-    const float2 b = fmax(a.lo, a.hi);
-    return fmax(b.x, b.y);
-}
-
-inline float ar_hsum8(float8 v)
-{
-    const float4 a = v.lo + v.hi;
-    const float2 b = a.lo + a.hi;
-    return b.x + b.y;
-}
-
 /* same arguments, grid and outputs as attention_fwd, local size (BQ/RQ, 1, 1) */
 __kernel __attribute__((reqd_work_group_size(AR_NT, 1, 1)))
 void attention_fwd_rows(ATT_FWD_PARAMS)
@@ -570,7 +552,7 @@ void attention_fwd_rows(ATT_FWD_PARAMS)
             }
             float8 mx8 = (float8)(PC_NEG_INF);
             for (int c = 0; c < n8; c++) mx8 = fmax(mx8, vload8(c, s[i]));
-            const float mnew = fmax(m[i], ar_hmax8(mx8));
+            const float mnew = fmax(m[i], pc_hmax8(mx8));
             const float mu = (mnew == PC_NEG_INF) ? 0.0f : mnew;
             alpha[i] = (nk > 0) ? exp2(m[i] - mu) : 1.0f;
             m[i] = mnew;
@@ -580,7 +562,7 @@ void attention_fwd_rows(ATT_FWD_PARAMS)
                 vstore8(p, c, s[i]);
                 sum8 += p;
             }
-            l[i] = alpha[i] * l[i] + ar_hsum8(sum8);
+            l[i] = alpha[i] * l[i] + pc_hsum8(sum8);
         }
         /* O = alpha O + P V over dim chunks of 8*DC */
         for (int d0 = 0; d0 < AR_DVP && nk > 0; d0 += 8 * DC) {

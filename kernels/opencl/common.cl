@@ -95,6 +95,29 @@ inline void st8(__global st_t *p, float8 v)
 #endif
 }
 
+/* Horizontal reductions of a float8 in a fixed pairing order (lo+hi, then lo+hi, then
+ * x+y), so every kernel that uses them sums the same way. */
+inline float pc_hsum8(float8 v)
+{
+    const float4 a = v.lo + v.hi;
+    const float2 b = a.lo + a.hi;
+    return b.x + b.y;
+}
+
+inline float pc_hmax8(float8 v)
+{
+    const float4 a = fmax(v.lo, v.hi);
+    const float2 b = fmax(a.lo, a.hi);
+    return fmax(b.x, b.y);
+}
+
+inline float pc_hmin8(float8 v)
+{
+    const float4 a = fmin(v.lo, v.hi);
+    const float2 b = fmin(a.lo, a.hi);
+    return fmin(b.x, b.y);
+}
+
 /* 8 consecutive storage-dtype elements as f32 (any alignment). float8 keeps
  * to 256-bit vectors (no AVX-512 ABI issue on PoCL). */
 inline float8 ld8(const __global st_t *p)

@@ -140,8 +140,7 @@ void softmax(const __global st_t *X, ulong x_off,
             m8 = fmax(m8, v);
             nan8 |= isnan(v);
         }
-        const float4 m4 = fmax(m8.lo, m8.hi);
-        m = fmax(fmax(m4.x, m4.y), fmax(m4.z, m4.w));
+        m = pc_hmax8(m8);
         if (any(nan8)) nan_seen = 1.0f;
     }
     for (int i = dv + tid; i < D; i += WG) {

@@ -68,9 +68,7 @@ inline void int4_quantize_group(const __global st_t *X, __global uchar *Q, __glo
             if (asym) { lo8 = fmin(lo8, v); hi8 = fmax(hi8, v); }
             else hi8 = fmax(hi8, fabs(v));
         }
-        const float4 l4 = fmin(lo8.lo, lo8.hi), h4 = fmax(hi8.lo, hi8.hi);
-        const float mn = fmin(fmin(l4.x, l4.y), fmin(l4.z, l4.w));
-        const float mx = fmax(fmax(h4.x, h4.y), fmax(h4.z, h4.w));
+        const float mn = pc_hmin8(lo8), mx = pc_hmax8(hi8);
         float s;
         int z = 0;
         if (!asym) s = mx / 7.0f;
@@ -262,12 +260,7 @@ inline void int4_gemv_block(const __global st_t *X, int M,
 #pragma unroll
         for (int m = 0; m < GV_MAXM; m++)
 #pragma unroll
-            for (int r = 0; r < GV_ROWS; r++) {
-                const float8 v = av[m][r];
-                const float4 h4 = v.lo + v.hi;
-                const float2 h2 = h4.lo + h4.hi;
-                acc[m][r] = h2.x + h2.y;
-            }
+            for (int r = 0; r < GV_ROWS; r++) acc[m][r] = pc_hsum8(av[m][r]);
     }
 #else
     /* GPU path: 32-element chunks -- one 16-byte load of packed weights per
