@@ -198,6 +198,16 @@ void pck_sgemm_kernel_pf(ptrdiff_t kc, const float *ap, const float *bp, float *
 
 /* ---------------------------------------------------------------- INT4 */
 
+_Atomic int pck__int4_dn_enabled = 1;
+
+void pck_int4_denormal_weights(int enable) {
+    atomic_store_explicit(&pck__int4_dn_enabled, enable ? 1 : 0, memory_order_relaxed);
+}
+
+int pck_int4_xprep_denormal(const float *xp, ptrdiff_t k, ptrdiff_t g) {
+    return xp[pck__xprep_mode(k, g)] != 0.0f;
+}
+
 ptrdiff_t pck_int4_xprep_size(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g) {
     return m * pck__xprep_row(k, g);
 }

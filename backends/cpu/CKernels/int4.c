@@ -55,7 +55,10 @@ void pck__int4_gemv_natural(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *
 void pck__int4_xprep_scalar(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x,
                             ptrdiff_t ldx, float *xp) {
     ptrdiff_t xrow = pck__xprep_row(k, g);
-    for (ptrdiff_t i = 0; i < m; i++) memcpy(xp + i * xrow, x + i * ldx, (size_t)k * sizeof(float));
+    for (ptrdiff_t i = 0; i < m; i++) {
+        memcpy(xp + i * xrow, x + i * ldx, (size_t)k * sizeof(float));
+        xp[i * xrow + pck__xprep_mode(k, g)] = 0.0f;
+    }
 }
 
 void pck__int4_gemv_scalar(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
@@ -148,33 +151,80 @@ void pck__int4_quantize_scalar(ptrdiff_t rows, ptrdiff_t k, ptrdiff_t g, const f
 
 /* Activation order for a 64-weight block (32 bytes = 8 int32 lanes of 8 nibbles): the
  * kernel extracts nibble j of every lane at once, so x is stored j-major,
- * xp[j*8 + l] = x[8l + j] * 2^-shift_j with the nibble's in-place bit shift undone here:
- * nibbles 0-6 are masked in place (shift 4j), nibble 7 comes from v >> 28 (shift 0). One
- * integer op per nibble, none to move v. */
+ * xp[j*8 + l] = x[8l + j] * f_j, where f_j undoes the nibble's bit position p_j in the lane.
+ *
+ * Conversion path: nibbles 0-6 are masked in place (p = 4j), nibble 7 is v >> 28 (p = 0),
+ * then converted to float; f_j = 2^-p_j. One integer op per nibble, none to move v.
+ *
+ * Denormal path (no conversion; the loop is bound by its FP-pipe ops, and this removes 8
+ * of every 24): a masked nibble u at bit p, read as a float, is the denormal u * 2^(p-149),
+ * exactly, so with f_j = 2^(E+149-p_j) each FMA product is x*u*2^E: the conversion path's
+ * product scaled by 2^E. Nibbles 0-4 are masked in place, 5 and 6 after v >> 8, 7 is
+ * v >> 28. Both paths then round identically when no value overflows or is rounded as a
+ * subnormal: E = -22 - max(e, 0) with max|x| < 2^e keeps x * 2^(E+149) finite, and every
+ * nonzero |x| >= 2^(1-E-127) (biased exponent >= 1 - E) keeps all products and partial
+ * sums either normal or exact subnormals. Per group the sums are multiplied by 2^-E before
+ * the scale FMA. Rows outside that range (or with inf/NaN) take the conversion path. */
 static const int nib_shift[8] = {0, 4, 8, 12, 16, 20, 24, 0};
+static const int nib_pos_dn[8] = {0, 4, 8, 12, 16, 12, 16, 0};
 
 PCK_INLINE PCK_AVX2 void transpose8i(__m256i v[8]);
+
+PCK_INLINE float pow2f(int e) { /* 2^e, -126 <= e <= 127 */
+    union { uint32_t u; float f; } c = {.u = (uint32_t)(e + 127) << 23};
+    return c.f;
+}
+
+/* max(e, 0) for row x[0..<k64] if it can take the denormal path, else -1 */
+PCK_INLINE PCK_AVX2 int i4_dn_exponent(const float *x, ptrdiff_t k64) {
+    const __m256i absm = _mm256_set1_epi32(0x7fffffff), zero = _mm256_setzero_si256();
+    __m256i mx = zero, mn = _mm256_set1_epi32(-1);
+    for (ptrdiff_t kk = 0; kk < k64; kk += 8) {
+        __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + kk)), absm);
+        mx = _mm256_max_epi32(mx, v);
+        /* zeros become 0xffffffff, the unsigned maximum, so they never count as the min */
+        mn = _mm256_min_epu32(mn, _mm256_or_si256(v, _mm256_cmpeq_epi32(v, zero)));
+    }
+    uint32_t a[8], b[8], hi = 0, lo = 0xffffffffu;
+    _mm256_storeu_si256((__m256i *)a, mx);
+    _mm256_storeu_si256((__m256i *)b, mn);
+    for (int l = 0; l < 8; l++) {
+        hi = a[l] > hi ? a[l] : hi;
+        lo = b[l] < lo ? b[l] : lo;
+    }
+    int bmax = (int)(hi >> 23), bmin = lo == 0xffffffffu ? 255 : (int)(lo >> 23);
+    int ep = bmax - 126 > 0 ? bmax - 126 : 0; /* max|x| < 2^(bmax-126) */
+    if (bmax > 226 || bmin < 23 + ep) return -1; /* also inf/NaN (bmax 255), 2^-E <= 2^122 */
+    return ep;
+}
 
 /* Vectorized (it runs on one thread before the GEMV splits N): 8x8 transposes for the
  * block order, the group sums in double with two 4-lane accumulators. */
 PCK_AVX2 void pck__int4_xprep_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x,
                                    ptrdiff_t ldx, float *xp) {
-    ptrdiff_t xrow = pck__xprep_row(k, g);
+    ptrdiff_t xrow = pck__xprep_row(k, g), mode = pck__xprep_mode(k, g);
     if (g % 32 != 0) {
         pck__int4_xprep_scalar(m, k, g, x, ldx, xp);
         return;
     }
     ptrdiff_t k64 = k & ~(ptrdiff_t)63, ng = k / g;
+    /* one path for all m rows (the kernel shares each weight vector across them) */
+    int dn = k64 > 0 && atomic_load_explicit(&pck__int4_dn_enabled, memory_order_relaxed);
+    for (ptrdiff_t i = 0; i < m && dn; i++) dn = i4_dn_exponent(x + i * ldx, k64) >= 0;
     for (ptrdiff_t i = 0; i < m; i++) {
         const float *xi = x + i * ldx;
         float *o = xp + i * xrow, *sums = o + pck__round16(k);
+        __m256 f[8];
+        int ep = dn ? i4_dn_exponent(xi, k64) : 0;
+        for (int j = 0; j < 8; j++)
+            f[j] = _mm256_set1_ps(dn ? pow2f(127 - ep - nib_pos_dn[j]) : pow2f(-nib_shift[j]));
+        o[mode] = dn ? pow2f(22 + ep) : 0.0f;
         for (ptrdiff_t b = 0; b < k64; b += 64) {
             __m256i v[8];
             for (int l = 0; l < 8; l++) v[l] = _mm256_castps_si256(_mm256_loadu_ps(xi + b + 8 * l));
             transpose8i(v); /* v[j] lane l = x[b + 8l + j] */
             for (int j = 0; j < 8; j++)
-                _mm256_storeu_ps(o + b + j * 8, _mm256_mul_ps(_mm256_castsi256_ps(v[j]),
-                                                              _mm256_set1_ps(1.0f / (float)(1 << nib_shift[j]))));
+                _mm256_storeu_ps(o + b + j * 8, _mm256_mul_ps(_mm256_castsi256_ps(v[j]), f[j]));
         }
         for (ptrdiff_t kk = k64; kk < k; kk++) o[kk] = xi[kk];
         /* per-group sums of the block part, for the zero-point term z * sum(x) */
@@ -206,16 +256,19 @@ PCK_INLINE PCK_AVX2 float hsum8(__m256 v) {
 /* R rows x MM activation rows over the 64-blocks of K: out[r][i] = sum_g s_g * sum x*u
  * (u unshifted by the x layout). Zero points are applied by the caller. Each output keeps
  * P accumulators (nibble j goes to j % P) so that R*MM*P >= 8 independent FMA chains cover
- * the FMA latency on two pipes. pf: byte distance of the rows to prefetch. */
-PCK_INLINE PCK_AVX2 void i4_core_avx2(const int R, const int MM, const int P, ptrdiff_t k64,
-                                      ptrdiff_t g, ptrdiff_t pf, const float *const *xr,
+ * the FMA latency on two pipes. pf: byte distance of the rows to prefetch. DN: denormal
+ * path, rs[i] = 2^-E of activation row i. */
+PCK_INLINE PCK_AVX2 void i4_core_avx2(const int DN, const int R, const int MM, const int P,
+                                      ptrdiff_t k64, ptrdiff_t g, ptrdiff_t pf,
+                                      const float *const *xr, const float *rs,
                                       const uint8_t *const *wr, const float *const *sr,
                                       float out[4][4]) {
     const __m256i m0 = _mm256_set1_epi32(0xf), m1 = _mm256_set1_epi32(0xf0);
     const __m256i m2 = _mm256_set1_epi32(0xf00), m3 = _mm256_set1_epi32(0xf000);
     const __m256i m4 = _mm256_set1_epi32(0xf0000), m5 = _mm256_set1_epi32(0xf00000);
     const __m256i m6 = _mm256_set1_epi32(0xf000000);
-    __m256 yacc[4][4], acc[4][4][4];
+    __m256 yacc[4][4], acc[4][4][4], rsv[4];
+    for (int i = 0; i < MM; i++) rsv[i] = _mm256_set1_ps(DN ? rs[i] : 1.0f);
     for (int r = 0; r < R; r++)
         for (int i = 0; i < MM; i++) {
             yacc[r][i] = _mm256_setzero_ps();
@@ -228,13 +281,13 @@ PCK_INLINE PCK_AVX2 void i4_core_avx2(const int R, const int MM, const int P, pt
         for (int i = 0; i < MM; i++) xv[i] = _mm256_loadu_ps(xr[i] + b + (j) * 8);        \
         for (int r = 0; r < R; r++) {                                                     \
             __m256i vv = v[r];                                                            \
-            __m256 u = _mm256_cvtepi32_ps(expr);                                          \
+            __m256 u = DN ? _mm256_castsi256_ps(expr) : _mm256_cvtepi32_ps(expr);         \
             for (int i = 0; i < MM; i++)                                                  \
                 acc[r][i][(j) % P] = _mm256_fmadd_ps(u, xv[i], acc[r][i][(j) % P]);        \
         }                                                                                 \
     } while (0)
 
-    /* nibbles 0-6 are masked in place, 7 is v >> 28: x carries 2^-(0,4,...,24, 0) */
+    /* nibbles 0-6 are masked in place (DN: 5 and 6 after v >> 8), 7 is v >> 28 */
 #define PCK_I4_BLOCK()                                                                    \
     do {                                                                                  \
         __m256i v[4];                                                                     \
@@ -247,8 +300,10 @@ PCK_INLINE PCK_AVX2 void i4_core_avx2(const int R, const int MM, const int P, pt
         PCK_I4_NIBBLE(2, _mm256_and_si256(vv, m2));                                       \
         PCK_I4_NIBBLE(3, _mm256_and_si256(vv, m3));                                       \
         PCK_I4_NIBBLE(4, _mm256_and_si256(vv, m4));                                       \
-        PCK_I4_NIBBLE(5, _mm256_and_si256(vv, m5));                                       \
-        PCK_I4_NIBBLE(6, _mm256_and_si256(vv, m6));                                       \
+        PCK_I4_NIBBLE(5, DN ? _mm256_and_si256(_mm256_srli_epi32(vv, 8), m3)              \
+                            : _mm256_and_si256(vv, m5));                                  \
+        PCK_I4_NIBBLE(6, DN ? _mm256_and_si256(_mm256_srli_epi32(vv, 8), m4)              \
+                            : _mm256_and_si256(vv, m6));                                  \
         PCK_I4_NIBBLE(7, _mm256_srli_epi32(vv, 28));                                      \
     } while (0)
 
@@ -259,6 +314,7 @@ PCK_INLINE PCK_AVX2 void i4_core_avx2(const int R, const int MM, const int P, pt
             for (int i = 0; i < MM; i++) {                                                \
                 __m256 a = acc[r][i][0];                                                  \
                 for (int q = 1; q < P; q++) a = _mm256_add_ps(a, acc[r][i][q]);           \
+                if (DN) a = _mm256_mul_ps(a, rsv[i]);                                     \
                 yacc[r][i] = _mm256_fmadd_ps(a, sv, yacc[r][i]);                          \
                 for (int q = 0; q < P; q++) acc[r][i][q] = _mm256_setzero_ps();           \
             }                                                                             \
@@ -300,26 +356,40 @@ static const int32_t i4_masks[7][8] __attribute__((aligned(32))) = {
 #undef M8
 
 /* nibble j (mask at byte moff of i4_masks, activations at byte xoff of the block) of the
- * 4 rows into accumulators A0-A3 */
-#define I4_NIB4(moff, xoff, A0, A1, A2, A3)                                               \
+ * 4 rows into accumulators A0-A3; CV converts the masked nibbles (I4_CVT) or not (I4_DN) */
+#define I4_CVT(reg) "vcvtdq2ps %%" reg ", %%" reg "\n\t"
+#define I4_DN(reg) ""
+#define I4_NIB4(CV, moff, xoff, A0, A1, A2, A3)                                           \
     "vmovdqa " #moff "(%[mk]), %%ymm15\n\t"                                               \
     "vmovups " #xoff "(%[x]), %%ymm12\n\t"                                                \
     "vpand %%ymm8, %%ymm15, %%ymm13\n\t"                                                  \
     "vpand %%ymm9, %%ymm15, %%ymm14\n\t"                                                  \
-    "vcvtdq2ps %%ymm13, %%ymm13\n\t"                                                      \
-    "vcvtdq2ps %%ymm14, %%ymm14\n\t"                                                      \
+    CV("ymm13") CV("ymm14")                                                               \
     "vfmadd231ps %%ymm12, %%ymm13, %%" A0 "\n\t"                                          \
     "vfmadd231ps %%ymm12, %%ymm14, %%" A1 "\n\t"                                          \
     "vpand %%ymm10, %%ymm15, %%ymm13\n\t"                                                 \
     "vpand %%ymm11, %%ymm15, %%ymm14\n\t"                                                 \
-    "vcvtdq2ps %%ymm13, %%ymm13\n\t"                                                      \
-    "vcvtdq2ps %%ymm14, %%ymm14\n\t"                                                      \
+    CV("ymm13") CV("ymm14")                                                               \
     "vfmadd231ps %%ymm12, %%ymm13, %%" A2 "\n\t"                                          \
     "vfmadd231ps %%ymm12, %%ymm14, %%" A3 "\n\t"
 
-/* One 64-weight block of the 4 rows; prefetches the same bytes of the next 4 rows
- * (w + 4..7 ldw: the rows the next call reads). Advances w, w3 and x. */
-#define I4_BLOCK4                                                                         \
+/* nibble 7 of the 4 rows: the weight registers >> sh, into ymm4-7 */
+#define I4_NIB7(CV, sh)                                                                   \
+    "vmovups 224(%[x]), %%ymm12\n\t"                                                      \
+    "vpsrld $" #sh ", %%ymm8, %%ymm13\n\t"                                                \
+    "vpsrld $" #sh ", %%ymm9, %%ymm14\n\t"                                                \
+    CV("ymm13") CV("ymm14")                                                               \
+    "vfmadd231ps %%ymm12, %%ymm13, %%ymm4\n\t"                                            \
+    "vfmadd231ps %%ymm12, %%ymm14, %%ymm5\n\t"                                            \
+    "vpsrld $" #sh ", %%ymm10, %%ymm13\n\t"                                               \
+    "vpsrld $" #sh ", %%ymm11, %%ymm14\n\t"                                               \
+    CV("ymm13") CV("ymm14")                                                               \
+    "vfmadd231ps %%ymm12, %%ymm13, %%ymm6\n\t"                                            \
+    "vfmadd231ps %%ymm12, %%ymm14, %%ymm7\n\t"
+
+/* Loads one 64-weight block of the 4 rows; prefetches the same bytes of the next 4 rows
+ * (w + 4..7 ldw: the rows the next call reads). */
+#define I4_LOAD4                                                                          \
     "vmovdqu (%[w]), %%ymm8\n\t"                                                          \
     "vmovdqu (%[w],%[ldw]), %%ymm9\n\t"                                                   \
     "vmovdqu (%[w],%[ldw],2), %%ymm10\n\t"                                                \
@@ -327,30 +397,44 @@ static const int32_t i4_masks[7][8] __attribute__((aligned(32))) = {
     "prefetcht0 (%[w],%[ldw],4)\n\t"                                                      \
     "prefetcht0 (%[w3],%[ldw],2)\n\t"                                                     \
     "prefetcht0 (%[w3],%[ldw3])\n\t"                                                      \
-    "prefetcht0 (%[w3],%[ldw],4)\n\t"                                                     \
-    I4_NIB4(0, 0, "ymm0", "ymm1", "ymm2", "ymm3")                                         \
-    I4_NIB4(32, 32, "ymm4", "ymm5", "ymm6", "ymm7")                                       \
-    I4_NIB4(64, 64, "ymm0", "ymm1", "ymm2", "ymm3")                                       \
-    I4_NIB4(96, 96, "ymm4", "ymm5", "ymm6", "ymm7")                                       \
-    I4_NIB4(128, 128, "ymm0", "ymm1", "ymm2", "ymm3")                                     \
-    I4_NIB4(160, 160, "ymm4", "ymm5", "ymm6", "ymm7")                                     \
-    I4_NIB4(192, 192, "ymm0", "ymm1", "ymm2", "ymm3")                                     \
-    "vmovups 224(%[x]), %%ymm12\n\t"                                                      \
-    "vpsrld $28, %%ymm8, %%ymm13\n\t"                                                     \
-    "vpsrld $28, %%ymm9, %%ymm14\n\t"                                                     \
-    "vcvtdq2ps %%ymm13, %%ymm13\n\t"                                                      \
-    "vcvtdq2ps %%ymm14, %%ymm14\n\t"                                                      \
-    "vfmadd231ps %%ymm12, %%ymm13, %%ymm4\n\t"                                            \
-    "vfmadd231ps %%ymm12, %%ymm14, %%ymm5\n\t"                                            \
-    "vpsrld $28, %%ymm10, %%ymm13\n\t"                                                    \
-    "vpsrld $28, %%ymm11, %%ymm14\n\t"                                                    \
-    "vcvtdq2ps %%ymm13, %%ymm13\n\t"                                                      \
-    "vcvtdq2ps %%ymm14, %%ymm14\n\t"                                                      \
-    "vfmadd231ps %%ymm12, %%ymm13, %%ymm6\n\t"                                            \
-    "vfmadd231ps %%ymm12, %%ymm14, %%ymm7\n\t"                                            \
+    "prefetcht0 (%[w3],%[ldw],4)\n\t"
+
+#define I4_ADVANCE                                                                        \
     "add $32, %[w]\n\t"                                                                   \
     "add $32, %[w3]\n\t"                                                                  \
     "add $256, %[x]\n\t"
+
+/* One block, conversion path: nibbles 0-6 masked in place, 7 = v >> 28. */
+#define I4_BLOCK4                                                                         \
+    I4_LOAD4                                                                              \
+    I4_NIB4(I4_CVT, 0, 0, "ymm0", "ymm1", "ymm2", "ymm3")                                 \
+    I4_NIB4(I4_CVT, 32, 32, "ymm4", "ymm5", "ymm6", "ymm7")                               \
+    I4_NIB4(I4_CVT, 64, 64, "ymm0", "ymm1", "ymm2", "ymm3")                               \
+    I4_NIB4(I4_CVT, 96, 96, "ymm4", "ymm5", "ymm6", "ymm7")                               \
+    I4_NIB4(I4_CVT, 128, 128, "ymm0", "ymm1", "ymm2", "ymm3")                             \
+    I4_NIB4(I4_CVT, 160, 160, "ymm4", "ymm5", "ymm6", "ymm7")                             \
+    I4_NIB4(I4_CVT, 192, 192, "ymm0", "ymm1", "ymm2", "ymm3")                             \
+    I4_NIB7(I4_CVT, 28)                                                                   \
+    I4_ADVANCE
+
+/* One block, denormal path: nibbles 0-4 masked in place, then the weight registers are
+ * shifted right by 8 (nibbles 5 and 6 masked at bits 12 and 16, 7 = (v >> 8) >> 20).
+ * Same accumulators and order as I4_BLOCK4. */
+#define I4_BLOCK4_DN                                                                      \
+    I4_LOAD4                                                                              \
+    I4_NIB4(I4_DN, 0, 0, "ymm0", "ymm1", "ymm2", "ymm3")                                  \
+    I4_NIB4(I4_DN, 32, 32, "ymm4", "ymm5", "ymm6", "ymm7")                                \
+    I4_NIB4(I4_DN, 64, 64, "ymm0", "ymm1", "ymm2", "ymm3")                                \
+    I4_NIB4(I4_DN, 96, 96, "ymm4", "ymm5", "ymm6", "ymm7")                                \
+    I4_NIB4(I4_DN, 128, 128, "ymm0", "ymm1", "ymm2", "ymm3")                              \
+    "vpsrld $8, %%ymm8, %%ymm8\n\t"                                                       \
+    "vpsrld $8, %%ymm9, %%ymm9\n\t"                                                       \
+    "vpsrld $8, %%ymm10, %%ymm10\n\t"                                                     \
+    "vpsrld $8, %%ymm11, %%ymm11\n\t"                                                     \
+    I4_NIB4(I4_DN, 96, 160, "ymm4", "ymm5", "ymm6", "ymm7")                               \
+    I4_NIB4(I4_DN, 128, 192, "ymm0", "ymm1", "ymm2", "ymm3")                              \
+    I4_NIB7(I4_DN, 20)                                                                    \
+    I4_ADVANCE
 
 #define I4_ZERO8                                                                          \
     "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"                                                   \
@@ -362,12 +446,21 @@ static const int32_t i4_masks[7][8] __attribute__((aligned(32))) = {
     "vxorps %%xmm6, %%xmm6, %%xmm6\n\t"                                                   \
     "vxorps %%xmm7, %%xmm7, %%xmm7\n\t"
 
+/* denormal path: the group sums times 2^-E (exact) before the scale FMA */
+#define I4_RESCALE                                                                        \
+    "vbroadcastss %[rs], %%ymm9\n\t"                                                      \
+    "vmulps %%ymm9, %%ymm0, %%ymm0\n\t"                                                   \
+    "vmulps %%ymm9, %%ymm1, %%ymm1\n\t"                                                   \
+    "vmulps %%ymm9, %%ymm2, %%ymm2\n\t"                                                   \
+    "vmulps %%ymm9, %%ymm3, %%ymm3\n\t"
+
 /* y[r] = fma(a_r + b_r, scale vector of row r, y[r]) with the scales in ymm12-15 */
-#define I4_SCALE4                                                                         \
+#define I4_SCALE4(RESCALE)                                                                \
     "vaddps %%ymm4, %%ymm0, %%ymm0\n\t"                                                   \
     "vaddps %%ymm5, %%ymm1, %%ymm1\n\t"                                                   \
     "vaddps %%ymm6, %%ymm2, %%ymm2\n\t"                                                   \
     "vaddps %%ymm7, %%ymm3, %%ymm3\n\t"                                                   \
+    RESCALE                                                                               \
     "vfmadd213ps (%[y]), %%ymm12, %%ymm0\n\t"                                             \
     "vfmadd213ps 32(%[y]), %%ymm13, %%ymm1\n\t"                                           \
     "vfmadd213ps 64(%[y]), %%ymm14, %%ymm2\n\t"                                           \
@@ -381,68 +474,88 @@ static const int32_t i4_masks[7][8] __attribute__((aligned(32))) = {
     : [w] "+r"(w), [w3] "+r"(w3), [x] "+r"(x), [s] "+r"(s), [s3] "+r"(s3), [n] "+r"(n),   \
       [ci] "=&r"(ci)                                                                      \
     : [ldw] "r"(ldw), [ldw3] "r"(3 * ldw), [lds4] "r"(lds * 4), [mk] "r"(i4_masks),      \
-      [y] "r"(y), [nblk] "rm"(nblk)                                                       \
+      [y] "r"(y), [nblk] "rm"(nblk), [rs] "m"(rs)                                         \
     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",     \
       "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc"
 
 /* g % 64 == 0: n >= 1 groups of nblk >= 1 blocks, one scale per row and group. Same
  * arithmetic, in the same order, as i4_core_avx2 with R = 4, MM = 1, P = 2. */
-PCK_INLINE PCK_AVX2 void i4_m1_r4_groups(ptrdiff_t n, ptrdiff_t nblk, const float *x,
-                                         const uint8_t *w, ptrdiff_t ldw, const float *s,
-                                         ptrdiff_t lds, float *y) {
+#define I4_GROUPS_ASM(BLOCK, RESCALE)                                                     \
+    __asm__ volatile("1:\n\t" I4_ZERO8                                                    \
+                     "mov %[nblk], %[ci]\n\t"                                             \
+                     "2:\n\t" BLOCK                                                       \
+                     "dec %[ci]\n\t"                                                      \
+                     "jnz 2b\n\t"                                                         \
+                     "vbroadcastss (%[s]), %%ymm12\n\t"                                   \
+                     "vbroadcastss (%[s],%[lds4]), %%ymm13\n\t"                           \
+                     "vbroadcastss (%[s],%[lds4],2), %%ymm14\n\t"                         \
+                     "vbroadcastss (%[s3]), %%ymm15\n\t" I4_SCALE4(RESCALE)               \
+                     "add $4, %[s]\n\t"                                                   \
+                     "add $4, %[s3]\n\t"                                                  \
+                     "dec %[n]\n\t"                                                       \
+                     "jnz 1b\n\t" I4_ASM_OPERANDS)
+
+PCK_INLINE PCK_AVX2 void i4_m1_r4_groups(int dn, float rs, ptrdiff_t n, ptrdiff_t nblk,
+                                         const float *x, const uint8_t *w, ptrdiff_t ldw,
+                                         const float *s, ptrdiff_t lds, float *y) {
     const uint8_t *w3 = w + 3 * ldw;
     const float *s3 = s + 3 * lds;
     ptrdiff_t ci;
-    __asm__ volatile("1:\n\t" I4_ZERO8
-                     "mov %[nblk], %[ci]\n\t"
-                     "2:\n\t" I4_BLOCK4
-                     "dec %[ci]\n\t"
-                     "jnz 2b\n\t"
-                     "vbroadcastss (%[s]), %%ymm12\n\t"
-                     "vbroadcastss (%[s],%[lds4]), %%ymm13\n\t"
-                     "vbroadcastss (%[s],%[lds4],2), %%ymm14\n\t"
-                     "vbroadcastss (%[s3]), %%ymm15\n\t" I4_SCALE4
-                     "add $4, %[s]\n\t"
-                     "add $4, %[s3]\n\t"
-                     "dec %[n]\n\t"
-                     "jnz 1b\n\t" I4_ASM_OPERANDS);
+    if (dn) I4_GROUPS_ASM(I4_BLOCK4_DN, I4_RESCALE);
+    else I4_GROUPS_ASM(I4_BLOCK4, "");
 }
 
 /* g == 32: n >= 1 blocks, lanes 0-3 and 4-7 of each in consecutive groups */
-PCK_INLINE PCK_AVX2 void i4_m1_r4_g32(ptrdiff_t n, const float *x, const uint8_t *w,
-                                      ptrdiff_t ldw, const float *s, ptrdiff_t lds, float *y) {
-    const uint8_t *w3 = w + 3 * ldw;
-    const float *s3 = s + 3 * lds;
-    ptrdiff_t ci, nblk = 1; /* operands shared with i4_m1_r4_groups, unused here */
 #define I4_SC2(addr, reg)                                                                 \
     "vbroadcastss " addr ", %%" reg "\n\t"                                                \
     "vbroadcastss 4" addr ", %%ymm8\n\t"                                                  \
     "vblendps $0xf0, %%ymm8, %%" reg ", %%" reg "\n\t"
-    __asm__ volatile("1:\n\t" I4_ZERO8 I4_BLOCK4
-                     I4_SC2("(%[s])", "ymm12")
-                     I4_SC2("(%[s],%[lds4])", "ymm13")
-                     I4_SC2("(%[s],%[lds4],2)", "ymm14")
-                     I4_SC2("(%[s3])", "ymm15") I4_SCALE4
-                     "add $8, %[s]\n\t"
-                     "add $8, %[s3]\n\t"
-                     "dec %[n]\n\t"
-                     "jnz 1b\n\t" I4_ASM_OPERANDS);
-#undef I4_SC2
+#define I4_G32_ASM(BLOCK, RESCALE)                                                        \
+    __asm__ volatile("1:\n\t" I4_ZERO8 BLOCK                                              \
+                     I4_SC2("(%[s])", "ymm12")                                            \
+                     I4_SC2("(%[s],%[lds4])", "ymm13")                                    \
+                     I4_SC2("(%[s],%[lds4],2)", "ymm14")                                  \
+                     I4_SC2("(%[s3])", "ymm15") I4_SCALE4(RESCALE)                        \
+                     "add $8, %[s]\n\t"                                                   \
+                     "add $8, %[s3]\n\t"                                                  \
+                     "dec %[n]\n\t"                                                       \
+                     "jnz 1b\n\t" I4_ASM_OPERANDS)
+
+PCK_INLINE PCK_AVX2 void i4_m1_r4_g32(int dn, float rs, ptrdiff_t n, const float *x,
+                                      const uint8_t *w, ptrdiff_t ldw, const float *s,
+                                      ptrdiff_t lds, float *y) {
+    const uint8_t *w3 = w + 3 * ldw;
+    const float *s3 = s + 3 * lds;
+    ptrdiff_t ci, nblk = 1; /* operands shared with i4_m1_r4_groups, unused here */
+    if (dn) I4_G32_ASM(I4_BLOCK4_DN, I4_RESCALE);
+    else I4_G32_ASM(I4_BLOCK4, "");
 }
+#undef I4_G32_ASM
+#undef I4_SC2
+#undef I4_GROUPS_ASM
 #undef I4_ASM_OPERANDS
 #undef I4_SCALE4
+#undef I4_RESCALE
 #undef I4_ZERO8
+#undef I4_BLOCK4_DN
 #undef I4_BLOCK4
+#undef I4_ADVANCE
+#undef I4_LOAD4
+#undef I4_NIB7
 #undef I4_NIB4
+#undef I4_DN
+#undef I4_CVT
 
-/* out[r][0] for 4 rows at w (m = 1; g % 64 == 0 or g == 32) */
-static __attribute__((noinline)) PCK_AVX2 void i4_m1_r4(ptrdiff_t k64, ptrdiff_t g, const float *x,
+/* out[r][0] for 4 rows at w (m = 1; g % 64 == 0 or g == 32); dn: denormal path with
+ * rs = 2^-E */
+static __attribute__((noinline)) PCK_AVX2 void i4_m1_r4(int dn, float rs, ptrdiff_t k64,
+                                                        ptrdiff_t g, const float *x,
                                                         const uint8_t *w, ptrdiff_t ldw,
                                                         const float *s, ptrdiff_t lds,
                                                         float out[4][4]) {
     float y[32] = {0};
-    if (g == 32 && k64 >= 64) i4_m1_r4_g32(k64 / 64, x, w, ldw, s, lds, y);
-    else if (g != 32 && k64 >= g) i4_m1_r4_groups(k64 / g, g / 64, x, w, ldw, s, lds, y);
+    if (g == 32 && k64 >= 64) i4_m1_r4_g32(dn, rs, k64 / 64, x, w, ldw, s, lds, y);
+    else if (g != 32 && k64 >= g) i4_m1_r4_groups(dn, rs, k64 / g, g / 64, x, w, ldw, s, lds, y);
     for (int r = 0; r < 4; r++) out[r][0] = hsum8(_mm256_loadu_ps(y + 8 * r));
 }
 
@@ -471,7 +584,8 @@ PCK_INLINE PCK_AVX2 void zero_terms_avx2(const int R, ptrdiff_t ng, const float 
     }
 }
 
-PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int R, const int MM, const int P, ptrdiff_t k, ptrdiff_t g,
+PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int DN, const int R, const int MM, const int P,
+                                      ptrdiff_t k, ptrdiff_t g,
                                       const float *xp, ptrdiff_t xrow, ptrdiff_t i0,
                                       const uint8_t *w, ptrdiff_t ldw, const float *s,
                                       ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz, ptrdiff_t n,
@@ -480,16 +594,19 @@ PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int R, const int MM, const int P, pt
     const float *xr[4];
     const uint8_t *wr[4];
     const float *sr[4];
-    float out[4][4];
-    for (int i = 0; i < MM; i++) xr[i] = xp + (i0 + i) * xrow;
+    float out[4][4], rs[4];
+    for (int i = 0; i < MM; i++) {
+        xr[i] = xp + (i0 + i) * xrow;
+        rs[i] = xr[i][pck__xprep_mode(k, g)];
+    }
     for (int r = 0; r < R; r++) {
         wr[r] = w + (n + r) * ldw;
         sr[r] = s + (n + r) * lds;
     }
     if (MM == 1 && R == 4 && (g % 64 == 0 || g == 32))
-        i4_m1_r4(k64, g, xr[0], wr[0], ldw, sr[0], lds, out); /* prefetches the next rows */
+        i4_m1_r4(DN, rs[0], k64, g, xr[0], wr[0], ldw, sr[0], lds, out); /* prefetches the next rows */
     else
-        i4_core_avx2(R, MM, P, k64, g, R * ldw, xr, wr, sr, out); /* prefetch the next rows */
+        i4_core_avx2(DN, R, MM, P, k64, g, R * ldw, xr, rs, wr, sr, out); /* prefetch the next rows */
     const int8_t *zr[4];
     for (int r = 0; r < R; r++) zr[r] = z ? z + (n + r) * ldz : NULL;
     for (int i = 0; i < MM; i++) {
@@ -510,18 +627,15 @@ PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int R, const int MM, const int P, pt
     }
 }
 
-PCK_AVX2 void pck__int4_gemv_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
-                                  const uint8_t *w, ptrdiff_t ldw, const float *s, ptrdiff_t lds,
-                                  const int8_t *z, ptrdiff_t ldz, ptrdiff_t n0, ptrdiff_t n1,
-                                  float *y, ptrdiff_t ldy, int accumulate) {
+/* g % 32 == 0; DN: xp was laid out for the denormal path */
+PCK_INLINE PCK_AVX2 void i4_gemv_avx2(const int DN, ptrdiff_t m, ptrdiff_t k, ptrdiff_t g,
+                                      const float *xp, const uint8_t *w, ptrdiff_t ldw,
+                                      const float *s, ptrdiff_t lds, const int8_t *z,
+                                      ptrdiff_t ldz, ptrdiff_t n0, ptrdiff_t n1, float *y,
+                                      ptrdiff_t ldy, int accumulate) {
     ptrdiff_t xrow = pck__xprep_row(k, g);
-    if (g % 32 != 0) {
-        pck__int4_gemv_natural(m, k, g, xp, xrow, w, ldw, s, lds, z, ldz, n0, n1, y, ldy,
-                               accumulate);
-        return;
-    }
 #define PCK_I4_ROWS(R, MM, i0, n)                                                         \
-    i4_rows_avx2(R, MM, PCK_I4_P(R, MM), k, g, xp, xrow, i0, w, ldw, s, lds, z, ldz, n, y, ldy, accumulate)
+    i4_rows_avx2(DN, R, MM, PCK_I4_P(R, MM), k, g, xp, xrow, i0, w, ldw, s, lds, z, ldz, n, y, ldy, accumulate)
     ptrdiff_t n = n0;
     /* Rows per call trade activation reloads (L2 traffic: x does not fit L1) against
      * registers: 4 rows for m = 1, 3 for m = 2, 2 for larger m in chunks of 4. */
@@ -555,6 +669,27 @@ PCK_AVX2 void pck__int4_gemv_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const f
         }
     }
 #undef PCK_I4_ROWS
+}
+
+PCK_AVX2 void pck__int4_gemv_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
+                                  const uint8_t *w, ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                                  const int8_t *z, ptrdiff_t ldz, ptrdiff_t n0, ptrdiff_t n1,
+                                  float *y, ptrdiff_t ldy, int accumulate) {
+    if (g % 32 != 0) {
+        pck__int4_gemv_natural(m, k, g, xp, pck__xprep_row(k, g), w, ldw, s, lds, z, ldz, n0,
+                               n1, y, ldy, accumulate);
+        return;
+    }
+    if (m <= 0 || xp[pck__xprep_mode(k, g)] == 0.0f) {
+        i4_gemv_avx2(0, m, k, g, xp, w, ldw, s, lds, z, ldz, n0, n1, y, ldy, accumulate);
+        return;
+    }
+    /* denormals must be read as such (DAZ) and exact subnormal sums kept (FTZ): clear both
+     * for this thread while the kernel runs, whatever the caller set */
+    unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr & ~(0x8040u));
+    i4_gemv_avx2(1, m, k, g, xp, w, ldw, s, lds, z, ldz, n0, n1, y, ldy, accumulate);
+    _mm_setcsr(csr);
 }
 
 PCK_INLINE PCK_AVX2 void transpose8i(__m256i v[8]) {
@@ -788,6 +923,7 @@ void pck__int4_xprep_neon(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x,
     for (ptrdiff_t i = 0; i < m; i++) {
         const float *xi = x + i * ldx;
         float *o = xp + i * xrow, *sums = o + pck__round16(k);
+        o[pck__xprep_mode(k, g)] = 0.0f; /* NEON converts */
         for (ptrdiff_t b = 0; b < k; b += 32)
             for (int j = 0; j < 8; j++)
                 for (int l = 0; l < 4; l++)

@@ -4,6 +4,7 @@
 
 #include "CPolychipKernels.h"
 #include <stdint.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -228,11 +229,17 @@ PCK_INLINE float pck__asym_zero(float mn, float s) {
 }
 
 /* Layout of the INT4 activation workspace, per activation row:
- * [k floats: x in the ISA's order][pad to 16][k/g group sums][pad to 16]. */
+ * [k floats: x in the ISA's order][pad to 16][k/g group sums][pad to 16][16: mode].
+ * mode[0] (AVX2): 0 = the kernel converts nibbles to float; otherwise the nibbles are
+ * read as denormal floats and mode[0] = 2^-E undoes the activations' scale (int4.c). */
 PCK_INLINE ptrdiff_t pck__round16(ptrdiff_t v) { return (v + 15) & ~(ptrdiff_t)15; }
-PCK_INLINE ptrdiff_t pck__xprep_row(ptrdiff_t k, ptrdiff_t g) {
+PCK_INLINE ptrdiff_t pck__xprep_mode(ptrdiff_t k, ptrdiff_t g) {
     return pck__round16(k) + pck__round16(g > 0 ? k / g : 0);
 }
+PCK_INLINE ptrdiff_t pck__xprep_row(ptrdiff_t k, ptrdiff_t g) { return pck__xprep_mode(k, g) + 16; }
+
+/* 0 once pck_int4_denormal_weights(0) was called (tests compare both AVX2 paths). */
+extern _Atomic int pck__int4_dn_enabled;
 
 /* Scalar references reused by SIMD paths for tails and unusual shapes. */
 void pck__int4_gemv_natural(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,

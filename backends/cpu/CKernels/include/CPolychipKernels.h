@@ -123,6 +123,13 @@ ptrdiff_t pck_int4_xprep_size(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g);
 void pck_int4_xprep(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x, ptrdiff_t ldx,
                     float *xp);
 
+/* AVX2 INT4 GEMV: 1 (the default) lets pck_int4_xprep choose the denormal-weight path
+ * where it gives the same bits as converting nibbles to float; 0 always converts.
+ * For tests and benchmarks; results are identical either way. */
+void pck_int4_denormal_weights(int enable);
+/* 1 if the workspace xp from pck_int4_xprep(m, k, g, ...) takes the denormal path. */
+int pck_int4_xprep_denormal(const float *xp, ptrdiff_t k, ptrdiff_t g);
+
 /* W4A16 GEMV / small-M GEMM on rows n0..<n1 of W:
  *   y[i*ldy + n] = (accumulate ? y[i*ldy + n] : 0) + sum_k x[i,k] * w[n,k],  i < m.
  * xp from pck_int4_xprep(m, k, g, ...) under the same ISA. Each weight byte is read from
@@ -131,6 +138,8 @@ void pck_int4_xprep(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x, ptrdi
  * keep every call on the widest path). Fast path: g % 32 == 0; other even g take a
  * portable loop. f32 accumulation as sum_g s*(sum x*u - z*sum x); xprep pre-scales x by
  * powers of two down to 2^-24 (AVX2; 2^-12 on NEON), exact unless |x| < 2^-102 (2^-114).
+ * On AVX2 with every |x| in a range of about 2^96 (xprep checks), the nibbles are used as
+ * denormal floats instead (no conversion; same bits); DAZ/FTZ are cleared while it runs.
  * Prefetches the rows after n1. */
 void pck_int4_gemv(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
                    const uint8_t *w, ptrdiff_t ldw, const float *scales, ptrdiff_t lds,
