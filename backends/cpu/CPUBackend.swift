@@ -154,6 +154,7 @@ public final class CPUDevice: Device {
             dtypes: DType.allCases, peakFlops: peak, memoryBandwidth: nil,
             details: [
                 "isa": isa,
+                "int4Weights": pck_int4_denormals_fast() != 0 ? "read as denormal floats" : "converted to float",
                 "threads": "\(threads)",
                 "binding": pool.pinned ? "pinned, one worker per core (hwloc)" : (options.bind ? "unpinned (binding failed)" : "unpinned"),
                 "numa": placement.rawValue,

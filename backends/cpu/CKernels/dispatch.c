@@ -204,6 +204,14 @@ void pck_int4_denormal_weights(int enable) {
     atomic_store_explicit(&pck__int4_dn_enabled, enable ? 1 : 0, memory_order_relaxed);
 }
 
+int pck_int4_denormals_fast(void) {
+#if PCK_X86
+    return pck_isa_supported(PCK_ISA_AVX2) ? pck__int4_denormals_fast() : 0;
+#else
+    return 0;
+#endif
+}
+
 int pck_int4_xprep_denormal(const float *xp, ptrdiff_t k, ptrdiff_t g) {
     return xp[pck__xprep_mode(k, g)] != 0.0f;
 }

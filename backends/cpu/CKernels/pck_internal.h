@@ -240,6 +240,8 @@ PCK_INLINE ptrdiff_t pck__xprep_row(ptrdiff_t k, ptrdiff_t g) { return pck__xpre
 
 /* 0 once pck_int4_denormal_weights(0) was called (tests compare both AVX2 paths). */
 extern _Atomic int pck__int4_dn_enabled;
+/* 1 if this CPU runs FMAs with denormal inputs at full rate (timed once; x86 only). */
+int pck__int4_denormals_fast(void);
 
 /* Scalar references reused by SIMD paths for tails and unusual shapes. */
 void pck__int4_gemv_natural(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,

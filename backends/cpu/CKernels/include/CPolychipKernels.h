@@ -127,6 +127,9 @@ void pck_int4_xprep(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *x, ptrdi
  * where it gives the same bits as converting nibbles to float; 0 always converts.
  * For tests and benchmarks; results are identical either way. */
 void pck_int4_denormal_weights(int enable);
+/* 1 if FMAs with denormal inputs run at full rate on this CPU (timed once per process;
+ * the denormal path is only used where they do). 0 off x86. */
+int pck_int4_denormals_fast(void);
 /* 1 if the workspace xp from pck_int4_xprep(m, k, g, ...) takes the denormal path. */
 int pck_int4_xprep_denormal(const float *xp, ptrdiff_t k, ptrdiff_t g);
 
