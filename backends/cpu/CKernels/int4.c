@@ -445,14 +445,18 @@ static const int32_t i4_masks[7][8] __attribute__((aligned(32))) = {
     "add $32, %[w3]\n\t"                                                                  \
     "add $256, %[x]\n\t"
 
+/* Nibbles 0-4 of a block, masked in place (both paths). */
+#define I4_NIBS0_4(CV)                                                                    \
+    I4_NIB4(CV, 0, 0, "ymm0", "ymm1", "ymm2", "ymm3")                                     \
+    I4_NIB4(CV, 32, 32, "ymm4", "ymm5", "ymm6", "ymm7")                                   \
+    I4_NIB4(CV, 64, 64, "ymm0", "ymm1", "ymm2", "ymm3")                                   \
+    I4_NIB4(CV, 96, 96, "ymm4", "ymm5", "ymm6", "ymm7")                                   \
+    I4_NIB4(CV, 128, 128, "ymm0", "ymm1", "ymm2", "ymm3")
+
 /* One block, conversion path: nibbles 0-6 masked in place, 7 = v >> 28. */
 #define I4_BLOCK4                                                                         \
     I4_LOAD4                                                                              \
-    I4_NIB4(I4_CVT, 0, 0, "ymm0", "ymm1", "ymm2", "ymm3")                                 \
-    I4_NIB4(I4_CVT, 32, 32, "ymm4", "ymm5", "ymm6", "ymm7")                               \
-    I4_NIB4(I4_CVT, 64, 64, "ymm0", "ymm1", "ymm2", "ymm3")                               \
-    I4_NIB4(I4_CVT, 96, 96, "ymm4", "ymm5", "ymm6", "ymm7")                               \
-    I4_NIB4(I4_CVT, 128, 128, "ymm0", "ymm1", "ymm2", "ymm3")                             \
+    I4_NIBS0_4(I4_CVT)                                                                    \
     I4_NIB4(I4_CVT, 160, 160, "ymm4", "ymm5", "ymm6", "ymm7")                             \
     I4_NIB4(I4_CVT, 192, 192, "ymm0", "ymm1", "ymm2", "ymm3")                             \
     I4_NIB7(I4_CVT, 28)                                                                   \
@@ -463,11 +467,7 @@ static const int32_t i4_masks[7][8] __attribute__((aligned(32))) = {
  * Same accumulators and order as I4_BLOCK4. */
 #define I4_BLOCK4_DN                                                                      \
     I4_LOAD4                                                                              \
-    I4_NIB4(I4_DN, 0, 0, "ymm0", "ymm1", "ymm2", "ymm3")                                  \
-    I4_NIB4(I4_DN, 32, 32, "ymm4", "ymm5", "ymm6", "ymm7")                                \
-    I4_NIB4(I4_DN, 64, 64, "ymm0", "ymm1", "ymm2", "ymm3")                                \
-    I4_NIB4(I4_DN, 96, 96, "ymm4", "ymm5", "ymm6", "ymm7")                                \
-    I4_NIB4(I4_DN, 128, 128, "ymm0", "ymm1", "ymm2", "ymm3")                              \
+    I4_NIBS0_4(I4_DN)                                                                     \
     "vpsrld $8, %%ymm8, %%ymm8\n\t"                                                       \
     "vpsrld $8, %%ymm9, %%ymm9\n\t"                                                       \
     "vpsrld $8, %%ymm10, %%ymm10\n\t"                                                     \
@@ -580,6 +580,7 @@ PCK_INLINE PCK_AVX2 void i4_m1_r4_g32(int dn, float rs, ptrdiff_t n, const float
 #undef I4_ZERO8
 #undef I4_BLOCK4_DN
 #undef I4_BLOCK4
+#undef I4_NIBS0_4
 #undef I4_ADVANCE
 #undef I4_LOAD4
 #undef I4_NIB7
