@@ -191,7 +191,7 @@ public enum CaseGenerator {
                 }
             }
         case .int4Matmul:
-            for (m, n, k, g, sym) in [(1, 1, 2, 2, true), (1, 33, 256, 32, true), (3, 17, 128, 64, false), (8, 40, 96, 32, true), (37, 24, 256, 128, false)] {
+            for (m, n, k, g, sym) in [(1, 1, 2, 2, true), (1, 33, 256, 32, true), (2, 21, 192, 64, false), (3, 17, 128, 64, false), (8, 40, 96, 32, true), (37, 24, 256, 128, false)] {
                 let fmt = Int4Format(groupSize: g, symmetric: sym)
                 try add(.int4Matmul(fmt), "M\(m) N\(n) K\(k) g\(g) \(sym ? "sym" : "asym")") { r in
                     [try f([m, k], &r)] + (try int4Weights([], n, k, fmt, &r))

@@ -47,14 +47,15 @@ extension KernelCall {
         case .int4(let fmt):
             f = self["gate.q"].desc.shape[1]
             gate = try temp([pairs, f], dt); up = try temp([pairs, f], dt); down = try temp([pairs, h], dt)
-            let gemv = ceilDiv(pairs, e) <= 8
+            // GEMV kernels (GV_MAXM rows of an expert at a time) when experts average ≤ 8 rows
+            let gemvRows: Int? = ceilDiv(pairs, e) <= 8 ? ceilDiv(pairs, e) : nil
             for (name, out, n, kk, src) in [("gate", gate, f, h, rows), ("up", up, f, h, rows)] {
                 try int4GroupedGemm(src, self[name + ".q"], self[name + ".scales"], zerosArgs(fmt, prefix: name + "."), offsets.args,
-                                    out, rows: pairs, n: n, k: kk, experts: e, f: fmt, gemv: gemv)
+                                    out, rows: pairs, n: n, k: kk, experts: e, f: fmt, gemvRows: gemvRows)
             }
             try swiglu(gate, up, gate, n: pairs * f)
             try int4GroupedGemm(gate, self["down.q"], self["down.scales"], zerosArgs(fmt, prefix: "down."), offsets.args,
-                                down, rows: pairs, n: h, k: f, experts: e, f: fmt, gemv: gemv)
+                                down, rows: pairs, n: h, k: f, experts: e, f: fmt, gemvRows: gemvRows)
         }
 
         // Shared expert, added inside the combine.

@@ -485,9 +485,10 @@ struct KernelCall {
     func int4Gemm(_ x: Operand, _ q: Operand, _ s: Operand, _ z: [KernelArg], _ y: Operand, m: Int, n: Int, k: Int, f: Int4Format) throws {
         let fmt: [KernelArg] = [.int(f.groupSize), .int(f.symmetric ? 0 : 1)]
         if m <= 8 {
-            let p = try device.catalogProgram(.int4, dtype: x.desc.dtype, [("GV_MAXM", t.gvMaxM(m))])
+            let gv = t.gvShape(m)
+            let p = try device.catalogProgram(.int4, dtype: x.desc.dtype, [("GV_MAXM", gv.maxM), ("GV_ROWS", gv.rows)])
             try sub.launch(p, "int4_gemv", x.args + q.args + s.args + z + y.args + [.int(m), .int(n), .int(k)] + fmt,
-                           global: [ceilDiv(n, t.gvRows) * t.gvWG], local: [t.gvWG])
+                           global: [ceilDiv(n, gv.rows) * t.gvWG], local: [t.gvWG])
         } else {
             let p = try device.catalogProgram(.int4, dtype: x.desc.dtype)
             try sub.launch(p, "int4_gemm", x.args + q.args + s.args + z + y.args + [.int(m), .int(n), .int(k)] + fmt,
@@ -502,17 +503,20 @@ struct KernelCall {
         let offsets = try checkOffsets(.int4GroupedMatmul, offs, rows: rows)
         let largest = zip(offsets, offsets.dropFirst()).map { $1 - $0 }.max() ?? 0
         try int4GroupedGemm(x, self["q"], self["scales"], zerosArgs(f), offs.args, y, rows: rows, n: n, k: k, experts: e,
-                            f: f, gemv: largest <= 8)
+                            f: f, gemvRows: largest <= 8 ? largest : nil)
     }
 
     func int4GroupedGemm(_ x: Operand, _ q: Operand, _ s: Operand, _ z: [KernelArg], _ offs: [KernelArg], _ y: Operand,
-                         rows: Int, n: Int, k: Int, experts: Int, f: Int4Format, gemv: Bool) throws {
-        let p = try device.catalogProgram(.int4, dtype: x.desc.dtype)
+                         rows: Int, n: Int, k: Int, experts: Int, f: Int4Format, gemvRows: Int?) throws {
         let tail: [KernelArg] = [.int(rows), .int(n), .int(k), .int(f.groupSize), .int(f.symmetric ? 0 : 1), .int(experts)]
-        if gemv {
+        if let gemvRows {
+            // the GEMV variant for the largest expert's rows (GV_MAXM ≥ 1 even when all are empty)
+            let gv = t.gvShape(gemvRows)
+            let p = try device.catalogProgram(.int4, dtype: x.desc.dtype, [("GV_MAXM", gv.maxM), ("GV_ROWS", gv.rows)])
             try sub.launch(p, "int4_grouped_gemv", x.args + q.args + s.args + z + offs + y.args + tail,
-                           global: [ceilDiv(n, t.gvRows) * t.gvWG, experts], local: [t.gvWG, 1])
+                           global: [ceilDiv(n, gv.rows) * t.gvWG, experts], local: [t.gvWG, 1])
         } else {
+            let p = try device.catalogProgram(.int4, dtype: x.desc.dtype)
             try sub.launch(p, "int4_grouped_gemm", x.args + q.args + s.args + z + offs + y.args + tail,
                            global: groupedGlobal(rows: rows, n: n, experts: experts), local: gemmLocal)
         }
