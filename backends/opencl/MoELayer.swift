@@ -47,7 +47,8 @@ extension KernelCall {
         case .int4(let fmt):
             f = self["gate.q"].desc.shape[1]
             gate = try temp([pairs, f], dt); up = try temp([pairs, f], dt); down = try temp([pairs, h], dt)
-            // GEMV kernels (GV_MAXM rows of an expert at a time) when experts average ≤ 8 rows
+            // GEMV kernels (GV_MAXM rows of an expert at a time) when experts average ≤ 8 rows;
+            // on CPU devices GV_MAXM follows the average (segments longer than it re-read W)
             let gemvRows: Int? = ceilDiv(pairs, e) <= 8 ? ceilDiv(pairs, e) : nil
             for (name, out, n, kk, src) in [("gate", gate, f, h, rows), ("up", up, f, h, rows)] {
                 try int4GroupedGemm(src, self[name + ".q"], self[name + ".scales"], zerosArgs(fmt, prefix: name + "."), offsets.args,
