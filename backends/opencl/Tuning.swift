@@ -225,7 +225,7 @@ public struct OpenCLTuning: Sendable, Hashable {
     /// CPU devices (`GV_VEC`): `GV_MAXM` is m rounded up to a power of two, and the rows stay
     /// `gvRows` up to 32 float8 accumulators (`GV_MAXM × GV_ROWS`), fewer beyond. Measured on
     /// PoCL at N 4096 K 14336 G 32 (2026-11-23): one `GV_MAXM = 8` variant for every M > 1
-    /// took 12.8 ms at M = 2 (5.7× cpu:0); with this rule 4.9–6.8 ms. Fewer rows per variant
+    /// took 12.8 ms at M = 2 (5.7× cpu:0); with this rule 5.0 ms (2.1×). Fewer rows per variant
     /// were slower up to M = 4 (the activations are reused across the rows; spilled
     /// accumulators cost less), and 4 rows beat 8 at M = 8.
     func gvShape(_ m: Int) -> (maxM: Int, rows: Int) {

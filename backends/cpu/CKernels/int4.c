@@ -248,15 +248,20 @@ PCK_AVX2 void pck__int4_xprep_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const 
         return;
     }
     ptrdiff_t k64 = k & ~(ptrdiff_t)63, ng = k / g;
-    /* one path for all m rows (the kernel shares each weight vector across them) */
+    /* one path for all m rows (the kernel shares each weight vector across them); each
+     * row's exponent waits in its mode slot until every row is known to qualify */
     int dn = k64 > 0 && atomic_load_explicit(&pck__int4_dn_enabled, memory_order_relaxed) &&
              i4_denormals_fast();
-    for (ptrdiff_t i = 0; i < m && dn; i++) dn = i4_dn_exponent(x + i * ldx, k64) >= 0;
+    for (ptrdiff_t i = 0; i < m && dn; i++) {
+        int ep = i4_dn_exponent(x + i * ldx, k64);
+        xp[i * xrow + mode] = (float)ep;
+        dn = ep >= 0;
+    }
     for (ptrdiff_t i = 0; i < m; i++) {
         const float *xi = x + i * ldx;
         float *o = xp + i * xrow, *sums = o + pck__round16(k);
         __m256 f[8];
-        int ep = dn ? i4_dn_exponent(xi, k64) : 0;
+        int ep = dn ? (int)o[mode] : 0;
         for (int j = 0; j < 8; j++)
             f[j] = _mm256_set1_ps(dn ? pow2f(127 - ep - nib_pos_dn[j]) : pow2f(-nib_shift[j]));
         o[mode] = dn ? pow2f(22 + ep) : 0.0f;
