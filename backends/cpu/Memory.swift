@@ -19,13 +19,17 @@ struct NUMAAllocator: Sendable {
     /// Buffers below this size come from the ordinary allocator (one mmap each is too dear).
     static let numaThreshold = 1 << 20
 
+    /// Buffers from this size get huge pages advised, on `hugePageAlignment` boundaries.
+    static let hugePageMinBytes = 4 << 20
+    static let hugePageAlignment = 2 << 20
+
     /// Asks for transparent huge pages on a fresh (untouched) large buffer, as numpy does for
     /// its arrays of 4 MiB and more: a 2048² f32 operand then spans 8 TLB entries instead of
     /// 4096, which a GEMM walking rows 8 KiB apart notices (1–1.5% of one core's time at
     /// 2048³ in a C replica of our GEMM). Only advice: with THP off, or for the parts of the
     /// range that are not 2 MiB aligned, pages stay 4 KiB.
     static func adviseHugePages(_ p: UnsafeMutableRawPointer, _ byteCount: Int) {
-        guard byteCount >= 4 << 20 else { return }
+        guard byteCount >= hugePageMinBytes else { return }
         let page = 4096
         let start = (Int(bitPattern: p) + page - 1) / page * page
         let end = (Int(bitPattern: p) + byteCount) / page * page
@@ -72,7 +76,7 @@ struct NUMAAllocator: Sendable {
             }
             // First touch: each worker zeroes (and so places) its share of the pages.
             var raw: UnsafeMutableRawPointer? = nil
-            let alignment = n >= 4 << 20 ? 2 << 20 : 4096
+            let alignment = n >= Self.hugePageMinBytes ? Self.hugePageAlignment : 4096
             guard posix_memalign(&raw, alignment, n) == 0, let p = raw else { return nil }
             Self.adviseHugePages(p, n)
             let chunk = 1 << 20

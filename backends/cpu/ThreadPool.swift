@@ -20,8 +20,8 @@ final class Workspace: @unchecked Sendable {
             slots[slot].0.deallocate()
             let grown = max(bytes, slots[slot].1 + slots[slot].1 / 2)
             // Large slots (packed GEMM panels) on 2 MiB boundaries with huge pages advised.
-            let large = grown >= 4 << 20
-            let p = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: large ? 2 << 20 : 64)
+            let large = grown >= NUMAAllocator.hugePageMinBytes
+            let p = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: large ? NUMAAllocator.hugePageAlignment : 64)
             if large { NUMAAllocator.adviseHugePages(p, grown) }
             slots[slot] = (p, grown)
         }
