@@ -510,9 +510,7 @@ struct KernelCall {
                          rows: Int, n: Int, k: Int, experts: Int, f: Int4Format, gemvRows: Int?) throws {
         let tail: [KernelArg] = [.int(rows), .int(n), .int(k), .int(f.groupSize), .int(f.symmetric ? 0 : 1), .int(experts)]
         if let gemvRows {
-            // CPU devices: the variant for that many rows per expert (gvShape). GPUs keep the
-            // one GV_MAXM = 8 variant for all segments (not re-measured on a GPU since).
-            let gv = t.gvVec ? t.gvShape(gemvRows) : (maxM: 8, rows: t.gvRows)
+            let gv = t.gvShape(gemvRows, grouped: true)
             let p = try device.catalogProgram(.int4, dtype: x.desc.dtype, [("GV_MAXM", gv.maxM), ("GV_ROWS", gv.rows)])
             try sub.launch(p, "int4_grouped_gemv", x.args + q.args + s.args + z + offs + y.args + tail,
                            global: [ceilDiv(n, gv.rows) * t.gvWG, experts], local: [t.gvWG, 1])

@@ -219,17 +219,19 @@ public struct OpenCLTuning: Sendable, Hashable {
         return t
     }
 
-    /// `GV_MAXM` and `GV_ROWS` for an INT4 GEMV over up to `m` activation rows.
-    /// GPUs: `GV_MAXM` 1 for decode (M = 1), else 8, with the tuned rows (two variants keep
-    /// compile time down; the int4 program is the slowest to compile).
+    /// `GV_MAXM` and `GV_ROWS` for an INT4 GEMV over up to `m` activation rows (`grouped`:
+    /// the grouped GEMV, m rows per expert segment).
+    /// GPUs: `GV_MAXM` 1 for decode (M = 1), else 8, and always 8 for the grouped GEMV, with
+    /// the tuned rows (few variants keep compile time down; the int4 program is the slowest
+    /// to compile; the per-M variants below are measured on PoCL only).
     /// CPU devices (`GV_VEC`): `GV_MAXM` is m rounded up to a power of two, and the rows stay
     /// `gvRows` up to 32 float8 accumulators (`GV_MAXM × GV_ROWS`), fewer beyond. Measured on
     /// PoCL at N 4096 K 14336 G 32 (2026-11-23): one `GV_MAXM = 8` variant for every M > 1
     /// took 12.8 ms at M = 2 (5.7× cpu:0); with this rule 5.0 ms (2.1×). Fewer rows per variant
     /// were slower up to M = 4 (the activations are reused across the rows; spilled
     /// accumulators cost less), and 4 rows beat 8 at M = 8.
-    func gvShape(_ m: Int) -> (maxM: Int, rows: Int) {
-        guard gvVec else { return (m <= 1 ? 1 : 8, gvRows) }
+    func gvShape(_ m: Int, grouped: Bool = false) -> (maxM: Int, rows: Int) {
+        guard gvVec else { return (m <= 1 && !grouped ? 1 : 8, gvRows) }
         let maxM = m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8
         return (maxM, max(1, min(gvRows, 32 / maxM)))
     }
