@@ -45,7 +45,10 @@ struct ConformCommand: ParsableCommand {
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
+    @OptionGroup(title: "Process meshes (MPI)") var mesh: MeshOptions
+
     func run() throws {
+        if mesh.isMPI { return try runOnMPIMesh() }
         let ep = ExpertParallelConformance.kernelName
         let epOnly = !kernels.isEmpty && kernels.allSatisfy { $0 == ep }
         if epOnly && expertParallel.isEmpty { throw ValidationError("--kernel \(ep) needs --expert-parallel P") }
