@@ -108,6 +108,10 @@ let package = Package(
         .target(name: "PolychipTestSupport", dependencies: ["PolychipCore"], path: "Tests/PolychipTestSupport"),
         .testTarget(name: "PolychipBenchTests", dependencies: ["PolychipBench", "PolychipCLI", "Polychip", "polychip", "PolychipTestSupport"],
                     path: "Tests/PolychipBenchTests"),
+        // Process-per-rank meshes: unit tests, and the built binary under mpirun (skipped without it).
+        .testTarget(name: "PolychipMPITests", dependencies: ["PolychipMPI", "PolychipBench", "Polychip", "PolychipReference", "polychip",
+                                                           "PolychipTestSupport"],
+                    path: "Tests/PolychipMPITests"),
         .testTarget(name: "PolychipCLITests", dependencies: ["PolychipCLI", "Polychip", "polychip", "PolychipTestSupport"],
                     path: "Tests/PolychipCLITests"),
     ],

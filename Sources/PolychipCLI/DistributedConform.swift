@@ -36,8 +36,8 @@ extension ConformCommand {
                 let segment = group.segmentBytes
                 group.segmentBytes = 64 << 10
                 defer { group.segmentBytes = segment }
-                mine += DistributedConformance.collectives(group: group, device: device, dtypes: dts.isEmpty ? DType.floats : dts, seed: seed)
-                    .filter { collectives.contains($0.kernel) }
+                mine += DistributedConformance.collectives(group: group, device: device, dtypes: dts.isEmpty ? DType.floats : dts,
+                                                           kernels: Set(collectives), seed: seed)
             }
             if selected.contains(ep) {
                 if lead { eprint("conform: expert-parallel MoE across \(group.size) ranks") }

@@ -60,7 +60,8 @@ struct MeshOptions: ParsableArguments {
         } catch let e as ValidationError {
             throw e
         } catch {
-            eprint("polychip: rank \(group.rank) of \(group.size): error: \(error)")
+            // After a failed collective every later call reports the group as broken: name the cause.
+            eprint("polychip: rank \(group.rank) of \(group.size): error: \(group.failure.map { "\($0)" } ?? "\(error)")")
             throw ExitCode(1)
         }
     }

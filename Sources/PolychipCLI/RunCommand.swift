@@ -45,6 +45,8 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
+    @OptionGroup(title: "Process meshes (MPI)") var mesh: MeshOptions
+
     func run() throws {
         guard let kind = OpKind(name: kernel) else {
             throw ValidationError("unknown kernel '\(kernel)'; known: \(OpKind.allCases.map(\.name).joined(separator: ", "))")
@@ -69,6 +71,7 @@ struct RunCommand: ParsableCommand {
             guard let t = named[n] else { throw ValidationError("\(kind.name) needs input '\(n)' (--input \(n)=FILE.npy)") }
             return try Self.adapt(t, for: n, op: op)
         }
+        if mesh.isMPI { return try runOnMPIMesh(op: op, inputs: ordered) }
         let devs = try simulation.registry.resolve(simulation.profileSelectors.isEmpty ? [device] : simulation.profileSelectors, fallback: [])
         guard devs.count == 1, let dev = devs.first else {
             throw ValidationError("run takes one device: give --device or one --profile")

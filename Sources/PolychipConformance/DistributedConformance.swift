@@ -19,8 +19,9 @@ public enum DistributedConformance {
     /// ``Collective/evaluate(_:)`` (f64 sums) bit for bit where the order allows it (data
     /// movement, and sums of two f32 ranks) and within the `add` tolerance elsewhere; the
     /// output's guard regions and the input must be intact.
+    /// `kernels` restricts the run to some collectives by name (`all-reduce`, …; nil: all).
     public static func collectives(group: any ProcessGroup, device: any Device, dtypes: [DType] = DType.floats,
-                                   seed: UInt64, transport: String = "mpi") -> [CaseResult] {
+                                   kernels: Set<String>? = nil, seed: UInt64, transport: String = "mpi") -> [CaseResult] {
         let p = group.size, me = group.rank
         let dev = label(group, device, transport: transport)
         var results: [CaseResult] = []
@@ -38,11 +39,13 @@ public enum DistributedConformance {
                 var r = CaseResult(kernel: coll.description, device: dev, dtype: dt.rawValue, shape: "P\(p) \(shape)",
                                    status: .fail, threshold: OpKind.add.tolerance(dt), seed: seed, support: "native")
                 do {
+                    // Every case's inputs are drawn, run or not, so a case's data does not depend on the selection.
                     let inputs: [HostTensor] = try (0..<p).map { i in
                         var s = shape
                         if case .allToAll(let c) = coll { s[0] = c[i].reduce(0, +) }
                         return try HostTensor(s, dt, floats: rng.floats(s.reduce(1, *)))
                     }
+                    if let kernels, !kernels.contains(coll.description) { continue }
                     let exactOrder = try coll.evaluate(inputs, accumulation: group.accumulation)[me]
                     let f64 = try coll.evaluate(inputs)[me]
                     let got = try runGuarded(coll, input: inputs[me], group: group, device: device)

@@ -291,7 +291,8 @@ final class MPIEngine: @unchecked Sendable {
     /// seconds, when a message has the wrong size, or when MPI reports an error.
     private func wait(_ x: inout Exchange, _ what: String, timeout limit: Double? = nil, _ completed: (Int, inout Exchange) throws -> Void) throws {
         let limit = limit ?? timeout
-        var lastProgress = Queue.wallClock(), lastLiveness = lastProgress
+        let started = Queue.wallClock()
+        var lastProgress = started, lastLiveness = started
         var indices: [Int32] = [], statuses: [MPI_Status] = []
         do {
             while x.active > 0 {
@@ -335,13 +336,13 @@ final class MPIEngine: @unchecked Sendable {
                     lastLiveness = now
                     for j in Set(x.pendingPeers) where j >= 0 && j < sameHost.count && sameHost[j] && MPIRuntime.processHasExited(pids[j]) {
                         throw PolychipError.deviceFault(device: label(j), kernel: what, kind: "deviceLost",
-                                                        detail: "rank \(j) (process \(pids[j]) on \(hostNames[j])) has exited; rank \(rank) stops waiting for it")
+                                                        detail: String(format: "rank %d (process %d on %@) has exited; rank %d stopped waiting for it after %.2f s", j, pids[j], hostNames[j], rank, now - started))
                     }
                     for j in Set(x.pendingPeers) where j < 0 {
                         // A non-blocking collective involves every rank.
                         if let dead = sameHost.indices.first(where: { sameHost[$0] && MPIRuntime.processHasExited(pids[$0]) }) {
                             throw PolychipError.deviceFault(device: label(dead), kernel: what, kind: "deviceLost",
-                                                            detail: "rank \(dead) (process \(pids[dead]) on \(hostNames[dead])) has exited; rank \(rank) stops waiting for it")
+                                                            detail: String(format: "rank %d (process %d on %@) has exited; rank %d stopped waiting for it after %.2f s", dead, pids[dead], hostNames[dead], rank, now - started))
                         }
                     }
                 }

@@ -183,27 +183,42 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         try locked { try $0.allToAll(input, sendBytes: sendBytes, output, recvBytes: recvBytes) }
     }
 
-    /// Open MPI's own collective on the same host buffers (f32 sums; `MPI_Allreduce`,
-    /// `MPI_Allgather`, `MPI_Reduce_scatter_block`, `MPI_Alltoall`): the peer our collectives are
-    /// measured against. Blocking, without our timeout.
-    public func mpiCollective(_ kind: CollectiveKind, _ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, bytesPerRank: Int) throws {
+    /// Open MPI's own collective on the same host buffers, with nccl-tests' `sizeBytes` (the
+    /// per-rank buffer for all-reduce, the gathered output for all-gather, the per-rank input for
+    /// reduce-scatter and all-to-all): `MPI_Allreduce`, `MPI_Reduce_scatter_block` (f32 sums),
+    /// `MPI_Allgather`, `MPI_Alltoall` (bytes). The peer our collectives are measured against.
+    /// Blocking, without our timeout.
+    public func mpiCollective(_ kind: CollectiveKind, _ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, sizeBytes: Int) throws {
+        let p = size
+        guard sizeBytes >= 0, sizeBytes / (kind == .allReduce ? 4 : p) <= Int(Int32.max) else {
+            throw PolychipError.invalidArgument(kernel: "MPI \(kind)", argument: "size", reason: "\(sizeBytes) bytes does not fit MPI's int counts")
+        }
         try locked { e in
             if let f = e.failure { throw f }
             let comm = e.comm
             let rc: Int32
-            let mut = UnsafeMutableRawPointer(mutating: input)
+            let send = UnsafeMutableRawPointer(mutating: input)
             switch kind {
             case .allReduce:
-                rc = MPI_Allreduce(mut, output, Int32(bytesPerRank / 4), pc_mpi_float(), pc_mpi_sum(), comm)
+                rc = MPI_Allreduce(send, output, Int32(sizeBytes / 4), pc_mpi_float(), pc_mpi_sum(), comm)
             case .reduceScatter:
-                rc = MPI_Reduce_scatter_block(mut, output, Int32(bytesPerRank / 4 / size), pc_mpi_float(), pc_mpi_sum(), comm)
+                rc = MPI_Reduce_scatter_block(send, output, Int32(sizeBytes / 4 / p), pc_mpi_float(), pc_mpi_sum(), comm)
             case .allGather:
-                rc = MPI_Allgather(mut, Int32(bytesPerRank), pc_mpi_byte(), output, Int32(bytesPerRank), pc_mpi_byte(), comm)
+                rc = MPI_Allgather(send, Int32(sizeBytes / p), pc_mpi_byte(), output, Int32(sizeBytes / p), pc_mpi_byte(), comm)
             case .allToAll:
-                rc = MPI_Alltoall(mut, Int32(bytesPerRank / size), pc_mpi_byte(), output, Int32(bytesPerRank / size), pc_mpi_byte(), comm)
+                rc = MPI_Alltoall(send, Int32(sizeBytes / p), pc_mpi_byte(), output, Int32(sizeBytes / p), pc_mpi_byte(), comm)
             }
             guard rc == MPI_SUCCESS else { throw MPIRuntime.failure("MPI \(kind)", rc) }
         }
+    }
+
+    /// The MPI library's version line (`Open MPI v4.1.4`).
+    public static var libraryVersion: String {
+        var buf = [CChar](repeating: 0, count: Int(MPI_MAX_LIBRARY_VERSION_STRING) + 1)
+        var len: Int32 = 0
+        guard MPI_Get_library_version(&buf, &len) == MPI_SUCCESS else { return "MPI" }
+        let text = String(decoding: buf.prefix(Int(len)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.split(separator: ",").first.map(String.init)?.trimmingCharacters(in: .whitespacesAndNewlines) ?? text
     }
 
     /// The largest of every rank's `value` (timings: a collective lasts until its slowest rank ends).
@@ -258,16 +273,6 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
             exit(75)
         }
     }
-}
-
-/// The collectives, as the benchmark and the native comparison name them.
-public enum CollectiveKind: String, Sendable, Hashable, Codable, CaseIterable, CustomStringConvertible {
-    case allReduce = "all-reduce"
-    case allGather = "all-gather"
-    case reduceScatter = "reduce-scatter"
-    case allToAll = "all-to-all"
-
-    public var description: String { rawValue }
 }
 
 /// A fault injected into one rank of an MPI group: it dies (SIGKILL) or stalls when it enters

@@ -4,6 +4,9 @@ import PolychipCore
 
 /// Process-wide MPI state: `MPI_Init_thread` happens once, on the first ``MPIProcessGroup/world(timeout:)``,
 /// and `MPI_Finalize` once, on ``MPIProcessGroup/finalize()``.
+/// The line the SIGTERM handler writes (set once at initialisation, before the handler exists).
+nonisolated(unsafe) private var terminationMessage: (UnsafePointer<UInt8>, Int)?
+
 enum MPIRuntime {
     enum State { case uninitialized, running, finalized }
     static let state = Locked(State.uninitialized)
@@ -25,8 +28,27 @@ enum MPIRuntime {
                 }
                 // Errors come back as return codes (typed errors), never as an abort of the job.
                 MPI_Comm_set_errhandler(pc_mpi_comm_world(), pc_mpi_errors_return())
+                if launchedByMPIRun { installTerminationReport() }
                 s = .running
             }
+        }
+    }
+
+    /// Without `--enable-recovery`, mpirun ends the whole job with SIGTERM as soon as one rank
+    /// fails; each surviving rank then says so in one line (exit status 143) instead of vanishing.
+    private static func installTerminationReport() {
+        var r: Int32 = -1, n: Int32 = 0
+        MPI_Comm_rank(pc_mpi_comm_world(), &r)
+        MPI_Comm_size(pc_mpi_comm_world(), &n)
+        let text = "polychip: rank \(r) of \(n): error: terminated by mpirun, which ends the job when a rank fails; start mpirun with --enable-recovery to have every surviving rank name the failed rank\n"
+        let bytes = Array(text.utf8)
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)  // lives until exit
+        buffer.initialize(from: bytes, count: bytes.count)
+        terminationMessage = (UnsafePointer(buffer), bytes.count)
+        signal(SIGTERM) { _ in
+            // Async-signal-safe: write(2) of a prepared buffer, then _exit.
+            if let (p, n) = terminationMessage { _ = write(2, p, n) }
+            _exit(143)
         }
     }
 

@@ -83,3 +83,24 @@ extension Collective {
         }
     }
 }
+
+/// The four collectives by name, without their arguments (benchmarks, calibration, reports).
+public enum CollectiveKind: String, Sendable, Hashable, Codable, CaseIterable, CustomStringConvertible {
+    case allReduce = "all-reduce"
+    case allGather = "all-gather"
+    case reduceScatter = "reduce-scatter"
+    case allToAll = "all-to-all"
+
+    public var description: String { rawValue }
+
+    /// nccl-tests' bus-bandwidth factor for `p` ranks: busbw = algbw × factor, the bandwidth
+    /// each rank's link carries (all-reduce `2(p−1)/p`, the others `(p−1)/p`).
+    public func busFactor(ranks p: Int) -> Double {
+        guard p > 1 else { return 0 }
+        let f = Double(p - 1) / Double(p)
+        return self == .allReduce ? 2 * f : f
+    }
+
+    /// Whether it sums (and so needs a float dtype).
+    public var reduces: Bool { self == .allReduce || self == .reduceScatter }
+}
