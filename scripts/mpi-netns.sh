@@ -28,8 +28,9 @@ shape() {  # shape NETNS DEV RATE DELAY
         echo "netem"
         return
     fi
-    # tbf: burst of 32 KiB (about 260 us at 1 Gbit/s), so even short messages see the rate.
-    ip netns exec "$ns" tc qdisc add dev "$dev" root tbf rate "$rate" burst 32kb latency 50ms
+    # tbf: burst of 32 KiB (about 260 us at 1 Gbit/s), so even short messages see the rate; a
+    # queue of at most 10 ms, about a switch port's buffer.
+    ip netns exec "$ns" tc qdisc add dev "$dev" root tbf rate "$rate" burst 32kb latency 10ms
     echo "tbf"
 }
 
@@ -81,10 +82,11 @@ up() {
 #!/bin/sh
 host=$1; shift
 case $host in 10.78.*.2) i=${host#10.78.}; i=${i%.2} ;; *) echo "mpi-netns rsh: unknown host $host" >&2; exit 255 ;; esac
-# Each host has its own session directory: the namespaces share /tmp and the host name.
+# Each host has its own session directory: the namespaces share /tmp.
 dir=$(dirname "$0")/tmp-h$i
 mkdir -p "$dir"
-exec ip netns exec "pc-h$i" env OMPI_MCA_orte_tmpdir_base="$dir" /bin/sh -c "$*"
+# A host name of its own too (a UTS namespace), as separate machines have: pc-h$i.
+exec ip netns exec "pc-h$i" unshare --uts /bin/sh -c "hostname pc-h$i && exec env OMPI_MCA_orte_tmpdir_base='$dir' /bin/sh -c \"\$0\"" "$*"
 EOF
     chmod +x "$STATE/rsh"
     echo "$n" > "$STATE/hosts.count"
@@ -116,10 +118,13 @@ run() {
     local bin=$1; shift
     bin=$(readlink -f "$bin")
     # --bind-to none: each daemon believes it has a node to itself and would pin every host's
-    # first rank to the same core.
+    # first rank to the same core. mpi_yield_when_idle: waiting ranks yield the CPU, which the
+    # kernel needs to move the packets (the hosts share the machine's cores). btl_tcp_links 2:
+    # with one TCP connection per pair, Open MPI's TCP transport here sometimes carried the two
+    # directions of an exchange one after the other (half the bandwidth); two do not.
     exec mpirun --allow-run-as-root --enable-recovery --bind-to none --hostfile "$STATE/hosts" -np $((n * k)) --map-by ppr:$k:node \
         --mca plm_rsh_agent "$STATE/rsh" --mca oob_tcp_if_include 10.78.0.0/16 \
-        --mca btl tcp,vader,self --mca btl_tcp_if_include 10.77.0.0/24 --mca mpi_yield_when_idle 1 \
+        --mca btl tcp,vader,self --mca btl_tcp_if_include 10.77.0.0/24 --mca btl_tcp_links 2 --mca mpi_yield_when_idle 1 \
         -x PATH \
         "$bin" "$@"
 }

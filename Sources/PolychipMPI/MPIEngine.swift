@@ -27,6 +27,9 @@ final class MPIEngine: @unchecked Sendable {
     var timeout: Double
     /// Largest message, bytes.
     var segmentBytes: Int
+    /// All-reduces that send at most this many bytes per rank as a whole-buffer exchange
+    /// (`(p−1)·n`) take one exchange instead of the reduce-scatter and all-gather pair.
+    var smallAllReduceBytes = 32 << 10
     /// Process ids and whether each other rank shares this rank's host (kernel and PID namespace).
     private(set) var pids: [Int32] = []
     private(set) var sameHost: [Bool] = []
@@ -91,8 +94,28 @@ final class MPIEngine: @unchecked Sendable {
     /// Sum of `count` elements of `dtype` over the ranks, result on every rank.
     func allReduce(_ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, count: Int, dtype: DType) throws {
         let p = size
+        if (p - 1) * count * (dtype.bitWidth / 8) <= smallAllReduceBytes {
+            return try smallAllReduce(input, output, count: count, dtype: dtype)
+        }
         try reduce(input, count: count, dtype: dtype, what: "all-reduce", blockStart: { b in b * count / p },
                    ownBlock: output + (rank * count / p) * (dtype.bitWidth / 8), gatherInto: output)
+    }
+
+    /// All-reduce of a small buffer in one exchange instead of two: every rank sends its whole
+    /// buffer to every peer and sums all `p` in rank order itself (the same additions in the same
+    /// order on every rank, so the results are bit-identical everywhere).
+    private func smallAllReduce(_ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, count: Int, dtype: DType) throws {
+        guard dtype.isFloat else {
+            throw PolychipError.collectiveMismatch(collective: "all-reduce", reason: "sum needs a float dtype, got \(dtype)")
+        }
+        let bytes = count * (dtype.bitWidth / 8)
+        try scratch.reserve(max(1, size * bytes))
+        try accumulators.reserve(max(1, 4 * count))
+        let all = scratch.pointer, acc = accumulators.pointer.assumingMemoryBound(to: Float.self)
+        try allToAll(input, sendBytes: Array(repeating: bytes, count: size), sendOffsets: Array(repeating: 0, count: size),
+                     all, recvBytes: Array(repeating: bytes, count: size), what: "all-reduce")
+        for q in 0..<size { RankOrderSum.accumulate(all + q * bytes, dtype: dtype, count: count, into: acc, first: q == 0) }
+        RankOrderSum.store(acc, count: count, dtype: dtype, to: output)
     }
 
     /// Sum of `p·count` elements over the ranks; this rank keeps block `rank` (`count` elements).

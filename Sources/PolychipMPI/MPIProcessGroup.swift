@@ -58,6 +58,10 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
 
     private init(comm: MPI_Comm, timeout: Double) throws {
         let engine = try MPIEngine(comm: comm, timeout: timeout)
+        // A tuning knob for measurements, like POLYCHIP_OPENCL_TUNING: the message segment size.
+        if let s = ProcessInfo.processInfo.environment["POLYCHIP_MPI_SEGMENT"], let b = Int(s), b >= 4096, b <= 1 << 30 {
+            engine.segmentBytes = b
+        }
         rank = engine.rank
         size = engine.size
         hostNames = engine.hostNames

@@ -4,7 +4,7 @@
 import Foundation
 import Testing
 import Polychip
-import PolychipBench
+@testable import PolychipBench
 import PolychipMPI
 
 @Suite struct DistributedUnitTests {
@@ -16,7 +16,7 @@ import PolychipMPI
 
     @Test func f32RankOrderEqualsF64ForTwoRanksAndIsCloseForMore() throws {
         for dt in DType.floats {
-            let two = try inputs(2, [33, 9], dt, seed: 1)
+            let two = try inputs(2, [34, 9], dt, seed: 1)
             for c in [Collective.allReduce, .reduceScatter] {
                 let a = try c.evaluate(two, accumulation: .f32), b = try c.evaluate(two)
                 if dt == .f32 { #expect(a == b, "\(c) \(dt): one f32 addition is correctly rounded") }
@@ -45,12 +45,12 @@ import PolychipMPI
         #expect(throws: PolychipError.self) { try Collective.allReduce.validate(rank: 3, of: 3, input: TensorDesc([4], .f32)) }
         #expect(try Collective.reduceScatter.validate(rank: 1, of: 2, input: TensorDesc([6, 2], .f16)) == TensorDesc([3, 2], .f16))
         #expect(c.bytesSent(rank: 0, of: 3, input: TensorDesc([3, 8], .bf16)) == 2 * 16)
-        #expect(Collective.allReduce.bytesSent(rank: 0, of: 4, input: TensorDesc([8], .f32)) == 2 * 3 / 4 * 32)
+        #expect(Collective.allReduce.bytesSent(rank: 0, of: 4, input: TensorDesc([8], .f32)) == 48)
     }
 
     @Test func benchmarkSizesAndExpectedValues() throws {
         #expect(try CollectiveBenchmark.sizes(parsing: "4K:64K") == [4096, 8192, 16384, 32768, 65536])
-        #expect(try CollectiveBenchmark.sizes(parsing: "4K:256M:4").count == 10)
+        #expect(try CollectiveBenchmark.sizes(parsing: "4K:256M:4").count == 9)
         #expect(try CollectiveBenchmark.sizes(parsing: "1000, 2M") == [1000, 2 << 20])
         for bad in ["", "0", "64K:4K", "1K:2K:1", "17G", "-4K", "4X", "1:2:3:4", "9999999999999999999K"] {
             #expect(throws: PolychipError.self, "\(bad)") { try CollectiveBenchmark.sizes(parsing: bad) }
