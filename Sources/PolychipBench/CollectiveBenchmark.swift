@@ -320,7 +320,7 @@ public enum CollectiveBenchmark {
         var body: [String] = [SVG.text(width / 2, 28, title, size: 15, anchor: "middle", weight: "bold")]
         for d in x.decades {
             body.append(SVG.line(x(d), top, x(d), bottom, stroke: "#e3e3e3"))
-            body.append(SVG.text(x(d), bottom + 16, byteLabel(Int(d)) + "B", size: 10, anchor: "middle"))
+            body.append(SVG.text(x(d), bottom + 16, LogScale.label(d), size: 10, anchor: "middle"))
         }
         for d in yScale.decades {
             body.append(SVG.line(left, yScale(d), right, yScale(d), stroke: "#e3e3e3"))

@@ -96,7 +96,10 @@ extension BenchCommand {
     /// nccl-tests style, beside Open MPI's own; with `--validate`, against the time model of a
     /// profile (`--profile FILE` from `calibrate --interconnect`, else fitted to this run).
     func runCollectives() throws {
-        guard mesh.isMPI else { throw ValidationError("--collective needs --mesh mpi (start with mpirun -np N)") }
+        // --collective implies --mesh mpi under mpirun.
+        guard mesh.isMPI || MPIProcessGroup.launchedByMPIRun else {
+            throw ValidationError("--collective runs across the ranks of an MPI job: start with mpirun -np N … --mesh mpi")
+        }
         guard kernels.isEmpty, shape == nil else { throw ValidationError("with --mesh mpi, bench measures collectives: use --collective, not --kernel") }
         guard !csv else { throw ValidationError("with --mesh mpi, use --json (CSV is not written for collectives)") }
         guard let dt = DType(rawValue: dtype), dt.isFloat else { throw ValidationError("--dtype must be f32, f16 or bf16") }
@@ -106,7 +109,7 @@ extension BenchCommand {
             let lead = group.rank == 0
             let rows = try collectiveOptions.measure(collectiveOptions.kinds, sizes: list, group: group, dtype: dt, minTime: minTime,
                                                      comparePeer: !collectiveOptions.noPeer)
-            let cpu = HostReport.current().cpuModel ?? "unknown CPU"
+            let cpu = HostReport.cpuModelName ?? "unknown CPU"
             let title = "polychip bench --mesh mpi: \(group.size) ranks on \(group.hostCount) host\(group.hostCount == 1 ? "" : "s") (\(cpu)), \(dt)"
             var modeled: [String: [Int: Double]] = [:]
             var points: [InterconnectModel.Point] = []

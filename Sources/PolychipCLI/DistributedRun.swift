@@ -15,14 +15,7 @@ extension RunCommand {
         guard retries == 0, fallbackDevices.isEmpty else {
             throw ValidationError("--retries and --fallback-device apply to one device; across MPI ranks a failure ends the run on every rank")
         }
-        var wanted: [String: String] = [:]
-        for spec in outputs {
-            let (name, path) = try Self.split(spec, "--output")
-            guard op.outputNames.contains(name) else {
-                throw ValidationError("\(op.kind.name) outputs \(op.outputNames.joined(separator: ", ")); no '\(name)'")
-            }
-            wanted[name] = path
-        }
+        let wanted = try wantedOutputs(op)
         let group = try mesh.group()
         try MeshOptions.asRank(group) {
             let dev = try MeshOptions.device(for: group, selectors: simulation.profileSelectors.isEmpty ? [device] : simulation.profileSelectors,

@@ -90,14 +90,7 @@ struct RunCommand: ParsableCommand {
         }
         for a in executor.log.attempts { eprint("run: \(a)") }
         let record = outcome.record
-        var wanted: [String: String] = [:]
-        for spec in outputs {
-            let (name, path) = try Self.split(spec, "--output")
-            guard op.outputNames.contains(name) else {
-                throw ValidationError("\(kind.name) outputs \(op.outputNames.joined(separator: ", ")); no '\(name)'")
-            }
-            wanted[name] = path
-        }
+        let wanted = try wantedOutputs(op)
         for (i, name) in op.outputNames.enumerated() {
             let v = outcome.outputs[i]
             if let path = wanted[name] {
@@ -111,6 +104,19 @@ struct RunCommand: ParsableCommand {
         print(String(format: "%@ on %@: %.3f ms (%@), %.3g FLOP, %.3g bytes", kind.name, outcome.device, record.seconds * 1e3,
                      record.source.rawValue, record.flops, record.bytes)
               + (outcome.attempts > 1 ? " (attempt \(outcome.attempts))" : ""))
+    }
+
+    /// The `--output NAME=FILE` specs by output name, each name checked against `op`'s outputs.
+    func wantedOutputs(_ op: Op) throws -> [String: String] {
+        var wanted: [String: String] = [:]
+        for spec in outputs {
+            let (name, path) = try Self.split(spec, "--output")
+            guard op.outputNames.contains(name) else {
+                throw ValidationError("\(op.kind.name) outputs \(op.outputNames.joined(separator: ", ")); no '\(name)'")
+            }
+            wanted[name] = path
+        }
+        return wanted
     }
 
     static func split(_ spec: String, _ flag: String) throws -> (String, String) {

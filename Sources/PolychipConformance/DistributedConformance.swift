@@ -40,11 +40,7 @@ public enum DistributedConformance {
                                    status: .fail, threshold: OpKind.add.tolerance(dt), seed: seed, support: "native")
                 do {
                     // Every case's inputs are drawn, run or not, so a case's data does not depend on the selection.
-                    let inputs: [HostTensor] = try (0..<p).map { i in
-                        var s = shape
-                        if case .allToAll(let c) = coll { s[0] = c[i].reduce(0, +) }
-                        return try HostTensor(s, dt, floats: rng.floats(s.reduce(1, *)))
-                    }
+                    let inputs = try CollectiveConformance.caseInputs(coll, shape: shape, ranks: p, dtype: dt, rng: &rng)
                     if let kernels, !kernels.contains(coll.description) { continue }
                     let exactOrder = try coll.evaluate(inputs, accumulation: group.accumulation)[me]
                     let f64 = try coll.evaluate(inputs)[me]

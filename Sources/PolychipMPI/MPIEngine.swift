@@ -47,7 +47,7 @@ final class MPIEngine: @unchecked Sendable {
     /// Buffers that requests abandoned by a failed collective may still write: kept until exit.
     private var abandoned: [ScratchBuffer] = []
 
-    init(comm: MPI_Comm, timeout: Double, segmentBytes: Int = 1 << 20) throws {
+    init(comm: MPI_Comm, timeout: Double, segmentBytes: Int = 4 << 20) throws {
         self.comm = comm
         self.timeout = timeout
         self.segmentBytes = segmentBytes

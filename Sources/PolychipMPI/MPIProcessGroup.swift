@@ -78,6 +78,9 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         faults = Locked((nil, 0))
     }
 
+    /// Whether this process was started by mpirun (a rank of a job, not a singleton).
+    public static var launchedByMPIRun: Bool { MPIRuntime.launchedByMPIRun }
+
     /// Number of distinct hosts.
     public var hostCount: Int { (hostIndex.max() ?? 0) + 1 }
 
@@ -87,7 +90,7 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         set { locked { $0.timeout = newValue } }
     }
 
-    /// Largest single message, bytes (default 1 MiB; at least 4096).
+    /// Largest single message, bytes (default 4 MiB; at least 4096).
     public var segmentBytes: Int {
         get { locked { $0.segmentBytes } }
         set { locked { $0.segmentBytes = max(4096, newValue) } }
@@ -163,28 +166,53 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
 
     // MARK: Host buffers (benchmarks)
 
-    /// Our all-reduce of `count` elements on host buffers (`output` may be written by MPI until
-    /// the process exits if the call fails: keep it alive).
+    // The host-buffer collectives below take separate (non-overlapping) input and output
+    // buffers. If a call fails, MPI may still write `output` until the process exits: keep it alive.
+
+    /// Our all-reduce of `count` elements of `dtype` on host buffers.
     public func allReduce(_ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, count: Int, dtype: DType) throws {
+        try Self.checkBuffers("all-reduce", input, count, output, count, dtype)
         try locked { try $0.allReduce(input, output, count: count, dtype: dtype) }
     }
 
     /// Our reduce-scatter: `count` elements per rank out of `size·count` in.
     public func reduceScatter(_ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, count: Int, dtype: DType) throws {
+        let (total, o) = count.multipliedReportingOverflow(by: size)
+        guard !o else { throw PolychipError.invalidArgument(kernel: "reduce-scatter", argument: "count", reason: "\(count) × \(size) ranks overflows") }
+        try Self.checkBuffers("reduce-scatter", input, total, output, count, dtype)
         try locked { try $0.reduceScatter(input, output, count: count, dtype: dtype) }
     }
 
     /// Our all-gather of `bytes` bytes per rank.
     public func allGather(_ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, bytes: Int) throws {
+        let (total, o) = bytes.multipliedReportingOverflow(by: size)
+        guard !o else { throw PolychipError.invalidArgument(kernel: "all-gather", argument: "bytes", reason: "\(bytes) × \(size) ranks overflows") }
+        try Self.checkBuffers("all-gather", input, bytes, output, total, .i8)
         try locked { try $0.allGather(input, output, bytes: bytes) }
     }
 
     /// Our all-to-all(v): `sendBytes[j]` to rank `j`, `recvBytes[j]` from rank `j`.
     public func allToAll(_ input: UnsafeRawPointer, sendBytes: [Int], _ output: UnsafeMutableRawPointer, recvBytes: [Int]) throws {
-        guard sendBytes.count == size, recvBytes.count == size, (sendBytes + recvBytes).allSatisfy({ $0 >= 0 }) else {
+        guard sendBytes.count == size, recvBytes.count == size, (sendBytes + recvBytes).allSatisfy({ $0 >= 0 && $0 <= Int(Int32.max) * 64 }) else {
             throw PolychipError.collectiveMismatch(collective: "all-to-all", reason: "need \(size) non-negative send and receive byte counts")
         }
+        try Self.checkBuffers("all-to-all", input, sendBytes.reduce(0, +), output, recvBytes.reduce(0, +), .i8)
         try locked { try $0.allToAll(input, sendBytes: sendBytes, output, recvBytes: recvBytes) }
+    }
+
+    /// Checks element counts and that the input and output byte ranges do not overlap.
+    @discardableResult
+    private static func checkBuffers(_ what: String, _ input: UnsafeRawPointer, _ inCount: Int, _ output: UnsafeMutableRawPointer,
+                                     _ outCount: Int, _ dtype: DType) throws -> Int {
+        let es = max(1, dtype.bitWidth / 8)
+        guard inCount >= 0, outCount >= 0, inCount <= Int.max / es, outCount <= Int.max / es else {
+            throw PolychipError.invalidArgument(kernel: what, argument: "count", reason: "\(inCount) in, \(outCount) out: counts must be ≥ 0 and fit in memory")
+        }
+        let a = UInt(bitPattern: input), b = UInt(bitPattern: UnsafeRawPointer(output))
+        if inCount > 0 && outCount > 0 && a < b + UInt(outCount * es) && b < a + UInt(inCount * es) {
+            throw PolychipError.invalidArgument(kernel: what, argument: "output", reason: "overlaps the input; in-place collectives are not supported")
+        }
+        return inCount * es
     }
 
     /// Open MPI's own collective on the same host buffers, with nccl-tests' `sizeBytes` (the

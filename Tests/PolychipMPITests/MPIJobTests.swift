@@ -37,7 +37,7 @@ struct MPIJob {
 }
 
 /// Runs `mpirun -np N polychip ARGS` (killing it after `limit` seconds).
-func mpirun(_ n: Int, _ args: [String], recovery: Bool = true, limit: Double = 300) throws -> MPIJob {
+func mpirun(_ n: Int, _ args: [String], recovery: Bool = true, limit: Double = 600) throws -> MPIJob {
     guard let mpirun = mpirunPath, let bin = TestSupport.binary else { throw PolychipError.io(path: "mpirun", reason: "not found") }
     let p = Process()
     p.executableURL = URL(fileURLWithPath: mpirun)
