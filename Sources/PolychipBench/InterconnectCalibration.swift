@@ -12,8 +12,10 @@ import PolychipSimulated
 /// `X` (bytes on the busiest port along it) depend only on the collective, its size and `p`.
 /// They are read off the model with two probe profiles (unit latency and unbounded bandwidth;
 /// zero latency and 1 B/s), so the fitted parameters mean exactly what the model does with
-/// them. The parameters minimise the squared relative error over every measured point, with
-/// none allowed below zero.
+/// them. The parameters minimise the sum of |log(modeled/measured)| over every measured point —
+/// over- and under-prediction weigh alike, and a few anomalous points (a noisy host's) cannot
+/// drag the rest, as the median |error| reported afterwards asks — with none allowed below zero
+/// (iteratively reweighted Gauss–Newton from a relative least-squares start).
 public enum InterconnectModel {
     /// A fitted interconnect.
     public struct Fit: Sendable, Codable, Equatable {
@@ -107,7 +109,7 @@ public enum InterconnectModel {
         let t = usable.map(\.seconds)
         // Relative least squares: rows and targets divided by the measured time; coefficients ≥ 0.
         let a = zip(design, t).map { row, ti in row.map { $0 / ti } }
-        let c = nonNegativeLeastSquares(a, Array(repeating: 1, count: a.count))
+        let c = logLeastAbsolute(design, t, start: nonNegativeLeastSquares(a, Array(repeating: 1, count: a.count)))
         let bandwidth = c[2] > 0 ? 1 / c[2] : 1e30
         let fitted = try profile(base: base, ranks: ranks, overhead: c[0], latency: c[1], bandwidth: bandwidth, source: "fit")
         let errors = try usable.map { r -> Double in
@@ -154,6 +156,53 @@ public enum InterconnectModel {
     /// Median |error| of `points`.
     public static func medianAbsoluteError(_ points: [Point]) -> Double {
         CollectiveBenchmark.median(points.map { abs($0.error) })
+    }
+
+    /// `min Σ |log(aᵢ·c) − log tᵢ|` over `c ≥ 0`: iteratively reweighted (weights `1/|rᵢ|`)
+    /// projected Gauss–Newton with step halving, from `start`.
+    static func logLeastAbsolute(_ a: [[Double]], _ t: [Double], start: [Double]) -> [Double] {
+        let n = start.count
+        func objective(_ c: [Double]) -> Double? {
+            var sum = 0.0
+            for (row, ti) in zip(a, t) {
+                let pred = zip(row, c).reduce(0.0) { $0 + $1.0 * $1.1 }
+                guard pred > 0, pred.isFinite else { return nil }
+                sum += abs(log(pred / ti))
+            }
+            return sum
+        }
+        var c = start
+        // Every prediction must be positive to take its log: give a zero fit a small bandwidth term.
+        if objective(c) == nil, let k = (0..<n).last { c[k] = max(c[k], 1e-12) }
+        guard var best = objective(c) else { return start }
+        for _ in 0..<200 {
+            var jac: [[Double]] = [], res: [Double] = []
+            for (row, ti) in zip(a, t) {
+                let pred = zip(row, c).reduce(0.0) { $0 + $1.0 * $1.1 }
+                let r = log(pred / ti)
+                let w = 1 / max(abs(r), 1e-6).squareRoot()  // √(1/|r|): the L1 reweighting
+                jac.append(row.map { w * $0 / pred })
+                res.append(-w * r)
+            }
+            // Columns pinned at zero whose gradient points below zero stay out of the step.
+            let grad = (0..<n).map { j in zip(jac, res).reduce(0.0) { $0 - $1.0[j] * $1.1 } }
+            let free = (0..<n).filter { c[$0] > 0 || grad[$0] < 0 }
+            guard !free.isEmpty, let d = solveNormal(jac.map { row in free.map { row[$0] } }, res) else { break }
+            var step = 1.0, improved = false
+            while step > 1e-6 {
+                var trial = c
+                for (k, j) in free.enumerated() { trial[j] = max(0, c[j] + step * d[k]) }
+                if let f = objective(trial), f < best - 1e-15 * max(1, best) {
+                    c = trial
+                    best = f
+                    improved = true
+                    break
+                }
+                step /= 2
+            }
+            if !improved { break }
+        }
+        return c
     }
 
     /// Least squares `min ‖A c − b‖` with `c ≥ 0`, for a few columns: the best unconstrained

@@ -85,6 +85,11 @@ import PolychipMPI
         // The all-reduce of the direct algorithm: two phases, each (p−1)/p of the buffer through a port.
         let ar = try InterconnectModel.modeledSeconds(truth, .allReduce, size: 1 << 20, ranks: 4)
         #expect(abs(ar - (20e-6 + 2 * (35e-6 + 0.75 * Double(1 << 20) / 1.1e8))) < 1e-12)
+        // One point measured ten times too fast does not drag the fit of the others with it.
+        var outlier = rows
+        outlier[3].seconds /= 10
+        let robust = try InterconnectModel.fit(outlier, base: base, ranks: 4)
+        #expect(robust.medianAbsoluteError < 0.05 && abs(robust.bandwidth / 1.1e8 - 1) < 0.1, "\(robust)")
         #expect(throws: PolychipError.self) { try InterconnectModel.fit(Array(rows.prefix(2)), base: base, ranks: 4) }
         #expect(throws: PolychipError.self) { try InterconnectModel.fit(rows, base: base, ranks: 1) }
     }
