@@ -318,14 +318,7 @@ public enum CollectiveBenchmark {
         let x = LogScale(covering: sizes, p0: left, p1: right)
         let yScale = LogScale(covering: bws.map { $0 / 1e9 }, p0: bottom, p1: top)
         var body: [String] = [SVG.text(width / 2, 28, title, size: 15, anchor: "middle", weight: "bold")]
-        for d in x.decades {
-            body.append(SVG.line(x(d), top, x(d), bottom, stroke: "#e3e3e3"))
-            body.append(SVG.text(x(d), bottom + 16, LogScale.label(d), size: 10, anchor: "middle"))
-        }
-        for d in yScale.decades {
-            body.append(SVG.line(left, yScale(d), right, yScale(d), stroke: "#e3e3e3"))
-            body.append(SVG.text(left - 6, yScale(d) + 4, LogScale.label(d), size: 10, anchor: "end"))
-        }
+        body += SVG.logLogGrid(x: x, y: yScale, left: left, right: right, top: top, bottom: bottom)
         body.append(SVG.text((left + right) / 2, bottom + 36, "size (bytes, log scale)", size: 12, anchor: "middle"))
         body.append(SVG.text(24, (top + bottom) / 2, "bus bandwidth (GB/s, log scale)", size: 12, anchor: "middle", rotate: -90))
         func polyline(_ pts: [(Double, Double)], color: String, dash: String?, label: String) {
