@@ -52,6 +52,10 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
+    @OptionGroup(title: "Process meshes (MPI)") var mesh: MeshOptions
+
+    @OptionGroup(title: "Collectives (with --mesh mpi)") var collectiveOptions: CollectiveBenchOptions
+
     func validate() throws {
         if json && csv { throw ValidationError("choose one of --json and --csv") }
         guard minTime > 0, minTime.isFinite else { throw ValidationError("--min-time must be > 0") }
@@ -62,6 +66,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if mesh.isMPI || !collectiveOptions.collectives.isEmpty { return try runCollectives() }
         guard let dt = DType(rawValue: dtype), dt.isFloat else { throw ValidationError("--dtype must be f32, f16 or bf16") }
         let workloads = try selectedWorkloads(dt)
         if validateModel { return try runValidation(workloads, dtype: dt) }

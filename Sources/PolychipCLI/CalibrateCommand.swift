@@ -35,6 +35,10 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Fit to wall time, or to CPU time per worker thread (the time on an idle host; cpu-backend devices on shared machines).", valueName: "wall|cpu"))
     var clock: BenchClock = .wall
 
+    @OptionGroup(title: "Interconnect (MPI)") var interconnectOptions: InterconnectCalibrationOptions
+
+    @OptionGroup(title: "Process meshes (MPI)") var mesh: MeshOptions
+
     func validate() throws {
         if let minTime, !(minTime > 0 && minTime.isFinite) { throw ValidationError("--min-time must be > 0") }
         if let name, !Self.isValidName(name) {
@@ -44,6 +48,7 @@ struct CalibrateCommand: ParsableCommand {
     }
 
     func run() throws {
+        if interconnectOptions.interconnect { return try runInterconnect() }
         let dev = try Polychip.registry.device(device)
         var plan = quick ? CalibrationPlan.quick(for: dev) : CalibrationPlan.standard(for: dev)
         if let minTime { plan.minTime = minTime }

@@ -51,6 +51,8 @@ struct ConformCommand: ParsableCommand {
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
+    @OptionGroup(title: "Process meshes (MPI)") var mesh: MeshOptions
+
     func run() throws {
         if let tiles {
             guard tiles == "small" else { throw ValidationError("--tiles takes 'small', got '\(tiles.prefix(64))'") }
@@ -59,6 +61,7 @@ struct ConformCommand: ParsableCommand {
             let opencl = ProcessInfo.processInfo.environment["POLYCHIP_OPENCL_TUNING"].map { "small," + $0 } ?? "small"
             setenv("POLYCHIP_OPENCL_TUNING", opencl, 1)
         }
+        if mesh.isMPI { return try runOnMPIMesh() }
         let ep = ExpertParallelConformance.kernelName
         let epOnly = !kernels.isEmpty && kernels.allSatisfy { $0 == ep }
         if epOnly && expertParallel.isEmpty { throw ValidationError("--kernel \(ep) needs --expert-parallel P") }

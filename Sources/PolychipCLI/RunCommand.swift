@@ -49,6 +49,8 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
+    @OptionGroup(title: "Process meshes (MPI)") var mesh: MeshOptions
+
     func run() throws {
         guard let kind = OpKind(name: kernel) else {
             throw ValidationError("unknown kernel '\(kernel)'; known: \(OpKind.allCases.map(\.name).joined(separator: ", "))")
@@ -73,6 +75,7 @@ struct RunCommand: ParsableCommand {
             guard let t = named[n] else { throw ValidationError("\(kind.name) needs input '\(n)' (--input \(n)=FILE.npy)") }
             return try Self.adapt(t, for: n, op: op)
         }
+        if mesh.isMPI { return try runOnMPIMesh(op: op, inputs: ordered) }
         let devs = try simulation.registry.resolve(simulation.profileSelectors.isEmpty ? [device] : simulation.profileSelectors, fallback: [])
         guard devs.count == 1, let dev = devs.first else {
             throw ValidationError("run takes one device: give --device or one --profile")
@@ -92,14 +95,7 @@ struct RunCommand: ParsableCommand {
         for a in executor.log.attempts { eprint("run: \(a)") }
         let record = outcome.record
         let check = verify ? TimedCallVerifier.verify(op, inputs: ordered, outputs: outcome.outputs) : nil
-        var wanted: [String: String] = [:]
-        for spec in outputs {
-            let (name, path) = try Self.split(spec, "--output")
-            guard op.outputNames.contains(name) else {
-                throw ValidationError("\(kind.name) outputs \(op.outputNames.joined(separator: ", ")); no '\(name)'")
-            }
-            wanted[name] = path
-        }
+        let wanted = try wantedOutputs(op)
         for (i, name) in op.outputNames.enumerated() {
             let v = outcome.outputs[i]
             if let path = wanted[name] {
@@ -117,6 +113,19 @@ struct RunCommand: ParsableCommand {
             print("verified: \(check.summary)")
             if !check.passed { throw ExitCode(1) }
         }
+    }
+
+    /// The `--output NAME=FILE` specs by output name, each name checked against `op`'s outputs.
+    func wantedOutputs(_ op: Op) throws -> [String: String] {
+        var wanted: [String: String] = [:]
+        for spec in outputs {
+            let (name, path) = try Self.split(spec, "--output")
+            guard op.outputNames.contains(name) else {
+                throw ValidationError("\(op.kind.name) outputs \(op.outputNames.joined(separator: ", ")); no '\(name)'")
+            }
+            wanted[name] = path
+        }
+        return wanted
     }
 
     static func split(_ spec: String, _ flag: String) throws -> (String, String) {
