@@ -101,8 +101,11 @@ public enum RecordSetting: Codable, Sendable, Equatable {
 
     /// GEMM setting.
     public struct Gemm: Codable, Sendable, Equatable {
+        /// Rows of A and C (per group).
         public var m: Int
+        /// Columns of B and C.
         public var n: Int
+        /// The reduction dimension.
         public var k: Int
         /// Equal problems in the group (1: plain GEMM).
         public var groups: Int?
@@ -114,36 +117,55 @@ public enum RecordSetting: Codable, Sendable, Equatable {
 
     /// Attention setting.
     public struct Attention: Codable, Sendable, Equatable {
+        /// Sequences.
         public var batch: Int
+        /// Query heads.
         public var heads: Int
+        /// Query tokens per sequence.
         public var seqQ: Int
+        /// Keys per sequence.
         public var seqK: Int
+        /// Query/key head dimension.
         public var headDimQK: Int
+        /// Value head dimension.
         public var headDimV: Int
+        /// Causal mask (queries aligned to the end of the keys).
         public var causal: Bool
+        /// Input dtype (profile dtype name).
         public var dtype: String
     }
 
     /// Sparse-attention decoding setting.
     public struct SparseAttention: Codable, Sendable, Equatable {
+        /// Sequences.
         public var batch: Int
+        /// Query heads.
         public var heads: Int
         /// Query tokens per sequence (2 with one MTP draft).
         public var seqQ: Int
+        /// Keys each query attends (DSA selection size).
         public var topk: Int
+        /// Query/key head dimension.
         public var headDimQK: Int
+        /// Value head dimension.
         public var headDimV: Int
         /// Bytes of one cached key/value entry as read (FP8 latent plus scales).
         public var kvBytesPerToken: Double
+        /// Input dtype (profile dtype name).
         public var dtype: String
     }
 
     /// Streaming setting.
     public struct Stream: Codable, Sendable, Equatable {
+        /// Elements streamed.
         public var elements: Double
+        /// Input dtype (profile dtype name).
         public var dtype: String
+        /// Bytes read per element.
         public var readBytesPerElement: Double
+        /// Bytes written per element.
         public var writeBytesPerElement: Double
+        /// Arithmetic per element (vector unit).
         public var flopsPerElement: Double
         /// Bytes the published bandwidth counts per element (e.g. only the input).
         public var countedBytesPerElement: Double
@@ -153,6 +175,7 @@ public enum RecordSetting: Codable, Sendable, Equatable {
     public struct Collective: Codable, Sendable, Equatable {
         /// `allReduce` or `allGather`.
         public var operation: String
+        /// Group size.
         public var devices: Int
         /// The buffer: all-reduce input (= output) bytes, all-gather output bytes.
         public var bytes: Double
@@ -166,9 +189,13 @@ public enum RecordSetting: Codable, Sendable, Equatable {
         public var phase: String
         /// `perExpert`, `perRank` or `perNode` (ExpertExchangeScheme).
         public var scheme: String
+        /// Expert-parallel ranks.
         public var epSize: Int
+        /// Tokens each rank dispatches.
         public var tokensPerRank: Int
+        /// Routed experts in all.
         public var experts: Int
+        /// Experts per token.
         public var topK: Int
         /// Group-limited routing: each token's experts come from this many node groups
         /// (DeepEP's internode test: `min(nodes, 4)`); absent = no limit.

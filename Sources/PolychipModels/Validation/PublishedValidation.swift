@@ -41,9 +41,11 @@ public struct PublishedValidationSummary: Codable, Sendable, Equatable {
     public var profile: String
     /// Chips its records measured.
     public var chips: [String]
-    /// Records per split.
+    /// Records marked fit.
     public var fitRecords: Int
+    /// Records held out (they judge the profile).
     public var heldOutRecords: Int
+    /// Records printed for context only.
     public var contextRecords: Int
     /// Records that could not be priced.
     public var failedRecords: Int
@@ -56,7 +58,9 @@ public struct PublishedValidationSummary: Codable, Sendable, Equatable {
 
     /// A count and a median.
     public struct ClassMedian: Codable, Sendable, Equatable {
+        /// Held-out records of the class.
         public var records: Int
+        /// Their median |error|.
         public var median: Double
     }
 }
