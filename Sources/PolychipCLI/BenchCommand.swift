@@ -13,8 +13,10 @@ struct BenchCommand: ParsableCommand {
         discussion: """
         With no options: the headline kernels at realistic LLM shapes on every real device (measured) \
         and every bundled device profile (modeled). Each measured row is warmed up, repeated for at \
-        least --min-time seconds, and reported as a median with its min–max; every row is verified \
-        against the reference (at a reduced size, said so in the 'verified' column).
+        least --min-time seconds, and reported as a median with its min–max; every measured row's \
+        timed call is verified at full size against the reference (Freivalds' check for GEMMs, \
+        sampled rows for attention, DSA, the router and the MoE layer, a full check otherwise; the \
+        method is in the 'verified' column); modeled rows are checked at a reduced size, said so.
 
         --validate measures the kernels on a real device (default: cpu) and models them on that \
         device's calibrated profile (--profile FILE from `polychip calibrate`, or calibrated on the fly), \

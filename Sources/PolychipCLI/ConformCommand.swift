@@ -31,6 +31,12 @@ struct ConformCommand: ParsableCommand {
     @Option(help: "Base seed for the random inputs.")
     var seed: UInt64 = 0x5EED
 
+    @Option(help: "How many cases: quick (the fixed set), standard (plus the device's tiling boundaries and adversarial cases; what CI runs) or thorough (every boundary value, pairs, every dtype).")
+    var level: ConformanceLevel = .standard
+
+    @Option(help: "Rerun with small blocks so multi-block paths run at small shapes: 'small' sets POLYCHIP_CPU_TILING=small and POLYCHIP_OPENCL_TUNING=small (simulated devices compute on the CPU engine).")
+    var tiles: String?
+
     @Option(name: .customLong("expert-parallel"), help: "Also run the expert-parallel MoE layer on meshes of this many ranks of each device (repeatable, e.g. 2, 4, 8).")
     var expertParallel: [Int] = []
 
@@ -46,6 +52,13 @@ struct ConformCommand: ParsableCommand {
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
     func run() throws {
+        if let tiles {
+            guard tiles == "small" else { throw ValidationError("--tiles takes 'small', got '\(tiles.prefix(64))'") }
+            // Before any device opens: the CPU and OpenCL backends read these when a device is made.
+            setenv("POLYCHIP_CPU_TILING", "small", 1)
+            let opencl = ProcessInfo.processInfo.environment["POLYCHIP_OPENCL_TUNING"].map { "small," + $0 } ?? "small"
+            setenv("POLYCHIP_OPENCL_TUNING", opencl, 1)
+        }
         let ep = ExpertParallelConformance.kernelName
         let epOnly = !kernels.isEmpty && kernels.allSatisfy { $0 == ep }
         if epOnly && expertParallel.isEmpty { throw ValidationError("--kernel \(ep) needs --expert-parallel P") }
@@ -56,10 +69,10 @@ struct ConformCommand: ParsableCommand {
             return d
         }
         let devs = try simulation.resolve(devices, fallback: ["reference"])
-        let options = ConformanceOptions(kernels: kinds, dtypes: dts.isEmpty ? nil : dts, seed: seed)
+        let options = ConformanceOptions(kernels: kinds, dtypes: dts.isEmpty ? nil : dts, seed: seed, level: level)
         var results: [CaseResult] = []
         for d in devs where !epOnly {
-            eprint("conform: \(d.id) (\(d.info.name))")
+            eprint("conform: \(d.id) (\(d.info.name)), level \(level)")
             let verbose = self.verbose
             results += ConformanceRunner.run(on: d, options: options, expected: ExpectedFailures(Polychip.expectedFailures(for: d))) { line in
                 if verbose { eprint("  " + line) }
@@ -106,3 +119,5 @@ struct ConformCommand: ParsableCommand {
         if report.failed { throw ExitCode(1) }
     }
 }
+
+extension ConformanceLevel: ExpressibleByArgument {}

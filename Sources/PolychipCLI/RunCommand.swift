@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Polychip
+import PolychipConformance
 
 /// `polychip run KERNEL --device SEL --input NAME=FILE.npy ... --output NAME=FILE.npy`.
 struct RunCommand: ParsableCommand {
@@ -40,6 +41,9 @@ struct RunCommand: ParsableCommand {
 
     @Option(name: .customLong("fallback-device"), help: "Device to fail over to when the device is lost (repeatable, in order).")
     var fallbackDevices: [String] = []
+
+    @Flag(help: "Check this call's outputs against the reference at full size (Freivalds' check for GEMMs, sampled rows for attention, DSA, the router and the MoE layer, a full check otherwise); exit 1 if they differ.")
+    var verify = false
 
     @OptionGroup var params: KernelParameters
 
@@ -87,6 +91,7 @@ struct RunCommand: ParsableCommand {
         }
         for a in executor.log.attempts { eprint("run: \(a)") }
         let record = outcome.record
+        let check = verify ? TimedCallVerifier.verify(op, inputs: ordered, outputs: outcome.outputs) : nil
         var wanted: [String: String] = [:]
         for spec in outputs {
             let (name, path) = try Self.split(spec, "--output")
@@ -108,6 +113,10 @@ struct RunCommand: ParsableCommand {
         print(String(format: "%@ on %@: %.3f ms (%@), %.3g FLOP, %.3g bytes", kind.name, outcome.device, record.seconds * 1e3,
                      record.source.rawValue, record.flops, record.bytes)
               + (outcome.attempts > 1 ? " (attempt \(outcome.attempts))" : ""))
+        if let check {
+            print("verified: \(check.summary)")
+            if !check.passed { throw ExitCode(1) }
+        }
     }
 
     static func split(_ spec: String, _ flag: String) throws -> (String, String) {

@@ -88,8 +88,10 @@ enum Comparison {
         return nil
     }
 
-    /// Router ids must match, except near ties in the reference choice scores; weights are
-    /// compared per matched id.
+    /// Router ids must match, except near ties in the reference choice scores (the device's
+    /// f32 arithmetic may order them either way); exact ties follow the tie rule (lower index
+    /// first), since equal inputs give equal scores on any device. Weights are compared per
+    /// matched id.
     static func compareRouter(_ c: ConformanceCase, _ p: RouterParams, _ expected: [HostTensor], _ got: [HostTensor]) -> String? {
         let k = p.topK
         let (ew, eid, gw, gid) = (expected[0].floats, expected[1].ints, got[0].floats, got[1].ints)
@@ -105,6 +107,9 @@ enum Comparison {
                 if a == b { continue }
                 guard b >= 0, b < e, abs(choice[a] - choice[b]) <= 1e-6 * span else {
                     return "ids: token \(t) slot \(s) chose expert \(b), reference \(a) (not a near tie)"
+                }
+                guard choice[a] != choice[b] else {
+                    return "ids: token \(t) slot \(s) chose expert \(b), reference \(a): an exact tie, which the lower index wins"
                 }
             }
             for s in 0..<k {

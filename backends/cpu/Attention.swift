@@ -6,10 +6,6 @@ import PolychipCore
 /// microkernel; the softmax is online (running max and sum per row), so no `Lq × Lk`
 /// score matrix exists, only one `rows × Bc` tile per task.
 enum Flash {
-    /// Keys per block (a multiple of NR, so blocks start on packed sliver boundaries).
-    static func bc(_ bl: GemmBlocking) -> Int { max(bl.nr, 128 / bl.nr * bl.nr) }
-    /// Query rows per task block (a multiple of every MR in use).
-    static func br(_ bl: GemmBlocking) -> Int { max(bl.mr, 96 / bl.mr * bl.mr) }
 
     /// Packed keys and values of one block: `kp` holds `ceil(bcur/NR)` slivers of `D × NR`
     /// (the weight layout of K); `vp` is the first V sliver for the block's keys, sliver
@@ -28,7 +24,7 @@ enum Flash {
                     o: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, l: UnsafeMutablePointer<Float>,
                     ws: Workspace, block: (_ j0: Int, _ bcur: Int) -> KVBlock) {
         let (mr, nr) = (bl.mr, bl.nr)
-        let bc = Flash.bc(bl)
+        let bc = bl.attentionKeys
         let s = ws.buffer(10, rows * bc, as: Float.self)
         let pp = ws.buffer(11, (rows + mr - 1) / mr * mr * bc, as: Float.self)
         let dvSlivers = (dv + nr - 1) / nr
@@ -105,26 +101,18 @@ extension CPUKernels {
         let o = outs[0], lse: Operand? = p.returnLSE ? outs[1] : nil
         // Rows of one kv head: (query head in group, query index), query index fastest.
         let rowsPerHead = group * lq
-        let br = Flash.br(bl), bcK = Flash.bc(bl)
+        let bcK = bl.attentionKeys
         // Row blocks: within one query head when Lq ≥ Br (so causal limits stay tight;
-        // the longest rows first for load balance), else spanning the group's heads (decode).
-        let blocksPerHead = lq >= br ? (lq + br - 1) / br : 0
-        let rowBlocks = lq >= br ? group * blocksPerHead : (rowsPerHead + br - 1) / br
+        // the longest rows first for load balance), else spanning the group's heads (decode);
+        // split-KV for decode-like shapes with too few row blocks to occupy the cores.
+        let plan = FlashPlan(bl, b: b, hq: hq, hkv: hkv, lq: lq, lk: lk)
+        let (br, blocksPerHead, rowBlocks, units) = (plan.br, plan.blocksPerHead, plan.rowBlocks, plan.units)
+        let (chunkKeys, chunks) = (plan.chunkKeys, plan.chunks)
         func block(_ rb: Int) -> (r0: Int, rows: Int) {
             if blocksPerHead == 0 { return (rb * br, min(br, rowsPerHead - rb * br)) }
             let hg = rb / blocksPerHead, ib = blocksPerHead - 1 - rb % blocksPerHead
             return (hg * lq + ib * br, min(br, lq - ib * br))
         }
-        let units = b * hkv * rowBlocks
-        // Split-KV for decode-like shapes: too few row blocks to occupy the cores.
-        let chunkKeys: Int
-        if units < 16 && lk >= 4 * bcK {
-            let want = (32 + units - 1) / units
-            chunkKeys = max(bcK, ((lk + want - 1) / want + bcK - 1) / bcK * bcK)
-        } else {
-            chunkKeys = lk
-        }
-        let chunks = (lk + chunkKeys - 1) / chunkKeys
         // Pre-pack K and V once per kv head when several row blocks reuse them.
         let kSize = (lk + nr - 1) / nr * nr * d
         let vSize = (dv + nr - 1) / nr * nr * lk

@@ -5,9 +5,10 @@ import PolychipCore
 /// How a `cpu` device runs: thread count, pinning and memory placement.
 ///
 /// Defaults come from the environment: `POLYCHIP_CPU_THREADS` (a positive count),
-/// `POLYCHIP_CPU_BIND` (`0` turns pinning off) and `POLYCHIP_CPU_NUMA` (`0` turns libnuma
-/// placement off). On the command line the same options are a device profile:
-/// `cpu:threads=1`, `cpu:threads=2,bind=0`.
+/// `POLYCHIP_CPU_BIND` (`0` turns pinning off), `POLYCHIP_CPU_NUMA` (`0` turns libnuma
+/// placement off) and `POLYCHIP_CPU_TILING` (block-size overrides, see
+/// ``GemmBlocking/overridden(by:source:)``). On the command line the same options are a
+/// device profile: `cpu:threads=1`, `cpu:threads=2,bind=0`, `cpu:tiles=small`.
 public struct CPUDeviceOptions: Sendable, Hashable, Codable {
     /// Worker threads; `nil` means one per core.
     public var threads: Int?
@@ -15,10 +16,12 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
     public var bind: Bool
     /// Place large buffers with libnuma when it is available.
     public var numa: Bool
+    /// Block-size overrides (`small` or `key=value,…`); `nil` keeps the derived blocking.
+    public var tiling: String?
 
     /// Creates options.
-    public init(threads: Int? = nil, bind: Bool = true, numa: Bool = true) {
-        self.threads = threads; self.bind = bind; self.numa = numa
+    public init(threads: Int? = nil, bind: Bool = true, numa: Bool = true, tiling: String? = nil) {
+        self.threads = threads; self.bind = bind; self.numa = numa; self.tiling = tiling
     }
 
     /// Options from `POLYCHIP_CPU_THREADS`, `POLYCHIP_CPU_BIND` and `POLYCHIP_CPU_NUMA`.
@@ -27,6 +30,7 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
         if let t = env["POLYCHIP_CPU_THREADS"].flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), t > 0 { o.threads = t }
         if let b = env["POLYCHIP_CPU_BIND"] { o.bind = !["0", "false", "no", "off"].contains(b.lowercased()) }
         if let n = env["POLYCHIP_CPU_NUMA"] { o.numa = !["0", "false", "no", "off"].contains(n.lowercased()) }
+        if let t = env["POLYCHIP_CPU_TILING"], !t.isEmpty { o.tiling = t }
         return o
     }
 
@@ -44,13 +48,18 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
                     throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "threads must be a positive count, got \(kv[1])")
                 }
                 threads = t
+            case "tiles":
+                guard kv[1] == "small" else {
+                    throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "tiles must be 'small' (other sizes: POLYCHIP_CPU_TILING), got \(kv[1])")
+                }
+                tiling = "small"
             case "bind", "numa":
                 guard let v = ["1": true, "true": true, "yes": true, "on": true, "0": false, "false": false, "no": false, "off": false][kv[1]] else {
                     throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "\(kv[0]) must be 0 or 1, got \(kv[1])")
                 }
                 if kv[0] == "bind" { bind = v } else { numa = v }
             default:
-                throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "unknown option '\(kv[0])' (threads, bind, numa)")
+                throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "unknown option '\(kv[0])' (threads, bind, numa, tiles)")
             }
         }
     }
@@ -61,6 +70,7 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
         if let threads { parts.append("threads=\(threads)") }
         if !bind { parts.append("bind=0") }
         if !numa { parts.append("numa=0") }
+        if let tiling { parts.append(tiling == "small" ? "tiles=small" : "tiling=\(tiling)") }
         return parts.joined(separator: ",")
     }
 }
@@ -88,7 +98,9 @@ public struct CPUBackend: Backend {
         let base = CPUDeviceOptions.fromEnvironment()
         let options = try profile.map { try CPUDeviceOptions(profile: $0, base: base) } ?? base
         let id = CPUDevice.deviceID(for: options, defaults: base)
-        return Self.cache.device(id) { CPUDevice(options: options, id: id) }
+        let device = Self.cache.device(id) { CPUDevice(options: options, id: id) }
+        if let e = (device as? CPUDevice)?.tilingError { throw e }
+        return device
     }
 
     /// The `cpu:0` device (options from the environment) as an arithmetic engine for other
@@ -111,8 +123,10 @@ public final class CPUDevice: Device {
     public let topology: HostTopology
     /// The options it runs with.
     public let options: CPUDeviceOptions
-    /// GEMM cache blocking in use.
+    /// Cache and register blocking of every kernel (with any tiling overrides applied).
     public let blocking: GemmBlocking
+    /// Why ``CPUDeviceOptions/tiling`` could not be applied (every call then throws it).
+    public let tilingError: PolychipError?
     /// Where large buffers are placed.
     public let placement: MemoryPlacement
     let pool: CPUThreadPool
@@ -140,7 +154,14 @@ public final class CPUDevice: Device {
         let usedCores = (0..<threads).map { topo.cores.isEmpty ? 0 : topo.cores[$0 % topo.cores.count].numaNode }
         allocator = NUMAAllocator(workerNodes: usedCores, numaDisabled: !options.numa)
         placement = allocator.placement
-        blocking = GemmBlocking(topology: topo, cores: min(threads, max(1, topo.cores.count)))
+        let derived = GemmBlocking(topology: topo, cores: min(threads, max(1, topo.cores.count)))
+        do {
+            blocking = try options.tiling.map { try derived.overridden(by: $0, source: "POLYCHIP_CPU_TILING") } ?? derived
+            tilingError = nil
+        } catch {
+            blocking = derived
+            tilingError = error as? PolychipError ?? .invalidArgument(kernel: "tiling", argument: "POLYCHIP_CPU_TILING", reason: "\(error)")
+        }
         let isa = String(cString: pck_isa_name())
         let mhz = CPUDevice.cpuMHz()
         // FMA issue per cycle per core: 2 pipes × vector width × 2 flops.
@@ -164,7 +185,8 @@ public final class CPUDevice: Device {
                 "pus": "\(topo.processingUnitCount)",
                 "caches": caches,
                 "topology": topo.source,
-                "gemmBlocking": "MR \(blocking.mr) NR \(blocking.nr) KC \(blocking.kc) MC \(blocking.mc) NC \(blocking.nc)",
+                "gemmBlocking": "MR \(blocking.mr) NR \(blocking.nr) KC \(blocking.kc) MC \(blocking.mc) NC \(blocking.nc)"
+                    + (options.tiling.map { " (tiling overrides: \($0))" } ?? ""),
                 "peakFlops": mhz == nil ? "unknown" : "estimated: cores × MHz × 2 FMA pipes × lanes × 2",
             ])
     }
@@ -228,6 +250,7 @@ public final class CPUDevice: Device {
         if case .unsupported(let why) = supports(op.kind, dtype: op.primaryDType(inDescs)) {
             throw PolychipError.unsupported(kernel: op.kind.name, device: id, reason: why)
         }
+        if let tilingError { throw tilingError }
         try shared.withLock { ws in
             try withOperands(hostInputs, hostOutputs) { ins, outs in
                 let ctx = KernelContext(pool: pool, blocking: blocking, shared: ws, kernel: op.kind.name)

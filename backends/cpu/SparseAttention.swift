@@ -99,7 +99,7 @@ extension CPUKernels {
                             _ body: (_ t: Int, _ s: Int, _ n: Int, _ scores: UnsafePointer<Float>) -> Void) {
         let (mr, nr) = (bl.mr, bl.nr)
         let rows = tb * hi
-        let sb = max(nr, 128 / nr * nr)
+        let sb = bl.indexerKeys
         let dots = ws.buffer(10, rows * sb, as: Float.self)
         let acc = ws.buffer(11, sb, as: Float.self)
         var j0 = s0
@@ -145,7 +145,7 @@ extension CPUKernels {
     }
 
     /// Tokens per indexer tile: about 96 query rows (tokens × heads).
-    static func indexerTokens(_ bl: GemmBlocking, hi: Int) -> Int { max(1, (96 / bl.mr * bl.mr) / hi) }
+    static func indexerTokens(_ bl: GemmBlocking, hi: Int) -> Int { max(1, bl.indexerRows / hi) }
 
     /// Packs the query rows of tokens `t0 ..< t0+tb` (`tb·Hi × D`) into worker slot 4.
     static func packIndexerQueries(_ bl: GemmBlocking, _ q: Operand, t0: Int, tb: Int, ws: Workspace) -> UnsafeMutablePointer<Float> {
@@ -162,7 +162,7 @@ extension CPUKernels {
         let (kp, wf) = indexerOperands(ctx, k, w)
         let tb = indexerTokens(bl, hi: hi)
         let tBlocks = (t + tb - 1) / tb
-        let sChunk = max(bl.nr, min(s, 2048) / bl.nr * bl.nr)
+        let sChunk = max(bl.nr, min(s, bl.indexerChunk) / bl.nr * bl.nr)
         let sChunks = (s + sChunk - 1) / sChunk
         let scores = out.f32()
         ctx.pool.parallelFor(tBlocks * sChunks) { task, wk in

@@ -20,6 +20,38 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
     /// Packed INT4 weight bytes per GEMV task: half of L2, so a task's rows stream through
     /// L2 while the activations stay in L1.
     public var gemvTaskBytes: Int
+    /// Largest GEMM (M·N·K) run as one serial task; larger ones take the parallel path.
+    public var serialMaxWork: Int = 1 << 18
+    /// Largest M served by the INT4 GEMV (weights streamed once, dequantized in registers);
+    /// larger M take the packed GEMM with INT4 B panels.
+    public var int4GemvMaxRows: Int = 8
+    /// Flash attention: query rows per task block (a multiple of MR).
+    public var attentionRows: Int
+    /// Flash attention and sparse attention: keys per block (a multiple of NR, so blocks
+    /// start on packed sliver boundaries).
+    public var attentionKeys: Int
+    /// Flash attention: split the keys across tasks (split-KV) when there are fewer row-block
+    /// units than this and at least `splitKVMinBlocks` key blocks.
+    public var splitKVUnits: Int = 16
+    /// Flash attention: key blocks a split-KV call needs at least.
+    public var splitKVMinBlocks: Int = 4
+    /// Lightning indexer: query rows (tokens × heads) per tile (a multiple of MR).
+    public var indexerRows: Int
+    /// Lightning indexer: keys per score block (a multiple of NR).
+    public var indexerKeys: Int
+    /// Lightning indexer: keys per task chunk (a multiple of NR).
+    public var indexerChunk: Int = 2048
+    /// Grouped GEMMs: output columns per task (a multiple of NR).
+    public var groupedColumns: Int = 512
+    /// MoE layer: output columns per expert task when fewer than `moeWholeRowExperts`
+    /// experts are active (a multiple of NR); with more, whole rows per task.
+    public var moeColumns: Int = 256
+    /// MoE layer: active experts from which each task takes whole output rows.
+    public var moeWholeRowExperts: Int = 16
+    /// Element-wise kernels: elements per task (row kernels: rows of at most this many elements).
+    public var elementGrain: Int = 1 << 15
+    /// Element-wise kernels on 16-bit data: elements widened to f32 per inner block.
+    public var elementBlock: Int = 4096
 
     /// Derives the blocking for a topology and the current ISA's tile, using `cores` cores.
     public init(topology: HostTopology, cores: Int) {
@@ -33,6 +65,10 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
         let ncRaw = llc / 2 / (kc * 4)
         nc = max(nr, min(8192, ncRaw / nr * nr))
         gemvTaskBytes = max(16 << 10, topology.l2Bytes / 2)
+        attentionRows = max(mr, 96 / mr * mr)
+        attentionKeys = max(nr, 128 / nr * nr)
+        indexerRows = max(mr, 96 / mr * mr)
+        indexerKeys = max(nr, 128 / nr * nr)
         // Tuning overrides: POLYCHIP_CPU_GEMM_KC / _MC / _NC (rounded to the tile).
         let env = ProcessInfo.processInfo.environment
         if let v = env["POLYCHIP_CPU_GEMM_KC"].flatMap(Int.init), v >= 8 { kc = v / 8 * 8 }

@@ -163,12 +163,16 @@ public struct OpenCLTuning: Sendable, Hashable {
 
     /// Applies `POLYCHIP_OPENCL_TUNING` overrides, e.g. `"gvWG=16,rowWG=32,tm=64,tn=64"`
     /// (keys are this type's scalar field names; attention tilings as
-    /// `prefill=BQ/BK/RQ/TC`, likewise `decode`, `sparse` and `rowsPrefill`). For tuning runs on new
+    /// `prefill=BQ/BK/RQ/TC`, likewise `decode`, `sparse` and `rowsPrefill`; `small` is the
+    /// preset of small tiles the conformance suite reruns with). For tuning runs on new
     /// devices; unknown keys and malformed values are ignored.
     func overridden(by spec: String?) -> OpenCLTuning {
         guard let spec, !spec.isEmpty else { return self }
         var t = self
-        for item in spec.split(separator: ",") {
+        // `small` expands to the preset (OpenCLTiling.swift), which later items may override.
+        let items = spec.split(separator: ",").flatMap { $0.trimmingCharacters(in: .whitespaces) == "small"
+            ? OpenCLTuning.smallPreset.split(separator: ",") : [$0] }
+        for item in items {
             let kv = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard kv.count == 2 else { continue }
             let tiles = kv[1].split(separator: "/").compactMap { Int($0) }

@@ -231,6 +231,13 @@ inline int topk_pow2(int n)
  *   largest key, then the > threshold entries plus the lowest-index
  *   == threshold entries are collected and sorted. Needs k <= SORT_MAX.
  * Local memory: 8*SORT_MAX + 4*(256 + TWG + 8) bytes.
+ *
+ * PoCL 3.1 on AVX-512 hosts (Zen 4) vectorizes these work-item loops with
+ * AVX-512 gathers/scatters and the select path crashed (a scatter with a
+ * miscounted trip count) or hung. Found by the conformance case at S = SORT_MAX
+ * + 1. Three shapes together avoid it, none alone did: a constant radix pass
+ * count, row loads through a clamped index, and the zero-fill loop counted from
+ * tid rather than from used + tid. Keep them.
  */
 __kernel __attribute__((reqd_work_group_size(TWG, 1, 1)))
 void topk(const __global float *SC, ulong sc_off,
@@ -251,23 +258,26 @@ void topk(const __global float *SC, ulong sc_off,
     const int direct = (S <= SORT_MAX);
     int nsorted = direct ? topk_pow2(S) : 0;
     for (int i = tid; i < nsorted; i += TWG)
-        keys[i] = (i < S) ? topk_item(topk_key(row[i]), i) : 0ul;
+        keys[i] = (i < S) ? topk_item(topk_key(row[pc_min_i(i, S - 1)]), i) : 0ul;
 
     /* radix select (S > SORT_MAX): thr = k-th largest valid key, need = how
      * many entries equal to thr are taken (lowest indices first) */
     uint prefix = 0u, mask = 0u;
     int krem = k;
     int all = direct;
-    for (int pass = 0; pass < 4 && !all; pass++) {     /* `all` is uniform */
+    /* Four passes always; a pass after `all` does nothing (see the PoCL note above). */
+    for (int pass = 0; pass < 4; pass++) {
+        const int active = !all;                       /* uniform */
         const int shift = 24 - 8 * pass;
         for (int d = tid; d < 256; d += TWG) hist[d] = 0u;
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int i = tid; i < S; i += TWG) {
+        const int scan = active ? S : 0;
+        for (int i = tid; i < scan; i += TWG) {
             const uint key = topk_key(row[i]);
             if (key != 0u && (key & mask) == prefix) atomic_inc(&hist[(key >> shift) & 255u]);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (tid == 0) {
+        if (tid == 0 && active) {
             int allv = 0;
             if (pass == 0) {
                 uint tot = 0;
@@ -295,10 +305,12 @@ void topk(const __global float *SC, ulong sc_off,
             sh[2] = allv;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        prefix = (uint)sh[0];
-        krem = sh[1];
-        all = sh[2];
-        mask |= 0xffu << shift;
+        if (active) {
+            prefix = (uint)sh[0];
+            krem = sh[1];
+            all = sh[2];
+            mask |= 0xffu << shift;
+        }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     const uint thr = prefix;
@@ -312,7 +324,7 @@ void topk(const __global float *SC, ulong sc_off,
     const int scan_end = direct ? 0 : S;
     for (int base = 0; base < scan_end; base += TWG) {
         const int i = base + tid;
-        const uint key = (i < S) ? topk_key(row[i]) : 0u;
+        const uint key = (i < S) ? topk_key(row[pc_min_i(i, S - 1)]) : 0u;
         const int eq = (need > 0 && key != 0u && key == thr) ? 1 : 0;
         flags[tid] = eq;
         if (key > thr) {
@@ -336,7 +348,8 @@ void topk(const __global float *SC, ulong sc_off,
     if (!direct) {
         const int used = pc_min_i(sh[3], SORT_MAX);
         nsorted = topk_pow2(pc_min_i(pc_max_i(used, k), SORT_MAX));
-        for (int i = used + tid; i < nsorted; i += TWG) keys[i] = 0ul;
+        for (int i = tid; i < nsorted; i += TWG)
+            if (i >= used) keys[i] = 0ul;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     topk_bitonic(keys, nsorted);
