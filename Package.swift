@@ -66,8 +66,10 @@ let package = Package(
 
         // Model-level scenarios: the expert-parallel MoE layer on a mesh and the model-scale
         // simulator (GLM-5 and DeepSeek-V3-style configs on device profiles).
+        // backends/profiles/published/*.json (published measurements for `simulate --validate`)
+        // are embedded by the EmbedFiles plugin.
         .target(name: "PolychipModels", dependencies: ["PolychipCore", "PolychipSimulated"],
-                path: "Sources/PolychipModels"),
+                path: "Sources/PolychipModels", plugins: ["EmbedFiles"]),
 
         // The MPI communicator: process-per-rank collectives on device tensors (host-staged).
         .target(name: "PolychipMPI", dependencies: ["PolychipCore", "CMPI"], path: "Sources/PolychipMPI"),

@@ -47,11 +47,19 @@ struct SimulateCommand: ParsableCommand {
     @Option(name: .customLong("sweep"), help: "Plan axis to sweep, e.g. ep=1,2,4,8 (repeatable: tp, dp, ep, pp).")
     var sweeps: [String] = []
 
+    @Flag(name: .customLong("validate"), help: "Price the published measurements (backends/profiles/published) with their bundled profiles: modeled vs published, the error per record, the median per chip and class.")
+    var validatePublished = false
+    @Flag(help: "With --validate: print the profile figures the records marked fit determine (held-out records never enter).")
+    var fit = false
+    @Option(help: ArgumentHelp("With --validate: a directory of record files instead of the bundled ones.", valueName: "DIR"))
+    var records: String?
+
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Write an SVG plot of the time breakdown and memory (single profile).") var plot: String?
     @Option(help: "Write a Chrome trace (one track per device) of the step (single profile).") var trace: String?
 
     func run() throws {
+        if validatePublished || fit || records != nil { return try runPublishedValidation() }
         let cfg: MoEModelConfig
         if let builtIn = MoEModelConfig.builtIn[model.lowercased()] { cfg = builtIn } else if model.hasSuffix(".json") {
             cfg = try MoEModelConfig.load(path: model)

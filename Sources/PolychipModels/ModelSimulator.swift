@@ -250,10 +250,13 @@ public struct ModelSimulator {
         }
     }
 
-    func allToAllTimes(_ bytes: [[Double]], group: [Int]) throws -> [Double] {
+    /// An all-to-all; with a `phase`, expert dispatch or combine of rows of `messageBytes`,
+    /// priced with the profile's all-to-all tuning for the phase (CollectiveTuning.swift).
+    func allToAllTimes(_ bytes: [[Double]], group: [Int], messageBytes: Double = 1, phase: ExpertPhase? = nil) throws -> [Double] {
         guard group.count > 1 else { return [0] }
         do {
-            let c = try model.allToAll(bytes: bytes, group: group)
+            let c = try phase.map { try model.expertAllToAll(bytes: bytes, group: group, messageBytes: messageBytes, phase: $0) }
+                ?? model.allToAll(bytes: bytes, group: group)
             return group.indices.map { $0 < c.perDevice.count ? c.perDevice[$0] : c.total }
         } catch {
             throw PolychipError.collectiveMismatch(collective: "all-to-all", reason: "\(error)")
@@ -555,7 +558,7 @@ public struct ModelSimulator {
         let dispatchRow = Double(h) * (req.weights == .w4a8 ? 1 : 2) + (req.weights == .w4a8 ? 4 : 0)
         let dispatchBytes = rows.map { $0.map { Double($0) * dispatchRow } }
         let dispatchID = nameID("moe.dispatch (EP all-to-all)", g)
-        collective([Array(0..<s)], [try allToAllTimes(dispatchBytes, group: group)], dispatchID, layer: layer)
+        collective([Array(0..<s)], [try allToAllTimes(dispatchBytes, group: group, messageBytes: dispatchRow, phase: .dispatch)], dispatchID, layer: layer)
         // Expert GEMMs with the real per-expert row counts of each rank.
         let f = c.moeIntermediate / etp
         let gateID = nameID("moe.experts.gate_up", g), actID = nameID("moe.experts.swiglu", g), downID = nameID("moe.experts.down", g)
@@ -565,7 +568,8 @@ public struct ModelSimulator {
             compute(j, downID, try groupedExpertTime(perExpertOnRank[j], n: h, k: f), layer: layer)
         }
         let combineBytes = (0..<s).map { i in (0..<s).map { j in Double(rows[j][i]) * Double(h * 2) } }
-        collective([Array(0..<s)], [try allToAllTimes(combineBytes, group: group)], nameID("moe.combine (EP all-to-all)", g), layer: layer)
+        collective([Array(0..<s)], [try allToAllTimes(combineBytes, group: group, messageBytes: Double(h * 2), phase: .combine)],
+                   nameID("moe.combine (EP all-to-all)", g), layer: layer)
         for r in 0..<s where dispatch[r] > 0 {
             let md = dispatch[r]
             compute(r, nameID("moe.weighted_combine", g),

@@ -97,16 +97,16 @@ public enum PlanSweep {
     public static func comparison(_ reports: [SimulationReport]) -> String {
         func group(_ r: SimulationReport, _ prefix: String) -> Double { r.layerTypes.filter { $0.name.hasPrefix(prefix) }.reduce(0) { $0 + $1.seconds } }
         func op(_ r: SimulationReport, _ prefix: String) -> Double { r.operations.filter { $0.name.hasPrefix(prefix) }.reduce(0) { $0 + $1.seconds } }
-        var out = "| profile | plan | step ms | tokens/s | attention ms | MoE experts ms | EP all-to-all ms | TP all-reduce ms | compute / memory / launch / comm / wait | mem/device GiB | fits |\n"
-        out += "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|\n"
+        var out = "| profile | plan | step ms | tokens/s | attention ms | MoE experts ms | EP all-to-all ms | TP all-reduce ms | compute / memory / launch / comm / wait | mem/device GiB | fits | profile figures |\n"
+        out += "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|---|\n"
         for r in reports {
             let b = r.breakdown, t = max(r.stepSeconds, 1e-30)
             let shares = ["compute", "memory", "launch", "communication", "wait"].map { String(format: "%.0f", 100 * (b[$0] ?? 0) / t) }.joined(separator: " / ")
-            out += String(format: "| %@ | %@ | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f | %@ %% | %.1f | %@ |\n",
+            out += String(format: "| %@ | %@ | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f | %@ %% | %.1f | %@ | %@ |\n",
                           r.profile, r.plan.description, r.stepSeconds * 1e3, r.tokensPerSecond, group(r, "attention") * 1e3,
                           op(r, "moe.experts") * 1e3, (op(r, "moe.dispatch") + op(r, "moe.combine")) * 1e3,
                           r.operations.filter { $0.name.contains("all_reduce") }.reduce(0) { $0 + $1.seconds } * 1e3, shares,
-                          r.memory.total / gib, r.memory.fits ? "yes" : "**no**")
+                          r.memory.total / gib, r.memory.fits ? "yes" : "**no**", r.profileBasis ?? "–")
         }
         return out
     }

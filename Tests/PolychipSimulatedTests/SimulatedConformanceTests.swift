@@ -9,7 +9,8 @@ import PolychipConformance
 
 @Suite("Conformance on the bundled profiles")
 struct SimulatedConformanceTests {
-    @Test("conformance passes", arguments: ["ascend-910b", "ascend-910c", "h100-opencl", "h100-sxm", "mlu370-x8", "mlu590", "mtt-s4000"])
+    @Test("conformance passes", arguments: ["ascend-910b", "ascend-910c", "enflame-t20", "h100-opencl", "h100-sxm", "hygon-bw200",
+                                            "iluvatar-bi150", "kunlun-r300", "mlu370-x8", "mlu590", "mtt-s4000"])
     func conformance(_ profile: String) throws {
         let device = try SimulatedBackend().device(profile: profile, index: 0)
         let results = ConformanceRunner.run(on: device)

@@ -164,12 +164,16 @@ public struct Sourced<Value: Codable & Sendable & Equatable>: Codable, Sendable,
     public var source: String
     /// Optional remark: which value was chosen where sources disagree, and why.
     public var note: String?
+    /// Optional: how far to trust the figure (`high`, `medium`, `low`); estimates carry one,
+    /// so a user knows which numbers to replace with their own `calibrate` output.
+    public var confidence: FigureConfidence?
 
     /// Creates a sourced figure.
-    public init(_ value: Value, source: String, note: String? = nil) {
+    public init(_ value: Value, source: String, note: String? = nil, confidence: FigureConfidence? = nil) {
         self.value = value
         self.source = source
         self.note = note
+        self.confidence = confidence
     }
 
     /// Decodes `{"value": …, "source": …, "note": …}`; an integer figure must be a whole number.
@@ -182,6 +186,7 @@ public struct Sourced<Value: Codable & Sendable & Equatable>: Codable, Sendable,
         }
         source = try c.decode(String.self, forKey: .source)
         note = try c.decodeIfPresent(String.self, forKey: .note)
+        confidence = try c.decodeIfPresent(FigureConfidence.self, forKey: .confidence)
     }
 }
 
@@ -218,12 +223,15 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
     /// Optional achieved fraction of the roofline per kernel class (keys are ``KernelClass``
     /// names); a class that is absent, or the whole table absent, runs at efficiency 1.
     public var kernelEfficiency: [String: KernelEfficiency]?
+    /// Optional: whether published measurements back the profile, and which
+    /// (`polychip simulate --validate`; ProfileValidationStatus.swift).
+    public var validation: ValidationStatus?
     /// Where the profile was loaded from (a path, or the `origin` given to `decode`); not encoded.
     public var origin: String
 
     private enum CodingKeys: String, CodingKey {
         case schemaVersion, name, vendor, description, note, compute, memory, hostLink, numerics, interconnect, faults
-        case kernelEfficiency
+        case kernelEfficiency, validation
     }
 
     /// Creates a profile in code (e.g. the `calibrate` command). Call `validate()` before use.
@@ -231,7 +239,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         schemaVersion: Int = 1, name: String, vendor: String, description: String, note: String? = nil,
         compute: Compute, memory: Memory, hostLink: HostLink, numerics: Numerics,
         interconnect: Interconnect, faults: Faults? = nil, kernelEfficiency: [String: KernelEfficiency]? = nil,
-        origin: String = "<memory>"
+        validation: ValidationStatus? = nil, origin: String = "<memory>"
     ) {
         self.schemaVersion = schemaVersion
         self.name = name
@@ -245,6 +253,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         self.interconnect = interconnect
         self.faults = faults
         self.kernelEfficiency = kernelEfficiency
+        self.validation = validation
         self.origin = origin
     }
 
@@ -263,6 +272,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         interconnect = try c.decode(Interconnect.self, forKey: .interconnect)
         faults = try c.decodeIfPresent(Faults.self, forKey: .faults)
         kernelEfficiency = try c.decodeIfPresent([String: KernelEfficiency].self, forKey: .kernelEfficiency)
+        validation = try c.decodeIfPresent(ValidationStatus.self, forKey: .validation)
         origin = "<memory>"
     }
 
@@ -281,6 +291,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         try c.encode(interconnect, forKey: .interconnect)
         try c.encodeIfPresent(faults, forKey: .faults)
         try c.encodeIfPresent(kernelEfficiency, forKey: .kernelEfficiency)
+        try c.encodeIfPresent(validation, forKey: .validation)
     }
 
     /// The efficiency entry of `kernelClass`, if the profile has one.
@@ -603,12 +614,17 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         public var collectiveOverhead: Sourced<Double>
         /// Collective algorithms the device's communication library offers.
         public var collectiveAlgorithms: Sourced<[CollectiveAlgorithm]>
+        /// Optional: all-to-all costs beyond the fabric model (per-call and per-peer overheads,
+        /// bandwidth efficiency by group size), fitted on published measurements
+        /// (CollectiveTuning.swift).
+        public var allToAllTuning: AllToAllTuning?
 
         /// Creates the interconnect section.
         public init(
             topology: Sourced<InterconnectTopology>, nodeTopology: Sourced<InterconnectTopology>? = nil,
             devicesPerNode: Sourced<Int>, linksPerDevice: Sourced<Int>, link: Link, interNode: InterNode? = nil,
-            collectiveOverhead: Sourced<Double>, collectiveAlgorithms: Sourced<[CollectiveAlgorithm]>
+            collectiveOverhead: Sourced<Double>, collectiveAlgorithms: Sourced<[CollectiveAlgorithm]>,
+            allToAllTuning: AllToAllTuning? = nil
         ) {
             self.topology = topology
             self.nodeTopology = nodeTopology
@@ -618,6 +634,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
             self.interNode = interNode
             self.collectiveOverhead = collectiveOverhead
             self.collectiveAlgorithms = collectiveAlgorithms
+            self.allToAllTuning = allToAllTuning
         }
 
         /// The wiring inside one node: `nodeTopology` for `twoLevel`, else `topology`.
@@ -1566,6 +1583,8 @@ extension DeviceProfile {
         if ic.collectiveAlgorithms.value.contains(.hierarchical) {
             try v.check(ic.topology.value == .twoLevel, "interconnect.collectiveAlgorithms", "hierarchical", "hierarchical only with topology twoLevel")
         }
+
+        try validateTuningAndStatus(v)
 
         for key in (kernelEfficiency ?? [:]).keys.sorted() {
             let p = "kernelEfficiency.\(key)"
