@@ -13,7 +13,7 @@ import PolychipReference
         let good = try Reference.evaluate(c.op, c.inputs)
         var bad = good
         var v = good[0].floats
-        for i in range where i < v.count { v[i] = v[i] * factor + 0.25 }
+        for i in range.clamped(to: 0..<v.count) { v[i] = v[i] * factor + 0.25 }
         bad[0] = try HostTensor(good[0].desc.shape, good[0].desc.dtype, floats: v)
         return (c, good, bad)
     }
