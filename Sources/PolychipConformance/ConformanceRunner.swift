@@ -76,7 +76,7 @@ public enum ConformanceRunner {
     public static func runCase(_ c: ConformanceCase, on device: any Device) -> CaseResult {
         var result = CaseResult(kernel: c.op.kind.name, device: device.id, dtype: c.dtype.rawValue, shape: c.label,
                                 status: .fail, threshold: c.op.kind.tolerance(c.dtype), seed: c.seed)
-        let support = device.supports(c.op.kind, dtype: c.dtype)
+        let support = device.support(for: c.op, inputs: c.inputs.map(\.desc))
         result.support = support.description
         result.path = device.path(of: c.op, inputs: c.inputs.map(\.desc))
         if case .unsupported(let why) = support {
