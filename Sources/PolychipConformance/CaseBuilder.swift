@@ -18,7 +18,7 @@ public enum InputPattern: String, Sendable, Hashable, Codable {
 /// One conformance case before its inputs exist: the call (with all its parameters), its
 /// dimensions by name and the input pattern. ``CaseBuilder`` turns it into a
 /// ``ConformanceCase``; the tiling-derived and adversarial cases are specs with other dims.
-public struct CaseSpec: Sendable, Hashable {
+public struct CaseSpec: Sendable, Hashable, Codable {
     /// The kernel and its parameters (shapes come from `dims`).
     public var op: Op
     /// Dimensions by name (`M`, `K`, `Lq`, …), as ``CaseBuilder/dimensionNames(_:)`` lists them.

@@ -63,6 +63,12 @@ public enum CaseGenerator {
     /// `skipped` counts derived cases over the level's cost budget.
     public static func cases(_ kind: OpKind, dtype: DType, seed: UInt64, level: ConformanceLevel,
                              tiling: DeviceTiling, skipped: inout Int) throws -> [ConformanceCase] {
+        try specs(kind, dtype: dtype, level: level, tiling: tiling, skipped: &skipped).map { try CaseBuilder.make($0, dtype: dtype, seed: seed) }
+    }
+
+    /// The specs behind ``cases(_:dtype:seed:level:tiling:skipped:)``, before any input exists
+    /// (what a worker process or a case bundle is given).
+    public static func specs(_ kind: OpKind, dtype: DType, level: ConformanceLevel, tiling: DeviceTiling, skipped: inout Int) -> [CaseSpec] {
         var specs = quickSpecs(kind)
         let quick = specs.count
         if level != .quick {
@@ -70,13 +76,13 @@ public enum CaseGenerator {
             specs += AdversarialCases.specs(kind, tiling: tiling, level: level, dtype: dtype)
         }
         var seen = Set<String>()
-        var out: [ConformanceCase] = []
+        var out: [CaseSpec] = []
         for (i, spec) in specs.enumerated() {
             let normalized = CaseBuilder.normalized(spec)
             let key = "\(normalized.op)|\(normalized.dims.sorted { $0.key < $1.key })|\(normalized.pattern)|\(normalized.offsetViews)"
             guard seen.insert(key).inserted else { continue }
             if i >= quick, referenceCost(normalized, dtype) > level.costBudget { skipped += 1; continue }
-            out.append(try CaseBuilder.make(spec, dtype: dtype, seed: seed))
+            out.append(spec)
         }
         return out
     }

@@ -54,13 +54,15 @@ public enum ConformanceRunner {
                 }
             }
         }
-        if options.collectives && options.kernels == nil {
-            for r in CollectiveConformance.run(devices: [device], seed: options.seed) {
-                let dt = DType(rawValue: r.dtype) ?? .f32
-                results.append(classify(r, expected: expected.reason(r.kernel, dt)))
-            }
+        return results + collectiveResults(on: device, options: options, expected: expected)
+    }
+
+    /// The collectives' cases when `options` asks for them (every kernel, collectives on).
+    static func collectiveResults(on device: any Device, options: ConformanceOptions, expected: ExpectedFailures) -> [CaseResult] {
+        guard options.collectives && options.kernels == nil else { return [] }
+        return CollectiveConformance.run(devices: [device], seed: options.seed).map { r in
+            classify(r, expected: expected.reason(r.kernel, DType(rawValue: r.dtype) ?? .f32))
         }
-        return results
     }
 
     static func classify(_ r: CaseResult, expected reason: String?) -> CaseResult {
