@@ -49,6 +49,10 @@ struct ConformCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print one line per case on stderr.")
     var verbose = false
 
+    @OptionGroup(title: "Crash isolation") var isolation: IsolationFlags
+
+    @OptionGroup(title: "Case bundles") var bundles: BundleFlags
+
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
     @OptionGroup(title: "Process meshes (MPI)") var mesh: MeshOptions
@@ -71,15 +75,14 @@ struct ConformCommand: ParsableCommand {
             guard let d = DType(rawValue: s), d.isFloat else { throw ValidationError("unknown dtype '\(s)'; use f32, f16 or bf16") }
             return d
         }
-        let devs = try simulation.resolve(devices, fallback: ["reference"])
         let options = ConformanceOptions(kernels: kinds, dtypes: dts.isEmpty ? nil : dts, seed: seed, level: level)
+        if let grade = bundles.grade { return try gradeBundle(grade) }
+        let devs = try simulation.resolve(devices, fallback: ["reference"])
+        if let export = bundles.export { return try exportBundle(export, options: options, devices: devs) }
         var results: [CaseResult] = []
         for d in devs where !epOnly {
             eprint("conform: \(d.id) (\(d.info.name)), level \(level)")
-            let verbose = self.verbose
-            results += ConformanceRunner.run(on: d, options: options, expected: ExpectedFailures(Polychip.expectedFailures(for: d))) { line in
-                if verbose { eprint("  " + line) }
-            }
+            results += try isolation.run(on: d, options: options, simulation: simulation, verbose: verbose)
         }
         if !expertParallel.isEmpty {
             guard retries >= 0, spares >= 0 else { throw ValidationError("--retries and --spares must be ≥ 0") }
@@ -114,7 +117,11 @@ struct ConformCommand: ParsableCommand {
                 }
             }
         }
-        let report = ConformanceReport(results: results)
+        try writeReports(ConformanceReport(results: results))
+    }
+
+    /// The console matrix, then the files asked for; exit status 1 when anything failed.
+    func writeReports(_ report: ConformanceReport) throws {
         print(report.consoleMatrix())
         if let json { try writeFile(json, try report.json()) }
         if let junit { try writeFile(junit, Data(report.junitXML().utf8)) }
