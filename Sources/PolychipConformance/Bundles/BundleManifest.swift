@@ -112,7 +112,7 @@ public enum BundleValue: Sendable, Codable, Equatable {
 extension BundleCase {
     /// The op's parameters as one flat object: the Codable form of `op` without its case name,
     /// with unlabeled payloads (`_0`) merged into their parent.
-    static func parameters(of op: Op) -> [String: BundleValue] {
+    public static func parameters(of op: Op) -> [String: BundleValue] {
         guard let data = try? JSONEncoder().encode(op),
               let obj = try? JSONDecoder().decode([String: BundleValue].self, from: data),
               case .object(let o)? = obj.values.first else { return [:] }
