@@ -46,6 +46,14 @@ struct ConformCommand: ParsableCommand {
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
     func run() throws {
+        let maxRanks = ExpertParallelConformance.maxRanks
+        for p in expertParallel where p < 1 || p > maxRanks {
+            throw ValidationError("--expert-parallel must be a rank count in 1…\(maxRanks), got \(p)")
+        }
+        guard (0...RetryPolicy.maxRetries).contains(retries) else {
+            throw ValidationError("--retries must be in 0…\(RetryPolicy.maxRetries), got \(retries)")
+        }
+        guard (0...maxRanks).contains(spares) else { throw ValidationError("--spares must be in 0…\(maxRanks), got \(spares)") }
         let ep = ExpertParallelConformance.kernelName
         let epOnly = !kernels.isEmpty && kernels.allSatisfy { $0 == ep }
         if epOnly && expertParallel.isEmpty { throw ValidationError("--kernel \(ep) needs --expert-parallel P") }
@@ -66,11 +74,9 @@ struct ConformCommand: ParsableCommand {
             }
         }
         if !expertParallel.isEmpty {
-            guard retries >= 0, spares >= 0 else { throw ValidationError("--retries and --spares must be ≥ 0") }
             let prepared = try ExpertParallelConformance.prepare(dtypes: dts.isEmpty ? DType.floats : dts, seed: seed)
             for d in devs {
                 for p in expertParallel {
-                    guard p >= 1 else { throw ValidationError("--expert-parallel needs a rank count ≥ 1") }
                     let mesh: Mesh
                     let spareDevices: [any Device]
                     if let sim = d as? SimulatedDevice {

@@ -73,7 +73,9 @@ struct RunCommand: ParsableCommand {
         guard devs.count == 1, let dev = devs.first else {
             throw ValidationError("run takes one device: give --device or one --profile")
         }
-        guard retries >= 0 else { throw ValidationError("--retries must be ≥ 0, got \(retries)") }
+        guard (0...RetryPolicy.maxRetries).contains(retries) else {
+            throw ValidationError("--retries must be in 0…\(RetryPolicy.maxRetries), got \(retries)")
+        }
         let fallbacks = try fallbackDevices.map { sel -> any Device in
             let found = try simulation.registry.resolve([sel], fallback: [])
             guard found.count == 1, let d = found.first else { throw ValidationError("--fallback-device \(sel) names \(found.count) devices; give one") }

@@ -56,12 +56,16 @@ struct SimulateCommand: ParsableCommand {
         if let builtIn = MoEModelConfig.builtIn[model.lowercased()] { cfg = builtIn } else if model.hasSuffix(".json") {
             cfg = try MoEModelConfig.load(path: model)
         } else {
-            throw ValidationError("unknown model '\(model)'; use \(MoEModelConfig.builtIn.keys.sorted().joined(separator: ", ")) or a config .json")
+            throw ValidationError("unknown model \(Quoted(model)); use \(MoEModelConfig.builtIn.keys.sorted().joined(separator: ", ")) or a config .json")
         }
         guard let ph = SimulationPhase(rawValue: phase) else { throw ValidationError("--phase must be prefill or decode") }
         guard let ws = WeightScheme(rawValue: weights) else { throw ValidationError("--weights must be int4, w4a8 or bf16") }
         let routingModel = try RoutingModel.parse(routing)
         let axes = try sweeps.map(PlanSweep.parseAxis)
+        let plans = axes.reduce(1.0) { $0 * Double($1.1.count) }
+        if plans > Double(SimulationLimits.maxSweepPlans) {
+            throw ValidationError("--sweep: the axes give more than the \(SimulationLimits.maxSweepPlans) plans a sweep tries")
+        }
         let names = profiles.isEmpty ? ["ascend-910b"] : profiles
         if names.count > 1 && (plot != nil || trace != nil) { throw ValidationError("--plot and --trace take a single --profile") }
         var reports: [SimulationReport] = []
@@ -72,7 +76,7 @@ struct SimulateCommand: ParsableCommand {
                 do { profile = try profile.applying(settings: settings) } catch { throw ValidationError("\(error)") }
             }
             let perNode = devices ?? profile.interconnect.devicesPerNode.value
-            let world = perNode * nodes
+            let world = try SimulationLimits.world(devicesPerNode: perNode, nodes: nodes)
             let plan = try ParallelPlan.resolve(world: world, model: cfg, tp: tp, dp: dp, ep: ep, pp: pp, devicesPerNode: perNode)
             let req = SimulationRequest(model: cfg, profile: profile, devicesPerNode: perNode, nodes: nodes, plan: plan, phase: ph,
                                         batch: batch ?? (ph == .decode ? 16 : 1), context: context, weights: ws, groupSize: groupSize,
