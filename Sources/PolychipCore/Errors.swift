@@ -12,6 +12,9 @@ public enum PolychipError: Error, Sendable, Equatable, CustomStringConvertible {
     case unsupported(kernel: String, device: String, reason: String)
     /// An allocation exceeds the device's free memory.
     case outOfMemory(device: String, requested: Int, available: Int)
+    /// A resource other than device memory ran out or would exceed its documented bound:
+    /// threads (the process limit), disk space, host memory for staging (`resource` names it).
+    case resourceExhausted(resource: String, reason: String)
     /// A shape whose element or byte count overflows `Int`, or is negative.
     case sizeOverflow(shape: [Int], dtype: DType)
     /// A tensor was used on a device it does not belong to, or a buffer view is out of range.
@@ -39,6 +42,7 @@ public enum PolychipError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .arityMismatch(k, w, e, g): return "\(k): expected \(e) \(w), got \(g)"
         case let .unsupported(k, d, r): return "\(k) is unsupported on \(d): \(r)"
         case let .outOfMemory(d, r, a): return "out of memory on \(d): requested \(r) bytes, \(a) available"
+        case let .resourceExhausted(r, why): return "out of \(r): \(why)"
         case let .sizeOverflow(s, d): return "size of \(d) tensor with shape \(s) overflows or is negative"
         case let .invalidTensor(r): return "invalid tensor: \(r)"
         case let .unknownDevice(s, r): return "no device for '\(s)': \(r)"
