@@ -111,9 +111,9 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
         if vendor.uppercased().contains("NVIDIA") && isGPU { vendorClass = .nvidia }
         else if isCPU { vendorClass = .cpu }
         else { vendorClass = .other }
-        tuning = OpenCLTuning.make(vendorClass, limits)
-            .overridden(by: ProcessInfo.processInfo.environment["POLYCHIP_OPENCL_TUNING"])
-            .overridden(by: tuningOverrides)
+        tuning = try OpenCLTuning.make(vendorClass, limits)
+            .overridden(by: ProcessInfo.processInfo.environment["POLYCHIP_OPENCL_TUNING"], limits: limits)
+            .overridden(by: tuningOverrides, limits: limits, origin: "tuning overrides")
         info = DeviceInfo(
             name: name, vendor: vendor, kind: isCPU ? .cpu : isGPU ? .gpu : .accelerator,
             memoryBytes: global, computeUnits: units, dtypes: [.f32, .f16, .bf16, .i8, .i32, .int4],
