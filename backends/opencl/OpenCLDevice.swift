@@ -55,6 +55,8 @@ public struct OpenCLBuildStatistics: Sendable, Hashable {
     public var memoryHits = 0
     /// Cached binaries the driver rejected (then rebuilt from source).
     public var rejectedBinaries = 0
+    /// Cache files whose length or checksum was wrong (deleted, then rebuilt from source).
+    public var damagedEntries = 0
 }
 
 /// One OpenCL device: a context and one in-order profiling queue, buffers, cached
