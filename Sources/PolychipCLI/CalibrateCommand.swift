@@ -38,12 +38,15 @@ struct CalibrateCommand: ParsableCommand {
     func validate() throws {
         if let minTime, !(minTime > 0 && minTime.isFinite) { throw ValidationError("--min-time must be > 0") }
         if let name, !Self.isValidName(name) {
-            throw ValidationError("--name must be ASCII letters, digits, '.', '_' or '-', got '\(name)'")
+            throw ValidationError("--name must be ASCII letters, digits, '.', '_' or '-', got \(Quoted(name))")
         }
         if let out, !out.hasSuffix(".json") { throw ValidationError("--out must end in .json (sim:FILE selects files by that suffix)") }
     }
 
+    @OptionGroup(title: "Output files") var output: OutputOptions
+
     func run() throws {
+        let files = try output.files([("--out", out)])
         let dev = try Polychip.registry.device(device)
         var plan = quick ? CalibrationPlan.quick(for: dev) : CalibrationPlan.standard(for: dev)
         if let minTime { plan.minTime = minTime }
@@ -63,7 +66,8 @@ struct CalibrateCommand: ParsableCommand {
         }
         eprint(result.summary())
         if let out {
-            try writeFile(out, data)
+            try files.stage(out, data)
+            try files.commit()
             eprint("wrote \(out): use --device sim:\(out) or bench --validate --profile \(out)")
         } else {
             print(String(decoding: data, as: UTF8.self))

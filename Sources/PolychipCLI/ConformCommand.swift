@@ -45,7 +45,10 @@ struct ConformCommand: ParsableCommand {
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
+    @OptionGroup(title: "Output files") var output: OutputOptions
+
     func run() throws {
+        let files = try output.files([("--json", json), ("--junit", junit), ("--markdown", markdown)])
         let maxRanks = ExpertParallelConformance.maxRanks
         for p in expertParallel where p < 1 || p > maxRanks {
             throw ValidationError("--expert-parallel must be a rank count in 1…\(maxRanks), got \(p)")
@@ -60,7 +63,7 @@ struct ConformCommand: ParsableCommand {
         let kernelNames = kernels.filter { $0 != ep }
         let kinds = kernelNames.isEmpty ? nil : try parseKernels(kernelNames)
         let dts = try dtypes.map { s -> DType in
-            guard let d = DType(rawValue: s), d.isFloat else { throw ValidationError("unknown dtype '\(s)'; use f32, f16 or bf16") }
+            guard let d = DType(rawValue: s), d.isFloat else { throw ValidationError("unknown dtype \(Quoted(s)); use f32, f16 or bf16") }
             return d
         }
         let devs = try simulation.resolve(devices, fallback: ["reference"])
@@ -106,9 +109,10 @@ struct ConformCommand: ParsableCommand {
         }
         let report = ConformanceReport(results: results)
         print(report.consoleMatrix())
-        if let json { try writeFile(json, try report.json()) }
-        if let junit { try writeFile(junit, Data(report.junitXML().utf8)) }
-        if let markdown { try writeFile(markdown, Data(report.markdownMatrix().utf8)) }
+        if let json { try files.stage(json, try report.json()) }
+        if let junit { try files.stage(junit, Data(report.junitXML().utf8)) }
+        if let markdown { try files.stage(markdown, Data(report.markdownMatrix().utf8)) }
+        try files.commit()
         if report.failed { throw ExitCode(1) }
     }
 }

@@ -18,10 +18,18 @@ func eprint(_ s: String) {
     FileHandle.standardError.write(Data((s + "\n").utf8))
 }
 
-/// Writes text to a file, as a typed error on failure.
-func writeFile(_ path: String, _ data: Data) throws {
-    guard FileManager.default.createFile(atPath: path, contents: data) else {
-        throw PolychipError.io(path: path, reason: "cannot write file")
+/// `--replace-read-only`, and the output files of a command, checked before any work and
+/// written all-or-nothing at the end (``OutputFiles``).
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .customLong("replace-read-only"),
+          help: "Replace output files that are read-only (symbolic links, devices and other non-regular files are never replaced).")
+    var replaceReadOnly = false
+
+    /// Declares the outputs given (`(flag, path)`; nil paths are skipped) in a fresh set.
+    func files(_ outputs: [(String, String?)]) throws -> OutputFiles {
+        let files = OutputFiles(replaceReadOnly: replaceReadOnly)
+        for case let (label, path?) in outputs { try files.declare(path, label: label) }
+        return files
     }
 }
 
@@ -29,7 +37,7 @@ func writeFile(_ path: String, _ data: Data) throws {
 func parseKernels(_ names: [String]) throws -> [OpKind] {
     try names.map { n in
         guard let k = OpKind(name: n) else {
-            throw ValidationError("unknown kernel '\(n)'; known: \(OpKind.allCases.map(\.name).joined(separator: ", "))")
+            throw ValidationError("unknown kernel \(Quoted(n)); known: \(OpKind.allCases.map(\.name).joined(separator: ", "))")
         }
         return k
     }

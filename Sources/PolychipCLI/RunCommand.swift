@@ -45,14 +45,16 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
+    @OptionGroup(title: "Output files") var output: OutputOptions
+
     func run() throws {
         guard let kind = OpKind(name: kernel) else {
-            throw ValidationError("unknown kernel '\(kernel)'; known: \(OpKind.allCases.map(\.name).joined(separator: ", "))")
+            throw ValidationError("unknown kernel \(Quoted(kernel)); known: \(OpKind.allCases.map(\.name).joined(separator: ", "))")
         }
         var named: [String: HostTensor] = [:]
         for spec in inputs {
             let (name, path) = try Self.split(spec, "--input")
-            guard named[name] == nil else { throw ValidationError("input '\(name)' given twice") }
+            guard named[name] == nil else { throw ValidationError("input \(Quoted(name)) given twice") }
             var t = try NumPyFile.read(path: path)
             if let dtype {
                 guard let d = DType(rawValue: dtype), d.isFloat else { throw ValidationError("--dtype must be f32, f16 or bf16") }
@@ -68,6 +70,18 @@ struct RunCommand: ParsableCommand {
         let ordered = try op.inputNames.map { n -> HostTensor in
             guard let t = named[n] else { throw ValidationError("\(kind.name) needs input '\(n)' (--input \(n)=FILE.npy)") }
             return try Self.adapt(t, for: n, op: op)
+        }
+        // Outputs are checked before the kernel runs and written together at the end.
+        var wanted: [String: String] = [:]
+        let files = OutputFiles(replaceReadOnly: output.replaceReadOnly)
+        for spec in outputs {
+            let (name, path) = try Self.split(spec, "--output")
+            guard op.outputNames.contains(name) else {
+                throw ValidationError("\(kind.name) outputs \(op.outputNames.joined(separator: ", ")); no \(Quoted(name))")
+            }
+            guard wanted[name] == nil else { throw ValidationError("output \(Quoted(name)) given twice") }
+            try files.declare(path, label: name)
+            wanted[name] = path
         }
         let devs = try simulation.registry.resolve(simulation.profileSelectors.isEmpty ? [device] : simulation.profileSelectors, fallback: [])
         guard devs.count == 1, let dev = devs.first else {
@@ -89,18 +103,13 @@ struct RunCommand: ParsableCommand {
         }
         for a in executor.log.attempts { eprint("run: \(a)") }
         let record = outcome.record
-        var wanted: [String: String] = [:]
-        for spec in outputs {
-            let (name, path) = try Self.split(spec, "--output")
-            guard op.outputNames.contains(name) else {
-                throw ValidationError("\(kind.name) outputs \(op.outputNames.joined(separator: ", ")); no '\(name)'")
-            }
-            wanted[name] = path
+        for (i, name) in op.outputNames.enumerated() {
+            if let path = wanted[name] { try files.stage(path, NumPyFile.encode(outcome.outputs[i])) }
         }
+        try files.commit()
         for (i, name) in op.outputNames.enumerated() {
             let v = outcome.outputs[i]
             if let path = wanted[name] {
-                try NumPyFile.write(v, path: path)
                 print("\(name): \(v.desc) → \(path)")
             } else {
                 let preview = v.desc.dtype.isFloat ? v.floats.prefix(6).map { String(format: "%.6g", $0) } : v.ints.prefix(6).map(String.init)
@@ -114,7 +123,7 @@ struct RunCommand: ParsableCommand {
 
     static func split(_ spec: String, _ flag: String) throws -> (String, String) {
         guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex, spec.index(after: eq) != spec.endIndex else {
-            throw ValidationError("\(flag) expects NAME=FILE.npy, got '\(spec)'")
+            throw ValidationError("\(flag) expects NAME=FILE.npy, got \(Quoted(spec))")
         }
         return (String(spec[..<eq]), String(spec[spec.index(after: eq)...]))
     }

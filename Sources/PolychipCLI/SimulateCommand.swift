@@ -51,7 +51,10 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Write an SVG plot of the time breakdown and memory (single profile).") var plot: String?
     @Option(help: "Write a Chrome trace (one track per device) of the step (single profile).") var trace: String?
 
+    @OptionGroup(title: "Output files") var output: OutputOptions
+
     func run() throws {
+        let files = try output.files([("--plot", plot), ("--trace", trace)])
         let cfg: MoEModelConfig
         if let builtIn = MoEModelConfig.builtIn[model.lowercased()] { cfg = builtIn } else if model.hasSuffix(".json") {
             cfg = try MoEModelConfig.load(path: model)
@@ -109,7 +112,8 @@ struct SimulateCommand: ParsableCommand {
         } else {
             print(PlanSweep.comparison(reports), terminator: "")
         }
-        if let plot, let r = reports.first { try writeFile(plot, Data(r.svg().utf8)) }
-        if let trace, let r = reports.first { try writeFile(trace, try r.chromeTrace()) }
+        if let plot, let r = reports.first { try files.stage(plot, Data(r.svg().utf8)) }
+        if let trace, let r = reports.first { try files.stage(trace, try r.chromeTrace()) }
+        try files.commit()
     }
 }

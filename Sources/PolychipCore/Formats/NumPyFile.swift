@@ -85,11 +85,10 @@ public enum NumPyFile {
         return out
     }
 
-    /// Writes a `.npy` file.
+    /// Writes a `.npy` file, all-or-nothing (``OutputFiles``): a failed write leaves an
+    /// existing file as it was.
     public static func write(_ t: HostTensor, path: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: Data(encode(t))) else {
-            throw PolychipError.io(path: path, reason: "cannot write file")
-        }
+        try OutputFiles.write(encode(t), to: path)
     }
 
     private static func value(of key: String, in header: String, path: String) throws -> String {
