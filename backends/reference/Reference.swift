@@ -7,6 +7,7 @@ public enum Reference {
     /// Validates `inputs` for `op` and computes its outputs.
     public static func evaluate(_ op: Op, _ inputs: [HostTensor]) throws -> [HostTensor] {
         let outs = try op.validate(inputs.map(\.desc))
+        for (i, name) in op.zeroPointInputs { try Int4Format.checkZeroPoints(inputs[i].ints, kernel: op.kind.name, argument: name) }
         let a = Args(op: op, values: inputs)
         switch op {
         case .matmul(let tb): return [try matmul(a, tb, outs[0])]
