@@ -1607,13 +1607,19 @@ struct ProfileValidator {
         }
     }
 
+    /// A rate (FLOP/s, bytes/s, Hz): 1…1e30, so modeled times stay finite (1e-300 B/s once
+    /// made every time infinite and the report print nan).
     func positive(_ f: Sourced<Double>, _ path: String) throws(ProfileError) {
-        try check(f.value.isFinite && f.value > 0, path, "\(f.value)", "a finite number > 0")
+        try check(f.value.isFinite && f.value >= 1 && f.value <= 1e30, path, "\(f.value)", "a rate in 1…1e30 per second")
         try source(f.source, path + ".source")
     }
 
-    func nonNegative(_ f: Sourced<Double>, _ path: String) throws(ProfileError) {
-        try check(f.value.isFinite && f.value >= 0, path, "\(f.value)", "a finite number ≥ 0")
+    /// A time in seconds (latency, overhead): 0…1000. With `work: true`, an amount of work
+    /// (FLOPs or bytes): 0…1e30.
+    func nonNegative(_ f: Sourced<Double>, _ path: String, work: Bool = false) throws(ProfileError) {
+        let limit = work ? 1e30 : 1e3
+        try check(f.value.isFinite && f.value >= 0 && f.value <= limit, path, "\(f.value)",
+                  work ? "a finite amount ≥ 0 and ≤ 1e30" : "a time in 0…1000 s")
         try source(f.source, path + ".source")
     }
 
@@ -1629,7 +1635,7 @@ struct ProfileValidator {
 
     func curve(_ c: DeviceProfile.EfficiencyCurve, _ path: String) throws(ProfileError) {
         try fraction(c.max, path + ".max")
-        try nonNegative(c.halfSaturation, path + ".halfSaturation")
+        try nonNegative(c.halfSaturation, path + ".halfSaturation", work: true)
     }
 
     func tile(_ t: DeviceProfile.Tile, _ path: String) throws(ProfileError) {
