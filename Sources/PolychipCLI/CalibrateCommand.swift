@@ -38,7 +38,7 @@ struct CalibrateCommand: ParsableCommand {
     func validate() throws {
         if let minTime, !(minTime > 0 && minTime.isFinite) { throw ValidationError("--min-time must be > 0") }
         if let name, !Self.isValidName(name) {
-            throw ValidationError("--name must be ASCII letters, digits, '.', '_' or '-', got \(Quoted(name))")
+            throw ValidationError("--name must be 1…64 ASCII letters, digits, '.', '_' or '-', got \(Quoted(name))")
         }
         if let out, !out.hasSuffix(".json") { throw ValidationError("--out must end in .json (sim:FILE selects files by that suffix)") }
     }
@@ -95,5 +95,5 @@ struct CalibrateCommand: ParsableCommand {
         u.isASCII && (CharacterSet.alphanumerics.contains(u) || "._-".unicodeScalars.contains(u))
     }
 
-    static func isValidName(_ s: String) -> Bool { !s.isEmpty && s.unicodeScalars.allSatisfy(isAllowed) }
+    static func isValidName(_ s: String) -> Bool { !s.isEmpty && s.count <= 64 && s.unicodeScalars.allSatisfy(isAllowed) }
 }

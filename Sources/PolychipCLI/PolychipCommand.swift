@@ -11,6 +11,27 @@ public struct PolychipCommand: ParsableCommand {
                       SimulateCommand.self])
 
     public init() {}
+
+    /// `main()`, with every line of an error message bounded to 1,000 characters: argument
+    /// parser messages quote the value they reject, and a 100 kB value must not come back as
+    /// a 100 kB message (issue 14). Help and other successful output is printed unchanged.
+    public static func boundedMain() -> Never {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+            Foundation.exit(0)
+        } catch {
+            let code = exitCode(for: error)
+            let text = fullMessage(for: error)
+            if code == .success {
+                if !text.isEmpty { print(text) }
+            } else {
+                let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { Quoted.bounded($0, limit: 1000) }
+                eprint(lines.joined(separator: "\n"))
+            }
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
 
 /// Writes to standard error (progress and diagnostics; results go to stdout).

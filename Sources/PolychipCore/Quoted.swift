@@ -27,4 +27,17 @@ public struct Quoted: CustomStringConvertible, Sendable {
             description = "'\(shown)'"
         }
     }
+
+    /// `text` itself when it has at most `limit` characters, else its first `limit` characters,
+    /// `…` and the full length: for paths and values printed without quotes.
+    public static func bounded(_ text: some StringProtocol, limit: Int = 256) -> String {
+        var prefix = ""
+        var n = 0
+        for ch in text {
+            if n == limit { return prefix + "… (\(text.count) characters)" }
+            prefix.append(ch)
+            n += 1
+        }
+        return prefix
+    }
 }

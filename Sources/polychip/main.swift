@@ -9,4 +9,4 @@ import PolychipCLI
 // instead of killing the process with SIGXFSZ halfway through its outputs.
 signal(SIGXFSZ, SIG_IGN)
 // The command lives in PolychipCLI so tests can drive it in-process.
-PolychipCommand.main()
+PolychipCommand.boundedMain()
