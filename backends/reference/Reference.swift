@@ -44,7 +44,8 @@ public enum Reference {
 
     /// Rounds f64 results once to the output dtype (via f32 for 16-bit types).
     static func output(_ shape: [Int], _ dtype: DType, _ values: [Double]) throws -> HostTensor {
-        try HostTensor(shape, dtype, floats: values.map { Float($0) })
+        // Rounded once from f64 to the output dtype (docs/kernels.md), not via f32.
+        try HostTensor(shape, dtype, floats: values.map { FloatBits.round($0, to: dtype) })
     }
 
     static func map(_ x: HostTensor, _ f: (Double) -> Double) throws -> HostTensor {
