@@ -31,7 +31,7 @@ public enum ConformanceRunner {
             let dtypes = CaseGenerator.dtypes(for: kind).filter { options.dtypes?.contains($0) ?? true }
             for dt in dtypes {
                 let cases: [ConformanceCase]
-                do { cases = try CaseGenerator.cases(kind, dtype: dt, seed: options.seed) } catch {
+                do { cases = try CaseGenerator.cases(kind, dtype: dt, seed: options.seed) + NonFiniteCases.cases(kind, dtype: dt, seed: options.seed) } catch {
                     results.append(CaseResult(kernel: kind.name, device: device.id, dtype: dt.rawValue, shape: "-", status: .fail,
                                               seed: options.seed, message: "case generation failed: \(error)"))
                     continue
