@@ -7,7 +7,7 @@ public struct PolychipCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "polychip",
         abstract: "Heterogeneous accelerator kernels: list devices, check conformance, run and benchmark kernels.",
-        subcommands: [DevicesCommand.self, ConformCommand.self, RunCommand.self, BenchCommand.self, CalibrateCommand.self,
+        subcommands: [DevicesCommand.self, ConformCommand.self, RunCommand.self, BenchCommand.self, CalibrateCommand.self, ConvertCommand.self,
                       SimulateCommand.self])
 
     public init() {}
