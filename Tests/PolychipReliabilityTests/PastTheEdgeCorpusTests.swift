@@ -86,7 +86,7 @@ import PolychipReference
 
     @Test func extremeButValidRequestsRunAndStayFinite() throws {
         let t0 = Date()
-        for req in [try Self.request { $0.batch = 1 << 16; $0.context = SimulationLimits.maxStepTokens >> 16 },
+        for req in [try Self.request { $0.batch = 1 << 12; $0.context = SimulationLimits.maxStepTokens >> 12 },
                     try Self.request { $0.phase = .prefill; $0.batch = 1; $0.context = SimulationLimits.maxContext; $0.routing = .balanced },
                     try Self.request { $0.routing = .zipf(8) }, try Self.request { $0.routing = .zipf(1e6) }] {
             let r = try ModelSimulator.run(req)
