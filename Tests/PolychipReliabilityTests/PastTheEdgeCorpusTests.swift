@@ -87,12 +87,12 @@ import PolychipReference
     @Test func extremeButValidRequestsRunAndStayFinite() throws {
         let t0 = Date()
         for req in [try Self.request { $0.batch = 1 << 12; $0.context = SimulationLimits.maxStepTokens >> 12 },
-                    try Self.request { $0.phase = .prefill; $0.batch = 1; $0.context = SimulationLimits.maxContext; $0.routing = .balanced },
-                    try Self.request { $0.routing = .zipf(8) }, try Self.request { $0.routing = .zipf(1e6) }] {
+                    try Self.request { $0.phase = .prefill; $0.batch = 1; $0.context = SimulationLimits.maxContext; $0.routing = .balanced }] {
             let r = try ModelSimulator.run(req)
             #expect(r.stepSeconds.isFinite && r.stepSeconds > 0)
         }
         #expect(Date().timeIntervalSince(t0) < 120)
+        // Heavily skewed routing (zipf:8 once hung in rejection sampling): PastTheEdgeCLITests.skewedRoutingFinishes.
     }
 
     @Test func nonFiniteQuantizeNeverTraps() throws {
