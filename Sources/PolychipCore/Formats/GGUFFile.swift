@@ -96,7 +96,11 @@ public enum GGUFFile {
     ///   is missing or not `Q4_0`.
     public static func q4_0Tensor(path: String, name: String) throws -> (weight: NativeInt4Weight, shape: [Int]) {
         guard let d = FileManager.default.contents(atPath: path) else { throw PolychipError.io(path: path, reason: "cannot read file") }
-        let data = [UInt8](d)
+        return try q4_0Tensor([UInt8](d), name: name, path: path)
+    }
+
+    /// ``q4_0Tensor(path:name:)`` on the bytes of a file (`path` labels errors).
+    public static func q4_0Tensor(_ data: [UInt8], name: String, path: String = "<memory>") throws -> (weight: NativeInt4Weight, shape: [Int]) {
         let contents = try decode(data, path: path)
         guard let t = contents.tensors.first(where: { $0.name == name }) else {
             let known = contents.tensors.prefix(12).map(\.name).joined(separator: ", ")
