@@ -81,6 +81,7 @@ import PolychipReference
         }
         #expect(RetryPolicy.retries(Int.max).maxAttempts == RetryPolicy.maxRetries + 1)
         #expect(RetryPolicy.retries(Int.min).maxAttempts == 1)
+        print("corpus: \(#function) \(cases) cases")
         #expect(cases >= 90, "\(cases) cases")
     }
 
@@ -125,6 +126,7 @@ import PolychipReference
         }
         #expect(try CPUDeviceOptions.fromEnvironment(["POLYCHIP_CPU_THREADS": " 4 "]).threads == 4)
         #expect(throws: PolychipError.self) { _ = try CPUDevice(options: CPUDeviceOptions(threads: 5000)) }
+        print("corpus: \(#function) \(cases) cases")
         #expect(cases >= 20)
     }
 
@@ -211,6 +213,7 @@ import PolychipReference
             }
             cases += 1
         }
+        print("corpus: \(#function) \(cases) cases")
         #expect(cases >= 16)
     }
 
@@ -266,6 +269,7 @@ import PolychipReference
                 cases += 1
             }
         }
+        print("corpus: \(#function) \(cases) cases")
         #expect(cases >= 60, "\(cases) cases")
     }
 
@@ -316,6 +320,7 @@ import PolychipReference
             #expect(throws: PolychipError.self) { _ = try NumPyFile.decode(bytes) }
             cases += 1
         }
+        print("corpus: \(#function) \(cases) cases")
         #expect(cases >= 19)
     }
 
@@ -358,6 +363,7 @@ import PolychipReference
             _ = try? GGUFFile.decode(b)
             cases += 1
         }
+        print("corpus: \(#function) \(cases) cases")
         #expect(cases >= 60, "\(cases) cases")
     }
 
@@ -393,6 +399,7 @@ import PolychipReference
         bounded("unknown device") { throw PolychipError.unknownDevice(selector: huge, reason: huge) }
         #expect(Quoted(huge).description.count < 100)
         #expect(Quoted("line\nbreak").description == "'line\\nbreak'")
+        print("corpus: \(#function) \(cases) cases")
         #expect(cases >= 15)
     }
 
