@@ -75,6 +75,13 @@ public enum BenchRunner {
             breakdown = r.breakdown
             if options.verify { verified = verifyReduced(w, on: device) }
         } else {
+            // Estimated before anything is allocated: the seeded inputs (a float array and its
+            // stored bytes), then the device copies and outputs, which on host-memory devices
+            // are host memory too.
+            let inBytes = w.inputs.reduce(0.0) { $0 + Double($1.byteCount) + 4 * Double($1.elementCount) }
+            let devBytes = (w.inputs + outDescs).reduce(0.0) { $0 + Double($1.byteCount) }
+            try HostMemory.reserve(inBytes + (device.info.kind == .cpu || device.info.kind == .reference ? devBytes : 0),
+                                   for: "\(w.kind.name) \(w.label) inputs and outputs", device: device.id)
             let hostInputs = try w.makeInputs(seed: options.seed)
             let ins = try hostInputs.map { try device.tensor($0) }
             let outs = try outDescs.map { try device.allocate($0) }

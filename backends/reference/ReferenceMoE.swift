@@ -13,8 +13,10 @@ extension Reference {
         var c = routerScores(logits, p).enumerated().map { $0.element + (bias?[$0.offset] ?? 0) }
         if p.nGroup > 1 {
             let size = e / p.nGroup
+            // DeepSeek's Gate: with a selection bias the sum of the group's top-2 choice
+            // scores, without one its maximum (docs/kernels.md, moeRouter step 2).
             let groupScores = (0..<p.nGroup).map { g -> Double in
-                c[(g * size)..<((g + 1) * size)].sorted(by: >).prefix(min(2, size)).reduce(0, +)
+                c[(g * size)..<((g + 1) * size)].sorted(by: >).prefix(bias == nil ? 1 : min(2, size)).reduce(0, +)
             }
             let kept = Set(topKRow(groupScores[...], p.topkGroup))
             for g in 0..<p.nGroup where !kept.contains(g) {
@@ -114,14 +116,14 @@ extension Reference {
             for j in 0..<out {
                 var acc = 0.0
                 for p in 0..<inDim { acc += x[i * inDim + p] * w[j * inDim + p] }
-                y[i * out + j] = Double(FloatBits.round(Float(acc), to: dtype))
+                y[i * out + j] = Double(FloatBits.round(acc, to: dtype))
             }
         }
         return y
     }
 
     static func swigluRounded(_ g: [Double], _ u: [Double], _ dtype: DType) -> [Double] {
-        zip(g, u).map { Double(FloatBits.round(Float(silu($0) * $1), to: dtype)) }
+        zip(g, u).map { Double(FloatBits.round(silu($0) * $1, to: dtype)) }
     }
 
     static func moeLayer(_ a: Args, _ p: MoELayerParams) throws -> HostTensor {
