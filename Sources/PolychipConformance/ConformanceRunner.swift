@@ -105,7 +105,7 @@ public enum ConformanceRunner {
             }
             let outcome = Comparison.compare(c, expected: expected, got: got)
             result.nmse = outcome.nmse
-            if let f = outcome.failure { result.message = f } else { result.status = .pass }
+            if let f = outcome.failure { result.message = f } else { result.status = .pass; result.message = outcome.note }
         } catch PolychipError.unsupported(_, _, let why) {
             // A shape beyond what the device runs (head dims past its local memory): lost
             // coverage, reported as such, never a pass.

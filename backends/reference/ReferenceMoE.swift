@@ -13,17 +13,22 @@ extension Reference {
         var c = routerScores(logits, p).enumerated().map { $0.element + (bias?[$0.offset] ?? 0) }
         if p.nGroup > 1 {
             let size = e / p.nGroup
-            // DeepSeek's Gate: with a selection bias the sum of the group's top-2 choice
-            // scores, without one its maximum (docs/kernels.md, moeRouter step 2).
-            let groupScores = (0..<p.nGroup).map { g -> Double in
-                c[(g * size)..<((g + 1) * size)].sorted(by: >).prefix(bias == nil ? 1 : min(2, size)).reduce(0, +)
-            }
-            let kept = Set(topKRow(groupScores[...], p.topkGroup))
+            let kept = Set(topKRow(groupScores(c, p)[...], p.topkGroup))
             for g in 0..<p.nGroup where !kept.contains(g) {
                 for i in (g * size)..<((g + 1) * size) { c[i] = -.infinity }
             }
         }
         return c
+    }
+
+    /// The group scores of one token's (unmasked) choice scores: DeepSeek's Gate takes, with a
+    /// selection bias, the sum of each group's top-2 choice scores, without one its maximum
+    /// (docs/kernels.md, moeRouter step 2).
+    public static func groupScores(_ c: [Double], _ p: RouterParams) -> [Double] {
+        let size = c.count / max(1, p.nGroup)
+        return (0..<p.nGroup).map { g in
+            c[(g * size)..<((g + 1) * size)].sorted(by: >).prefix(p.hasBias ? min(2, size) : 1).reduce(0, +)
+        }
     }
 
     /// Routes one token: returns (weights, ids) per the contract's four steps.
