@@ -33,9 +33,9 @@ extension ConformCommand {
     }
 
     /// Grades a bundle and reports like a live run.
-    func gradeBundle(_ dir: String) throws {
+    func gradeBundle(_ dir: String, files: OutputFiles) throws {
         let verbose = self.verbose
         let report = try CaseBundle.grade(URL(fileURLWithPath: dir)) { line in if verbose { eprint("  " + line) } }
-        try writeReports(report)
+        try writeReports(report, files: files)
     }
 }

@@ -87,7 +87,7 @@ struct ConformCommand: ParsableCommand {
             return d
         }
         let options = ConformanceOptions(kernels: kinds, dtypes: dts.isEmpty ? nil : dts, seed: seed, level: level)
-        if let grade = bundles.grade { return try gradeBundle(grade) }
+        if let grade = bundles.grade { return try gradeBundle(grade, files: files) }
         let devs = try simulation.resolve(devices, fallback: ["reference"])
         if let export = bundles.export { return try exportBundle(export, options: options, devices: devs) }
         var results: [CaseResult] = []
@@ -126,11 +126,12 @@ struct ConformCommand: ParsableCommand {
                 }
             }
         }
-        try writeReports(ConformanceReport(results: results))
+        try writeReports(ConformanceReport(results: results), files: files)
     }
 
-    /// The console matrix, then the files asked for; exit status 1 when anything failed.
-    func writeReports(_ report: ConformanceReport) throws {
+    /// The console matrix, then the files asked for (all or nothing); exit status 1 when
+    /// anything failed.
+    func writeReports(_ report: ConformanceReport, files: OutputFiles) throws {
         print(report.consoleMatrix())
         if let json { try files.stage(json, try report.json()) }
         if let junit { try files.stage(junit, Data(report.junitXML().utf8)) }

@@ -59,7 +59,8 @@ public enum CaseGenerator {
     }
 
     /// Every case of `kind` in `dtype` at `level` for a device with `tiling`: the quick set,
-    /// then (standard and thorough) the boundary and adversarial cases, without duplicates.
+    /// then (standard and thorough) the boundary and adversarial cases, without duplicates,
+    /// then the non-finite cases (every level).
     /// `skipped` counts derived cases over the level's cost budget.
     public static func cases(_ kind: OpKind, dtype: DType, seed: UInt64, level: ConformanceLevel,
                              tiling: DeviceTiling, skipped: inout Int) throws -> [ConformanceCase] {
@@ -67,7 +68,7 @@ public enum CaseGenerator {
     }
 
     /// The specs behind ``cases(_:dtype:seed:level:tiling:skipped:)``, before any input exists
-    /// (what a worker process or a case bundle is given).
+    /// (what a worker process or a case bundle is given): the one list of what the suite runs.
     public static func specs(_ kind: OpKind, dtype: DType, level: ConformanceLevel, tiling: DeviceTiling, skipped: inout Int) -> [CaseSpec] {
         var specs = quickSpecs(kind)
         let quick = specs.count
@@ -84,7 +85,7 @@ public enum CaseGenerator {
             if i >= quick, referenceCost(normalized, dtype) > level.costBudget { skipped += 1; continue }
             out.append(spec)
         }
-        return out
+        return out + NonFiniteCases.specs(kind)
     }
 
     /// The reference's work for a spec, before any data exists: the catalog's FLOPs plus

@@ -26,7 +26,9 @@ import PolychipTestSupport
         let options = ConformanceOptions(kernels: [.matmul, .topK, .quantizeInt4, .attention], dtypes: [.f32, .bf16], level: .quick)
         let m = try CaseBundle.export(to: dir, options: options)
         #expect(m.schemaVersion == 1 && m.tiling == "generic")
-        #expect(m.cases.count == 6 * 2 + 5 + 6 * 2 + 8 * 2)
+        // Quick specs plus the non-finite ones (quantize-int4 has none; a 1-element input is not poisoned).
+        #expect(m.cases.count == (6 + 2) * 2 + (5 + 2) + 6 * 2 + (8 + 3) * 2)
+        #expect(m.cases.contains { $0.spec.pattern == .nonFinite && $0.label.hasPrefix("non-finite a: ") })
         // Nothing written yet: every case is missing, never a pass.
         let empty = try CaseBundle.grade(dir)
         #expect(empty.count(.missing) == m.cases.count && empty.failed)
@@ -36,15 +38,17 @@ import PolychipTestSupport
         #expect(!clean.failed)
 
         // Plant: a wrong value, a missing file, a wrong dtype, a wrong shape, garbage, an altered input.
+        let mm = m.cases.indices.filter { m.cases[$0].kernel == "matmul" && m.cases[$0].dtype == .f32 && m.cases[$0].spec.pattern == .random }
+        let mmBF16 = try #require(m.cases.firstIndex { $0.kernel == "matmul" && $0.dtype == .bf16 })
         func file(_ i: Int, output: Int = 0) -> String { dir.appendingPathComponent(m.cases[i].outputs[output].file).path }
-        let wrong = try NumPyFile.read(path: file(1))
-        try NumPyFile.write(try HostTensor(wrong.desc.shape, .f32, floats: wrong.floats.map { $0 * 1.01 }), path: file(1))
-        try FileManager.default.removeItem(atPath: file(2))
-        let asF32 = try NumPyFile.read(path: file(7))  // matmul bf16
-        try NumPyFile.write(try asF32.converted(to: .f32), path: file(7))
-        try NumPyFile.write(try HostTensor([1], .f32, floats: [1]), path: file(3))
-        try Data("not npy".utf8).write(to: URL(fileURLWithPath: file(4)))
-        let input = dir.appendingPathComponent(m.cases[5].inputs[0].file)
+        let wrong = try NumPyFile.read(path: file(mm[1]))
+        try NumPyFile.write(try HostTensor(wrong.desc.shape, .f32, floats: wrong.floats.map { $0 * 1.01 }), path: file(mm[1]))
+        try FileManager.default.removeItem(atPath: file(mm[2]))
+        let asF32 = try NumPyFile.read(path: file(mmBF16))
+        try NumPyFile.write(try asF32.converted(to: .f32), path: file(mmBF16))
+        try NumPyFile.write(try HostTensor([1], .f32, floats: [1]), path: file(mm[3]))
+        try Data("not npy".utf8).write(to: URL(fileURLWithPath: file(mm[4])))
+        let input = dir.appendingPathComponent(m.cases[mm[5]].inputs[0].file)
         var bytes = try Data(contentsOf: input)
         bytes[bytes.count - 1] ^= 0x40
         try bytes.write(to: input)
@@ -56,16 +60,16 @@ import PolychipTestSupport
         let byID = Dictionary(uniqueKeysWithValues: zip(m.cases.map(\.id), graded.results))
         func status(_ i: Int) -> CaseStatus? { byID[m.cases[i].id]?.status }
         func message(_ i: Int) -> String { byID[m.cases[i].id]?.message ?? "" }
-        #expect(status(1) == .fail && message(1).contains("NMSE"))
-        #expect(status(2) == .missing && message(2).contains("was not written"))
-        #expect(status(7) == .invalid && message(7).contains("dtype f32") && message(7).contains("expected bf16"))
-        #expect(status(3) == .invalid && message(3).contains("shape [1]"))
-        #expect(status(4) == .invalid && message(4).contains("output 'c'"))
-        #expect(status(5) == .invalid && message(5).contains("changed since export"))
+        #expect(status(mm[1]) == .fail && message(mm[1]).contains("NMSE"))
+        #expect(status(mm[2]) == .missing && message(mm[2]).contains("was not written"))
+        #expect(status(mmBF16) == .invalid && message(mmBF16).contains("dtype f32") && message(mmBF16).contains("expected bf16"))
+        #expect(status(mm[3]) == .invalid && message(mm[3]).contains("shape [1]"))
+        #expect(status(mm[4]) == .invalid && message(mm[4]).contains("output 'c'"))
+        #expect(status(mm[5]) == .invalid && message(mm[5]).contains("changed since export"))
         #expect(status(topK) == .fail && message(topK).contains("indices"))
         #expect(graded.count(.pass) == m.cases.count - 7 && graded.failed)
         // The reports a live run writes.
-        #expect(graded.junitXML().contains("type=\"missing\"") && graded.markdownMatrix().contains("INVALID 3/6"))
+        #expect(graded.junitXML().contains("type=\"missing\"") && graded.markdownMatrix().contains("INVALID 3/8"))
     }
 
     @Test func badBundlesAreTypedErrorsAndNothingIsOverwritten() throws {
@@ -115,9 +119,9 @@ import PolychipTestSupport
     @Test func cliExportsAndGrades() throws {
         let dir = try TestSupport.tempDir(prefix: "polychip-bundle-cli").appendingPathComponent("b")
         let e = try TestSupport.run(["conform", "--export", dir.path, "--kernel", "silu", "--dtype", "f16", "--level", "quick"])
-        #expect(e.status == 0 && e.out.contains("wrote 4 cases"), "\(e.err)")
+        #expect(e.status == 0 && e.out.contains("wrote 6 cases"), "\(e.err)")
         let g = try TestSupport.run(["conform", "--grade", dir.path, "--junit", dir.appendingPathComponent("../g.xml").path])
-        #expect(g.status == 1 && g.out.contains("4 missing"))
+        #expect(g.status == 1 && g.out.contains("6 missing"))
         let again = try TestSupport.run(["conform", "--export", dir.path, "--kernel", "silu"])
         #expect(again.status != 0 && again.err.contains("already exists"))
     }
