@@ -177,13 +177,18 @@ public enum CaseBuilder {
         var s = normalized(spec)
         if case .dequantizeInt4(let f, _) = s.op { s.op = .dequantizeInt4(f, output: dtype) }
         let label = label(s)
-        // A non-finite case poisons the inputs of its random variant: same seed, same values.
-        let seedLabel = s.pattern == .nonFinite ? self.label(randomVariant(s)) : label
-        let caseSeed = caseSeed(seed, s.kind.name, dtype.rawValue, seedLabel)
+        let caseSeed = self.seed(s, dtype: dtype, base: seed)
         var r = SeededRandom(seed: caseSeed)
         var c = ConformanceCase(op: s.op, inputs: try inputs(s, dtype, &r), dtype: dtype, label: label, seed: caseSeed)
         c.offsetViews = s.offsetViews
         return c
+    }
+
+    /// The seed a (normalized) spec's inputs come from, derived from the run's `base` seed, the
+    /// kernel, the dtype and the label. A non-finite case poisons the inputs of its random
+    /// variant, so it takes that variant's seed.
+    public static func seed(_ s: CaseSpec, dtype: DType, base: UInt64) -> UInt64 {
+        caseSeed(base, s.kind.name, dtype.rawValue, label(s.pattern == .nonFinite ? randomVariant(s) : s))
     }
 
     /// The spec with pattern `random`.

@@ -144,7 +144,7 @@ import PolychipTestSupport
     @Test(.enabled(if: python != nil, "needs python3 with numpy and jax: pip install jax jaxlib (.ci/run installs them)"))
     func jaxRunnerPassesAndAPlantedWrongOutputFails() throws {
         let dir = try TestSupport.tempDir(prefix: "polychip-jax").appendingPathComponent("b")
-        let kernels = ["matmul", "softmax", "rms-norm", "silu", "swiglu", "rope", "attention", "top-k", "dequantize-int4", "int4-matmul"]
+        let kernels = ["matmul", "softmax", "rms-norm", "silu", "swiglu", "add", "scale", "rope", "attention", "top-k", "dequantize-int4", "int4-matmul"]
         let e = try TestSupport.run(["conform", "--export", dir.path, "--level", "quick"] + kernels.flatMap { ["--kernel", $0] })
         #expect(e.status == 0, "\(e.err)")
         let m = try CaseBundle.manifest(at: dir)

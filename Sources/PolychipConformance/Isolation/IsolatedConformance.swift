@@ -121,9 +121,10 @@ public enum IsolatedConformance {
             }
             guard let i else { return }
             let c = cases[i]
-            let label = CaseBuilder.label(CaseBuilder.normalized(c.spec))
-            var base = CaseResult(kernel: c.kind.name, device: device.id, dtype: c.dtype.rawValue, shape: label, status: .fail,
-                                  threshold: c.kind.tolerance(c.dtype), seed: caseSeed(options.seed, c.kind.name, c.dtype.rawValue, label))
+            let normalized = CaseBuilder.normalized(c.spec)
+            var base = CaseResult(kernel: c.kind.name, device: device.id, dtype: c.dtype.rawValue, shape: CaseBuilder.label(normalized),
+                                  status: .fail, threshold: c.kind.tolerance(c.dtype),
+                                  seed: CaseBuilder.seed(normalized, dtype: c.dtype, base: options.seed))
             if process == nil {
                 do { process = try start(isolation, stderrPath: stderrPath, device: device) } catch {
                     state.withLock { $0.failure = $0.failure ?? (error as? PolychipError ?? .io(path: isolation.executable.path, reason: "\(error)")) }
