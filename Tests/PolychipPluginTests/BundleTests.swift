@@ -97,6 +97,12 @@ import PolychipTestSupport
         try enc.encode(m).write(to: ok.appendingPathComponent("manifest.json"))
         let r = try CaseBundle.grade(ok)
         #expect(r.results[0].status == .invalid && (r.results[0].message ?? "").contains("leaves the bundle"))
+        // An input file missing from the bundle is invalid, named.
+        let other = root.appendingPathComponent("other")
+        let m2 = try CaseBundle.export(to: other, options: ConformanceOptions(kernels: [.add], dtypes: [.f32], level: .quick))
+        try FileManager.default.removeItem(at: other.appendingPathComponent(m2.cases[1].inputs[1].file))
+        let r2 = try CaseBundle.grade(other)
+        #expect(r2.results[1].status == .invalid && (r2.results[1].message ?? "").contains("input 'b'") && (r2.results[1].message ?? "").contains("missing"))
     }
 
     @Test func manifestIsDerivedFromTheCatalog() throws {

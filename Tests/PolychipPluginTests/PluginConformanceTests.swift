@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Polychip
 import PolychipConformance
+import PolychipReference
 import PolychipTestSupport
 
 /// The oneDNN plugin passes every case it claims; the misbehaving plugin's planted faults are
@@ -107,6 +108,17 @@ import PolychipTestSupport
         #expect(bench.status == 0, "\(bench.err)")
         let rows = try JSONSerialization.jsonObject(with: Data(bench.out.utf8)) as? [[String: Any]] ?? []
         #expect(rows.contains { $0["device"] as? String == "onednn:0" && $0["source"] as? String == "measured" && ($0["verified"] as? String ?? "").hasPrefix("yes") })
+        // `run` on the plugin device: quarter-step values, so every product and sum is exact in f32.
+        let tmp = try TestSupport.tempDir(prefix: "polychip-plugin-run")
+        let a = try HostTensor([3, 5], .f32, floats: (0..<15).map { Float($0) * 0.25 })
+        let b = try HostTensor([5, 2], .f32, floats: (0..<10).map { Float($0) - 4 })
+        try NumPyFile.write(a, path: tmp.appendingPathComponent("a.npy").path)
+        try NumPyFile.write(b, path: tmp.appendingPathComponent("b.npy").path)
+        let c = tmp.appendingPathComponent("c.npy").path
+        let run = try TestSupport.run(["run", "matmul", "--plugin", lib, "--device", "onednn:0", "--input", "a=\(tmp.path)/a.npy",
+                                       "--input", "b=\(tmp.path)/b.npy", "--output", "c=\(c)"])
+        #expect(run.status == 0 && run.out.contains("on onednn:0"), "\(run.err)")
+        #expect(try NumPyFile.read(path: c) == Reference.evaluate(.matmul(transposeB: false), [a, b])[0])
         let bad = try TestSupport.run(["devices", "--plugin", "/nonexistent/lib.so"])
         #expect(bad.status != 0 && bad.err.contains("no plugin library"))
     }
