@@ -138,6 +138,7 @@ public protocol Device: AnyObject, Sendable {
 }
 
 extension Device {
+    /// The default: ``supports(_:dtype:)`` for the call's primary dtype.
     public func support(for op: Op, inputs: [TensorDesc]) -> Support { supports(op.kind, dtype: op.primaryDType(inputs)) }
     public var supportsDryRun: Bool { false }
     public func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown? { nil }

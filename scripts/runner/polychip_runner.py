@@ -349,7 +349,11 @@ def main(argv=None):
     ap.add_argument("--list", action="store_true", help="print the kernels the framework maps and exit")
     args = ap.parse_args(argv)
 
-    info, table = jax_mappings() if args.framework == "jax" else torch_mappings(args.torch_device)
+    try:
+        info, table = jax_mappings() if args.framework == "jax" else torch_mappings(args.torch_device)
+    except ImportError as e:
+        need = "jax jaxlib" if args.framework == "jax" else "torch (and torch_npu / torch_mlu / torch_musa for those devices)"
+        raise SystemExit(f"--framework {args.framework} needs the module {e.name!r}, which this python cannot import: pip install {need}")
     if args.list:
         print(" ".join(sorted(table)))
         return 0

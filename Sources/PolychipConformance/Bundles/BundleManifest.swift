@@ -88,6 +88,7 @@ public struct BundleTolerance: Sendable, Codable, Equatable {
 public enum BundleValue: Sendable, Codable, Equatable {
     case bool(Bool), number(Double), string(String), object([String: BundleValue]), array([BundleValue])
 
+    /// Decodes any JSON value except null.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if let b = try? c.decode(Bool.self) { self = .bool(b) }
@@ -97,6 +98,7 @@ public enum BundleValue: Sendable, Codable, Equatable {
         else { self = .object(try c.decode([String: BundleValue].self)) }
     }
 
+    /// Encodes the value as the JSON value it holds.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         switch self {
