@@ -72,6 +72,23 @@ import PolychipTestSupport
         #expect(graded.junitXML().contains("type=\"missing\"") && graded.markdownMatrix().contains("INVALID 3/8"))
     }
 
+    @Test func roundingTieCasesAreGradedBitForBit() throws {
+        let dir = try TestSupport.tempDir(prefix: "polychip-bundle-ties").appendingPathComponent("b")
+        let m = try CaseBundle.export(to: dir, options: ConformanceOptions(kernels: [.add, .scale], dtypes: [.bf16], level: .standard))
+        let ties = m.cases.indices.filter { m.cases[$0].spec.pattern == .roundingTies }
+        #expect(!ties.isEmpty && ties.allSatisfy { m.cases[$0].tolerance.rule == "bitwise" })
+        try Self.writeReferenceOutputs(dir, m)
+        #expect(try CaseBundle.grade(dir).count(.pass) == m.cases.count)
+        // One bf16 ulp off in one element: far inside the NMSE threshold, still a failure.
+        let url = dir.appendingPathComponent(m.cases[ties[0]].outputs[0].file)
+        let o = try NumPyFile.read(path: url.path)
+        var bytes = o.bytes
+        bytes[0] ^= 1
+        try NumPyFile.write(try HostTensor(o.desc, bytes: bytes), path: url.path)
+        let r = try CaseBundle.grade(dir).results[ties[0]]
+        #expect(r.status == .fail && (r.message ?? "").contains("bit for bit"), "\(r.message ?? "")")
+    }
+
     @Test func badBundlesAreTypedErrorsAndNothingIsOverwritten() throws {
         let root = try TestSupport.tempDir(prefix: "polychip-badbundle")
         #expect(throws: PolychipError.self) { try CaseBundle.grade(root) }  // no manifest

@@ -74,7 +74,9 @@ public struct BundleTensor: Sendable, Codable, Equatable {
 
 /// The grading rule of a case (docs/kernels.md, "Conformance tolerances").
 public struct BundleTolerance: Sendable, Codable, Equatable {
-    /// `nmse`: Σ(a−b)²/Σa² over the finite entries of each float output, at most `threshold`.
+    /// `nmse`: Σ(a−b)²/Σa² over the finite entries of each float output, at most `threshold`;
+    /// `bitwise`: float outputs equal the correctly rounded reference bit for bit (rounding-tie
+    /// cases), and the NMSE rule as well.
     public var rule: String
     /// The NMSE threshold for float outputs.
     public var threshold: Double
@@ -135,8 +137,8 @@ extension BundleCase {
         return out
     }
 
-    /// The rule of `kind` in `dtype`, in words and numbers.
-    static func tolerance(_ kind: OpKind, _ dtype: DType) -> BundleTolerance {
+    /// The rule of `kind` in `dtype`, in words and numbers; `exact`: float outputs bit for bit.
+    static func tolerance(_ kind: OpKind, _ dtype: DType, exact: Bool = false) -> BundleTolerance {
         let integers: String
         switch kind {
         case .quantizeInt4: integers = "exact, except a nibble (or zero point) off by one where x/s lies within 1e-5 of a rounding tie"
@@ -144,7 +146,7 @@ extension BundleCase {
         case .topK: integers = "exact indices; equal values: the lower index first; -1 pads rows with fewer than k selectable entries"
         default: integers = "exact"
         }
-        return BundleTolerance(rule: "nmse", threshold: kind.tolerance(kind == .topK ? .f32 : dtype),
+        return BundleTolerance(rule: exact ? "bitwise" : "nmse", threshold: kind.tolerance(kind == .topK ? .f32 : dtype),
                                nonFinite: "NaN exactly where the reference is NaN; ±Inf equal to the reference's", integers: integers)
     }
 }

@@ -82,7 +82,7 @@ public enum CaseBundle {
                     ran.op = c.op
                     cases.append(BundleCase(id: id, kernel: kind.name, dtype: dt, label: c.label, seed: c.seed, spec: ran,
                                             params: BundleCase.parameters(of: c.op), inputs: inputs, outputs: outputs,
-                                            tolerance: BundleCase.tolerance(kind, dt)))
+                                            tolerance: BundleCase.tolerance(kind, dt, exact: spec.comparesExactly)))
                 }
             }
         }
@@ -233,7 +233,8 @@ public enum CaseBundle {
                 return r
             }
         }
-        let c = ConformanceCase(op: op, inputs: inputs, dtype: bc.dtype, label: bc.label, seed: bc.seed)
+        var c = ConformanceCase(op: op, inputs: inputs, dtype: bc.dtype, label: bc.label, seed: bc.seed)
+        c.exact = bc.spec.comparesExactly
         let outcome = Comparison.compare(c, expected: expected, got: got)
         r.nmse = outcome.nmse
         r.message = outcome.failure
