@@ -107,7 +107,8 @@ def int4_values(q, scales, zeros, group):
     """The INT4 weight as float32: s[n, k/G] · (u[n, k] − z[n, k/G]) (z = 8 when symmetric)."""
     s = np.repeat(scales.astype(np.float32), group, axis=-1)
     z = np.repeat(zeros.astype(np.float32), group, axis=-1) if zeros is not None else np.float32(8)
-    return s * (q.astype(np.float32) - z)
+    with np.errstate(invalid="ignore"):  # inf scale × 0 is NaN, as the contract says (non-finite cases)
+        return s * (q.astype(np.float32) - z)
 
 
 def rope_tables(positions, d, p):
