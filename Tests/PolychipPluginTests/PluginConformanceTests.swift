@@ -95,6 +95,17 @@ import PolychipTestSupport
         }
     }
 
+    @Test func aWorkerThatFloodsItsReplyIsKilledNotBuffered() throws {
+        // A worker that says ready, then answers each request with 20 MB and no newline.
+        let script = #"printf '{"ready":"reference:0"}\n'; read line; exec head -c 20000000 /dev/zero"#
+        let d = try Polychip.device("reference")
+        let options = ConformanceOptions(kernels: [.add], dtypes: [.f32], collectives: false, level: .quick)
+        let rs = try IsolatedConformance.run(on: d, options: options,
+                                             isolation: IsolationOptions(executable: URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", script],
+                                                                         caseTimeout: 30))
+        #expect(!rs.isEmpty && rs.allSatisfy { $0.status == .fail && ($0.message ?? "").contains("without ending its reply") }, "\(rs.map { $0.message ?? "" })")
+    }
+
     @Test func cliListsConformsAndBenchesThePlugin() throws {
         let lib = try PluginFixtures.oneDNN().path
         let dev = try TestSupport.run(["devices", "--plugin", lib])

@@ -30,11 +30,15 @@ public struct WorkerReply: Sendable, Codable {
 /// The worker side of crash isolation (`polychip conform-worker`): reads one JSON
 /// ``WorkerRequest`` per line on standard input, runs the case on `device` and answers with one
 /// JSON ``WorkerReply`` per line, until standard input ends. A case that crashes takes the
-/// worker down; the parent reports it and starts another.
+/// worker down; the parent reports it and starts another. The worker leads its own process
+/// group, which the parent kills whole.
 public enum CaseWorker {
     /// Serves requests on standard input. Standard output is kept for replies: anything else
     /// the process prints there (a plugin's diagnostics) is sent to standard error instead.
     public static func serve(device: any Device) {
+        // Lead a process group, so the parent's kill also ends what a plugin spawned (helper
+        // processes inherit the worker's descriptors and would keep it "running" for Foundation).
+        _ = setpgid(0, 0)
         let replies = dup(STDOUT_FILENO)
         dup2(STDERR_FILENO, STDOUT_FILENO)
         let encoder = JSONEncoder()

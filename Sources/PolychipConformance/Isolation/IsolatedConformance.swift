@@ -145,6 +145,11 @@ public enum IsolatedConformance {
                     base.message = "the worker could not run the case: \(why)"
                     result = base
                 }
+            case .tooLong:
+                p.kill()
+                process = nil
+                base.message = "the worker wrote more than \(WorkerProcess.maxLineBytes) bytes without ending its reply; it was killed"
+                result = base
             case .timedOut:
                 p.kill()
                 process = nil
@@ -157,7 +162,9 @@ public enum IsolatedConformance {
                 process = nil
                 base.status = .crashed
                 base.signal = sig
-                base.message = (sig.map { "killed by signal \($0) (\(signalName($0)))" } ?? "the worker exited with status \(status) during the case")
+                base.message = (sig.map { "killed by signal \($0) (\(signalName($0)))" }
+                    ?? status.map { "the worker exited with status \($0) during the case" }
+                    ?? "the worker closed its output during the case and did not end; it was killed")
                     + (tail.isEmpty ? "" : "; stderr: \(tail)")
                 result = base
             }
@@ -180,13 +187,18 @@ public enum IsolatedConformance {
             p.kill()
             throw PolychipError.backendFailure(backend: "conform worker", call: "start", code: 0,
                                                detail: "no answer within \(isolation.startTimeout) s from \(isolation.executable.path)")
+        case .tooLong:
+            p.kill()
+            throw PolychipError.backendFailure(backend: "conform worker", call: "start", code: 0,
+                                               detail: "\(isolation.executable.path) wrote more than \(WorkerProcess.maxLineBytes) bytes instead of ready")
         case .endOfFile:
             let (sig, status) = p.reap()
             let tail = p.stderrTail()
             try? FileManager.default.removeItem(atPath: stderrPath)
-            throw PolychipError.backendFailure(backend: "conform worker", call: "start", code: Int(sig ?? status),
+            throw PolychipError.backendFailure(backend: "conform worker", call: "start", code: Int(sig ?? status ?? -1),
                                                detail: "\(isolation.executable.path) \(isolation.arguments.joined(separator: " ")) "
-                                                   + (sig.map { "was killed by signal \($0) (\(signalName($0)))" } ?? "exited with status \(status)")
+                                                   + (sig.map { "was killed by signal \($0) (\(signalName($0)))" }
+                                                      ?? status.map { "exited with status \($0)" } ?? "closed its output and did not end")
                                                    + " before it could run a case" + (tail.isEmpty ? "" : ": \(tail)"))
         }
     }

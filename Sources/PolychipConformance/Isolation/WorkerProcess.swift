@@ -12,10 +12,16 @@ final class WorkerProcess {
     private let process = Process()
     private let input = Pipe(), output = Pipe()
     private var pending: [UInt8] = []
+    /// How many leading bytes of `pending` are known to hold no newline (each byte is searched once).
+    private var scanned = 0
     let stderrPath: String
     private var stderrOffset: UInt64 = 0
 
-    enum Line { case line(Data), endOfFile, timedOut }
+    enum Line { case line(Data), endOfFile, timedOut, tooLong }
+
+    /// The longest reply line read (a result is a few hundred bytes; a worker that writes more
+    /// without a newline is broken, and must not grow this process's memory without bound).
+    static let maxLineBytes = 16 << 20
 
     init(executable: URL, arguments: [String], stderrPath: String) throws {
         self.stderrPath = stderrPath
@@ -66,11 +72,20 @@ final class WorkerProcess {
         let deadline = Queue.wallClock() + timeout
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            if let nl = pending.firstIndex(of: 0x0A) {
+            let from = scanned
+            let found: Int? = pending.withUnsafeBufferPointer { b in
+                guard let base = b.baseAddress, b.count > from,
+                      let hit = memchr(base + from, 0x0A, b.count - from) else { return nil }
+                return from + (UnsafeRawPointer(hit) - UnsafeRawPointer(base))
+            }
+            if let nl = found {
                 let line = Data(pending[..<nl])
                 pending.removeSubrange(...nl)
+                scanned = 0
                 return .line(line)
             }
+            scanned = pending.count
+            if pending.count > Self.maxLineBytes { return .tooLong }
             let left = deadline - Queue.wallClock()
             if left <= 0 { return .timedOut }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
@@ -84,20 +99,50 @@ final class WorkerProcess {
         }
     }
 
-    /// Kills the worker (SIGKILL) and reaps it.
+    /// Kills the worker and its process group (SIGKILL) and waits a bounded time for it.
+    /// Foundation sees a child end only once every process holding the child's inherited
+    /// descriptors has closed them, so a helper a plugin spawned could make an unbounded wait
+    /// hang the whole run; the worker leads its own group (``CaseWorker``), so killing the
+    /// group ends such helpers too.
     func kill() {
-        #if canImport(Glibc)
-        _ = Glibc.kill(process.processIdentifier, SIGKILL)
-        #else
-        _ = Darwin.kill(process.processIdentifier, SIGKILL)
-        #endif
-        process.waitUntilExit()
+        signalGroup(SIGKILL)
+        _ = waitBounded(5)
     }
 
-    /// After end of file: how the worker ended, as `(signal, exit status)`.
-    func reap() -> (signal: Int32?, status: Int32) {
+    /// `sig` to the worker's process group (when it leads one) and to the worker. Only while
+    /// Foundation has not seen it end: until then the pid is not reaped, so it cannot have been
+    /// reused by an unrelated process.
+    private func signalGroup(_ sig: Int32) {
+        let pid = process.processIdentifier
+        guard pid > 0 else { return }
+        #if canImport(Glibc)
+        if getpgid(pid) == pid { _ = Glibc.kill(-pid, sig) }
+        _ = Glibc.kill(pid, sig)
+        #else
+        if getpgid(pid) == pid { _ = Darwin.kill(-pid, sig) }
+        _ = Darwin.kill(pid, sig)
+        #endif
+    }
+
+    /// Waits at most `seconds` for Foundation to see the worker end; true when it did.
+    private func waitBounded(_ seconds: Double) -> Bool {
+        let deadline = Queue.wallClock() + seconds
+        while process.isRunning && Queue.wallClock() < deadline { usleep(2000) }
+        guard !process.isRunning else { return false }
         process.waitUntilExit()
-        if process.terminationReason == .uncaughtSignal { return (process.terminationStatus, 0) }
+        return true
+    }
+
+    /// After end of file: how the worker ended, as `(signal, exit status)`; `(nil, nil)` when
+    /// it could not be told (the worker, or a helper holding its descriptors, lingered and was
+    /// killed).
+    func reap() -> (signal: Int32?, status: Int32?) {
+        if !waitBounded(10) {
+            // A worker that closed its output but lives on, or a leftover helper: end the group.
+            signalGroup(SIGKILL)
+            guard waitBounded(5) else { return (nil, nil) }
+        }
+        if process.terminationReason == .uncaughtSignal { return (process.terminationStatus, nil) }
         return (nil, process.terminationStatus)
     }
 
