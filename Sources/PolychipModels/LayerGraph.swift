@@ -285,22 +285,57 @@ public enum LayerGraph {
             s.kernel("attn.absorb_v", .groupedMatmul(transposeB: false),
                      [TensorDesc([hh * b, c.kvLoraRank], act), TensorDesc([hh, c.kvLoraRank, c.vHeadDim], act), TensorDesc([hh + 1], .i32)],
                      [], rows: m)
+        } else if c.hasIndexer && l > c.indexTopK {
+            // DSA prefill in the MQA (latent) form, as for decode: queries absorbed per head into
+            // the latent space, one shared latent KV head, values up-projected per head. The
+            // selected rows of the latent cache are assumed reused on chip by a 64-query tile, so
+            // 1/64 of the catalog's per-token gather. (The glue is written for one sequence, the
+            // executable stack's case; the simulator reads only the kernels.)
+            s.glue(.transpose01(input: "attn.q_nope", output: "attn.q_nope_t"), rows: m)
+            s.glue(.reshape(input: "attn.q_nope_t", shape: [hh * m, c.qkNopeHeadDim], output: "attn.q_nope_rows"), rows: m)
+            s.glue(.offsets(groups: hh, rows: m, output: "attn.head_offsets"), rows: m)
+            s.kernel("attn.absorb_q", .groupedMatmul(transposeB: false),
+                     [TensorDesc([hh * m, c.qkNopeHeadDim], act), TensorDesc([hh, c.qkNopeHeadDim, c.kvLoraRank], act), TensorDesc([hh + 1], .i32)],
+                     ["attn.q_nope_rows", "@attn.absorb_q", "attn.head_offsets"], rows: m)
+            s.glue(.reshape(input: "attn.absorb_q", shape: [hh, m, c.kvLoraRank], output: "attn.q_latent_t"), rows: m)
+            s.glue(.transpose01(input: "attn.q_latent_t", output: "attn.q_latent"), rows: m)
+            s.glue(.concat(inputs: ["attn.q_latent", "attn.q_rot"], axis: 2, output: "attn.q_mqa"), rows: m)
+            s.glue(.reshape(input: "attn.kv_norm", shape: [m, 1, c.kvLoraRank], output: "attn.v_latent"), rows: m)
+            s.glue(.concat(inputs: ["attn.v_latent", "attn.k_rot"], axis: 2, output: "attn.k_mqa"), rows: m)
+            let descs = [TensorDesc([l, hh, lat], act), TensorDesc([l, 1, lat], act), TensorDesc([l, 1, c.kvLoraRank], act), TensorDesc([l, topk], .i32)]
+            let op = Op.sparseAttention(SparseAttentionParams(scale: scale))
+            let cost = op.cost(descs)
+            let own = Double(descs[0].byteCount + descs[3].byteCount + l * hh * c.kvLoraRank * 2)
+            let bytes = own + (cost.bytes - own) / 64 + Double(descs[1].byteCount + descs[2].byteCount)
+            s.kernel("attn.sparse_attention", op, descs, ["attn.q_mqa", "attn.k_mqa", "attn.v_latent", "attn.indexer.top_k.indices"],
+                     rows: m, count: b, bytes: bytes)
+            s.glue(.transpose01(input: "attn.sparse_attention", output: "attn.o_latent_t"), rows: m)
+            s.glue(.reshape(input: "attn.o_latent_t", shape: [hh * m, c.kvLoraRank], output: "attn.o_latent_rows"), rows: m)
+            s.kernel("attn.absorb_v", .groupedMatmul(transposeB: false),
+                     [TensorDesc([hh * m, c.kvLoraRank], act), TensorDesc([hh, c.kvLoraRank, c.vHeadDim], act), TensorDesc([hh + 1], .i32)],
+                     ["attn.o_latent_rows", "@attn.absorb_v", "attn.head_offsets"], rows: m)
+            s.glue(.reshape(input: "attn.absorb_v", shape: [hh, m, c.vHeadDim], output: "attn.o_heads_t"), rows: m)
+            s.glue(.transpose01(input: "attn.o_heads_t", output: "attn.o_heads"), rows: m)
+            s.glue(.reshape(input: "attn.o_heads", shape: [m, hh * c.vHeadDim], output: "attn.out"), rows: m)
         } else {
+            // Dense prefill in the MHA form: the latent expanded into per-head keys and values
+            // (kv_b_proj), the rope key shared by every head, causal attention.
             s.linear("attn.kv_b_proj", m: m, n: hh * (c.qkNopeHeadDim + c.vHeadDim), k: c.kvLoraRank, kind: .attention, "attn.kv_norm")
-            if c.hasIndexer && l > c.indexTopK {
-                // DSA prefill in the MQA (latent) form; the selected rows of the latent cache are
-                // assumed reused on chip by a 64-query tile, so 1/64 of the catalog's per-token gather.
-                let descs = [TensorDesc([l, hh, lat], act), TensorDesc([l, 1, lat], act), TensorDesc([l, 1, c.kvLoraRank], act), TensorDesc([l, topk], .i32)]
-                let op = Op.sparseAttention(SparseAttentionParams(scale: scale))
-                let cost = op.cost(descs)
-                let own = Double(descs[0].byteCount + descs[3].byteCount + l * hh * c.kvLoraRank * 2)
-                let bytes = own + (cost.bytes - own) / 64 + Double(descs[1].byteCount + descs[2].byteCount)
-                s.kernel("attn.sparse_attention", op, descs, [], rows: m, count: b, bytes: bytes)
-            } else {
-                s.kernel("attn.attention", .attention(AttentionParams(causal: true)),
-                         [TensorDesc([b, hh, l, c.qkHeadDim], act), TensorDesc([b, hh, l, c.qkHeadDim], act), TensorDesc([b, hh, l, c.vHeadDim], act)],
-                         [], rows: m)
+            s.glue(.reshape(input: "attn.kv_b_proj", shape: [m, hh, c.qkNopeHeadDim + c.vHeadDim], output: "attn.kv_heads"), rows: m)
+            s.glue(.split(input: "attn.kv_heads", axis: 2, sizes: [c.qkNopeHeadDim, c.vHeadDim], outputs: ["attn.k_nope", "attn.v"]), rows: m)
+            s.glue(.repeatAxis(input: "attn.k_rot", axis: 1, times: hh, output: "attn.k_rot_heads"), rows: m)
+            s.glue(.concat(inputs: ["attn.k_nope", "attn.k_rot_heads"], axis: 2, output: "attn.k"), rows: m)
+            s.glue(.concat(inputs: ["attn.q_nope", "attn.q_rot"], axis: 2, output: "attn.q"), rows: m)
+            for (v, w) in [("attn.q", c.qkHeadDim), ("attn.k", c.qkHeadDim), ("attn.v", c.vHeadDim)] {
+                s.glue(.transpose01(input: v, output: v + "_t"), rows: m)
+                s.glue(.reshape(input: v + "_t", shape: [1, hh, m, w], output: v + "_bhld"), rows: m)
             }
+            s.kernel("attn.attention", .attention(AttentionParams(causal: true)),
+                     [TensorDesc([b, hh, l, c.qkHeadDim], act), TensorDesc([b, hh, l, c.qkHeadDim], act), TensorDesc([b, hh, l, c.vHeadDim], act)],
+                     ["attn.q_bhld", "attn.k_bhld", "attn.v_bhld"], rows: m)
+            s.glue(.reshape(input: "attn.attention", shape: [hh, m, c.vHeadDim], output: "attn.o_heads_t"), rows: m)
+            s.glue(.transpose01(input: "attn.o_heads_t", output: "attn.o_heads"), rows: m)
+            s.glue(.reshape(input: "attn.o_heads", shape: [m, hh * c.vHeadDim], output: "attn.out"), rows: m)
         }
         s.linear("attn.o_proj", m: m, n: h, k: hh * c.vHeadDim, kind: .attention, "attn.out")
         s.collective("attn.all_reduce (TP)", .tensorParallelAllReduce, rows: m)
@@ -358,7 +393,8 @@ public enum LayerGraph {
             s.glue(.split(input: "moe.shared.gate_up", axis: 1, sizes: [fs, fs], outputs: ["moe.shared.gate", "moe.shared.up"]), rows: m)
             s.kernel("moe.shared.swiglu", .swiglu, [TensorDesc([m, fs], act), TensorDesc([m, fs], act)], ["moe.shared.gate", "moe.shared.up"], rows: m)
             s.linear("moe.shared.down", m: m, n: h, k: fs, kind: .shared, "moe.shared.swiglu")
-            out = "moe.shared.down"
+            s.kernel("moe.shared_add", .add, [TensorDesc([m, h], act), TensorDesc([m, h], act)], ["moe.weighted_combine", "moe.shared.down"], rows: m)
+            out = "moe.shared_add"
         }
         s.collective("moe.all_reduce (TP)", .tensorParallelAllReduce, rows: m)
         s.kernel("residual add", .add, [TensorDesc([m, h], act), TensorDesc([m, h], act)], ["h", out], rows: m, results: ["y"])
