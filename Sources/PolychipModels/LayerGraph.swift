@@ -185,7 +185,7 @@ struct LayerStepBuilder {
     }
 
     mutating func norm(_ name: String, _ input: String, rows m: Int, width: Int, _ act: DType) {
-        kernel(name, .rmsNorm(eps: 1e-6), [TensorDesc([m, width], act), TensorDesc([width], act)], [input, "@" + name], rows: m)
+        kernel(name, .rmsNorm(eps: 1e-6), [TensorDesc([m, width], act), TensorDesc([width], act)], [input, "@\(name).weight"], rows: m)
     }
 }
 
@@ -296,7 +296,7 @@ public enum LayerGraph {
             s.glue(.offsets(groups: hh, rows: m, output: "attn.head_offsets"), rows: m)
             s.kernel("attn.absorb_q", .groupedMatmul(transposeB: false),
                      [TensorDesc([hh * m, c.qkNopeHeadDim], act), TensorDesc([hh, c.qkNopeHeadDim, c.kvLoraRank], act), TensorDesc([hh + 1], .i32)],
-                     ["attn.q_nope_rows", "@attn.absorb_q", "attn.head_offsets"], rows: m)
+                     ["attn.q_nope_rows", "@attn.absorb_q.weight", "attn.head_offsets"], rows: m)
             s.glue(.reshape(input: "attn.absorb_q", shape: [hh, m, c.kvLoraRank], output: "attn.q_latent_t"), rows: m)
             s.glue(.transpose01(input: "attn.q_latent_t", output: "attn.q_latent"), rows: m)
             s.glue(.concat(inputs: ["attn.q_latent", "attn.q_rot"], axis: 2, output: "attn.q_mqa"), rows: m)
@@ -313,7 +313,7 @@ public enum LayerGraph {
             s.glue(.reshape(input: "attn.o_latent_t", shape: [hh * m, c.kvLoraRank], output: "attn.o_latent_rows"), rows: m)
             s.kernel("attn.absorb_v", .groupedMatmul(transposeB: false),
                      [TensorDesc([hh * m, c.kvLoraRank], act), TensorDesc([hh, c.kvLoraRank, c.vHeadDim], act), TensorDesc([hh + 1], .i32)],
-                     ["attn.o_latent_rows", "@attn.absorb_v", "attn.head_offsets"], rows: m)
+                     ["attn.o_latent_rows", "@attn.absorb_v.weight", "attn.head_offsets"], rows: m)
             s.glue(.reshape(input: "attn.absorb_v", shape: [hh, m, c.vHeadDim], output: "attn.o_heads_t"), rows: m)
             s.glue(.transpose01(input: "attn.o_heads_t", output: "attn.o_heads"), rows: m)
             s.glue(.reshape(input: "attn.o_heads", shape: [m, hh * c.vHeadDim], output: "attn.out"), rows: m)

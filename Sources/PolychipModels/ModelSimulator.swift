@@ -278,13 +278,13 @@ public struct ModelSimulator {
         guard m > 0, n > 0, k > 0 else { return (id, OpTime(total: 0, launch: 0, busy: 0, computeBound: true)) }
         let x = TensorDesc([m, k], act)
         let t: OpTime
-        switch (req.weights, kind) {
-        case (.bf16, _), (_, .embedding), (_, .router), (_, .norm):
+        switch req.weights.storage(kind) {
+        case .float:
             t = try price(.matmul(transposeB: true), [x, TensorDesc([n, k], act)])
-        case (.w4a8, .attention), (.w4a8, .dense):
+        case .int8:
             t = try price(.matmul(transposeB: true), [x, TensorDesc([n, k], act)], quant: .w8a8)
-        default:
-            let g = k % req.groupSize == 0 ? req.groupSize : (k % 2 == 0 ? k : 2)
+        case .int4:
+            let g = WeightScheme.int4Group(k: k, preferred: req.groupSize)
             let f = Int4Format(groupSize: g, symmetric: true)
             let descs = [x, TensorDesc([n, k], .int4), TensorDesc([n, k / g], .f32)]
             t = try price(.int4Matmul(f), descs, quant: req.weights == .w4a8 ? .w4a8 : .none)
