@@ -18,18 +18,18 @@ enum ChoiceAgreement {
         return stride(from: 0, to: v.count, by: max(1, k)).map { Array(v[$0..<min(v.count, $0 + k)]).filter { $0 >= 0 } }
     }
 
-    /// Pairs each reference-only choice (weakest first) with a device-only one (strongest
-    /// first) and returns the pair whose gap is largest relative to its allowance:
-    /// `(gap, allowance)` with `gap = score[a] − score[b]` in the reference.
+    /// Pairs each reference-only choice (weakest first by `score`) with a device-only one
+    /// (strongest first) and returns the pair whose gap exceeds its allowance the most, as
+    /// `measure(a, b)` gives them: `(gap, allowance)` with the gap in the reference's scores.
     static func closestPair(refOnly: [Int], devOnly: [Int], score: (Int) -> Double,
-                            allowance: (Int, Int) -> Double) -> (gap: Double, allowance: Double) {
+                            measure: (Int, Int) -> (gap: Double, allowance: Double)) -> (gap: Double, allowance: Double) {
         let a = refOnly.sorted { score($0) < score($1) }, b = devOnly.sorted { score($0) > score($1) }
-        var worst = (gap: -Double.infinity, allowance: 0.0)
+        var worst: (gap: Double, allowance: Double)? = nil
         for (x, y) in zip(a, b) {
-            let g = score(x) - score(y), w = allowance(x, y)
-            if worst.gap == -.infinity || g - w > worst.gap - worst.allowance { worst = (g, w) }
+            let m = measure(x, y)
+            if worst == nil || m.gap - m.allowance > worst!.gap - worst!.allowance { worst = m }
         }
-        return worst.gap == -.infinity ? (0, 0) : worst
+        return worst ?? (0, 0)
     }
 
     /// The cause of a flip with this gap and allowance; `inputOverBudget` says whether the
@@ -87,16 +87,16 @@ enum ChoiceAgreement {
             let refOnly = rs[t].filter { !gs[t].contains($0) }, devOnly = gs[t].filter { !rs[t].contains($0) }
             let (gr, gg) = (groups(cr[t], p), groups(cg[t], p))
             let span = cr[t].filter(\.isFinite).map(abs).max() ?? 1
-            // Experts whose group one run kept and the other dropped are compared by group score.
-            func groupChanged(_ x: Int) -> Bool { p.nGroup > 1 && gr.kept.contains(x / size) != gg.kept.contains(x / size) }
-            let pair = closestPair(refOnly: refOnly, devOnly: devOnly, score: { x in
-                groupChanged(x) ? gr.scores[x / size] : cr[t][x]
-            }, allowance: { a, b in
-                if local { return nearTieRelative * span }
-                if groupChanged(a) || groupChanged(b) {
-                    return abs(gg.scores[a / size] - gr.scores[a / size]) + abs(gg.scores[b / size] - gr.scores[b / size])
+            let pair = closestPair(refOnly: refOnly, devOnly: devOnly, score: { cr[t][$0] }, measure: { a, b in
+                // The device kept b's group instead of one the reference kept: compare the group
+                // scores (the weakest kept group against b's), not the experts'.
+                if p.nGroup > 1, !gr.kept.contains(b / size), let weakest = gr.kept.min(by: { gr.scores[$0] < gr.scores[$1] }) {
+                    let gap = gr.scores[weakest] - gr.scores[b / size]
+                    let allowance = local ? nearTieRelative * span
+                        : abs(gg.scores[weakest] - gr.scores[weakest]) + abs(gg.scores[b / size] - gr.scores[b / size])
+                    return (gap, allowance)
                 }
-                return abs(cg[t][a] - cr[t][a]) + abs(cg[t][b] - cr[t][b])
+                return (cr[t][a] - cr[t][b], local ? nearTieRelative * span : abs(cg[t][a] - cr[t][a]) + abs(cg[t][b] - cr[t][b]))
             })
             flips.append(ChoiceFlip(token: t, referenceOnly: refOnly.sorted(), deviceOnly: devOnly.sorted(), gap: pair.gap, allowance: pair.allowance,
                                     cause: cause(gap: pair.gap, allowance: pair.allowance, inputOverBudget: inputOverBudget, local: local)))
@@ -123,8 +123,9 @@ enum ChoiceAgreement {
             let row = sr[(t * s)..<((t + 1) * s)]
             let span = Double(row.filter(\.isFinite).map(abs).max() ?? 1)
             let refOnly = rs[t].filter { !b.contains($0) }, devOnly = gs[t].filter { !a.contains($0) }
-            let pair = closestPair(refOnly: refOnly, devOnly: devOnly, score: { Double(sr[t * s + $0]) }, allowance: { x, y in
-                local ? nearTieRelative * span : abs(Double(sg[t * s + x] - sr[t * s + x])) + abs(Double(sg[t * s + y] - sr[t * s + y]))
+            let pair = closestPair(refOnly: refOnly, devOnly: devOnly, score: { Double(sr[t * s + $0]) }, measure: { x, y in
+                (Double(sr[t * s + x]) - Double(sr[t * s + y]),
+                 local ? nearTieRelative * span : abs(Double(sg[t * s + x] - sr[t * s + x])) + abs(Double(sg[t * s + y] - sr[t * s + y])))
             })
             flips.append(ChoiceFlip(token: t, referenceOnly: refOnly.sorted(), deviceOnly: devOnly.sorted(), gap: pair.gap, allowance: pair.allowance,
                                     cause: cause(gap: pair.gap, allowance: pair.allowance, inputOverBudget: inputOverBudget, local: local)))
