@@ -32,6 +32,10 @@ public struct BenchResult: Sendable, Codable {
     /// Divided by the device's worker count it estimates the call's time on an otherwise idle
     /// host: time-slicing by other tenants stretches wall time but not CPU time.
     public var cpuSeconds: Double?
+    /// FNV-1a fingerprint of the timed call's output bytes (measured rows): results are
+    /// deterministic per device, path and thread count, so two runs can be compared without
+    /// keeping the outputs (the mutation harness uses it to tell which mutants change them).
+    public var outputDigest: String?
     /// Arithmetic intensity (FLOP/byte).
     public var intensity: Double { bytes > 0 ? flops / bytes : 0 }
 }
@@ -65,6 +69,7 @@ public enum BenchRunner {
         var times: [Double] = [], cpu: [Double] = []
         var breakdown: ModeledBreakdown? = nil
         var verified = options.verify ? "" : "off"
+        var digest: String? = nil
         let queue = queue ?? Queue(device: device)
         guard queue.device === device else {
             throw PolychipError.invalidArgument(kernel: w.kind.name, argument: "queue", reason: "the queue is on \(queue.device.id), not \(device.id)")
@@ -75,6 +80,13 @@ public enum BenchRunner {
             breakdown = r.breakdown
             if options.verify { verified = verifyReduced(w, on: device) }
         } else {
+            // Estimated before anything is allocated: the seeded inputs (a float array and its
+            // stored bytes), then the device copies and outputs, which on host-memory devices
+            // are host memory too.
+            let inBytes = w.inputs.reduce(0.0) { $0 + Double($1.byteCount) + 4 * Double($1.elementCount) }
+            let devBytes = (w.inputs + outDescs).reduce(0.0) { $0 + Double($1.byteCount) }
+            try HostMemory.reserve(inBytes + (device.info.kind == .cpu || device.info.kind == .reference ? devBytes : 0),
+                                   for: "\(w.kind.name) \(w.label) inputs and outputs", device: device.id)
             let hostInputs = try w.makeInputs(seed: options.seed)
             let ins = try hostInputs.map { try device.tensor($0) }
             let outs = try outDescs.map { try device.allocate($0) }
@@ -87,10 +99,10 @@ public enum BenchRunner {
                 times.append(t)
                 total += t
             }
-            // The outputs of the last timed call, checked at full size.
-            if options.verify {
-                verified = TimedCallVerifier.verify(w.op, inputs: hostInputs, outputs: try outs.map { try device.download($0) }).summary
-            }
+            // The outputs of the last timed call: fingerprinted, and checked at full size.
+            let outputs = try outs.map { try device.download($0) }
+            digest = String(outputs.reduce(fnv1a([]) as UInt64) { fnv1a($1.bytes, start: $0) }, radix: 16)
+            if options.verify { verified = TimedCallVerifier.verify(w.op, inputs: hostInputs, outputs: outputs).summary }
         }
         times.sort()
         cpu.sort()
@@ -108,7 +120,7 @@ public enum BenchRunner {
                            minSeconds: times.first ?? median, maxSeconds: times.last ?? median, repetitions: times.count,
                            flops: cost.flops, bytes: cost.bytes, gflops: cost.flops / median / 1e9, gbps: cost.bytes / median / 1e9,
                            rooflinePercent: roof, bound: bound, verified: verified, breakdown: breakdown,
-                           cpuSeconds: cpu.isEmpty ? nil : cpu[cpu.count / 2])
+                           cpuSeconds: cpu.isEmpty ? nil : cpu[cpu.count / 2], outputDigest: digest)
     }
 
     /// CPU time consumed by every thread of this process so far, seconds.

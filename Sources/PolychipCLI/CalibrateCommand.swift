@@ -42,13 +42,16 @@ struct CalibrateCommand: ParsableCommand {
     func validate() throws {
         if let minTime, !(minTime > 0 && minTime.isFinite) { throw ValidationError("--min-time must be > 0") }
         if let name, !Self.isValidName(name) {
-            throw ValidationError("--name must be ASCII letters, digits, '.', '_' or '-', got '\(name)'")
+            throw ValidationError("--name must be 1…64 ASCII letters, digits, '.', '_' or '-', got \(Quoted(name))")
         }
         if let out, !out.hasSuffix(".json") { throw ValidationError("--out must end in .json (sim:FILE selects files by that suffix)") }
     }
 
+    @OptionGroup(title: "Output files") var output: OutputOptions
+
     func run() throws {
-        if interconnectOptions.interconnect { return try runInterconnect() }
+        let files = try output.files([("--out", out)])
+        if interconnectOptions.interconnect { return try runInterconnect(files: files) }
         let dev = try Polychip.registry.device(device)
         var plan = quick ? CalibrationPlan.quick(for: dev) : CalibrationPlan.standard(for: dev)
         if let minTime { plan.minTime = minTime }
@@ -68,7 +71,8 @@ struct CalibrateCommand: ParsableCommand {
         }
         eprint(result.summary())
         if let out {
-            try writeFile(out, data)
+            try files.stage(out, data)
+            try files.commit()
             eprint("wrote \(out): use --device sim:\(out) or bench --validate --profile \(out)")
         } else {
             print(String(decoding: data, as: UTF8.self))
@@ -96,5 +100,5 @@ struct CalibrateCommand: ParsableCommand {
         u.isASCII && (CharacterSet.alphanumerics.contains(u) || "._-".unicodeScalars.contains(u))
     }
 
-    static func isValidName(_ s: String) -> Bool { !s.isEmpty && s.unicodeScalars.allSatisfy(isAllowed) }
+    static func isValidName(_ s: String) -> Bool { !s.isEmpty && s.count <= 64 && s.unicodeScalars.allSatisfy(isAllowed) }
 }

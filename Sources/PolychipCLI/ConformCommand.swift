@@ -53,7 +53,18 @@ struct ConformCommand: ParsableCommand {
 
     @OptionGroup(title: "Process meshes (MPI)") var mesh: MeshOptions
 
+    @OptionGroup(title: "Output files") var output: OutputOptions
+
     func run() throws {
+        let files = try output.files([("--json", json), ("--junit", junit), ("--markdown", markdown)])
+        let maxRanks = ExpertParallelConformance.maxRanks
+        for p in expertParallel where p < 1 || p > maxRanks {
+            throw ValidationError("--expert-parallel must be a rank count in 1…\(maxRanks), got \(p)")
+        }
+        guard (0...RetryPolicy.maxRetries).contains(retries) else {
+            throw ValidationError("--retries must be in 0…\(RetryPolicy.maxRetries), got \(retries)")
+        }
+        guard (0...maxRanks).contains(spares) else { throw ValidationError("--spares must be in 0…\(maxRanks), got \(spares)") }
         if let tiles {
             guard tiles == "small" else { throw ValidationError("--tiles takes 'small', got '\(tiles.prefix(64))'") }
             // Before any device opens: the CPU and OpenCL backends read these when a device is made.
@@ -61,14 +72,14 @@ struct ConformCommand: ParsableCommand {
             let opencl = ProcessInfo.processInfo.environment["POLYCHIP_OPENCL_TUNING"].map { "small," + $0 } ?? "small"
             setenv("POLYCHIP_OPENCL_TUNING", opencl, 1)
         }
-        if mesh.isMPI { return try runOnMPIMesh() }
+        if mesh.isMPI { return try runOnMPIMesh(files: files) }
         let ep = ExpertParallelConformance.kernelName
         let epOnly = !kernels.isEmpty && kernels.allSatisfy { $0 == ep }
         if epOnly && expertParallel.isEmpty { throw ValidationError("--kernel \(ep) needs --expert-parallel P") }
         let kernelNames = kernels.filter { $0 != ep }
         let kinds = kernelNames.isEmpty ? nil : try parseKernels(kernelNames)
         let dts = try dtypes.map { s -> DType in
-            guard let d = DType(rawValue: s), d.isFloat else { throw ValidationError("unknown dtype '\(s)'; use f32, f16 or bf16") }
+            guard let d = DType(rawValue: s), d.isFloat else { throw ValidationError("unknown dtype \(Quoted(s)); use f32, f16 or bf16") }
             return d
         }
         let devs = try simulation.resolve(devices, fallback: ["reference"])
@@ -82,11 +93,9 @@ struct ConformCommand: ParsableCommand {
             }
         }
         if !expertParallel.isEmpty {
-            guard retries >= 0, spares >= 0 else { throw ValidationError("--retries and --spares must be ≥ 0") }
             let prepared = try ExpertParallelConformance.prepare(dtypes: dts.isEmpty ? DType.floats : dts, seed: seed)
             for d in devs {
                 for p in expertParallel {
-                    guard p >= 1 else { throw ValidationError("--expert-parallel needs a rank count ≥ 1") }
                     let mesh: Mesh
                     let spareDevices: [any Device]
                     if let sim = d as? SimulatedDevice {
@@ -116,9 +125,10 @@ struct ConformCommand: ParsableCommand {
         }
         let report = ConformanceReport(results: results)
         print(report.consoleMatrix())
-        if let json { try writeFile(json, try report.json()) }
-        if let junit { try writeFile(junit, Data(report.junitXML().utf8)) }
-        if let markdown { try writeFile(markdown, Data(report.markdownMatrix().utf8)) }
+        if let json { try files.stage(json, try report.json()) }
+        if let junit { try files.stage(junit, Data(report.junitXML().utf8)) }
+        if let markdown { try files.stage(markdown, Data(report.markdownMatrix().utf8)) }
+        try files.commit()
         if report.failed { throw ExitCode(1) }
     }
 }

@@ -95,7 +95,7 @@ extension BenchCommand {
     /// `bench --mesh mpi [--collective …] [--validate]`: measured collectives across the ranks,
     /// nccl-tests style, beside Open MPI's own; with `--validate`, against the time model of a
     /// profile (`--profile FILE` from `calibrate --interconnect`, else fitted to this run).
-    func runCollectives() throws {
+    func runCollectives(files: OutputFiles) throws {
         // --collective implies --mesh mpi under mpirun.
         guard mesh.isMPI || MPIProcessGroup.launchedByMPIRun else {
             throw ValidationError("--collective runs across the ranks of an MPI job: start with mpirun -np N … --mesh mpi")
@@ -132,7 +132,8 @@ extension BenchCommand {
             if rows.contains(where: { $0.wrong > 0 }) && !lead { throw ExitCode(1) }
             guard lead else { return }
             if let plot {
-                try writeFile(plot, Data(CollectiveBenchmark.plot(rows, modeled: modeled, title: title).utf8))
+                try files.stage(plot, Data(CollectiveBenchmark.plot(rows, modeled: modeled, title: title).utf8))
+                try files.commit()
                 eprint("wrote \(plot)")
             }
             if json {

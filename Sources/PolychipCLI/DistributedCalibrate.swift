@@ -25,7 +25,7 @@ extension CalibrateCommand {
     /// `calibrate --interconnect`: all-reduce, all-gather, reduce-scatter and all-to-all measured
     /// across the ranks, the one-switch interconnect fitted to them (``InterconnectModel``), and
     /// the base profile written with that interconnect by rank 0.
-    func runInterconnect() throws {
+    func runInterconnect(files: OutputFiles) throws {
         if let m = mesh.mesh, m != "mpi" { throw ValidationError("--interconnect runs on --mesh mpi") }
         let list = try CollectiveBenchmark.sizes(parsing: interconnectOptions.sizes)
         let group = try mesh.group()
@@ -68,7 +68,8 @@ extension CalibrateCommand {
                 throw PolychipError.malformedFile(path: out ?? "<stdout>", field: "", reason: "\(error)")
             }
             if let out {
-                try writeFile(out, data)
+                try files.stage(out, data)
+                try files.commit()
                 eprint("wrote \(out): use bench --mesh mpi --validate --profile \(out), --device sim:\(out), or simulate --profile \(out)")
             } else {
                 print(String(decoding: data, as: UTF8.self))

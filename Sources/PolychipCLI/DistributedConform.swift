@@ -11,7 +11,7 @@ extension ConformCommand {
     /// `conform --mesh mpi`: the collectives and the expert-parallel MoE layer across the ranks of
     /// the MPI job, checked on every rank; rank 0 prints the report and writes the files, and
     /// every rank exits non-zero iff a case failed on any rank.
-    func runOnMPIMesh() throws {
+    func runOnMPIMesh(files: OutputFiles) throws {
         let ep = ExpertParallelConformance.kernelName
         let known = Self.collectiveNames + [ep]
         if let bad = kernels.first(where: { !known.contains($0) }) {
@@ -50,9 +50,10 @@ extension ConformCommand {
             let report = ConformanceReport(results: try DistributedConformance.gather(mine, group: group))
             if lead {
                 print(report.consoleMatrix())
-                if let json { try writeFile(json, try report.json()) }
-                if let junit { try writeFile(junit, Data(report.junitXML().utf8)) }
-                if let markdown { try writeFile(markdown, Data(report.markdownMatrix().utf8)) }
+                if let json { try files.stage(json, try report.json()) }
+                if let junit { try files.stage(junit, Data(report.junitXML().utf8)) }
+                if let markdown { try files.stage(markdown, Data(report.markdownMatrix().utf8)) }
+                try files.commit()
             }
             if report.failed { throw ExitCode(1) }
         }

@@ -8,14 +8,13 @@ extension RunCommand {
     /// `run moe-layer --mesh mpi`: the layer expert-parallel across the ranks of the MPI job, each
     /// rank holding its experts on its own device (`--device`; see ``MeshOptions``); every rank
     /// reads the same inputs and gets the whole output, rank 0 writes `--output` and reports.
-    func runOnMPIMesh(op: Op, inputs: [HostTensor]) throws {
+    func runOnMPIMesh(op: Op, inputs: [HostTensor], wanted: [String: String], files: OutputFiles) throws {
         guard case .moeLayer(let params) = op else {
             throw ValidationError("with --mesh mpi, run takes moe-layer (expert-parallel across the ranks); \(op.kind.name) runs on one device")
         }
         guard retries == 0, fallbackDevices.isEmpty else {
             throw ValidationError("--retries and --fallback-device apply to one device; across MPI ranks a failure ends the run on every rank")
         }
-        let wanted = try wantedOutputs(op)
         let group = try mesh.group()
         try MeshOptions.asRank(group) {
             let dev = try MeshOptions.device(for: group, selectors: simulation.profileSelectors.isEmpty ? [device] : simulation.profileSelectors,
@@ -25,9 +24,10 @@ extension RunCommand {
             let devices = try group.allGather(bytes: Array(dev.id.utf8)).map { String(decoding: $0, as: UTF8.self) }
             let slowest = try group.maximum(step.wallSeconds)
             guard group.rank == 0 else { return }
+            for name in op.outputNames { if let path = wanted[name] { try files.stage(path, NumPyFile.encode(step.output)) } }
+            try files.commit()
             for name in op.outputNames {
                 if let path = wanted[name] {
-                    try NumPyFile.write(step.output, path: path)
                     print("\(name): \(step.output.desc) → \(path)")
                 } else {
                     let v = step.output

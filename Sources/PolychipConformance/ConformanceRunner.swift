@@ -39,6 +39,7 @@ public enum ConformanceRunner {
                 var skipped = 0
                 do {
                     cases = try CaseGenerator.cases(kind, dtype: dt, seed: options.seed, level: options.level, tiling: tiling, skipped: &skipped)
+                        + NonFiniteCases.cases(kind, dtype: dt, seed: options.seed)
                 } catch {
                     results.append(CaseResult(kernel: kind.name, device: device.id, dtype: dt.rawValue, shape: "-", status: .fail,
                                               seed: options.seed, message: "case generation failed: \(error)"))
@@ -104,7 +105,7 @@ public enum ConformanceRunner {
             }
             let outcome = Comparison.compare(c, expected: expected, got: got)
             result.nmse = outcome.nmse
-            if let f = outcome.failure { result.message = f } else { result.status = .pass }
+            if let f = outcome.failure { result.message = f } else { result.status = .pass; result.message = outcome.note }
         } catch PolychipError.unsupported(_, _, let why) {
             // A shape beyond what the device runs (head dims past its local memory): lost
             // coverage, reported as such, never a pass.

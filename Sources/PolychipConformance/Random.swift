@@ -39,7 +39,15 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 /// Derives a per-case seed from the run seed and the case's identity, so adding a case
 /// never changes the inputs of another.
 func caseSeed(_ base: UInt64, _ parts: String...) -> UInt64 {
-    var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ base
-    for p in parts { for b in p.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 } }
+    var h = fnv1a([], start: 0xCBF2_9CE4_8422_2325 ^ base)
+    for p in parts { h = fnv1a(p.utf8, start: h) }
+    return h
+}
+
+/// FNV-1a (64-bit) of `bytes`, continuing from `start`: a fast, stable fingerprint (not a
+/// cryptographic hash).
+public func fnv1a(_ bytes: some Sequence<UInt8>, start: UInt64 = 0xCBF2_9CE4_8422_2325) -> UInt64 {
+    var h = start
+    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
     return h
 }

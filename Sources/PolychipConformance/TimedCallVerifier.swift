@@ -10,9 +10,11 @@ public struct CallCheck: Sendable, Codable, Hashable {
     public var passed: Bool
     /// The measured error and the threshold, or what failed.
     public var detail: String
+    /// What the check left out and why (MoE tokens routed by a near tie), if anything.
+    public var note: String? = nil
 
-    /// `yes (method)` or `FAIL (method): detail`.
-    public var summary: String { passed ? "yes (\(method))" : "FAIL (\(method)): \(detail)" }
+    /// `yes (method)`, `yes (method; note)` or `FAIL (method): detail`.
+    public var summary: String { passed ? "yes (\(method)\(note.map { "; " + $0 } ?? ""))" : "FAIL (\(method)): \(detail)" }
 }
 
 /// Checks a call's outputs far more cheaply than recomputing them (docs/conformance.md,
@@ -83,7 +85,7 @@ public enum TimedCallVerifier {
         let outcome = Comparison.compare(c, expected: expected, got: got)
         let tol = op.kind.tolerance(op.kind == .topK ? .f32 : dtype)
         if let failure = outcome.failure { return CallCheck(method: method, passed: false, detail: failure) }
-        return CallCheck(method: method, passed: true, detail: "NMSE \(outcome.nmse.map { "\($0)" } ?? "0") ≤ \(tol)")
+        return CallCheck(method: method, passed: true, detail: "NMSE \(outcome.nmse.map { "\($0)" } ?? "0") ≤ \(tol)", note: outcome.note)
     }
 
     // MARK: Freivalds

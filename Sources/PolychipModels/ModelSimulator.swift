@@ -116,6 +116,7 @@ public struct ModelSimulator {
     init(_ req: SimulationRequest) throws {
         func bad(_ a: String, _ r: String) -> PolychipError { .invalidArgument(kernel: "simulate", argument: a, reason: r) }
         let perNode = req.profile.interconnect.devicesPerNode.value
+        _ = try SimulationLimits.world(devicesPerNode: max(1, req.devicesPerNode), nodes: req.nodes)
         guard req.devicesPerNode >= 1, req.devicesPerNode <= perNode else {
             throw bad("--devices", "\(req.devicesPerNode) devices per node; the \(req.profile.name) profile's node holds 1…\(perNode)")
         }
@@ -123,12 +124,28 @@ public struct ModelSimulator {
         guard req.nodes == 1 || req.profile.interconnect.topology.value == .twoLevel else {
             throw bad("--nodes", "the \(req.profile.name) profile describes a single node (topology \(req.profile.interconnect.topology.value.rawValue))")
         }
+        let pl = req.plan
+        for (n, v) in [("--tp", pl.tp), ("--dp", pl.dp), ("--ep", pl.ep), ("--pp", pl.pp)] {
+            try SimulationLimits.check(v, n, max: SimulationLimits.maxWorld)
+        }
+        let stage = pl.tp.multipliedReportingOverflow(by: pl.dp), all = stage.partialValue.multipliedReportingOverflow(by: pl.pp)
+        guard !stage.overflow, !all.overflow, all.partialValue <= SimulationLimits.maxWorld, pl.stageSize % pl.ep == 0 else {
+            throw bad("--tp", "the plan TP \(pl.tp) · DP \(pl.dp) · EP \(pl.ep) · PP \(pl.pp) is not a plan for at most \(SimulationLimits.maxWorld) devices")
+        }
         guard req.plan.world == req.devicesPerNode * req.nodes else {
             throw bad("--tp", "the plan (\(req.plan)) uses \(req.plan.world) devices, not \(req.devicesPerNode * req.nodes)")
         }
-        guard req.batch >= 1 else { throw bad("--batch", "must be ≥ 1, got \(req.batch)") }
-        guard req.context >= 1 else { throw bad("--context", "must be ≥ 1, got \(req.context)") }
-        guard req.groupSize >= 2, req.groupSize % 2 == 0 else { throw bad("--group-size", "must be even and ≥ 2, got \(req.groupSize)") }
+        try SimulationLimits.check(req.batch, "--batch", max: SimulationLimits.maxBatch)
+        try SimulationLimits.check(req.context, "--context", max: SimulationLimits.maxContext)
+        guard req.batch * req.context <= SimulationLimits.maxStepTokens else {
+            throw bad("--batch", "\(req.batch) sequences × \(req.context) tokens exceeds the \(SimulationLimits.maxStepTokens) tokens of one step the simulator handles")
+        }
+        guard req.plan.stageSize <= SimulationLimits.maxStageDevices else {
+            throw bad("--pp", "a pipeline stage of \(req.plan.stageSize) devices exceeds \(SimulationLimits.maxStageDevices) (its all-to-all tables grow as the square); use more --pp stages")
+        }
+        guard req.groupSize >= 2, req.groupSize <= SimulationLimits.maxGroupSize, req.groupSize % 2 == 0 else {
+            throw bad("--group-size", "must be even and in 2…\(SimulationLimits.maxGroupSize), got \(req.groupSize)")
+        }
         guard req.reserveBytes >= 0, req.reserveBytes.isFinite else { throw bad("--reserve-gb", "must be ≥ 0") }
         try req.model.validate()
         self.req = req
@@ -527,24 +544,48 @@ enum Routing {
     /// Tokens sampled per MoE layer at most; larger batches scale the sampled counts.
     static let maxSampledTokens = 32768
 
+    /// Rejections in a row before a zipf draw switches to sampling the unchosen experts directly.
+    static let maxRejections = 64
+
+    /// One expert drawn from those not in `chosen`, with probability ∝ exp(logWeight),
+    /// normalized to the largest remaining weight so it never underflows to an all-zero mass.
+    static func drawExcluding(_ chosen: ArraySlice<Int>, logWeight: [Double], rng: inout SplitMix64) -> Int {
+        let remaining = logWeight.indices.filter { !chosen.contains($0) }
+        let top = remaining.map { logWeight[$0] }.max() ?? 0
+        let w = remaining.map { exp(logWeight[$0] - top) }
+        var u = rng.uniform() * w.reduce(0, +)
+        for (i, ex) in remaining.enumerated() {
+            u -= w[i]
+            if u < 0 { return ex }
+        }
+        return remaining.last ?? 0
+    }
+
     /// `counts[r][e]`: rows of rank `r`'s `tokens[r]` tokens that go to expert `e` (k per token).
     static func sample(tokens: [Int], experts e: Int, k: Int, model: RoutingModel, rng: inout SplitMix64) -> [[Int]] {
         let total = tokens.reduce(0, +)
         var counts = [[Int]](repeating: [Int](repeating: 0, count: e), count: tokens.count)
         switch model {
         case .balanced:
+            // Round-robin over experts, continuing from rank to rank: closed form, not a loop
+            // over the n·k rows (a prefill step can route billions).
             var next = 0
             for (r, n) in tokens.enumerated() {
-                for _ in 0..<(n * k) { counts[r][next] += 1; next = (next + 1) % e }
+                let rows = n * k, base = rows / e, extra = rows % e
+                for j in 0..<e { counts[r][j] = base }
+                for j in 0..<extra { counts[r][(next + j) % e] += 1 }
+                next = (next + extra) % e
             }
             return counts
         case .uniform, .zipf:
             var cdf: [Double] = []
+            var logWeight: [Double] = []  // zipf: −s·log(rank), per expert
             if case .zipf(let sExp) = model {
                 var perm = Array(0..<e)
                 for i in stride(from: e - 1, to: 0, by: -1) { perm.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-                var w = [Double](repeating: 0, count: e)
-                for (rank, ex) in perm.enumerated() { w[ex] = 1 / pow(Double(rank + 1), sExp) }
+                logWeight = [Double](repeating: 0, count: e)
+                for (rank, ex) in perm.enumerated() { logWeight[ex] = -sExp * log(Double(rank + 1)) }
+                let w = logWeight.map { exp($0) }
                 let sum = w.reduce(0, +)
                 var acc = 0.0
                 cdf = w.map { acc += $0 / sum; return acc }
@@ -556,16 +597,21 @@ enum Routing {
                 guard sampled > 0 else { continue }
                 var local = [Int](repeating: 0, count: e)
                 for _ in 0..<sampled {
-                    var picked = 0
+                    var picked = 0, rejected = 0
                     while picked < k {
                         let ex: Int
-                        if cdf.isEmpty { ex = Int(rng.next() % UInt64(e)) } else {
+                        if cdf.isEmpty { ex = Int(rng.next() % UInt64(e)) } else if rejected < maxRejections {
                             let u = rng.uniform()
                             var lo = 0, hi = e - 1
                             while lo < hi { let mid = (lo + hi) / 2; if cdf[mid] < u { lo = mid + 1 } else { hi = mid } }
                             ex = lo
+                        } else {
+                            // Heavy skew: the experts not chosen yet may hold too little of the mass
+                            // for the CDF to reach them. Draw from them directly (the same
+                            // conditional distribution rejection sampling targets).
+                            ex = drawExcluding(chosen[0..<picked], logWeight: logWeight, rng: &rng)
                         }
-                        if !chosen[0..<picked].contains(ex) { chosen[picked] = ex; picked += 1 }
+                        if !chosen[0..<picked].contains(ex) { chosen[picked] = ex; picked += 1; rejected = 0 } else { rejected += 1 }
                     }
                     for ex in chosen { local[ex] += 1 }
                 }

@@ -72,6 +72,26 @@ import PolychipTestSupport
         #expect(badKernel.status != 0 && badKernel.err.contains("unknown kernel"))
     }
 
+    /// `--level` and `--tiles small` as a user runs them: a simulated device (its engine takes
+    /// the small CPU tiles from the flag), the path of each case in the JSON, and a bad value.
+    @Test func conformLevelsAndSmallTiles() throws {
+        let dir = try Self.tempDir()
+        let json = dir.appendingPathComponent("small.json").path
+        let small = try Self.runBinary(["conform", "--device", "sim:mtt-s4000", "--tiles", "small", "--level", "standard",
+                                        "--kernel", "int4-matmul", "--kernel", "attention", "--dtype", "f32", "--json", json])
+        #expect(small.status == 0, "\(small.err)")
+        let cases = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: json))) as? [[String: Any]] ?? []
+        // Small key blocks: the standard attention cases cross several of them.
+        #expect(cases.contains { ($0["path"] as? String ?? "").contains("split-KV") })
+        #expect(cases.contains { ($0["shape"] as? String ?? "").contains("[attention.keys") })
+        let quick = try Self.runBinary(["conform", "--device", "cpu", "--level", "quick", "--kernel", "matmul", "--dtype", "f32"])
+        #expect(quick.status == 0 && quick.out.contains("pass 8/8"), "\(quick.out)")  // 6 fixed + 2 non-finite
+        let bad = try Self.runBinary(["conform", "--device", "cpu", "--tiles", "tiny"])
+        #expect(bad.status != 0 && bad.err.contains("--tiles"))
+        let badLevel = try Self.runBinary(["conform", "--device", "cpu", "--level", "exhaustive"])
+        #expect(badLevel.status != 0)
+    }
+
     /// backends/profiles in the source tree.
     static let profilesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("backends/profiles").path

@@ -73,3 +73,31 @@ import PolychipReference
         #expect(!TimedCallVerifier.verify(c.op, inputs: c.inputs, outputs: bad).passed)
     }
 }
+
+/// MoE layer tokens whose expert set is decided by a near tie are left out of the layer's
+/// comparison (a device's f32 router may choose either side), and only those.
+@Suite struct MoENearTieTests {
+    func layerCase(topK: Int) throws -> ConformanceCase {
+        let (t, h, f, e) = (3, 16, 8, 4)
+        let op = Op.moeLayer(MoELayerParams(router: RouterParams(scoring: .softmax, topK: topK), experts: .float))
+        var r = SeededRandom(seed: 9)
+        var w = [Float](repeating: 0.1, count: e * h)
+        for q in 0..<h { w[q] = 1; w[h + q] = 1 }
+        w[h] += 1e-6  // experts 0 and 1 differ by one part in a million
+        let ins = [try HostTensor([t, h], .f32, floats: r.floats(t * h, 0.5, 1).map(abs)), try HostTensor([e, h], .f32, floats: w),
+                   try HostTensor([e, f, h], .f32, floats: r.floats(e * f * h)), try HostTensor([e, f, h], .f32, floats: r.floats(e * f * h)),
+                   try HostTensor([e, h, f], .f32, floats: r.floats(e * h * f))]
+        return ConformanceCase(op: op, inputs: ins, dtype: .f32, label: "near tie", seed: 9)
+    }
+
+    @Test func onlyTheTiedCutIsExcluded() throws {
+        // k = 1: the cut falls between the two nearly equal experts, for every token.
+        let one = try layerCase(topK: 1)
+        guard case .moeLayer(let p1) = one.op else { return }
+        #expect(Comparison.moeNearTieTokens(one, p1.router) == [0, 1, 2])
+        // k = 2: both are chosen; the cut is against experts far below.
+        let two = try layerCase(topK: 2)
+        guard case .moeLayer(let p2) = two.op else { return }
+        #expect(Comparison.moeNearTieTokens(two, p2.router).isEmpty)
+    }
+}

@@ -4,7 +4,7 @@ import PolychipCore
 
 /// How a `cpu` device runs: thread count, pinning and memory placement.
 ///
-/// Defaults come from the environment: `POLYCHIP_CPU_THREADS` (a positive count),
+/// Defaults come from the environment: `POLYCHIP_CPU_THREADS` (a count in 1…4096),
 /// `POLYCHIP_CPU_BIND` (`0` turns pinning off), `POLYCHIP_CPU_NUMA` (`0` turns libnuma
 /// placement off) and `POLYCHIP_CPU_TILING` (block-size overrides, see
 /// ``GemmBlocking/overridden(by:source:)``). On the command line the same options are a
@@ -25,13 +25,35 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
     }
 
     /// Options from `POLYCHIP_CPU_THREADS`, `POLYCHIP_CPU_BIND` and `POLYCHIP_CPU_NUMA`.
-    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> CPUDeviceOptions {
+    /// Unset or empty variables keep the defaults.
+    /// - Throws: `PolychipError.unknownDevice` naming the variable when a value is not one
+    ///   the variable takes (threads: a count in 1…``CPUThreadPool/maxThreads``; bind and
+    ///   numa: 0/1, true/false, yes/no, on/off) — a typo never silently falls back.
+    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> CPUDeviceOptions {
         var o = CPUDeviceOptions()
-        if let t = env["POLYCHIP_CPU_THREADS"].flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), t > 0 { o.threads = t }
-        if let b = env["POLYCHIP_CPU_BIND"] { o.bind = !["0", "false", "no", "off"].contains(b.lowercased()) }
-        if let n = env["POLYCHIP_CPU_NUMA"] { o.numa = !["0", "false", "no", "off"].contains(n.lowercased()) }
-        if let t = env["POLYCHIP_CPU_TILING"], !t.isEmpty { o.tiling = t }
+        func value(_ name: String) -> String? {
+            guard let v = env[name]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+            return v
+        }
+        if let t = value("POLYCHIP_CPU_THREADS") { o.threads = try parseThreads(t, origin: "POLYCHIP_CPU_THREADS") }
+        if let b = value("POLYCHIP_CPU_BIND") { o.bind = try parseSwitch(b, origin: "POLYCHIP_CPU_BIND") }
+        if let n = value("POLYCHIP_CPU_NUMA") { o.numa = try parseSwitch(n, origin: "POLYCHIP_CPU_NUMA") }
+        if let t = value("POLYCHIP_CPU_TILING") { o.tiling = t }
         return o
+    }
+
+    static func parseThreads(_ text: String, origin: String) throws -> Int {
+        guard let t = Int(text), t >= 1, t <= CPUThreadPool.maxThreads else {
+            throw PolychipError.unknownDevice(selector: "cpu", reason: "\(origin) must be a thread count in 1…\(CPUThreadPool.maxThreads), got \(Quoted(text))")
+        }
+        return t
+    }
+
+    static func parseSwitch(_ text: String, origin: String) throws -> Bool {
+        guard let v = ["1": true, "true": true, "yes": true, "on": true, "0": false, "false": false, "no": false, "off": false][text.lowercased()] else {
+            throw PolychipError.unknownDevice(selector: "cpu", reason: "\(origin) must be 0 or 1, got \(Quoted(text))")
+        }
+        return v
     }
 
     /// Parses a device profile `threads=N[,bind=0|1][,numa=0|1]` on top of `base`.
@@ -40,26 +62,21 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
         for part in profile.split(separator: ",") {
             let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             guard kv.count == 2 else {
-                throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "expected key=value options (threads=N, bind=0|1, numa=0|1)")
+                throw PolychipError.unknownDevice(selector: "cpu:\(Quoted(profile))", reason: "expected key=value options (threads=N, bind=0|1, numa=0|1)")
             }
             switch kv[0] {
             case "threads":
-                guard let t = Int(kv[1]), t > 0, t <= 4096 else {
-                    throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "threads must be a positive count, got \(kv[1])")
-                }
-                threads = t
+                threads = try Self.parseThreads(kv[1], origin: "threads")
             case "tiles":
                 guard kv[1] == "small" else {
-                    throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "tiles must be 'small' (other sizes: POLYCHIP_CPU_TILING), got \(kv[1])")
+                    throw PolychipError.unknownDevice(selector: "cpu", reason: "tiles must be 'small' (other sizes: POLYCHIP_CPU_TILING), got \(Quoted(kv[1]))")
                 }
                 tiling = "small"
             case "bind", "numa":
-                guard let v = ["1": true, "true": true, "yes": true, "on": true, "0": false, "false": false, "no": false, "off": false][kv[1]] else {
-                    throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "\(kv[0]) must be 0 or 1, got \(kv[1])")
-                }
+                let v = try Self.parseSwitch(kv[1], origin: kv[0])
                 if kv[0] == "bind" { bind = v } else { numa = v }
             default:
-                throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "unknown option '\(kv[0])' (threads, bind, numa, tiles)")
+                throw PolychipError.unknownDevice(selector: "cpu", reason: "unknown option \(Quoted(kv[0])) (threads, bind, numa, tiles)")
             }
         }
     }
@@ -95,12 +112,10 @@ public struct CPUBackend: Backend {
         guard (index ?? 0) == 0 else {
             throw PolychipError.unknownDevice(selector: "cpu:\(index!)", reason: "the cpu backend has one device, cpu:0 (the whole host)")
         }
-        let base = CPUDeviceOptions.fromEnvironment()
+        let base = try CPUDeviceOptions.fromEnvironment()
         let options = try profile.map { try CPUDeviceOptions(profile: $0, base: base) } ?? base
         let id = CPUDevice.deviceID(for: options, defaults: base)
-        let device = Self.cache.device(id) { CPUDevice(options: options, id: id) }
-        if let e = (device as? CPUDevice)?.tilingError { throw e }
-        return device
+        return try Self.cache.device(id) { try CPUDevice(options: options, id: id) }
     }
 
     /// The `cpu:0` device (options from the environment) as an arithmetic engine for other
@@ -125,8 +140,6 @@ public final class CPUDevice: Device {
     public let options: CPUDeviceOptions
     /// Cache and register blocking of every kernel (with any tiling overrides applied).
     public let blocking: GemmBlocking
-    /// Why ``CPUDeviceOptions/tiling`` could not be applied (every call then throws it).
-    public let tilingError: PolychipError?
     /// Where large buffers are placed.
     public let placement: MemoryPlacement
     let pool: CPUThreadPool
@@ -138,30 +151,32 @@ public final class CPUDevice: Device {
     }
 
     /// Opens a CPU device with explicit options (the registry uses `CPUBackend`).
-    public convenience init(options: CPUDeviceOptions) {
-        let base = CPUDeviceOptions.fromEnvironment()
-        self.init(options: options, id: CPUDevice.deviceID(for: options, defaults: base))
+    /// - Throws: `PolychipError.unknownDevice` for a bad `POLYCHIP_CPU_*` variable or a thread
+    ///   count outside 1…``CPUThreadPool/maxThreads``; `PolychipError.invalidArgument` for
+    ///   tiling overrides it cannot apply; `PolychipError.resourceExhausted` when the worker
+    ///   threads cannot be created.
+    public convenience init(options: CPUDeviceOptions) throws {
+        let base = try CPUDeviceOptions.fromEnvironment()
+        try self.init(options: options, id: CPUDevice.deviceID(for: options, defaults: base))
     }
 
-    init(options: CPUDeviceOptions, id: String) {
+    init(options: CPUDeviceOptions, id: String) throws {
         self.id = id
         self.options = options
         let topo = HostTopology.current
         topology = topo
-        let threads = max(1, options.threads ?? topo.cores.count)
+        if let t = options.threads, t < 1 || t > CPUThreadPool.maxThreads {
+            throw PolychipError.unknownDevice(selector: id, reason: "threads must be a count in 1…\(CPUThreadPool.maxThreads), got \(t)")
+        }
+        let threads = min(max(1, options.threads ?? topo.cores.count), CPUThreadPool.maxThreads)
+        // Tiling overrides are checked before any thread exists.
+        let derived = GemmBlocking(topology: topo, cores: min(threads, max(1, topo.cores.count)))
+        blocking = try options.tiling.map { try derived.overridden(by: $0, source: "POLYCHIP_CPU_TILING") } ?? derived
         let binding: [[Int]]? = options.bind ? topo.cores.map(\.processingUnits).filter { !$0.isEmpty } : nil
-        pool = CPUThreadPool(threads: threads, bindTo: (binding?.isEmpty ?? true) ? nil : binding)
+        pool = try CPUThreadPool(threads: threads, bindTo: (binding?.isEmpty ?? true) ? nil : binding)
         let usedCores = (0..<threads).map { topo.cores.isEmpty ? 0 : topo.cores[$0 % topo.cores.count].numaNode }
         allocator = NUMAAllocator(workerNodes: usedCores, numaDisabled: !options.numa)
         placement = allocator.placement
-        let derived = GemmBlocking(topology: topo, cores: min(threads, max(1, topo.cores.count)))
-        do {
-            blocking = try options.tiling.map { try derived.overridden(by: $0, source: "POLYCHIP_CPU_TILING") } ?? derived
-            tilingError = nil
-        } catch {
-            blocking = derived
-            tilingError = error as? PolychipError ?? .invalidArgument(kernel: "tiling", argument: "POLYCHIP_CPU_TILING", reason: "\(error)")
-        }
         let isa = String(cString: pck_isa_name())
         let mhz = CPUDevice.cpuMHz()
         // FMA issue per cycle per core: 2 pipes × vector width × 2 flops.
@@ -250,7 +265,6 @@ public final class CPUDevice: Device {
         if case .unsupported(let why) = supports(op.kind, dtype: op.primaryDType(inDescs)) {
             throw PolychipError.unsupported(kernel: op.kind.name, device: id, reason: why)
         }
-        if let tilingError { throw tilingError }
         try shared.withLock { ws in
             try withOperands(hostInputs, hostOutputs) { ins, outs in
                 let ctx = KernelContext(pool: pool, blocking: blocking, shared: ws, kernel: op.kind.name)

@@ -879,31 +879,34 @@ public enum ProfileError: Error, CustomStringConvertible, Equatable, Sendable {
         }
     }
 
-    /// A one-line message naming file, path and expectation.
+    /// A one-line message naming file, path and expectation (every part bounded, so a huge
+    /// name or value is quoted by its prefix only).
     public var description: String {
+        // (PolychipCore's Quoted.bounded, inlined: this file depends on Foundation only.)
+        func b(_ s: String) -> String { s.count <= 256 ? s : String(s.prefix(256)) + "… (\(s.count) characters)" }
         switch self {
         case let .unreadable(file, reason):
-            return "\(file): cannot read profile: \(reason)"
+            return "\(b(file)): cannot read profile: \(b(reason))"
         case let .malformedJSON(file, line, column, reason):
-            return "\(file):\(line):\(column): malformed JSON: \(reason)"
+            return "\(b(file)):\(line):\(column): malformed JSON: \(b(reason))"
         case let .missingField(file, path):
-            return "\(file): missing required field '\(path)'"
+            return "\(b(file)): missing required field '\(b(path))'"
         case let .wrongType(file, path, expected, found):
-            return "\(file): field '\(path)' has the wrong type: expected \(expected), found \(found)"
+            return "\(b(file)): field '\(b(path))' has the wrong type: expected \(expected), found \(b(found))"
         case let .unknownField(file, path):
-            return "\(file): unknown field '\(path)' (not part of the profile schema; prefix a key with '_' to keep it as a comment)"
+            return "\(b(file)): unknown field '\(b(path))' (not part of the profile schema; prefix a key with '_' to keep it as a comment)"
         case let .unknownValue(file, path, value, allowed):
-            return "\(file): field '\(path)': '\(value)' is not one of \(allowed.joined(separator: ", "))"
+            return "\(b(file)): field '\(b(path))': '\(b(value))' is not one of \(allowed.joined(separator: ", "))"
         case let .invalidValue(file, path, value, expected):
-            return "\(file): field '\(path)' = \(value): expected \(expected)"
+            return "\(b(file)): field '\(b(path))' = \(b(value)): expected \(expected)"
         case let .malformedOverride(file, setting, reason):
-            return "\(file): bad override '\(setting)': \(reason)"
+            return "\(b(file)): bad override '\(b(setting))': \(b(reason))"
         case let .unknownOverridePath(file, path):
-            return "\(file): override path '\(path)' names no field of the profile schema"
+            return "\(b(file)): override path '\(b(path))' names no field of the profile schema"
         case let .overrideWrongType(file, path, value, expected):
-            return "\(file): override '\(path)=\(value)': expected \(expected)"
+            return "\(b(file)): override '\(b(path))=\(b(value))': expected \(expected)"
         case let .profileNotFound(name, searched):
-            return "no profile named '\(name)' (searched: \(searched.joined(separator: ", ")))"
+            return "no profile named '\(b(name))' (searched: \(searched.map { b($0) }.joined(separator: ", ")))"
         }
     }
 }
@@ -1636,13 +1639,19 @@ struct ProfileValidator {
         }
     }
 
+    /// A rate (FLOP/s, bytes/s, Hz): 1…1e30, so modeled times stay finite (1e-300 B/s once
+    /// made every time infinite and the report print nan).
     func positive(_ f: Sourced<Double>, _ path: String) throws(ProfileError) {
-        try check(f.value.isFinite && f.value > 0, path, "\(f.value)", "a finite number > 0")
+        try check(f.value.isFinite && f.value >= 1 && f.value <= 1e30, path, "\(f.value)", "a rate in 1…1e30 per second")
         try source(f.source, path + ".source")
     }
 
-    func nonNegative(_ f: Sourced<Double>, _ path: String) throws(ProfileError) {
-        try check(f.value.isFinite && f.value >= 0, path, "\(f.value)", "a finite number ≥ 0")
+    /// A time in seconds (latency, overhead): 0…1000. With `work: true`, an amount of work
+    /// (FLOPs or bytes): 0…1e30.
+    func nonNegative(_ f: Sourced<Double>, _ path: String, work: Bool = false) throws(ProfileError) {
+        let limit = work ? 1e30 : 1e3
+        try check(f.value.isFinite && f.value >= 0 && f.value <= limit, path, "\(f.value)",
+                  work ? "a finite amount ≥ 0 and ≤ 1e30" : "a time in 0…1000 s")
         try source(f.source, path + ".source")
     }
 
@@ -1658,7 +1667,7 @@ struct ProfileValidator {
 
     func curve(_ c: DeviceProfile.EfficiencyCurve, _ path: String) throws(ProfileError) {
         try fraction(c.max, path + ".max")
-        try nonNegative(c.halfSaturation, path + ".halfSaturation")
+        try nonNegative(c.halfSaturation, path + ".halfSaturation", work: true)
     }
 
     func tile(_ t: DeviceProfile.Tile, _ path: String) throws(ProfileError) {

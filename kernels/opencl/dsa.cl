@@ -68,13 +68,16 @@
  * the vector width has to come from inside one work-item: keys staged transposed,
  * Kt[d][IS], and work-item tx owns the RS contiguous keys tx*RS.. as RS/8 float8
  * lanes -- per d, RT broadcast q values times RS/8 key vectors. */
+/* ReLU that keeps NaN (fmax(NaN, 0) would give 0; the reference's max gives NaN). */
 #if IX_CPU
 typedef float8 ix_t;
+#define ix_relu(x) select((x), (float8)(0.0f), (x) <= (float8)(0.0f))
 #define IX_NV (RS / 8)
 #define IX_KSIZE (HD * IS)
 #define IX_KI(si, d) ((d) * IS + (si))
 #else
 typedef float ix_t;
+#define ix_relu(x) (((x) <= 0.0f) ? 0.0f : (x))
 #define IX_NV RS
 #define IX_KSIZE (IS * IX_KLD)
 #define IX_KI(si, d) ((si) * IX_KLD + (d))
@@ -148,7 +151,7 @@ void lightning_indexer(const __global st_t *Q, ulong q_off,
         for (int i = 0; i < RT; i++) {
             const ix_t w = (ix_t)(Ws[ty + i * IX_NY]);
 #pragma unroll
-            for (int j = 0; j < IX_NV; j++) acc[i][j] = fma(w, fmax(dot[i][j], (ix_t)(0.0f)), acc[i][j]);
+            for (int j = 0; j < IX_NV; j++) acc[i][j] = fma(w, ix_relu(dot[i][j]), acc[i][j]);
         }
     }
 
