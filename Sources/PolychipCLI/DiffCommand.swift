@@ -23,8 +23,8 @@ struct DiffCommand: ParsableCommand {
         Example: polychip diff --device sim:ascend-910b --set numerics.kernels.moe-router.accumulator=bf16 --bisect
         """)
 
-    @Option(help: "Device selector (one device).")
-    var device: String?
+    @Option(help: "Device selector (one device; or one --profile).")
+    var device: [String] = []
 
     @Option(help: "Decoder layers.") var layers: Int = 4
     @Option(help: "Prompt tokens (one sequence, prefill).") var tokens: Int = 32
@@ -39,31 +39,49 @@ struct DiffCommand: ParsableCommand {
     @Option(help: "INT4 checkpoint layout of --weights-from: auto (native, q4_0, GPTQ v1 by name), gptq-v2 or awq.")
     var int4Format: String = "auto"
 
+    @Flag(help: "Print the weight names and shapes --weights-from reads for this configuration, and exit.")
+    var listWeights = false
     @Flag(help: "Find the ops whose substitution by the reference brings the final output within budget.") var bisect = false
     @Option(help: "Most stack runs the bisection may take.") var maxRuns: Int = 400
     @Flag(help: "Print JSON.") var json = false
     @Option(help: ArgumentHelp("Write an SVG of the error growth across ops and layers.", valueName: "file.svg")) var plot: String?
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
+    @OptionGroup var output: OutputOptions
+
+    /// Largest `--group-size` (INT4 groups longer than any reduced dimension are pointless).
+    static let maxGroupSize = 4096
+    /// Largest `--max-runs` (each run is one pass of the stack on the device).
+    static let maxBisectRuns = 100_000
 
     func validate() throws {
         guard (1...DecoderStackConfig.maxLayers).contains(layers) else { throw ValidationError("--layers must be in 1…\(DecoderStackConfig.maxLayers), got \(layers)") }
         guard (1...DecoderStackConfig.maxTokens).contains(tokens) else { throw ValidationError("--tokens must be in 1…\(DecoderStackConfig.maxTokens), got \(tokens)") }
-        guard (1...100_000).contains(maxRuns) else { throw ValidationError("--max-runs must be in 1…100000, got \(maxRuns)") }
-        guard let d = DType(rawValue: dtype), d.isFloat else { throw ValidationError("--dtype must be f32, f16 or bf16, got \(dtype)") }
-        guard WeightScheme(rawValue: weights) != nil else { throw ValidationError("--weights must be w4a8, int4 or bf16, got \(weights)") }
-        guard Int4Checkpoint(rawValue: int4Format) != nil else { throw ValidationError("--int4-format must be auto, gptq-v2 or awq, got \(int4Format)") }
+        guard (2...Self.maxGroupSize).contains(groupSize), groupSize % 2 == 0 else {
+            throw ValidationError("--group-size must be even and in 2…\(Self.maxGroupSize), got \(groupSize)")
+        }
+        guard (1...Self.maxBisectRuns).contains(maxRuns) else { throw ValidationError("--max-runs must be in 1…\(Self.maxBisectRuns), got \(maxRuns)") }
+        guard let d = DType(rawValue: dtype), d.isFloat else { throw ValidationError("--dtype must be f32, f16 or bf16, got \(Quoted(dtype))") }
+        guard WeightScheme(rawValue: weights) != nil else { throw ValidationError("--weights must be w4a8, int4 or bf16, got \(Quoted(weights))") }
+        guard Int4Checkpoint(rawValue: int4Format) != nil else { throw ValidationError("--int4-format must be auto, gptq-v2 or awq, got \(Quoted(int4Format))") }
     }
 
     func run() throws {
-        let devs = try simulation.resolve(device.map { [$0] } ?? [], fallback: [])
-        guard devs.count == 1, let dev = devs.first else {
-            throw ValidationError("diff takes one device: give --device or one --profile (got \(devs.count))")
-        }
+        // Output files are checked before any work and written all-or-nothing at the end.
+        let files = try output.files([("--plot", plot)])
         var cfg = DecoderStackConfig(layers: layers, tokens: tokens, dtype: DType(rawValue: dtype) ?? .f32,
                                      weights: WeightScheme(rawValue: weights) ?? .w4a8, groupSize: groupSize, seed: seed)
         if let config { cfg.model = try MoEModelConfig.load(path: config) }
         try cfg.validate()
+        if listWeights {
+            print("# KEY  float shape  dtype; a KEY without .weight is a projection: KEY.weight (float), or INT4 as KEY.q + KEY.scales [+ KEY.zeros], KEY.q4_0, or GPTQ/AWQ tensors (docs/model-diff.md)")
+            for (key, desc) in try DecoderWeights.required(cfg) { print("\(key)  \(desc.shape)  \(desc.dtype)") }
+            return
+        }
+        let devs = try simulation.resolve(device, fallback: [])
+        guard devs.count == 1, let dev = devs.first else {
+            throw ValidationError("diff takes one device: give one --device or one --profile (got \(devs.count))")
+        }
         let w: DecoderWeights?
         if let path = weightsFrom {
             var isDir: ObjCBool = false
@@ -76,7 +94,10 @@ struct DiffCommand: ParsableCommand {
         let stack = try DecoderStack(config: cfg, weights: w)
         let report = try ModelDiff.run(stack, device: dev, bisect: bisect, maxBisectRuns: maxRuns)
         if json { print(String(decoding: try report.json(), as: UTF8.self)) } else { print(report.text(), terminator: "") }
-        if let plot { try writeFile(plot, Data(ModelDiffPlot.svg(report).utf8)) }
+        if let plot {
+            try files.stage(plot, Data(ModelDiffPlot.svg(report).utf8))
+            try files.commit()
+        }
         if !report.final.withinBudget { throw ExitCode(1) }
     }
 }

@@ -25,7 +25,7 @@ public struct PolychipCommand: ParsableCommand {
             let text = fullMessage(for: error)
             if code == .success {
                 if !text.isEmpty { print(text) }
-            } else {
+            } else if !text.isEmpty {  // `ExitCode(1)` (a failed check) has no message: no stray blank line
                 let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { Quoted.bounded($0, limit: 1000) }
                 eprint(lines.joined(separator: "\n"))
             }

@@ -73,6 +73,13 @@ public struct DecoderWeights: Sendable {
     }
 
     /// Every weight of the stack in first-use order.
+    /// The tensors a stack of `config` reads (`--weights-from`), each by key with its float
+    /// shape and dtype: INT4 weights are looked up as `KEY.q`/`.scales`[/`.zeros`], `KEY.q4_0`,
+    /// GPTQ/AWQ tensors, or a float `KEY.weight` quantized on load (``Int4Checkpoint``).
+    public static func required(_ config: DecoderStackConfig) throws -> [(key: String, desc: TensorDesc)] {
+        try plan(config).map { ($0.key, $0.desc) }
+    }
+
     static func plan(_ c: DecoderStackConfig) throws -> [Need] {
         var needs: [Need] = []
         var seen = Set<String>()
