@@ -78,7 +78,7 @@ struct Bisection {
                 if good(v) { result.culpritKernels.append(kind.name) }
             }
             if result.outcome.isEmpty {
-                result.outcome = "\(result.culprits.count) op\(result.culprits.count == 1 ? "" : "s") on the reference bring the final output within budget"
+                result.outcome = "\(result.culprits.count) op\(result.culprits.count == 1 ? "" : "s") on the reference bring\(result.culprits.count == 1 ? "s" : "") the final output within budget"
             }
         } catch is OutOfRuns {
             result.culprits = []

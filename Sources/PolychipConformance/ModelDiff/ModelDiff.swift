@@ -48,7 +48,7 @@ public enum ModelDiff {
                 d.local = l.weightNMSE
                 d.accumulated = a.weightNMSE
                 d.localWithinBudget = l.flips.allSatisfy { $0.cause == "near tie" } && (l.weightNMSE ?? 0) <= budget
-                if !a.flips.isEmpty { notes.append("\(a.flips.count) token(s) route differently") }
+                if !a.flips.isEmpty { notes.append("\(a.flips.count) token\(a.flips.count == 1 ? " routes" : "s route") differently") }
             case .topK:
                 let l = ChoiceAgreement.selection(refScores: refIns[0], gotScores: refIns[0], ref: refOuts[0], got: local[0], local: true,
                                                   inputOverBudget: false)
@@ -78,9 +78,9 @@ public enum ModelDiff {
                     } else {
                         if refOuts[j].bytes != local[j].bytes {
                             d.localWithinBudget = false
-                            notes.append("\(name) differs on the reference's inputs")
+                            notes.append("\(name): differs on the reference's inputs")
                         } else if refOuts[j].bytes != devOuts[j].bytes {
-                            notes.append("\(name) differs in the pipeline (routing differs)")
+                            notes.append("\(name): differs in the pipeline (routing differs)")
                         }
                     }
                 }

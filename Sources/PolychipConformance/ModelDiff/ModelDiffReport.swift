@@ -217,6 +217,10 @@ public struct ModelDiffReport: Sendable, Codable, Hashable {
         if !unsupported.isEmpty { out += "\nUnsupported on the device (the reference ran them): " + unsupported.joined(separator: "; ") + "\n" }
         out += String(format: "\nFinal output: NMSE %@ against a budget of %@: %@\n", e(final.nmse), e(final.budget),
                       final.withinBudget ? "within budget" : "OVER BUDGET")
+        // Without a bisection, the first op over its own budget is the first place to look.
+        if let first = ops.first(where: { !$0.localWithinBudget }) {
+            out += "First op over its own budget (on the reference's inputs): \(first.id) (\(first.kernel)), local \(e(first.local)) vs \(e(first.budget))\n"
+        }
         if let b = bisection {
             out += "\nBisection (\(b.runs) stack runs): \(b.outcome)\n"
             for c in b.culprits {
@@ -234,7 +238,7 @@ public struct ModelDiffReport: Sendable, Codable, Hashable {
         guard !flips.isEmpty else { return "" }
         var causes: [String: Int] = [:]
         for f in flips { causes[f.cause, default: 0] += 1 }
-        var s = "         \(side): \(flips.count) token\(flips.count == 1 ? "" : "s") differ (" + causes.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") + ")"
+        var s = "         \(side): \(flips.count) token\(flips.count == 1 ? " differs" : "s differ") (" + causes.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") + ")"
         if let f = flips.first {
             s += String(format: "; e.g. token %d: %@ → %@, gap %.2e vs %.2e", f.token, "\(f.referenceOnly)", "\(f.deviceOnly)", f.gap, f.allowance)
         }
