@@ -194,26 +194,15 @@ public struct ModelDiffReport: Sendable, Codable, Hashable {
             out += "\n"
         }
         out += "  (! local error over the op's budget; ^ accumulated error over the sum of budgets so far)\n"
-        if !routers.isEmpty {
-            out += "\nRouter agreement (same expert set; weight NMSE on agreeing tokens)\n"
-            out += "  layer  pipeline                            local (on the reference's logits)\n"
-            for r in routers {
-                let p = "\(Int((r.agreement * Double(r.tokens)).rounded()))/\(r.tokens) \(pct(r.agreement)) w \(e(r.weightNMSE))"
-                let l = "\(Int((r.localAgreement * Double(r.tokens)).rounded()))/\(r.tokens) \(pct(r.localAgreement)) w \(e(r.localWeightNMSE))"
-                out += "  L\(r.layer)".padding(toLength: 9, withPad: " ", startingAt: 0) + p.padding(toLength: 36, withPad: " ", startingAt: 0) + l + "\n"
-                out += flipLines(r.flips, "pipeline") + flipLines(r.localFlips, "local")
-            }
-        }
-        if !selections.isEmpty {
-            out += "\nDSA selection agreement (overlap of the top-k key sets; identical sets)\n"
-            out += "  layer  pipeline                            local (on the reference's scores)\n"
-            for s in selections {
-                let p = "\(pct(s.overlap)) overlap, \(pct(s.agreement)) identical"
-                let l = "\(pct(s.localOverlap)) overlap, \(pct(s.localAgreement)) identical"
-                out += "  L\(s.layer)".padding(toLength: 9, withPad: " ", startingAt: 0) + p.padding(toLength: 36, withPad: " ", startingAt: 0) + l + "\n"
-                out += flipLines(s.flips, "pipeline") + flipLines(s.localFlips, "local")
-            }
-        }
+        out += agreementSection("Router agreement (same expert set; weight NMSE on agreeing tokens)", "logits", routers.map { r in
+            ("\(Int((r.agreement * Double(r.tokens)).rounded()))/\(r.tokens) \(pct(r.agreement)) w \(e(r.weightNMSE))",
+             "\(Int((r.localAgreement * Double(r.tokens)).rounded()))/\(r.tokens) \(pct(r.localAgreement)) w \(e(r.localWeightNMSE))",
+             r.layer, r.flips, r.localFlips)
+        })
+        out += agreementSection("DSA selection agreement (overlap of the top-k key sets; identical sets)", "scores", selections.map { s in
+            ("\(pct(s.overlap)) overlap, \(pct(s.agreement)) identical", "\(pct(s.localOverlap)) overlap, \(pct(s.localAgreement)) identical",
+             s.layer, s.flips, s.localFlips)
+        })
         if !unsupported.isEmpty { out += "\nUnsupported on the device (the reference ran them): " + unsupported.joined(separator: "; ") + "\n" }
         out += String(format: "\nFinal output: NMSE %@ against a budget of %@: %@\n", e(final.nmse), e(final.budget),
                       final.withinBudget ? "within budget" : "OVER BUDGET")
@@ -230,6 +219,18 @@ public struct ModelDiffReport: Sendable, Codable, Hashable {
             for k in b.culpritKernels {
                 out += "  culprit kernel \(k): every \(k) on the reference gives final NMSE \(e(b.nmseWithKernels[k]))\n"
             }
+        }
+        return out
+    }
+
+    /// One agreement table: per layer the pipeline and local summaries, then their flips.
+    private func agreementSection(_ title: String, _ localInput: String,
+                                  _ rows: [(pipeline: String, local: String, layer: Int, flips: [ChoiceFlip], localFlips: [ChoiceFlip])]) -> String {
+        guard !rows.isEmpty else { return "" }
+        var out = "\n\(title)\n  layer  pipeline                            local (on the reference's \(localInput))\n"
+        for r in rows {
+            out += "  L\(r.layer)".padding(toLength: 9, withPad: " ", startingAt: 0) + r.pipeline.padding(toLength: 36, withPad: " ", startingAt: 0) + r.local + "\n"
+            out += flipLines(r.flips, "pipeline") + flipLines(r.localFlips, "local")
         }
         return out
     }
