@@ -39,6 +39,9 @@ public struct DecoderStackConfig: Sendable, Hashable {
     public static let maxTokens = 4096
     /// Most layers.
     public static let maxLayers = 256
+    /// Most bytes of activations one run keeps (every value is kept for the per-op
+    /// comparison): 4 GiB, a typed `resourceExhausted` beyond.
+    public static let maxActivationBytes = 1 << 32
 
     /// Checks the configuration; throws `invalidArgument` naming the field.
     public func validate() throws {
@@ -222,11 +225,26 @@ public struct DecoderStack: Sendable {
     /// which returns the call's outputs (in the op's order, with the validated descriptors).
     public func run(_ execute: (StackCall, [HostTensor]) throws -> [HostTensor]) throws -> StackRun {
         var values: [String: HostTensor] = ["L0/x": input]
+        var bytes = input.bytes.count
+        func keep(_ name: String, _ v: HostTensor, after step: String) throws {
+            bytes += v.bytes.count
+            guard bytes <= DecoderStackConfig.maxActivationBytes else {
+                throw PolychipError.resourceExhausted(resource: "host memory",
+                    reason: "the stack's activations pass \(DecoderStackConfig.maxActivationBytes) bytes at \(step); reduce the layers or tokens")
+            }
+            values[name] = v
+        }
         var layer = 0
         for item in items {
             let l: Int
             switch item { case .call(let c): l = c.layer; case .glue(let gl, _): l = gl }
             if l != layer {
+                // Layers are alike: after the first, its size times the layers says whether the run fits.
+                if layer == 0, bytes.multipliedReportingOverflow(by: config.layers).partialValue > DecoderStackConfig.maxActivationBytes
+                    || bytes.multipliedReportingOverflow(by: config.layers).overflow {
+                    throw PolychipError.resourceExhausted(resource: "host memory",
+                        reason: "\(config.layers) layers of \(bytes) bytes of activations each exceed \(DecoderStackConfig.maxActivationBytes) bytes; reduce the layers or tokens")
+                }
                 guard let y = values["L\(layer)/y"] else { throw PolychipError.invalidTensor(reason: "layer \(layer) produced no output") }
                 values["L\(l)/x"] = y
                 layer = l
@@ -234,7 +252,7 @@ public struct DecoderStack: Sendable {
             switch item {
             case .glue(let gl, let g):
                 let ins = try g.inputs.map { try value("L\(gl)/\($0)", in: values) }
-                for (name, v) in zip(g.outputs, try g.apply(ins)) { values["L\(gl)/\(name)"] = v }
+                for (name, v) in zip(g.outputs, try g.apply(ins)) { try keep("L\(gl)/\(name)", v, after: "layer \(gl) glue") }
             case .call(let c):
                 let ins = try c.args.map { try value($0, in: values) }
                 let expected = try c.op.validate(ins.map(\.desc))
@@ -242,7 +260,7 @@ public struct DecoderStack: Sendable {
                 guard outs.map(\.desc) == expected else {
                     throw PolychipError.invalidTensor(reason: "\(c.id): outputs \(outs.map(\.desc)), expected \(expected)")
                 }
-                for (name, v) in zip(c.results, outs) { values[name] = v }
+                for (name, v) in zip(c.results, outs) { try keep(name, v, after: c.id) }
             }
         }
         guard let out = values["L\(config.layers - 1)/y"] else { throw PolychipError.invalidTensor(reason: "the stack produced no output") }

@@ -18,9 +18,11 @@ public protocol WeightSource: Sendable {
 public struct SafeTensorsWeights: WeightSource {
     /// The file's tensors.
     public let contents: SafeTensorsFile.Contents
+    /// The file's path.
     public let origin: String
     /// Reads `path`.
     public init(path: String) throws { contents = try SafeTensorsFile.read(path: path); origin = path }
+    /// The tensor `name` of the file, converted to a host tensor.
     public func tensor(_ name: String) throws -> HostTensor? {
         contents.tensors[name] == nil ? nil : try contents.tensor(name, path: origin)
     }
@@ -28,9 +30,11 @@ public struct SafeTensorsWeights: WeightSource {
 
 /// Weights as `NAME.npy` files in a directory.
 public struct NumPyDirectoryWeights: WeightSource {
+    /// The directory.
     public let origin: String
     /// Reads from `directory`.
     public init(directory: String) { origin = directory }
+    /// `DIRECTORY/NAME.npy`, if the file exists.
     public func tensor(_ name: String) throws -> HostTensor? {
         let path = URL(fileURLWithPath: origin).appendingPathComponent(name + ".npy").path
         return FileManager.default.fileExists(atPath: path) ? try NumPyFile.read(path: path) : nil

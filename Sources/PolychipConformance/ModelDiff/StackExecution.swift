@@ -13,14 +13,18 @@ final class StackExecution {
     let device: any Device
     let queue: Queue
     private var deviceWeights: [String: Tensor] = [:]
-    private var referenceMemo: [Int: [Memo]] = [:]
-    private var deviceMemo: [Int: [Memo]] = [:]
+    private var memos: [Side: [Int: [Memo]]] = [:]
     /// Calls the device could not run, with its reason (the reference ran them instead).
     private(set) var unsupported: [Int: String] = [:]
     /// Kernel calls actually executed (memo misses), per side.
     private(set) var deviceCalls = 0, referenceCalls = 0
 
+    private enum Side { case reference, device }
     private struct Memo { var inputs: [HostTensor]; var outputs: [HostTensor] }
+    /// Bytes the memos hold; past ``maxMemoBytes`` they are dropped (calls are recomputed).
+    private var memoBytes = 0
+    /// The memos' bound: 4 GiB.
+    static let maxMemoBytes = 1 << 32
 
     init(stack: DecoderStack, device: any Device) {
         self.stack = stack
@@ -30,7 +34,7 @@ final class StackExecution {
 
     /// The reference's outputs of `call` on `inputs`.
     func reference(_ call: StackCall, _ inputs: [HostTensor]) throws -> [HostTensor] {
-        try memoized(call, inputs, &referenceMemo) {
+        try memoized(call, inputs, .reference) {
             referenceCalls += 1
             return try Reference.evaluate(call.op, inputs)
         }
@@ -41,7 +45,7 @@ final class StackExecution {
     func onDevice(_ call: StackCall, _ inputs: [HostTensor]) throws -> [HostTensor] {
         if unsupported[call.index] != nil { return try reference(call, inputs) }
         do {
-            return try memoized(call, inputs, &deviceMemo) {
+            return try memoized(call, inputs, .device) {
                 deviceCalls += 1
                 let ins = try zip(call.args, inputs).map { arg, value -> Tensor in
                     guard arg.hasPrefix("@") else { return try device.tensor(value) }
@@ -71,13 +75,20 @@ final class StackExecution {
         try stack.run { call, ins in try reference(call, ins) }
     }
 
-    private func memoized(_ call: StackCall, _ inputs: [HostTensor], _ memo: inout [Int: [Memo]],
+    private func memoized(_ call: StackCall, _ inputs: [HostTensor], _ side: Side,
                           _ compute: () throws -> [HostTensor]) throws -> [HostTensor] {
         // Weights never change between runs; only activations key the memo.
         let key = zip(call.args, inputs).filter { !$0.0.hasPrefix("@") }.map(\.1)
-        if let hit = memo[call.index]?.first(where: { $0.inputs == key }) { return hit.outputs }
+        if let hit = memos[side]?[call.index]?.first(where: { $0.inputs == key }) { return hit.outputs }
         let out = try compute()
-        memo[call.index, default: []].append(Memo(inputs: key, outputs: out))
+        let size = (key + out).reduce(0) { $0 + $1.bytes.count }
+        if memoBytes + size > Self.maxMemoBytes {
+            // Bounded memory over speed: forget every memo (both sides) and start again.
+            memos.removeAll(); memoBytes = 0
+            if size > Self.maxMemoBytes { return out }
+        }
+        memoBytes += size
+        memos[side, default: [:]][call.index, default: []].append(Memo(inputs: key, outputs: out))
         return out
     }
 }
