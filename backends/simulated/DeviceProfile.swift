@@ -534,12 +534,17 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         /// Per-dtype policy applied when a unit has no peak rate for the dtype (keys are dtype
         /// names). A dtype with no entry is rejected.
         public var missingDtypePolicy: [String: DtypePolicy]
+        /// Per-kernel numerics where a kernel departs from its family's accumulator (keys are
+        /// kernel names: `moe-router`, `moe-combine`, `lightning-indexer`, …); KernelNumerics.swift.
+        public var kernels: [String: KernelNumerics]?
 
         /// Creates the numerics section.
-        public init(storageDtypes: Sourced<[ProfileDType]>, accumulator: Accumulators, missingDtypePolicy: [String: DtypePolicy]) {
+        public init(storageDtypes: Sourced<[ProfileDType]>, accumulator: Accumulators, missingDtypePolicy: [String: DtypePolicy],
+                    kernels: [String: KernelNumerics]? = nil) {
             self.storageDtypes = storageDtypes
             self.accumulator = accumulator
             self.missingDtypePolicy = missingDtypePolicy
+            self.kernels = kernels
         }
 
         /// The policy for `dtype`, if the profile has one.
@@ -698,15 +703,18 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         public var memoryError: FaultTrigger?
         /// Lost devices.
         public var deviceLost: FaultTrigger?
+        /// Silent data corruption: one kernel's outputs off by a relative error (KernelNumerics.swift).
+        public var outputPerturbation: OutputPerturbation?
 
         /// Creates a fault section.
         public init(seed: Int? = nil, kernelLaunchFailure: FaultTrigger? = nil, linkDown: FaultTrigger? = nil,
-                    memoryError: FaultTrigger? = nil, deviceLost: FaultTrigger? = nil) {
+                    memoryError: FaultTrigger? = nil, deviceLost: FaultTrigger? = nil, outputPerturbation: OutputPerturbation? = nil) {
             self.seed = seed
             self.kernelLaunchFailure = kernelLaunchFailure
             self.linkDown = linkDown
             self.memoryError = memoryError
             self.deviceLost = deviceLost
+            self.outputPerturbation = outputPerturbation
         }
 
         /// Decodes the fault section; `seed` must be a whole number.
@@ -717,6 +725,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
             linkDown = try c.decodeIfPresent(FaultTrigger.self, forKey: .linkDown)
             memoryError = try c.decodeIfPresent(FaultTrigger.self, forKey: .memoryError)
             deviceLost = try c.decodeIfPresent(FaultTrigger.self, forKey: .deviceLost)
+            outputPerturbation = try c.decodeIfPresent(OutputPerturbation.self, forKey: .outputPerturbation)
         }
 
         /// The trigger configured for `kind`, if any.
@@ -1588,6 +1597,7 @@ extension DeviceProfile {
         }
 
         try validateTuningAndStatus(v)
+        try validateKernelNumerics(v)
 
         for key in (kernelEfficiency ?? [:]).keys.sorted() {
             let p = "kernelEfficiency.\(key)"
