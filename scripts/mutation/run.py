@@ -177,7 +177,7 @@ def main():
                "conformScore": by_conform / max(1, len(valid)), "conformOrTestsScore": by_either / max(1, len(valid)),
                "conformReachable": len(reachable), "conformScoreReachable": by_conform_reachable / max(1, len(reachable)),
                "benchChangedOutput": len(benched), "benchCaught": bench_caught,
-               "commit": subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT).decode().strip()}
+               "commit": subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=scratch).decode().strip()}
     print(json.dumps(summary, indent=1))
     if args.json:
         with open(args.json, "w") as f:
