@@ -267,11 +267,3 @@ public struct DecoderStack: Sendable {
         return StackRun(values: values, output: out)
     }
 }
-
-extension SplitMix64 {
-    /// A standard normal sample (Box–Muller).
-    mutating func normal() -> Float {
-        let u1 = max(uniform(), 1e-300), u2 = uniform()
-        return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
-    }
-}

@@ -116,7 +116,7 @@ public struct DecoderWeights: Sendable {
     public static func seeded(_ c: DecoderStackConfig) throws -> DecoderWeights {
         var w = DecoderWeights(tensors: [:], int4: [:])
         for need in try plan(c) {
-            var rng = SplitMix64(seed: c.seed ^ fnv1a(need.key))
+            var rng = SplitMix64(seed: c.seed ^ fnv1a(need.key.utf8))
             func normal(_ count: Int, _ sd: Float) -> [Float] { (0..<count).map { _ in rng.normal() * sd } }
             switch need.role {
             case .norm:
@@ -126,7 +126,7 @@ public struct DecoderWeights: Sendable {
             case .absorbQ, .absorbV:
                 // Both come from one kv_b_proj matrix [heads·(nope + v), kv_lora].
                 let base = need.key.replacingOccurrences(of: need.role == .absorbQ ? "attn.absorb_q.weight" : "attn.absorb_v.weight", with: "attn.kv_b_proj")
-                var r = SplitMix64(seed: c.seed ^ fnv1a(base))
+                var r = SplitMix64(seed: c.seed ^ fnv1a(base.utf8))
                 let m = c.model, rows = m.heads * (m.qkNopeHeadDim + m.vHeadDim)
                 let sd = 1 / Float(m.kvLoraRank).squareRoot()
                 let kvb = try HostTensor([rows, m.kvLoraRank], c.dtype, floats: (0..<(rows * m.kvLoraRank)).map { _ in r.normal() * sd })
@@ -299,11 +299,4 @@ public struct DecoderWeights: Sendable {
         }
         return try HostTensor(role == .absorbQ ? [hh, nope, r] : [hh, r, v], kvb.desc.dtype, floats: out)
     }
-}
-
-/// FNV-1a of a string (per-tensor seeds).
-func fnv1a(_ s: String) -> UInt64 {
-    var h: UInt64 = 0xCBF2_9CE4_8422_2325
-    for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-    return h
 }

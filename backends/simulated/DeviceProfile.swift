@@ -13,6 +13,7 @@
 // path and what was expected.
 
 import Foundation
+import PolychipCore
 
 // MARK: - Enumerations used by the schema
 
@@ -759,8 +760,8 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
             case .deviceLost: kindSalt = 0x6465_766C_7374_0004
             }
             var x = UInt64(bitPattern: Int64(seed ?? 0)) ^ kindSalt
-            x = profileSplitMix64(x &+ UInt64(bitPattern: Int64(device)) &* 0x9E37_79B9_7F4A_7C15)
-            x = profileSplitMix64(x ^ UInt64(bitPattern: Int64(event)))
+            x = SplitMix64.mix(x &+ UInt64(bitPattern: Int64(device)) &* 0x9E37_79B9_7F4A_7C15)
+            x = SplitMix64.mix(x ^ UInt64(bitPattern: Int64(event)))
             let u = Double(x >> 11) * 0x1.0p-53
             return u < p
         }
@@ -817,13 +818,4 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
             }
         }
     }
-}
-
-/// SplitMix64 finalizer (Steele, Lea, Flood 2014): a fixed bijective mix of 64 bits.
-@inline(__always)
-func profileSplitMix64(_ v: UInt64) -> UInt64 {
-    var z = v &+ 0x9E37_79B9_7F4A_7C15
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
 }
