@@ -83,7 +83,7 @@ let package = Package(
         // simulator (GLM-5 and DeepSeek-V3-style configs on device profiles).
         // backends/profiles/published/*.json (published measurements for `simulate --validate`)
         // are embedded by the EmbedFiles plugin.
-        .target(name: "PolychipModels", dependencies: ["PolychipCore", "PolychipSimulated"],
+        .target(name: "PolychipModels", dependencies: ["PolychipCore", "PolychipReference", "PolychipSimulated"],
                 path: "Sources/PolychipModels", plugins: ["EmbedFiles"]),
 
         // The MPI communicator: process-per-rank collectives on device tensors (host-staged).
@@ -97,7 +97,7 @@ let package = Package(
 
         // The CLI: commands in a library so tests can drive them in-process.
         .target(name: "PolychipCLI", dependencies: [
-            "Polychip", "PolychipConformance", "PolychipBench", "PolychipModels", "PolychipMPI", "COpenCL",
+            "Polychip", "PolychipConformance", "PolychipBench", "PolychipModels", "PolychipMPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/PolychipCLI"),
         .executableTarget(name: "polychip", dependencies: ["PolychipCLI"], path: "Sources/polychip"),

@@ -82,6 +82,10 @@ public enum AdversarialCases {
                     out.append(CaseSpec(op, ["N": 5, "K": k], note: "K%64=\(k % 64)"))
                 }
             }
+        case .rmsNorm:
+            for d in [64, 203] {
+                out.append(CaseSpec(.rmsNorm(eps: 1e-5), ["R": 4, "D": d], pattern: .smallRows, note: "mean square near eps"))
+            }
         case .add, .scale:
             // Correct rounding: ties and near-ties of the dtype, compared bit for bit.
             for (op, d) in [(Op.add, 203), (.scale(alpha: 1.5), 203), (.scale(alpha: 0.75), 37)] where op.kind == kind {
@@ -92,6 +96,12 @@ public enum AdversarialCases {
             out.append(CaseSpec(.topK(k: 16), ["T": 2, "S": 64, "k": 16], pattern: .allEqual, note: "all equal"))
             out.append(CaseSpec(.topK(k: 40), ["T": 3, "S": 40, "k": 40], pattern: .ties, note: "k = S"))
             out.append(CaseSpec(.topK(k: 45), ["T": 3, "S": 40, "k": 45], note: "k > S: −1 padding"))
+            out.append(CaseSpec(.topK(k: 12), ["T": 3, "S": 50, "k": 12], pattern: .signedZeros, note: "+0 and −0 tie"))
+            // The same past the device's sort size (the radix-select path).
+            let sortMax = tiling.boundaries(.topK).first { $0.dim == "S" && $0.role == .threshold }?.size ?? 0
+            if sortMax > 0 && sortMax < 5000 {
+                out.append(CaseSpec(.topK(k: 12), ["T": 2, "S": sortMax + 9, "k": 12], pattern: .signedZeros, note: "+0 and −0 tie past the sort size"))
+            }
         case .moeRouter:
             let configs: [(Int, Int, RouterParams)] = [
                 (6, 16, RouterParams(scoring: .sigmoid, topK: 4, nGroup: 4, topkGroup: 2, renormalize: true, routedScale: 2.5, hasBias: true)),

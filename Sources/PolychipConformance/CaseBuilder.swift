@@ -24,6 +24,13 @@ public enum InputPattern: String, Sendable, Hashable, Codable {
     /// reference's bits; the case is compared bit for bit (truncating or ties-away
     /// conversions pass any NMSE threshold, not this).
     case roundingTies
+    /// Top-k: rows of +0 and −0 (with a few values either side) across the k cut: the two
+    /// zeros are equal, so the lower index must win whatever the sign (an order on raw
+    /// bits puts −0 below +0).
+    case signedZeros
+    /// RMSNorm: rows whose mean square is comparable to eps, so where eps enters the formula
+    /// (under the square root, not after it) changes the result.
+    case smallRows
 }
 
 /// One conformance case before its inputs exist: the call (with all its parameters), its
@@ -325,6 +332,8 @@ public enum CaseBuilder {
         }
         switch (s.op, s.pattern) {
         case (.attention, .risingLogits), (.attention, .fallingLogits): shapeLogits(&out, s.pattern)
+        case (.rmsNorm, .smallRows):
+            out[0] = try HostTensor(descs[0].shape, descs[0].dtype, floats: out[0].floats.map { $0 * 3e-3 })
         case (.add, .roundingTies), (.scale, .roundingTies):
             out = try roundingTieInputs(s.op, descs, &r)
         case (.moeRouter(let p), .ties):
@@ -388,6 +397,16 @@ public enum CaseBuilder {
         let (t, sn) = (desc.shape[0], desc.shape[1])
         guard case .topK(let k) = s.op else { return try HostTensor(desc.shape, .f32, floats: r.floats(t * sn)) }
         if s.pattern == .allEqual { return try HostTensor([t, sn], .f32, floats: [Float](repeating: 0.5, count: t * sn)) }
+        if s.pattern == .signedZeros {
+            // About k/2 positive values, then zeros of random sign past the cut, a few negatives.
+            let vals = (0..<(t * sn)).map { i -> Float in
+                let j = i % sn
+                if j % 7 == 3 && j < 2 * k { return Float(j + 1) / 8 }
+                if j % 11 == 5 { return -Float(j + 1) / 8 }
+                return r.int(0..<2) == 0 ? 0 : -0.0
+            }
+            return try HostTensor([t, sn], .f32, floats: vals)
+        }
         var vals = r.floats(t * sn)
         if s.pattern == .ties { vals = vals.map { ($0 * 4).rounded() / 4 + 0.01 } }
         for i in vals.indices where r.int(0..<7) == 0 { vals[i] = -.infinity }

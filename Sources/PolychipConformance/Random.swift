@@ -1,17 +1,14 @@
 import PolychipCore
 
-/// A small seeded generator (SplitMix64): the same seed gives the same case on every host.
+/// The conformance inputs' generator: core's ``SplitMix64`` with the draws cases need; the
+/// same seed gives the same case on every host.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    private var base: SplitMix64
     /// Creates a generator from a seed.
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public init(seed: UInt64) { base = SplitMix64(seed: seed) }
+    /// The next 64 random bits (core's ``SplitMix64``).
+    @inline(__always)
+    public mutating func next() -> UInt64 { base.next() }
 
     /// Uniform in ±[lo, hi]: never zero, random sign (conformance inputs are never zeros).
     /// One draw: the top 24 bits give the magnitude in 2⁻²⁴ steps, bit 0 the sign (no
@@ -41,13 +38,5 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 func caseSeed(_ base: UInt64, _ parts: String...) -> UInt64 {
     var h = fnv1a([], start: 0xCBF2_9CE4_8422_2325 ^ base)
     for p in parts { h = fnv1a(p.utf8, start: h) }
-    return h
-}
-
-/// FNV-1a (64-bit) of `bytes`, continuing from `start`: a fast, stable fingerprint (not a
-/// cryptographic hash).
-public func fnv1a(_ bytes: some Sequence<UInt8>, start: UInt64 = 0xCBF2_9CE4_8422_2325) -> UInt64 {
-    var h = start
-    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
     return h
 }
