@@ -151,12 +151,11 @@ extension BundleCase {
     }
 }
 
-/// FNV-1a, 64 bits: an integrity check on bundle inputs (not a cryptographic hash).
+/// FNV-1a, 64 bits, as 16 hex digits: an integrity check on bundle inputs (not a
+/// cryptographic hash).
 enum FNV1a64 {
     static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
-        let s = String(h, radix: 16)
+        let s = String(fnv1a(bytes), radix: 16)
         return String(repeating: "0", count: 16 - s.count) + s
     }
 }
