@@ -16,6 +16,9 @@ let package = Package(
         .executable(name: "polychip", targets: ["polychip"]),
         // For the libFuzzer package in Fuzz/ and the crasher-replay tests; not an API.
         .library(name: "PolychipFuzzTargets", targets: ["PolychipFuzzTargets"]),
+        // The oneDNN backend plugin (docs/plugins.md): `polychip --plugin onednn` finds it next to
+        // the executable once `swift build --product PolychipOneDNN` has built it.
+        .library(name: "PolychipOneDNN", type: .dynamic, targets: ["PolychipOneDNNPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,6 +33,10 @@ let package = Package(
                        providers: [.apt(["ocl-icd-opencl-dev"])]),
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi",
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]),
+
+        // The backend plugin ABI: a C header any vendor library implements.
+        // layout.c pins the version-1 field offsets at compile time.
+        .target(name: "CPolychipPluginABI", path: "backends/plugin/abi"),
 
         // Core: device protocols, tensors, dtypes, the kernel catalog. No backend code.
         .target(name: "PolychipCore", path: "Sources/PolychipCore"),
@@ -59,9 +66,17 @@ let package = Package(
         .plugin(name: "EmbedFiles", capability: .buildTool(), dependencies: ["PolychipEmbed"],
                 path: "Plugins/EmbedFiles"),
 
+        // Out-of-tree backends: plugins loaded with dlopen through the C ABI of
+        // backends/plugin/abi/include/polychip_backend.h; their devices are NAME:INDEX.
+        .target(name: "PolychipPlugin", dependencies: ["PolychipCore", "CPolychipPluginABI"], path: "backends/plugin/host"),
+        // A real plugin: oneDNN's primitives behind the ABI, built as its own shared library.
+        // Needs Debian's libdnnl-dev (oneDNN 2.x: <oneapi/dnnl/dnnl.h>, libdnnl.so).
+        .target(name: "PolychipOneDNNPlugin", dependencies: ["CPolychipPluginABI"], path: "backends/plugin/onednn",
+                linkerSettings: [.linkedLibrary("dnnl")]),
+
         // The umbrella module users import: core re-exported plus every backend registered.
         .target(name: "Polychip", dependencies: ["PolychipCore", "PolychipReference", "PolychipCPU", "PolychipOpenCL",
-                                                 "PolychipSimulated"],
+                                                 "PolychipSimulated", "PolychipPlugin"],
                 path: "Sources/Polychip"),
 
         // Model-level scenarios: the expert-parallel MoE layer on a mesh and the model-scale
@@ -114,6 +129,11 @@ let package = Package(
         .testTarget(name: "PolychipMPITests", dependencies: ["PolychipMPI", "PolychipBench", "Polychip", "PolychipReference", "polychip",
                                                            "PolychipTestSupport"],
                     path: "Tests/PolychipMPITests"),
+        // Plugins: the oneDNN plugin and a misbehaving test plugin (built by the tests with cc),
+        // crash isolation, case bundles and the JAX runner.
+        .testTarget(name: "PolychipPluginTests", dependencies: ["PolychipPlugin", "PolychipConformance", "PolychipCLI", "Polychip",
+                                                              "polychip", "PolychipTestSupport"],
+                    path: "Tests/PolychipPluginTests", exclude: ["Fixtures"]),
         .testTarget(name: "PolychipCLITests", dependencies: ["PolychipCLI", "Polychip", "polychip", "PolychipTestSupport"],
                     path: "Tests/PolychipCLITests"),
     ],

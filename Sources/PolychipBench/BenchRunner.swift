@@ -60,7 +60,7 @@ public enum BenchRunner {
     /// for devices that model time. Every kernel call is recorded on `queue` (a fresh one when
     /// `nil`; pass one per device to collect a trace of the whole run); it must be on `device`.
     public static func run(_ w: Workload, on device: any Device, options: BenchOptions, queue: Queue? = nil) throws -> BenchResult {
-        let support = device.supports(w.kind, dtype: w.dtype)
+        let support = device.support(for: w.op, inputs: w.inputs)
         if case .unsupported(let why) = support {
             throw PolychipError.unsupported(kernel: w.kind.name, device: device.id, reason: why)
         }

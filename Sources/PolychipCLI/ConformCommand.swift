@@ -49,6 +49,10 @@ struct ConformCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print one line per case on stderr.")
     var verbose = false
 
+    @OptionGroup(title: "Crash isolation") var isolation: IsolationFlags
+
+    @OptionGroup(title: "Case bundles") var bundles: BundleFlags
+
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
     @OptionGroup(title: "Process meshes (MPI)") var mesh: MeshOptions
@@ -82,15 +86,14 @@ struct ConformCommand: ParsableCommand {
             guard let d = DType(rawValue: s), d.isFloat else { throw ValidationError("unknown dtype \(Quoted(s)); use f32, f16 or bf16") }
             return d
         }
-        let devs = try simulation.resolve(devices, fallback: ["reference"])
         let options = ConformanceOptions(kernels: kinds, dtypes: dts.isEmpty ? nil : dts, seed: seed, level: level)
+        if let grade = bundles.grade { return try gradeBundle(grade, files: files) }
+        let devs = try simulation.resolve(devices, fallback: ["reference"])
+        if let export = bundles.export { return try exportBundle(export, options: options, devices: devs) }
         var results: [CaseResult] = []
         for d in devs where !epOnly {
             eprint("conform: \(d.id) (\(d.info.name)), level \(level)")
-            let verbose = self.verbose
-            results += ConformanceRunner.run(on: d, options: options, expected: ExpectedFailures(Polychip.expectedFailures(for: d))) { line in
-                if verbose { eprint("  " + line) }
-            }
+            results += try isolation.run(on: d, options: options, simulation: simulation, verbose: verbose)
         }
         if !expertParallel.isEmpty {
             let prepared = try ExpertParallelConformance.prepare(dtypes: dts.isEmpty ? DType.floats : dts, seed: seed)
@@ -123,7 +126,12 @@ struct ConformCommand: ParsableCommand {
                 }
             }
         }
-        let report = ConformanceReport(results: results)
+        try writeReports(ConformanceReport(results: results), files: files)
+    }
+
+    /// The console matrix, then the files asked for (all or nothing); exit status 1 when
+    /// anything failed.
+    func writeReports(_ report: ConformanceReport, files: OutputFiles) throws {
         print(report.consoleMatrix())
         if let json { try files.stage(json, try report.json()) }
         if let junit { try files.stage(junit, Data(report.junitXML().utf8)) }

@@ -13,6 +13,8 @@ struct DevicesCommand: ParsableCommand {
     @Flag(help: "Also print each device's block sizes and path thresholds per kernel: what `conform` derives its boundary shapes from (always in --json).")
     var tiling = false
 
+    @OptionGroup(title: "Plugins") var plugins: PluginOptions
+
     struct BackendEntry: Codable {
         var name: String
         var status: String
@@ -34,7 +36,7 @@ struct DevicesCommand: ParsableCommand {
 
     func run() throws {
         var entries: [BackendEntry] = []
-        for b in Polychip.registry.backends {
+        for b in try plugins.registry(simulationSettings: []).backends {
             do {
                 let devs = try b.devices().map { d in
                     DeviceEntry(id: d.id, info: d.info, support: Dictionary(uniqueKeysWithValues: OpKind.allCases.compactMap { k in

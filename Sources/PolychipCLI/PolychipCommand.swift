@@ -8,7 +8,7 @@ public struct PolychipCommand: ParsableCommand {
         commandName: "polychip",
         abstract: "Heterogeneous accelerator kernels: list devices, check conformance, run and benchmark kernels.",
         subcommands: [DevicesCommand.self, ConformCommand.self, RunCommand.self, BenchCommand.self, CalibrateCommand.self, ConvertCommand.self,
-                      SimulateCommand.self, DiffCommand.self])
+                      SimulateCommand.self, DiffCommand.self, ConformWorkerCommand.self])
 
     public init() {}
 

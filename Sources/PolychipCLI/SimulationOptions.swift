@@ -25,9 +25,12 @@ struct SimulationOptions: ParsableArguments {
         }
     }
 
-    /// The registry the command resolves devices with: ``Polychip/registry`` with the settings.
+    @OptionGroup(title: "Plugins") var plugins: PluginOptions
+
+    /// The registry the command resolves devices with: ``Polychip/registry`` with the settings
+    /// and the plugins.
     var registry: BackendRegistry {
-        settings.isEmpty ? Polychip.registry : Polychip.registry(simulationSettings: settings)
+        get throws { try plugins.registry(simulationSettings: settings) }
     }
 
     /// `sim:FILE` selectors for the `--profile` files (absolute paths, so a bare file name is

@@ -13,6 +13,12 @@ public enum InputPattern: String, Sendable, Hashable, Codable {
     case ties
     /// Top-k: every value of a row is equal (the tie rule alone decides).
     case allEqual
+    /// NaN, `+inf` and `−inf` written into one float input (``NonFiniteCases``): the seeded
+    /// inputs of the same spec with pattern `random`, poisoned, so no new shapes are compiled.
+    case nonFinite
+    /// Router: hand-made logit rows (a `+inf` logit, two, an all-`−inf` row, `−inf` entries);
+    /// `T` is 4 and `E` is 8.
+    case nonFiniteLogits
     /// `add` and `scale`: results exact in f32 that lie halfway between two neighbours of the
     /// dtype (and a quarter ulp either side), so only round-to-nearest-even gives the
     /// reference's bits; the case is compared bit for bit (truncating or ties-away
@@ -30,7 +36,7 @@ public enum InputPattern: String, Sendable, Hashable, Codable {
 /// One conformance case before its inputs exist: the call (with all its parameters), its
 /// dimensions by name and the input pattern. ``CaseBuilder`` turns it into a
 /// ``ConformanceCase``; the tiling-derived and adversarial cases are specs with other dims.
-public struct CaseSpec: Sendable, Hashable {
+public struct CaseSpec: Sendable, Hashable, Codable {
     /// The kernel and its parameters (shapes come from `dims`).
     public var op: Op
     /// Dimensions by name (`M`, `K`, `Lq`, …), as ``CaseBuilder/dimensionNames(_:)`` lists them.
@@ -49,6 +55,10 @@ public struct CaseSpec: Sendable, Hashable {
 
     /// The kernel.
     public var kind: OpKind { op.kind }
+
+    /// Float outputs are compared bit for bit with the reference (the rounding-tie cases),
+    /// not only by NMSE.
+    public var comparesExactly: Bool { pattern == .roundingTies }
 }
 
 /// Builds cases from specs: normalizes the dimensions to what the kernel accepts, makes
@@ -134,8 +144,17 @@ public enum CaseBuilder {
         return s
     }
 
-    /// The case's label: dimensions, parameters, pattern and note.
+    /// The case's label: dimensions, parameters, pattern and note. Non-finite cases are
+    /// `non-finite NAME: ` and the label of the same spec with random inputs.
     public static func label(_ s: CaseSpec) -> String {
+        switch s.pattern {
+        case .nonFinite:
+            let name = NonFiniteCases.target(s).map { s.op.inputNames[$0] } ?? "?"
+            return "non-finite \(name): " + label(randomVariant(s))
+        case .nonFiniteLogits:
+            return "non-finite logits: " + label(randomVariant(s))
+        default: break
+        }
         var parts = dimensionNames(s.kind).compactMap { n -> String? in
             guard let v = s.dims[n], !(optionalDims.contains(n) && v == 0) else { return nil }
             return "\(n)\(v)"
@@ -174,12 +193,26 @@ public enum CaseBuilder {
         var s = normalized(spec)
         if case .dequantizeInt4(let f, _) = s.op { s.op = .dequantizeInt4(f, output: dtype) }
         let label = label(s)
-        let caseSeed = caseSeed(seed, s.kind.name, dtype.rawValue, label)
+        let caseSeed = self.seed(s, dtype: dtype, base: seed)
         var r = SeededRandom(seed: caseSeed)
         var c = ConformanceCase(op: s.op, inputs: try inputs(s, dtype, &r), dtype: dtype, label: label, seed: caseSeed)
         c.offsetViews = s.offsetViews
-        c.exact = s.pattern == .roundingTies
+        c.exact = s.comparesExactly
         return c
+    }
+
+    /// The seed a (normalized) spec's inputs come from, derived from the run's `base` seed, the
+    /// kernel, the dtype and the label. A non-finite case poisons the inputs of its random
+    /// variant, so it takes that variant's seed.
+    public static func seed(_ s: CaseSpec, dtype: DType, base: UInt64) -> UInt64 {
+        caseSeed(base, s.kind.name, dtype.rawValue, label(s.pattern == .nonFinite ? randomVariant(s) : s))
+    }
+
+    /// The spec with pattern `random`.
+    static func randomVariant(_ s: CaseSpec) -> CaseSpec {
+        var r = s
+        r.pattern = .random
+        return r
     }
 
     /// The input descriptors of a (normalized) spec, in the op's input order: what a case
@@ -308,6 +341,11 @@ public enum CaseBuilder {
             tieRouterInputs(&logits, &bias, t: descs[0].shape[0], e: descs[0].shape[1], p)
             out[0] = try HostTensor(descs[0].shape, descs[0].dtype, floats: logits)
             if p.hasBias { out[1] = try HostTensor(descs[1].shape, .f32, floats: bias) }
+        case (.moeRouter(let p), .nonFiniteLogits):
+            out[0] = try HostTensor(descs[0].shape, descs[0].dtype, floats: NonFiniteCases.routerRows(t: descs[0].shape[0], e: descs[0].shape[1]))
+            if p.hasBias { out[1] = try HostTensor(descs[1].shape, .f32, floats: (1...descs[1].elementCount).map { Float($0) * 0.01 }) }
+        case (_, .nonFinite):
+            if let i = NonFiniteCases.target(s) { out[i] = try NonFiniteCases.poisoned(out[i]) }
         default: break
         }
         return out

@@ -62,10 +62,17 @@ public enum CaseGenerator {
     }
 
     /// Every case of `kind` in `dtype` at `level` for a device with `tiling`: the quick set,
-    /// then (standard and thorough) the boundary and adversarial cases, without duplicates.
+    /// then (standard and thorough) the boundary and adversarial cases, without duplicates,
+    /// then the non-finite cases (every level).
     /// `skipped` counts derived cases over the level's cost budget.
     public static func cases(_ kind: OpKind, dtype: DType, seed: UInt64, level: ConformanceLevel,
                              tiling: DeviceTiling, skipped: inout Int) throws -> [ConformanceCase] {
+        try specs(kind, dtype: dtype, level: level, tiling: tiling, skipped: &skipped).map { try CaseBuilder.make($0, dtype: dtype, seed: seed) }
+    }
+
+    /// The specs behind ``cases(_:dtype:seed:level:tiling:skipped:)``, before any input exists
+    /// (what a worker process or a case bundle is given): the one list of what the suite runs.
+    public static func specs(_ kind: OpKind, dtype: DType, level: ConformanceLevel, tiling: DeviceTiling, skipped: inout Int) -> [CaseSpec] {
         var specs = quickSpecs(kind)
         let quick = specs.count
         if level != .quick {
@@ -73,15 +80,15 @@ public enum CaseGenerator {
             specs += AdversarialCases.specs(kind, tiling: tiling, level: level, dtype: dtype)
         }
         var seen = Set<String>()
-        var out: [ConformanceCase] = []
+        var out: [CaseSpec] = []
         for (i, spec) in specs.enumerated() {
             let normalized = CaseBuilder.normalized(spec)
             let key = "\(normalized.op)|\(normalized.dims.sorted { $0.key < $1.key })|\(normalized.pattern)|\(normalized.offsetViews)"
             guard seen.insert(key).inserted else { continue }
             if i >= quick, referenceCost(normalized, dtype) > level.costBudget { skipped += 1; continue }
-            out.append(try CaseBuilder.make(spec, dtype: dtype, seed: seed))
+            out.append(spec)
         }
-        return out
+        return out + NonFiniteCases.specs(kind)
     }
 
     /// The reference's work for a spec, before any data exists: the catalog's FLOPs plus

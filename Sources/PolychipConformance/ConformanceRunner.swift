@@ -39,7 +39,6 @@ public enum ConformanceRunner {
                 var skipped = 0
                 do {
                     cases = try CaseGenerator.cases(kind, dtype: dt, seed: options.seed, level: options.level, tiling: tiling, skipped: &skipped)
-                        + NonFiniteCases.cases(kind, dtype: dt, seed: options.seed)
                 } catch {
                     results.append(CaseResult(kernel: kind.name, device: device.id, dtype: dt.rawValue, shape: "-", status: .fail,
                                               seed: options.seed, message: "case generation failed: \(error)"))
@@ -55,13 +54,15 @@ public enum ConformanceRunner {
                 }
             }
         }
-        if options.collectives && options.kernels == nil {
-            for r in CollectiveConformance.run(devices: [device], seed: options.seed) {
-                let dt = DType(rawValue: r.dtype) ?? .f32
-                results.append(classify(r, expected: expected.reason(r.kernel, dt)))
-            }
+        return results + collectiveResults(on: device, options: options, expected: expected)
+    }
+
+    /// The collectives' cases when `options` asks for them (every kernel, collectives on).
+    static func collectiveResults(on device: any Device, options: ConformanceOptions, expected: ExpectedFailures) -> [CaseResult] {
+        guard options.collectives && options.kernels == nil else { return [] }
+        return CollectiveConformance.run(devices: [device], seed: options.seed).map { r in
+            classify(r, expected: expected.reason(r.kernel, DType(rawValue: r.dtype) ?? .f32))
         }
-        return results
     }
 
     static func classify(_ r: CaseResult, expected reason: String?) -> CaseResult {
@@ -77,7 +78,7 @@ public enum ConformanceRunner {
     public static func runCase(_ c: ConformanceCase, on device: any Device) -> CaseResult {
         var result = CaseResult(kernel: c.op.kind.name, device: device.id, dtype: c.dtype.rawValue, shape: c.label,
                                 status: .fail, threshold: c.op.kind.tolerance(c.dtype), seed: c.seed)
-        let support = device.supports(c.op.kind, dtype: c.dtype)
+        let support = device.support(for: c.op, inputs: c.inputs.map(\.desc))
         result.support = support.description
         result.path = device.path(of: c.op, inputs: c.inputs.map(\.desc))
         if case .unsupported(let why) = support {

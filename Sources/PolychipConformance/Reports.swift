@@ -23,7 +23,7 @@ extension ConformanceReport {
                 out += "\n"
             }
         }
-        for r in results where r.status == .fail || r.status == .xpass {
+        for r in results where r.status.isFailure {
             out += "\n\(r.status.rawValue.uppercased()) \(r.kernel) \(r.dtype) [\(r.shape)] on \(r.device) seed \(r.seed): \(r.message ?? "")"
         }
         out += "\n\n" + summary + "\n"
@@ -32,12 +32,18 @@ extension ConformanceReport {
 
     /// `N passed, N failed, …` for the whole run.
     public var summary: String {
-        "\(count(.pass)) passed, \(count(.fail)) failed, \(count(.unsupported)) unsupported, \(count(.xfail)) expected failures, \(count(.xpass)) unexpected passes"
+        var s = "\(count(.pass)) passed, \(count(.fail)) failed, \(count(.unsupported)) unsupported, \(count(.xfail)) expected failures, \(count(.xpass)) unexpected passes"
+        // The isolation and bundle statuses appear only when they occur.
+        for st in [CaseStatus.crashed, .timeout, .missing, .invalid] where count(st) > 0 { s += ", \(count(st)) \(st.rawValue)" }
+        return s
     }
 
     static func cell(_ rs: [CaseResult]) -> String {
         if rs.isEmpty { return "-" }
         let n = rs.count
+        for (st, word) in [(CaseStatus.crashed, "CRASH"), (.timeout, "TIMEOUT"), (.invalid, "INVALID"), (.missing, "MISSING")] {
+            if rs.contains(where: { $0.status == st }) { return "\(word) \(rs.filter { $0.status == st }.count)/\(n)" }
+        }
         if rs.contains(where: { $0.status == .fail }) { return "FAIL \(rs.filter { $0.status == .fail }.count)/\(n)" }
         if rs.contains(where: { $0.status == .xpass }) { return "XPASS \(n)" }
         if rs.allSatisfy({ $0.status == .unsupported }) { return "unsupp" }
@@ -61,17 +67,23 @@ extension ConformanceReport {
                 .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
         }
         let devices = results.reduce(into: [String]()) { if !$0.contains($1.device) { $0.append($1.device) } }
-        var x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"polychip-conformance\" tests=\"\(results.count)\" failures=\"\(count(.fail) + count(.xpass))\">\n"
+        let allErrors = count(.crashed) + count(.timeout)
+        var x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"polychip-conformance\" tests=\"\(results.count)\" failures=\"\(count(.fail) + count(.xpass) + count(.missing) + count(.invalid))\" errors=\"\(allErrors)\">\n"
         for d in devices {
             let rs = results.filter { $0.device == d }
-            let fails = rs.filter { $0.status == .fail || $0.status == .xpass }.count
+            let errors = rs.filter { $0.status == .crashed || $0.status == .timeout }.count
+            let fails = rs.filter { $0.status.isFailure }.count - errors
             let skips = rs.filter { $0.status == .unsupported || $0.status == .xfail }.count
-            x += "  <testsuite name=\"\(esc(d))\" tests=\"\(rs.count)\" failures=\"\(fails)\" skipped=\"\(skips)\">\n"
+            x += "  <testsuite name=\"\(esc(d))\" tests=\"\(rs.count)\" failures=\"\(fails)\" errors=\"\(errors)\" skipped=\"\(skips)\">\n"
             for r in rs {
                 x += "    <testcase classname=\"\(esc(d)).\(esc(r.kernel))\" name=\"\(esc(r.dtype)) \(esc(r.shape))\">"
                 switch r.status {
                 case .pass: break
-                case .fail, .xpass: x += "<failure message=\"\(esc(r.message ?? r.status.rawValue))\"/>"
+                case .fail, .xpass, .missing, .invalid:
+                    x += "<failure type=\"\(r.status.rawValue)\" message=\"\(esc(r.message ?? r.status.rawValue))\"/>"
+                case .crashed, .timeout:
+                    // The process died or hung: a JUnit error, not a wrong answer.
+                    x += "<error type=\"\(r.status.rawValue)\" message=\"\(esc(r.message ?? r.status.rawValue))\"/>"
                 case .unsupported, .xfail: x += "<skipped message=\"" + esc(r.status.rawValue + ": " + (r.message ?? "")) + "\"/>"
                 }
                 x += "</testcase>\n"

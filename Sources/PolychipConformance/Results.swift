@@ -12,6 +12,23 @@ public enum CaseStatus: String, Sendable, Codable, CaseIterable {
     case xfail
     /// Passed although the manifest expects a failure: the manifest is stale.
     case xpass
+    /// The case killed its (isolated) process: a signal, or an exit in the middle of the case.
+    case crashed
+    /// The case ran past `--case-timeout` and its process was killed.
+    case timeout
+    /// Grading a case bundle: an output file the runner should have written is not there.
+    case missing
+    /// Grading a case bundle: an output (or input) file is unreadable, malformed, or of the wrong
+    /// shape or dtype.
+    case invalid
+
+    /// Whether the status makes a run fail (exit status non-zero).
+    public var isFailure: Bool {
+        switch self {
+        case .pass, .unsupported, .xfail: return false
+        case .fail, .xpass, .crashed, .timeout, .missing, .invalid: return true
+        }
+    }
 }
 
 /// One case's result, as written to JSON.
@@ -31,6 +48,8 @@ public struct CaseResult: Sendable, Codable {
     public var support: String?
     /// The code path the device took, in its words (``Device/path(of:inputs:)``).
     public var path: String?
+    /// For `crashed`: the signal that killed the process (nil when it exited).
+    public var signal: Int32?
 
     /// Creates a result.
     public init(kernel: String, device: String, dtype: String, shape: String, status: CaseStatus, nmse: Double? = nil,
@@ -59,8 +78,9 @@ public struct ConformanceReport: Sendable, Codable {
     /// Creates a report from case results.
     public init(results: [CaseResult]) { self.results = results }
 
-    /// Whether the run should exit non-zero: any fail or unexpected pass.
-    public var failed: Bool { results.contains { $0.status == .fail || $0.status == .xpass } }
+    /// Whether the run should exit non-zero: any fail, unexpected pass, crash, timeout, or
+    /// missing or invalid bundle output.
+    public var failed: Bool { results.contains { $0.status.isFailure } }
 
     /// Count per status.
     public func count(_ s: CaseStatus) -> Int { results.filter { $0.status == s }.count }

@@ -113,6 +113,10 @@ public protocol Device: AnyObject, Sendable {
     var info: DeviceInfo { get }
     /// Whether `kernel` can run with `dtype` as its primary (activation) dtype.
     func supports(_ kernel: OpKind, dtype: DType) -> Support
+    /// Whether this exact call (kernel, parameters, input shapes and dtypes) can run. The
+    /// default is ``supports(_:dtype:)`` for the call's primary dtype; a device whose support
+    /// depends on shapes or parameters (a plugin's vendor kernels) answers per call.
+    func support(for op: Op, inputs: [TensorDesc]) -> Support
     /// Allocates a device buffer of `byteCount` bytes; throws ``PolychipError/outOfMemory(device:requested:available:)``.
     func allocateBuffer(byteCount: Int) throws -> any DeviceBuffer
     /// Copies host bytes into a buffer at a byte offset.
@@ -134,6 +138,8 @@ public protocol Device: AnyObject, Sendable {
 }
 
 extension Device {
+    /// The default: ``supports(_:dtype:)`` for the call's primary dtype.
+    public func support(for op: Op, inputs: [TensorDesc]) -> Support { supports(op.kind, dtype: op.primaryDType(inputs)) }
     public var supportsDryRun: Bool { false }
     public func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown? { nil }
     public var tiling: DeviceTiling { .none }

@@ -96,7 +96,7 @@ public final class Queue: Sendable {
         for (i, (o, e)) in zip(outputs, expected).enumerated() where o.desc != e {
             throw PolychipError.shapeMismatch(kernel: name, argument: op.outputNames[i], expected: e.description, got: o.desc.description)
         }
-        let support = device.supports(op.kind, dtype: op.primaryDType(inputs.map(\.desc)))
+        let support = device.support(for: op, inputs: inputs.map(\.desc))
         if case .unsupported(let why) = support {
             throw PolychipError.unsupported(kernel: name, device: device.id, reason: why)
         }

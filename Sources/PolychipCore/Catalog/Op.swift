@@ -106,7 +106,9 @@ public struct MoELayerParams: Sendable, Hashable, Codable {
 
 /// One kernel of the catalog with its parameters. Inputs and outputs are positional;
 /// ``inputNames`` and ``outputNames`` give their names (which depend on the parameters).
-public enum Op: Sendable, Hashable {
+/// Codable (the synthesized form: `{"matmul": {"transposeB": true}}`), so a call can cross a
+/// process boundary or be stored in a case bundle's manifest.
+public enum Op: Sendable, Hashable, Codable {
     /// `a[M,K] · b` with `b[K,N]`, or `b[N,K]` when `transposeB`.
     case matmul(transposeB: Bool)
     /// One GEMM per expert segment of rows.
