@@ -1,4 +1,5 @@
-/* SGEMM: panel packing (f32/f16/bf16 sources) and the MR x NR register-blocked tiles. */
+/* SGEMM: panel packing (f32/f16/bf16 sources) and the MR x NR register-blocked tiles of
+ * the scalar, AVX2 and NEON tables. */
 #include "pck_internal.h"
 
 #if PCK_X86
@@ -58,7 +59,7 @@ void pck__sgemm_kernel_scalar(ptrdiff_t kc, const float *ap, const float *bp, fl
             c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i][j] : t[i][j];
 }
 
-/* ================================================================ AVX2 / AVX-512 */
+/* ================================================================ AVX2 (AVX-512: gemm_avx512.c) */
 #if PCK_X86
 
 PCK_INLINE PCK_AVX2 __m256 load8(pck_dtype dt, const void *p) {
@@ -225,50 +226,6 @@ PCK_AVX2 void pck__sgemm_kernel_avx2(ptrdiff_t kc, const float *ap, const float 
     for (int i = 0; i < AMR; i++) {
         _mm256_storeu_ps(t[i], acc[i][0]);
         _mm256_storeu_ps(t[i] + 8, acc[i][1]);
-    }
-    for (ptrdiff_t i = 0; i < m; i++)
-        for (ptrdiff_t j = 0; j < n; j++)
-            c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i][j] : t[i][j];
-}
-
-/* 14x32: 28 zmm accumulators + 2 B vectors; the A broadcasts fold into the FMAs. */
-#define XMR 14
-#define XNR 32
-
-PCK_AVX512 void pck__sgemm_kernel_avx512(ptrdiff_t kc, const float *ap, const float *bp,
-                                         float *c, ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n,
-                                         int accumulate, const float *pf) {
-    (void)pf;
-    __m512 acc[XMR][2];
-    for (int i = 0; i < XMR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    for (int i = 0; i < XMR && i < m; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-    for (ptrdiff_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
-        for (int i = 0; i < XMR; i++) {
-            __m512 a = _mm512_set1_ps(ap[i]);
-            acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
-        }
-        ap += XMR;
-        bp += XNR;
-    }
-    if (m == XMR && n == XNR) {
-        for (int i = 0; i < XMR; i++) {
-            float *ci = c + i * ldc;
-            __m512 r0 = acc[i][0], r1 = acc[i][1];
-            if (accumulate) {
-                r0 = _mm512_add_ps(_mm512_loadu_ps(ci), r0);
-                r1 = _mm512_add_ps(_mm512_loadu_ps(ci + 16), r1);
-            }
-            _mm512_storeu_ps(ci, r0);
-            _mm512_storeu_ps(ci + 16, r1);
-        }
-        return;
-    }
-    float t[XMR][XNR];
-    for (int i = 0; i < XMR; i++) {
-        _mm512_storeu_ps(t[i], acc[i][0]);
-        _mm512_storeu_ps(t[i] + 16, acc[i][1]);
     }
     for (ptrdiff_t i = 0; i < m; i++)
         for (ptrdiff_t j = 0; j < n; j++)

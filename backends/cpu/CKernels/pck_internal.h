@@ -12,7 +12,9 @@
 /* Per-function targets: the package may not pass -mavx2, so each SIMD function carries
  * its own ISA and is only reached through the dispatch table. */
 #define PCK_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define PCK_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+#define PCK_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
+#define PCK_AVX512BF16 \
+    __attribute__((target("avx512bf16,avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
 #else
 #define PCK_X86 0
 #endif
@@ -25,14 +27,25 @@
 
 #define PCK_INLINE static inline __attribute__((always_inline))
 
-typedef struct pck_kernels {
-    pck_isa isa;
-    const char *name;
+/* The GEMM microkernel shape of a table: f32 tile and, where the ISA has one, the bf16
+ * pair tile of the same MR x NR. */
+typedef struct pck_gemm_shape {
+    const char *name; /* "avx512 14x32" */
     ptrdiff_t mr, nr;
     /* `pf`: memory to prefetch while the tile runs (kc / 4 cache lines from it), or NULL. */
     void (*sgemm_kernel)(ptrdiff_t kc, const float *ap, const float *bp, float *c,
                          ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate,
                          const float *pf);
+    /* kc counts elements; the kernel runs ceil(kc/2) pairs. NULL: no pair kernel. */
+    void (*bgemm_kernel)(ptrdiff_t kc, const uint32_t *ap, const uint32_t *bp, float *c,
+                         ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate,
+                         const uint32_t *pf);
+} pck_gemm_shape;
+
+struct pck_kernels {
+    pck_isa isa;
+    const char *name;
+    const pck_gemm_shape *gemm;
     /* Packs `count` rows/columns into slivers of width R (MR or NR):
      * out[s*kc*R + k*R + r] = src[(s*R + r)*stride_r + k*stride_k]. */
     void (*pack)(pck_dtype dt, ptrdiff_t width, ptrdiff_t count, ptrdiff_t kc,
@@ -69,17 +82,9 @@ typedef struct pck_kernels {
     float (*exp_sub_sum)(ptrdiff_t n, const float *x, float m, float *y);
     void (*silu)(ptrdiff_t n, const float *x, float *y);
     void (*swiglu)(ptrdiff_t n, const float *gate, const float *up, float *y);
-} pck_kernels;
+};
 
-/* The tables (dispatch.c) and the per-ISA functions they point at. */
-extern const pck_kernels pck__kernels_scalar;
-#if PCK_X86
-extern const pck_kernels pck__kernels_avx2;
-extern const pck_kernels pck__kernels_avx512;
-#endif
-#if PCK_ARM64
-extern const pck_kernels pck__kernels_neon;
-#endif
+/* The per-ISA functions the tables (dispatch.c) point at. */
 
 #define PCK_DECLARE_ISA(isa)                                                              \
     void pck__sgemm_kernel_##isa(ptrdiff_t, const float *, const float *, float *,        \
@@ -118,8 +123,12 @@ extern const pck_kernels pck__kernels_neon;
 PCK_DECLARE_ISA(scalar)
 #if PCK_X86
 PCK_DECLARE_ISA(avx2)
-void pck__sgemm_kernel_avx512(ptrdiff_t, const float *, const float *, float *, ptrdiff_t,
-                              ptrdiff_t, ptrdiff_t, int, const float *);
+/* gemm_avx512.c: the AVX-512 GEMM shapes (f32 tiles and bf16 pair tiles) and bf16 pair
+ * packing. */
+extern const pck_gemm_shape pck__gemm_shapes_avx512[];
+extern const int pck__gemm_shape_count_avx512;
+void pck__bpack_avx512(ptrdiff_t width, ptrdiff_t count, ptrdiff_t kc, const uint16_t *src,
+                       ptrdiff_t stride_r, ptrdiff_t stride_k, uint32_t *out);
 #endif
 #if PCK_ARM64
 void pck__sgemm_kernel_neon(ptrdiff_t, const float *, const float *, float *, ptrdiff_t,
