@@ -55,16 +55,19 @@ func determinismCases() throws -> [(Op, [HostTensor])] {
 }
 
 @Suite struct CPUBackendTests {
-    static let device = CPUDevice(options: CPUDeviceOptions())
+    static let device = try! CPUDevice(options: CPUDeviceOptions())
 
-    @Test func resultsAreIdenticalRunToRunAndAcrossThreadCounts() throws {
-        let one = CPUDevice(options: CPUDeviceOptions(threads: 1))
+    /// On every ISA path and GEMM shape this machine has.
+    @Test(arguments: everyCPUPath) func resultsAreIdenticalRunToRunAndAcrossThreadCounts(_ options: CPUDeviceOptions) throws {
+        var single = options
+        single.threads = 1
+        let (two, one) = (try CPUDevice(options: options), try CPUDevice(options: single))
         for (op, inputs) in try determinismCases() {
-            let a = try Self.device.run(op, inputs)
-            let b = try Self.device.run(op, inputs)
+            let a = try two.run(op, inputs)
+            let b = try two.run(op, inputs)
             let c = try one.run(op, inputs)
-            #expect(a == b, "\(op.kind) differs run to run")
-            #expect(a == c, "\(op.kind) differs between 2 threads and 1")
+            #expect(a == b, "\(op.kind) differs run to run on \(two.id)")
+            #expect(a == c, "\(op.kind) differs between 2 threads and 1 on \(two.id)")
             let ref = try Reference.evaluate(op, inputs)
             for (x, y) in zip(a, ref) where x.desc.dtype.isFloat {
                 let pairs = zip(x.floats, y.floats).filter { $0.1.isFinite }
@@ -107,7 +110,7 @@ func determinismCases() throws -> [(Op, [HostTensor])] {
         #expect(d.info.details["threads"] == "1")
         #expect(d.id.hasPrefix("cpu:threads=1"))
         #expect(try CPUBackend().device(profile: "threads=1", index: nil) === d)
-        let three = CPUDevice(options: CPUDeviceOptions(threads: 3, bind: false))
+        let three = try CPUDevice(options: CPUDeviceOptions(threads: 3, bind: false))
         #expect(three.info.computeUnits == 3 && three.pool.workerCount == 3)
         // Oversubscribed pools still compute the same results.
         let (op, inputs) = try determinismCases()[0]
@@ -182,14 +185,17 @@ func determinismCases() throws -> [(Op, [HostTensor])] {
         var bl = Self.device.blocking
         bl.packBudgetBytes = 1 << 18
         bl.nc = 256
-        let ctx = KernelContext(pool: Self.device.pool, blocking: bl, shared: Workspace(), kernel: "matmul")
+        let table = Self.device.plan.choices[.gemm]!.table
+        let ctx = KernelContext(pool: Self.device.pool, blocking: bl, table: table, shared: Workspace(), kernel: "matmul")
         var y = [Float](repeating: .nan, count: m * n)
         let av = a.floats, bv = b.floats
         av.withUnsafeBytes { pa in
             bv.withUnsafeBytes { pb in
                 y.withUnsafeMutableBufferPointer { py in
-                    Gemm.run(ctx, m: m, n: n, k: k, a: .strided(pa.baseAddress!, PCK_DT_F32, rs: k, cs: 1),
-                             b: .strided(pb.baseAddress!, PCK_DT_F32, rs: n, cs: 1), c: py.baseAddress!, ldc: n, accumulate: false)
+                    table.with {
+                        Gemm.run(ctx, m: m, n: n, k: k, a: .strided(pa.baseAddress!, PCK_DT_F32, rs: k, cs: 1),
+                                 b: .strided(pb.baseAddress!, PCK_DT_F32, rs: n, cs: 1), c: py.baseAddress!, ldc: n, accumulate: false)
+                    }
                 }
             }
         }

@@ -136,7 +136,7 @@ extension CPUKernels {
             let keyChunk = max(nr, 256 / nr * nr)
             let kTasks = (lk + keyChunk - 1) / keyChunk
             let vSl = (dv + nr - 1) / nr
-            ctx.pool.parallelFor(b * hkv * (kTasks + vSl)) { t, _ in
+            ctx.parallelFor(b * hkv * (kTasks + vSl)) { t, _ in
                 let head = t / (kTasks + vSl), part = t % (kTasks + vSl)
                 let kBase = k.raw + head * lk * d * es, vBase = v.raw + head * lk * dv * es
                 let dst = buf + head * (kSize + vSize)
@@ -151,7 +151,7 @@ extension CPUKernels {
         }
         // Partial states for split-KV: per (unit, chunk) rows × (dv + 2).
         let partials = chunks > 1 ? ctx.shared.buffer(3, units * chunks * br * (dv + 2), as: Float.self) : nil
-        ctx.pool.parallelFor(units * chunks) { task, w in
+        ctx.parallelFor(units * chunks) { task, w in
             let unit = task / chunks, chunk = task % chunks
             let head = unit / rowBlocks, rb = unit % rowBlocks
             let bi = head / hkv, kvh = head % hkv
@@ -204,7 +204,7 @@ extension CPUKernels {
         }
         guard let partials else { return }
         // Combine split-KV partials in chunk order (deterministic).
-        ctx.pool.parallelFor(units) { unit, w in
+        ctx.parallelFor(units) { unit, w in
             let head = unit / rowBlocks, rb = unit % rowBlocks
             let bi = head / hkv, kvh = head % hkv
             let (r0, rows) = block(rb)

@@ -2,12 +2,14 @@ import CPolychipKernels
 import Foundation
 import PolychipCore
 
-/// How a `cpu` device runs: thread count, pinning and memory placement.
+/// How a `cpu` device runs: thread count, pinning, memory placement and ISA path.
 ///
 /// Defaults come from the environment: `POLYCHIP_CPU_THREADS` (a positive count),
-/// `POLYCHIP_CPU_BIND` (`0` turns pinning off) and `POLYCHIP_CPU_NUMA` (`0` turns libnuma
-/// placement off). On the command line the same options are a device profile:
-/// `cpu:threads=1`, `cpu:threads=2,bind=0`.
+/// `POLYCHIP_CPU_BIND` (`0` turns pinning off), `POLYCHIP_CPU_NUMA` (`0` turns libnuma
+/// placement off) and `POLYCHIP_CPU_ISA` (`scalar`, `avx2`, `avx512` or `neon`: force that
+/// path). On the command line the same options are a device profile: `cpu:threads=1`,
+/// `cpu:threads=2,bind=0`, `cpu:isa=avx2`. `POLYCHIP_CPU_GEMM_TILE` / `tile=14x32` force
+/// one of the path's GEMM microkernel shapes (for tuning and tests).
 public struct CPUDeviceOptions: Sendable, Hashable, Codable {
     /// Worker threads; `nil` means one per core.
     public var threads: Int?
@@ -15,10 +17,27 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
     public var bind: Bool
     /// Place large buffers with libnuma when it is available.
     public var numa: Bool
+    /// The ISA path to run; `nil` lets the backend choose by measurement
+    /// (``CPUKernelPlan``). Opening a device with a path this CPU lacks throws.
+    public var isa: CPUISA?
+    /// The GEMM microkernel shape, `MRxNR` (`14x32`); `nil` lets the backend choose among
+    /// the path's shapes. Opening a device with a shape its path lacks throws.
+    public var tile: String?
 
     /// Creates options.
-    public init(threads: Int? = nil, bind: Bool = true, numa: Bool = true) {
-        self.threads = threads; self.bind = bind; self.numa = numa
+    public init(threads: Int? = nil, bind: Bool = true, numa: Bool = true, isa: CPUISA? = nil, tile: String? = nil) {
+        self.threads = threads; self.bind = bind; self.numa = numa; self.isa = isa; self.tile = tile
+    }
+
+    /// `POLYCHIP_CPU_ISA` as a path (`nil` when unset or empty).
+    /// - Throws: ``PolychipError/unknownDevice(selector:reason:)`` for a name that is no path.
+    public static func isaFromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> CPUISA? {
+        guard let v = env["POLYCHIP_CPU_ISA"]?.trimmingCharacters(in: .whitespaces).lowercased(), !v.isEmpty else { return nil }
+        guard let isa = CPUISA(rawValue: v) else {
+            throw PolychipError.unknownDevice(selector: "POLYCHIP_CPU_ISA=\(v)",
+                                              reason: "unknown ISA path (\(CPUISA.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return isa
     }
 
     /// Options from `POLYCHIP_CPU_THREADS`, `POLYCHIP_CPU_BIND` and `POLYCHIP_CPU_NUMA`.
@@ -27,16 +46,18 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
         if let t = env["POLYCHIP_CPU_THREADS"].flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), t > 0 { o.threads = t }
         if let b = env["POLYCHIP_CPU_BIND"] { o.bind = !["0", "false", "no", "off"].contains(b.lowercased()) }
         if let n = env["POLYCHIP_CPU_NUMA"] { o.numa = !["0", "false", "no", "off"].contains(n.lowercased()) }
+        o.isa = (try? isaFromEnvironment(env)) ?? nil  // a bad name throws when the device opens
+        if let t = env["POLYCHIP_CPU_GEMM_TILE"]?.trimmingCharacters(in: .whitespaces).lowercased(), !t.isEmpty { o.tile = t }
         return o
     }
 
-    /// Parses a device profile `threads=N[,bind=0|1][,numa=0|1]` on top of `base`.
+    /// Parses a device profile `threads=N[,bind=0|1][,numa=0|1][,isa=PATH]` on top of `base`.
     public init(profile: String, base: CPUDeviceOptions) throws {
         self = base
         for part in profile.split(separator: ",") {
             let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             guard kv.count == 2 else {
-                throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "expected key=value options (threads=N, bind=0|1, numa=0|1)")
+                throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "expected key=value options (threads=N, bind=0|1, numa=0|1, isa=PATH, tile=MRxNR)")
             }
             switch kv[0] {
             case "threads":
@@ -49,8 +70,16 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
                     throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "\(kv[0]) must be 0 or 1, got \(kv[1])")
                 }
                 if kv[0] == "bind" { bind = v } else { numa = v }
+            case "isa":
+                guard let v = CPUISA(rawValue: kv[1]) else {
+                    throw PolychipError.unknownDevice(selector: "cpu:\(profile)",
+                                                      reason: "isa must be one of \(CPUISA.allCases.map(\.rawValue).joined(separator: ", ")), got \(kv[1])")
+                }
+                isa = v
+            case "tile":
+                tile = kv[1]
             default:
-                throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "unknown option '\(kv[0])' (threads, bind, numa)")
+                throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "unknown option '\(kv[0])' (threads, bind, numa, isa, tile)")
             }
         }
     }
@@ -61,6 +90,8 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
         if let threads { parts.append("threads=\(threads)") }
         if !bind { parts.append("bind=0") }
         if !numa { parts.append("numa=0") }
+        if let isa { parts.append("isa=\(isa.rawValue)") }
+        if let tile { parts.append("tile=\(tile)") }
         return parts.joined(separator: ",")
     }
 }
@@ -76,7 +107,8 @@ public struct CPUBackend: Backend {
 
     public var status: String {
         let t = HostTopology.current
-        return "1 device (\(t.cores.count) cores, \(String(cString: pck_isa_name())), \(t.source))"
+        let isa = (try? CPUDeviceOptions.isaFromEnvironment())?.rawValue ?? "isa by measurement"
+        return "1 device (\(t.cores.count) cores, \(isa), \(t.source); paths here: \(CPUISA.supported.map(\.rawValue).joined(separator: ", ")))"
     }
 
     public func devices() throws -> [any Device] { [try device(profile: nil, index: nil)] }
@@ -85,10 +117,11 @@ public struct CPUBackend: Backend {
         guard (index ?? 0) == 0 else {
             throw PolychipError.unknownDevice(selector: "cpu:\(index!)", reason: "the cpu backend has one device, cpu:0 (the whole host)")
         }
+        _ = try CPUDeviceOptions.isaFromEnvironment()  // a malformed POLYCHIP_CPU_ISA is an error, not ignored
         let base = CPUDeviceOptions.fromEnvironment()
         let options = try profile.map { try CPUDeviceOptions(profile: $0, base: base) } ?? base
         let id = CPUDevice.deviceID(for: options, defaults: base)
-        return Self.cache.device(id) { CPUDevice(options: options, id: id) }
+        return try Self.cache.device(id) { try CPUDevice(options: options, id: id) }
     }
 
     /// The `cpu:0` device (options from the environment) as an arithmetic engine for other
@@ -111,8 +144,12 @@ public final class CPUDevice: Device {
     public let topology: HostTopology
     /// The options it runs with.
     public let options: CPUDeviceOptions
-    /// GEMM cache blocking in use.
+    /// GEMM cache blocking of the GEMM family's table.
     public let blocking: GemmBlocking
+    /// The blocking of every table the plan uses.
+    let blockings: [KernelTable: GemmBlocking]
+    /// The kernels this device runs and why (ISA path, GEMM shape, bf16 arithmetic).
+    public let plan: CPUKernelPlan
     /// Where large buffers are placed.
     public let placement: MemoryPlacement
     let pool: CPUThreadPool
@@ -124,12 +161,19 @@ public final class CPUDevice: Device {
     }
 
     /// Opens a CPU device with explicit options (the registry uses `CPUBackend`).
-    public convenience init(options: CPUDeviceOptions) {
+    /// - Throws: ``PolychipError/unknownDevice(selector:reason:)`` when `options.isa` names
+    ///   a path this CPU cannot run.
+    public convenience init(options: CPUDeviceOptions) throws {
         let base = CPUDeviceOptions.fromEnvironment()
-        self.init(options: options, id: CPUDevice.deviceID(for: options, defaults: base))
+        try self.init(options: options, id: CPUDevice.deviceID(for: options, defaults: base))
     }
 
-    init(options: CPUDeviceOptions, id: String) {
+    init(options: CPUDeviceOptions, id: String) throws {
+        let env = CPUDeviceOptions.fromEnvironment()
+        let selector = id != "cpu:0" ? id
+            : options.isa != nil && options.isa == env.isa ? "POLYCHIP_CPU_ISA=\(options.isa!.rawValue)"
+            : options.tile.map { "POLYCHIP_CPU_GEMM_TILE=\($0)" } ?? id
+        plan = try CPUKernelPlan.make(isa: options.isa, tile: options.tile, selector: selector)
         self.id = id
         self.options = options
         let topo = HostTopology.current
@@ -140,13 +184,14 @@ public final class CPUDevice: Device {
         let usedCores = (0..<threads).map { topo.cores.isEmpty ? 0 : topo.cores[$0 % topo.cores.count].numaNode }
         allocator = NUMAAllocator(workerNodes: usedCores, numaDisabled: !options.numa)
         placement = allocator.placement
-        blocking = GemmBlocking(topology: topo, cores: min(threads, max(1, topo.cores.count)))
-        let isa = String(cString: pck_isa_name())
-        let mhz = CPUDevice.cpuMHz()
-        // FMA issue per cycle per core: 2 pipes × vector width × 2 flops.
-        let lanes: Double = isa == "avx512" ? 16 : isa == "avx2" ? 8 : isa == "neon" ? 4 : 1
-        var peak: [String: Double] = [:]
-        if let mhz { peak["f32"] = Double(min(threads, topo.cores.count)) * mhz * 1e6 * 2 * lanes * 2 }
+        let coresUsed = min(threads, max(1, topo.cores.count))
+        blockings = Dictionary(uniqueKeysWithValues: plan.tables.map { ($0, GemmBlocking(topology: topo, cores: coresUsed, table: $0)) })
+        blocking = blockings[plan.choices[.gemm]!.table]!
+        let isa = plan.isa.rawValue
+        // Measured, not estimated from a clock and a lane count: a 512-bit FMA may be one
+        // operation or two 256-bit halves.
+        var peak = ["f32": Double(coresUsed) * plan.fmaGflopsPerCore * 1e9]
+        if plan.bf16Pairs { peak["bf16"] = 2 * peak["f32"]! }
         let caches = topo.caches.map { "L\($0.level) \($0.sizeBytes >> 10) KiB ×\($0.instances)" }.joined(separator: ", ")
         info = DeviceInfo(
             name: topo.cpuModel == "unknown" ? "Host CPU" : topo.cpuModel, vendor: topo.cpuVendor, kind: .cpu,
@@ -154,6 +199,10 @@ public final class CPUDevice: Device {
             dtypes: DType.allCases, peakFlops: peak, memoryBandwidth: nil,
             details: [
                 "isa": isa,
+                "gemm": "\(plan.choices[.gemm]!.gemmShape) — \(plan.choices[.gemm]!.reason)",
+                "attention": "\(plan.choices[.attention]!.gemmShape) — \(plan.choices[.attention]!.reason)",
+                "bf16Gemm": "\(plan.choices[.bf16Gemm]!.gemmShape): \(plan.bf16Gemm)",
+                "fmaRate": plan.fmaNote,
                 "int4Weights": pck_int4_denormals_fast() != 0 ? "read as denormal floats" : "converted to float",
                 "threads": "\(threads)",
                 "binding": pool.pinned ? "pinned, one worker per core (hwloc)" : (options.bind ? "unpinned (binding failed)" : "unpinned"),
@@ -165,19 +214,11 @@ public final class CPUDevice: Device {
                 "caches": caches,
                 "topology": topo.source,
                 "gemmBlocking": "MR \(blocking.mr) NR \(blocking.nr) KC \(blocking.kc) MC \(blocking.mc) NC \(blocking.nc)",
-                "peakFlops": mhz == nil ? "unknown" : "estimated: cores × MHz × 2 FMA pipes × lanes × 2",
+                "peakFlops": String(format: "measured: %d cores × %.1f GFLOP/s (12 FMA chains at the path's width)", coresUsed, plan.fmaGflopsPerCore),
             ])
     }
 
     deinit { pool.shutdown() }
-
-    private static func cpuMHz() -> Double? {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("cpu MHz") {
-            if let v = line.split(separator: ":").last.flatMap({ Double($0.trimmingCharacters(in: .whitespaces)) }) { return v }
-        }
-        return nil
-    }
 
     /// Every catalog kernel runs natively in every float dtype.
     public func supports(_ kernel: OpKind, dtype: DType) -> Support {
@@ -230,8 +271,8 @@ public final class CPUDevice: Device {
         }
         try shared.withLock { ws in
             try withOperands(hostInputs, hostOutputs) { ins, outs in
-                let ctx = KernelContext(pool: pool, blocking: blocking, shared: ws, kernel: op.kind.name)
-                try CPUKernels.run(op, ctx, ins, outs)
+                let ctx = context(for: op, dtype: op.primaryDType(inDescs), shared: ws)
+                try ctx.table.with { try CPUKernels.run(op, ctx, ins, outs) }
             }
         }
     }
@@ -252,10 +293,16 @@ public final class CPUDevice: Device {
             let hostIns = try [q, k, w].map { HostOperand(try $0.hostPointer(on: self), $0.desc) }
             let hostOuts = try [indices, values].map { HostOperand(try $0.hostPointer(on: self), $0.desc) }
             try withOperands(hostIns, hostOuts) { ins, outs in
-                let ctx = KernelContext(pool: pool, blocking: blocking, shared: ws, kernel: "lightning-indexer-top-k")
-                CPUKernels.lightningIndexerTopK(ctx, ins[0], ins[1], ins[2], topK: topK, outs[0], outs[1])
+                let ctx = context(for: .lightningIndexer, dtype: q.desc.dtype, shared: ws, name: "lightning-indexer-top-k")
+                ctx.table.with { CPUKernels.lightningIndexerTopK(ctx, ins[0], ins[1], ins[2], topK: topK, outs[0], outs[1]) }
             }
         }
+    }
+
+    /// The kernels (table and blocking) of `op`'s family for `dtype`.
+    private func context(for op: Op, dtype: DType, shared ws: Workspace, name: String? = nil) -> KernelContext {
+        let table = plan.table(for: op, dtype: dtype)
+        return KernelContext(pool: pool, blocking: blockings[table]!, table: table, shared: ws, kernel: name ?? op.kind.name)
     }
 
     /// Resolves operands; those whose address is not aligned to their element size go

@@ -165,7 +165,7 @@ extension CPUKernels {
         let sChunk = max(bl.nr, min(s, 2048) / bl.nr * bl.nr)
         let sChunks = (s + sChunk - 1) / sChunk
         let scores = out.f32()
-        ctx.pool.parallelFor(tBlocks * sChunks) { task, wk in
+        ctx.parallelFor(tBlocks * sChunks) { task, wk in
             let ws = ctx.pool.workspaces[wk]
             let t0 = (task / sChunks) * tb, cur = min(tb, t - t0)
             let s0 = (task % sChunks) * sChunk, s1 = min(s, s0 + sChunk)
@@ -184,7 +184,7 @@ extension CPUKernels {
         let bl = ctx.blocking
         let (kp, wf) = indexerOperands(ctx, k, w)
         let tb = indexerTokens(bl, hi: hi)
-        ctx.pool.parallelFor((t + tb - 1) / tb) { task, wk in
+        ctx.parallelFor((t + tb - 1) / tb) { task, wk in
             let ws = ctx.pool.workspaces[wk]
             let t0 = task * tb, cur = min(tb, t - t0)
             let hv = ws.buffer(5, cur * topK, as: Float.self), hix = ws.buffer(6, cur * topK, as: Int32.self)
@@ -213,7 +213,7 @@ extension CPUKernels {
         let (mr, nr) = (bl.mr, bl.nr)
         let dt = q.dtype, es = dt.elementBytes
         let o = outs[0], lse: Operand? = p.returnLSE ? outs[1] : nil
-        ctx.pool.parallelFor(t * hkv) { task, w in
+        ctx.parallelFor(t * hkv) { task, w in
             let ti = task / hkv, kvh = task % hkv
             let ws = ctx.pool.workspaces[w]
             let sel = ws.buffer(14, kk, as: Int.self)

@@ -9,8 +9,14 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
     public var mr: Int
     /// Register tile columns (microkernel NR).
     public var nr: Int
-    /// K depth of a packed panel: one B sliver (`kc × nr` floats) fills about half of L1.
+    /// K depth of a packed panel: one B sliver (`kc × nr` floats) fills L1. The A tiles
+    /// stream through it from L2; a deeper block halves the C tile's loads and stores, which
+    /// cost more than the sliver's L1 misses (measured on Zen 4: 14 × 32 tiles at KC 256
+    /// are 5% faster than at KC 128, half of L1; AVX2 6 × 16 flat from 256 to 512).
     public var kc: Int
+    /// K depth of a block of the bf16 pair GEMM: `2 × kc` (a pair sliver of `kc × nr`
+    /// 32-bit slots is as large as an f32 one).
+    public var kcPairs: Int { 2 * kc }
     /// Rows of a packed A block: `mc × kc` floats fill about half of L2.
     public var mc: Int
     /// Columns of a packed B panel: `kc × nc` floats fill about half of the workers' L3 share.
@@ -21,17 +27,23 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
     /// L2 while the activations stay in L1.
     public var gemvTaskBytes: Int
 
-    /// Derives the blocking for a topology and the current ISA's tile, using `cores` cores.
+    /// Derives the blocking for a topology and the tile of the calling thread's kernels,
+    /// using `cores` cores.
     public init(topology: HostTopology, cores: Int) {
-        mr = max(1, pck_sgemm_mr())
-        nr = max(1, pck_sgemm_nr())
-        let kcRaw = topology.l1Bytes / 2 / (nr * 4)
+        self.init(topology: topology, cores: cores, table: KernelTable(raw: pck_current()))
+    }
+
+    /// Derives the blocking for a topology and a kernel table's tile, using `cores` cores.
+    init(topology: HostTopology, cores: Int, table: KernelTable) {
+        mr = max(1, table.mr)
+        nr = max(1, table.nr)
+        let kcRaw = topology.l1Bytes / (nr * 4)
         kc = min(512, max(64, kcRaw / 8 * 8))
         let mcRaw = topology.l2Bytes / 2 / (kc * 4)
-        mc = max(mr, min(1024, mcRaw / mr * mr))
+        mc = max(mr, min(1024, mcRaw) / mr * mr)
         let llc = topology.llcBytesPerCore * max(1, cores)
         let ncRaw = llc / 2 / (kc * 4)
-        nc = max(nr, min(8192, ncRaw / nr * nr))
+        nc = max(nr, min(8192, ncRaw) / nr * nr)
         gemvTaskBytes = max(16 << 10, topology.l2Bytes / 2)
         // Tuning overrides: POLYCHIP_CPU_GEMM_KC / _MC / _NC (rounded to the tile).
         let env = ProcessInfo.processInfo.environment
@@ -110,6 +122,9 @@ struct Operand {
 struct KernelContext {
     let pool: CPUThreadPool
     let blocking: GemmBlocking
+    /// The device's kernels: every task runs them (set per task, since pool threads and
+    /// the submitting thread may serve devices with other tables).
+    let table: KernelTable
     /// Scratch owned by the submitting thread (shared buffers such as packed B panels).
     let shared: Workspace
     /// The catalog name, for errors.
@@ -126,11 +141,20 @@ struct KernelContext {
         return (total + tasks - 1) / tasks
     }
 
+    /// Runs `body(task, worker)` for `0..<count` on the pool with the device's kernels.
+    func parallelFor(_ count: Int, _ body: (Int, Int) -> Void) {
+        let raw = table.raw
+        pool.parallelFor(count) { t, w in
+            pck_use(raw)
+            body(t, w)
+        }
+    }
+
     /// Runs `body(start, end, worker)` over `0..<total` in chunks of `chunk` items.
     func forRanges(_ total: Int, chunk: Int, _ body: (Int, Int, Int) -> Void) {
         guard total > 0 else { return }
         let c = max(1, chunk)
         let tasks = (total + c - 1) / c
-        pool.parallelFor(tasks) { t, w in body(t * c, min(total, (t + 1) * c), w) }
+        parallelFor(tasks) { t, w in body(t * c, min(total, (t + 1) * c), w) }
     }
 }

@@ -65,7 +65,7 @@ if selected.contains("gemm") {
     report(w, s, note: "\(pct(w.flops / s, peak)) of FMA peak")
 }
 if selected.contains("gemm1") {
-    let d1 = CPUDevice(options: CPUDeviceOptions(threads: 1))
+    let d1 = try CPUDevice(options: CPUDeviceOptions(threads: 1))
     let w = try Workloads.gemm(d1)
     let s = try time(w)
     report(w, s, note: "1 thread, \(pct(w.flops / s, peak1)) of 1-thread peak")
@@ -148,7 +148,7 @@ if selected.contains("gemmpair") {
                     note: "ratio \(r.ratio)", cpuSeconds: nil))
 }
 if selected.contains("scalingpair") {
-    let d1 = CPUDevice(options: CPUDeviceOptions(threads: 1))
+    let d1 = try CPUDevice(options: CPUDeviceOptions(threads: 1))
     let w1 = try Workloads.gemm(d1), w2 = try Workloads.gemm(device)
     let r = try paired(9, { try w2.run() }, { try w1.run() })
     lastCPU = 0
