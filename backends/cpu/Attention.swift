@@ -6,11 +6,6 @@ import PolychipCore
 /// microkernel; the softmax is online (running max and sum per row), so no `Lq × Lk`
 /// score matrix exists, only one `rows × Bc` tile per task.
 enum Flash {
-    /// Keys per block (a multiple of NR, so blocks start on packed sliver boundaries).
-    static func bc(_ bl: GemmBlocking) -> Int { max(bl.nr, 128 / bl.nr * bl.nr) }
-    /// Query rows per task block (a multiple of every MR in use).
-    static func br(_ bl: GemmBlocking) -> Int { max(bl.mr, 96 / bl.mr * bl.mr) }
-
     /// Packed keys and values of one block: `kp` holds `ceil(bcur/NR)` slivers of `D × NR`
     /// (the weight layout of K); `vp` is the first V sliver for the block's keys, sliver
     /// `t` at `vp + t·vStride` with `bcur × NR` floats each.
@@ -28,7 +23,7 @@ enum Flash {
                     o: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, l: UnsafeMutablePointer<Float>,
                     ws: Workspace, block: (_ j0: Int, _ bcur: Int) -> KVBlock) {
         let (mr, nr) = (bl.mr, bl.nr)
-        let bc = Flash.bc(bl)
+        let bc = bl.attention.bc
         let s = ws.buffer(10, rows * bc, as: Float.self)
         let pp = ws.buffer(11, (rows + mr - 1) / mr * mr * bc, as: Float.self)
         let dvSlivers = (dv + nr - 1) / nr
@@ -49,18 +44,10 @@ enum Flash {
                     ir += mr
                 }
             }
-            // Mask, online softmax, rescale O.
-            for r in 0..<rows {
-                let sr = s + r * bc
-                let visible = max(0, min(bcur, limit[r] - j0))
-                if visible < bcur { (sr + visible).update(repeating: -.infinity, count: bcur - visible) }
-                // A NaN logit makes the row NaN (docs/kernels.md: NaN in, NaN out), as in the
-                // reference; the online-softmax helper alone would skip it.
-                let poisoned = (0..<visible).contains { sr[$0].isNaN }
-                let alpha = pck_online_softmax_step(bcur, sr, m + r, l + r, sr)
-                if poisoned { l[r] = .nan }
-                if alpha != 1 { pck_scale(dv, alpha, o + r * dv, o + r * dv) }
-            }
+            // Mask, online softmax, rescale O. A NaN logit makes the row NaN (docs/kernels.md:
+            // NaN in, NaN out), as in the reference: the running max skips NaN, but
+            // exp(NaN − m) is NaN, so the row's sum l becomes NaN and stays so.
+            pck_flash_softmax(rows, bcur, s, bc, limit, j0, m, l, o, dv, dv)
             // O += P·V.
             pck_sgemm_pack_a(PCK_DT_F32, rows, bcur, s, bc, 1, pp)
             for t in 0..<dvSlivers {
@@ -105,7 +92,8 @@ extension CPUKernels {
         let o = outs[0], lse: Operand? = p.returnLSE ? outs[1] : nil
         // Rows of one kv head: (query head in group, query index), query index fastest.
         let rowsPerHead = group * lq
-        let br = Flash.br(bl), bcK = Flash.bc(bl)
+        let ab = bl.attention
+        let br = ab.br, bcK = ab.bc
         // Row blocks: within one query head when Lq ≥ Br (so causal limits stay tight;
         // the longest rows first for load balance), else spanning the group's heads (decode).
         let blocksPerHead = lq >= br ? (lq + br - 1) / br : 0
@@ -118,8 +106,8 @@ extension CPUKernels {
         let units = b * hkv * rowBlocks
         // Split-KV for decode-like shapes: too few row blocks to occupy the cores.
         let chunkKeys: Int
-        if units < 16 && lk >= 4 * bcK {
-            let want = (32 + units - 1) / units
+        if units < ab.splitKVMaxUnits && lk >= ab.splitKVMinBlocks * bcK {
+            let want = (ab.splitKVTasks + units - 1) / units
             chunkKeys = max(bcK, ((lk + want - 1) / want + bcK - 1) / bcK * bcK)
         } else {
             chunkKeys = lk
@@ -128,12 +116,12 @@ extension CPUKernels {
         // Pre-pack K and V once per kv head when several row blocks reuse them.
         let kSize = (lk + nr - 1) / nr * nr * d
         let vSize = (dv + nr - 1) / nr * nr * lk
-        let prepack = rowBlocks > 1 && b * hkv * (kSize + vSize) * 4 <= 512 << 20
+        let prepack = rowBlocks > 1 && b * hkv * (kSize + vSize) * 4 <= ab.prepackLimitBytes
         var kvp: UnsafeMutablePointer<Float>? = nil
         if prepack {
             let buf = ctx.shared.buffer(2, b * hkv * (kSize + vSize), as: Float.self)
             kvp = buf
-            let keyChunk = max(nr, 256 / nr * nr)
+            let keyChunk = ab.prepackKeys
             let kTasks = (lk + keyChunk - 1) / keyChunk
             let vSl = (dv + nr - 1) / nr
             ctx.parallelFor(b * hkv * (kTasks + vSl)) { t, _ in

@@ -280,7 +280,7 @@ enum Probe {
     /// (4·D per pair).
     static func attention(_ t: KernelTable, _ ws: Workspace) -> Double {
         let bl = GemmBlocking(topology: HostTopology.current, cores: 1, table: t)
-        let (d, keys, rows) = (attentionD, attentionKeys, Flash.br(bl))
+        let (d, keys, rows) = (attentionD, attentionKeys, bl.attention.br)
         let nr = bl.nr
         let q = ws.buffer(20, rows * d, as: Float.self), qp = ws.buffer(21, (rows + bl.mr) * d, as: Float.self)
         let kv = ws.buffer(22, keys * d, as: Float.self)

@@ -99,7 +99,7 @@ extension CPUKernels {
                             _ body: (_ t: Int, _ s: Int, _ n: Int, _ scores: UnsafePointer<Float>) -> Void) {
         let (mr, nr) = (bl.mr, bl.nr)
         let rows = tb * hi
-        let sb = max(nr, 128 / nr * nr)
+        let sb = bl.attention.indexerKeys
         let dots = ws.buffer(10, rows * sb, as: Float.self)
         let acc = ws.buffer(11, sb, as: Float.self)
         var j0 = s0
@@ -136,7 +136,7 @@ extension CPUKernels {
     static func indexerOperands(_ ctx: KernelContext, _ k: Operand, _ w: Operand) -> (kp: UnsafeMutablePointer<Float>, wf: UnsafeMutablePointer<Float>) {
         let (s, d) = (k.shape[0], k.shape[1]), nr = ctx.blocking.nr
         let kp = ctx.shared.buffer(2, (s + nr - 1) / nr * nr * d, as: Float.self)
-        let chunk = max(nr, 512 / nr * nr)
+        let chunk = ctx.blocking.attention.indexerPackKeys
         ctx.forRanges(s, chunk: chunk) { a, b, _ in
             pck_sgemm_pack_b(k.dtype.pck, d, b - a, k.raw + a * d * k.dtype.elementBytes, 1, d, kp + a * d)
         }
@@ -145,7 +145,7 @@ extension CPUKernels {
     }
 
     /// Tokens per indexer tile: about 96 query rows (tokens × heads).
-    static func indexerTokens(_ bl: GemmBlocking, hi: Int) -> Int { max(1, (96 / bl.mr * bl.mr) / hi) }
+    static func indexerTokens(_ bl: GemmBlocking, hi: Int) -> Int { max(1, bl.attention.indexerRows / hi) }
 
     /// Packs the query rows of tokens `t0 ..< t0+tb` (`tb·Hi × D`) into worker slot 4.
     static func packIndexerQueries(_ bl: GemmBlocking, _ q: Operand, t0: Int, tb: Int, ws: Workspace) -> UnsafeMutablePointer<Float> {
@@ -162,7 +162,7 @@ extension CPUKernels {
         let (kp, wf) = indexerOperands(ctx, k, w)
         let tb = indexerTokens(bl, hi: hi)
         let tBlocks = (t + tb - 1) / tb
-        let sChunk = max(bl.nr, min(s, 2048) / bl.nr * bl.nr)
+        let sChunk = max(bl.nr, min(s, bl.attention.indexerTaskKeys) / bl.nr * bl.nr)
         let sChunks = (s + sChunk - 1) / sChunk
         let scores = out.f32()
         ctx.parallelFor(tBlocks * sChunks) { task, wk in

@@ -26,6 +26,9 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
     /// Packed INT4 weight bytes per GEMV task: half of L2, so a task's rows stream through
     /// L2 while the activations stay in L1.
     public var gemvTaskBytes: Int
+    /// Block sizes and path thresholds of attention, sparse attention and the indexer,
+    /// which run on the same tile.
+    public var attention: AttentionBlocking
 
     /// Derives the blocking for a topology and the tile of the calling thread's kernels,
     /// using `cores` cores.
@@ -50,6 +53,51 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
         if let v = env["POLYCHIP_CPU_GEMM_KC"].flatMap(Int.init), v >= 8 { kc = v / 8 * 8 }
         if let v = env["POLYCHIP_CPU_GEMM_MC"].flatMap(Int.init), v >= mr { mc = v / mr * mr }
         if let v = env["POLYCHIP_CPU_GEMM_NC"].flatMap(Int.init), v >= nr { nc = v / nr * nr }
+        attention = AttentionBlocking(mr: mr, nr: nr, environment: env)
+    }
+}
+
+/// Block sizes and path thresholds of the flash-attention family (attention, sparse
+/// attention, the lightning indexer), in rows of the GEMM tile in use. Every one is a
+/// field here, none a literal in a loop; `POLYCHIP_CPU_ATTN_BR` / `_BC` override the two
+/// block sizes for tuning.
+public struct AttentionBlocking: Sendable, Codable, Hashable {
+    /// Query rows per task block (a multiple of MR): about 96.
+    public var br: Int
+    /// Keys per block (a multiple of NR, so blocks start on packed sliver boundaries): about 128.
+    public var bc: Int
+    /// K and V are packed once per kv head (shared by all row blocks) up to this many bytes.
+    public var prepackLimitBytes: Int = 512 << 20
+    /// Keys per packing task of that pre-pack (a multiple of NR): about 256.
+    public var prepackKeys: Int
+    /// Split-KV (decode-like shapes): used when there are fewer (batch, head, row block)
+    /// units than this and at least `splitKVMinBlocks` key blocks...
+    public var splitKVMaxUnits: Int = 16
+    /// ... (`splitKVMinBlocks × bc` keys) ...
+    public var splitKVMinBlocks: Int = 4
+    /// ... so that there are about this many tasks.
+    public var splitKVTasks: Int = 32
+    /// Indexer: query rows (tokens × heads) per tile, about 96 (a multiple of MR).
+    public var indexerRows: Int
+    /// Indexer: keys per score block (a multiple of NR), about 128.
+    public var indexerKeys: Int
+    /// Indexer: keys per task (a multiple of NR), about 2048.
+    public var indexerTaskKeys: Int
+    /// Indexer: keys per packing task (a multiple of NR), about 512.
+    public var indexerPackKeys: Int
+
+    init(mr: Int, nr: Int, environment env: [String: String] = [:]) {
+        func rows(_ target: Int) -> Int { max(mr, target / mr * mr) }
+        func keys(_ target: Int) -> Int { max(nr, target / nr * nr) }
+        br = rows(96)
+        bc = keys(128)
+        prepackKeys = keys(256)
+        indexerRows = rows(96)
+        indexerKeys = keys(128)
+        indexerTaskKeys = keys(2048)
+        indexerPackKeys = keys(512)
+        if let v = env["POLYCHIP_CPU_ATTN_BR"].flatMap(Int.init), v >= mr { br = v / mr * mr }
+        if let v = env["POLYCHIP_CPU_ATTN_BC"].flatMap(Int.init), v >= nr { bc = v / nr * nr }
     }
 }
 

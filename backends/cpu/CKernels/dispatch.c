@@ -11,15 +11,17 @@
 #include <arm_neon.h>
 #endif
 
-#define PCK_TABLE(isa_, name_, gemm_, pfx)                                                \
+/* pfx: the ISA of the memory-bound kernels; xpfx: of the exp-bound ones. */
+#define PCK_TABLE2(isa_, name_, gemm_, pfx, xpfx)                                         \
     {                                                                                     \
         isa_, name_, gemm_, pck__pack_##pfx, pck__int4_xprep_##pfx, pck__int4_gemv_##pfx, \
             pck__int4_pack_b_##pfx, pck__int4_dequantize_##pfx, pck__int4_quantize_##pfx, \
             pck__f16_to_f32_##pfx, pck__f32_to_f16_##pfx, pck__bf16_to_f32_##pfx,         \
             pck__f32_to_bf16_##pfx, pck__dot_##pfx, pck__axpy_##pfx, pck__scale_mul_##pfx, \
-            pck__max_##pfx, pck__sum_##pfx, pck__exp_##pfx, pck__exp_sub_sum_##pfx,       \
-            pck__silu_##pfx, pck__swiglu_##pfx                                            \
+            pck__max_##xpfx, pck__sum_##pfx, pck__exp_##xpfx, pck__exp_sub_sum_##xpfx,    \
+            pck__silu_##xpfx, pck__swiglu_##xpfx                                          \
     }
+#define PCK_TABLE(isa_, name_, gemm_, pfx) PCK_TABLE2(isa_, name_, gemm_, pfx, pfx)
 
 static const pck_gemm_shape shape_scalar = {"scalar 4x8", 4, 8, pck__sgemm_kernel_scalar, NULL};
 static const pck_kernels kernels_scalar[] = {
@@ -27,9 +29,10 @@ static const pck_kernels kernels_scalar[] = {
 #if PCK_X86
 static const pck_gemm_shape shape_avx2 = {"avx2 6x16", 6, 16, pck__sgemm_kernel_avx2, NULL};
 static const pck_kernels kernels_avx2[] = {PCK_TABLE(PCK_ISA_AVX2, "avx2", &shape_avx2, avx2)};
-/* One table per AVX-512 GEMM shape (gemm_avx512.c); the memory-bound kernels reuse AVX2,
- * which reads memory as fast and keeps one set of vector code. */
-#define PCK_AVX512_TABLE(i) PCK_TABLE(PCK_ISA_AVX512, "avx512", &pck__gemm_shapes_avx512[i], avx2)
+/* One table per AVX-512 GEMM shape (gemm_avx512.c); the exp-bound row kernels are AVX-512
+ * (vector_avx512.c), the memory-bound ones reuse AVX2, which reads memory as fast. */
+#define PCK_AVX512_TABLE(i) \
+    PCK_TABLE2(PCK_ISA_AVX512, "avx512", &pck__gemm_shapes_avx512[i], avx2, avx512)
 static const pck_kernels kernels_avx512[] = {PCK_AVX512_TABLE(0), PCK_AVX512_TABLE(1)};
 #undef PCK_AVX512_TABLE
 #endif
@@ -397,6 +400,35 @@ float pck_online_softmax_step(ptrdiff_t n, const float *s, float *m, float *l, f
     *l = *l * alpha + ps;
     *m = m_new;
     return alpha;
+}
+
+void pck_flash_softmax(ptrdiff_t rows, ptrdiff_t n, float *s, ptrdiff_t lds, const ptrdiff_t *limit,
+                       ptrdiff_t j0, float *m, float *l, float *o, ptrdiff_t ldo, ptrdiff_t dv) {
+    const pck_kernels *t = K();
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        float *sr = s + r * lds;
+        ptrdiff_t visible = limit[r] - j0;
+        visible = visible < 0 ? 0 : visible > n ? n : visible;
+        for (ptrdiff_t j = visible; j < n; j++) sr[j] = -__builtin_inff();
+        float m_old = m[r];
+        float bm = visible > 0 ? t->max(visible, sr) : -__builtin_inff();
+        float m_new = bm > m_old ? bm : m_old;
+        float ps;
+        if (m_new == -__builtin_inff()) { /* all masked so far: exp(-inf - -inf) would be NaN */
+            for (ptrdiff_t j = 0; j < n; j++) sr[j] = 0.0f;
+            ps = 0.0f;
+        } else {
+            ps = t->exp_sub_sum(visible, sr, m_new, sr);
+            for (ptrdiff_t j = visible; j < n; j++) sr[j] = 0.0f;
+        }
+        float alpha = (m_old == -__builtin_inff()) ? 1.0f : pck__exp1(m_old - m_new);
+        float lr = l[r];
+        if (lr == lr) { /* a NaN row stays NaN; its output is written as NaN at the end */
+            l[r] = lr * alpha + ps;
+            if (alpha != 1.0f) t->scale_mul(dv, alpha, o + r * ldo, NULL, o + r * ldo);
+        }
+        m[r] = m_new;
+    }
 }
 
 /* sqrt by instruction: the C target must not need libm at link time */

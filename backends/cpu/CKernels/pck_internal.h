@@ -129,6 +129,12 @@ extern const pck_gemm_shape pck__gemm_shapes_avx512[];
 extern const int pck__gemm_shape_count_avx512;
 void pck__bpack_avx512(ptrdiff_t width, ptrdiff_t count, ptrdiff_t kc, const uint16_t *src,
                        ptrdiff_t stride_r, ptrdiff_t stride_k, uint32_t *out);
+/* vector_avx512.c: the exp-bound row primitives (the rest of the AVX-512 tables is AVX2). */
+float pck__max_avx512(ptrdiff_t, const float *);
+void pck__exp_avx512(ptrdiff_t, const float *, float *);
+float pck__exp_sub_sum_avx512(ptrdiff_t, const float *, float, float *);
+void pck__silu_avx512(ptrdiff_t, const float *, float *);
+void pck__swiglu_avx512(ptrdiff_t, const float *, const float *, float *);
 #endif
 #if PCK_ARM64
 void pck__sgemm_kernel_neon(ptrdiff_t, const float *, const float *, float *, ptrdiff_t,
@@ -222,6 +228,21 @@ PCK_INLINE float pck__clampf(float v, float lo, float hi) {
     v = (v >= lo) ? v : lo;
     return (v <= hi) ? v : hi;
 }
+
+/* expf on every path (vector.c, vector_avx512.c): x = n*ln2 + r, a degree-6 polynomial
+ * for exp(r), 2^n as two exact power-of-two factors; inputs clamped to [-104, 89]. */
+#define PCK_EXP_LO -104.0f
+#define PCK_EXP_HI 89.0f
+#define PCK_LOG2E 1.44269504088896341f
+#define PCK_EXP_C2 4.999999404e-01f
+#define PCK_EXP_C3 1.666652113e-01f
+#define PCK_EXP_C4 4.166838899e-02f
+#define PCK_EXP_C5 8.368710056e-03f
+#define PCK_EXP_C6 1.381460810e-03f
+/* ln2 = HI + LO; HI has 9 trailing zero bits so n*HI is exact for |n| <= 256 */
+#define PCK_LN2_HI 0.693145751953125f
+#define PCK_LN2_LO 1.428606765330187e-06f
+#define PCK_ROUND_MAGIC 12582912.0f /* 1.5 * 2^23: adding it rounds to an integer (RNE) */
 
 /* Per-group INT4 parameters, shared by every ISA so they agree bit for bit. */
 PCK_INLINE float pck__sym_scale(float amax) { return amax / 7.0f; }

@@ -283,6 +283,15 @@ void pck_softmax(ptrdiff_t n, const float *x, float *y);
  * alpha = exp(m_old - m_new) by which the caller rescales its output accumulator before
  * adding p.V (alpha = 1 while everything seen is masked; never NaN). */
 float pck_online_softmax_step(ptrdiff_t n, const float *s, float *m, float *l, float *p);
+/* pck_online_softmax_step for the `rows` rows of a flash-attention score block, and the
+ * output rescale: row r has n scores at s + r*lds, of which the first
+ * clamp(limit[r] - j0, 0, n) are visible (the rest become p = 0); p is written over s.
+ * o row r (dv floats at o + r*ldo) is multiplied by alpha where alpha != 1. A row whose
+ * running sum l is NaN (a NaN score was seen: exp(NaN - m) is NaN) keeps l = NaN and its o
+ * untouched; the caller writes it as NaN. */
+void pck_flash_softmax(ptrdiff_t rows, ptrdiff_t n, float *s, ptrdiff_t lds,
+                       const ptrdiff_t *limit, ptrdiff_t j0, float *m, float *l, float *o,
+                       ptrdiff_t ldo, ptrdiff_t dv);
 /* y[i] = x[i] * (1/sqrt(mean(x^2) + eps)) * (w ? w[i] : 1) (y may equal x). */
 void pck_rmsnorm(ptrdiff_t n, const float *x, const float *w, float eps, float *y);
 /* y[i] = x[i] * sigmoid(x[i]) (y may equal x). */
