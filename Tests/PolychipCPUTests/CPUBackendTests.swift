@@ -218,3 +218,26 @@ func determinismCases() throws -> [(Op, [HostTensor])] {
         for (x, y) in zip(try dev.download(out).floats, expected) { #expect(abs(x - y) <= 1e-5 * max(1, abs(y))) }
     }
 }
+
+/// The radix-selection top-k against the reference on the rows that break selections:
+/// many ties (a few distinct values), ±0, NaN, ±inf, fewer selectable entries than k, k = S.
+@Suite struct TopKSelectionTests {
+    @Test func topKMatchesTheReferenceOnAdversarialRows() throws {
+        var r = Inputs(21)
+        let s = 300
+        var rows: [[Float]] = []
+        rows.append((0..<s).map { _ in Float(r.next() % 5) })                              // heavy ties
+        rows.append((0..<s).map { i in i % 2 == 0 ? 0.0 : -0.0 })                            // ±0 only
+        rows.append((0..<s).map { i in [Float.nan, -.infinity, .infinity, 1, -1][i % 5] })   // non-finite
+        rows.append((0..<s).map { i in i < 7 ? Float(i) : (i % 2 == 0 ? .nan : -.infinity) })  // 7 selectable
+        rows.append((0..<s).map { _ in Float(r.next() >> 40) / Float(1 << 24) - 0.5 })       // distinct
+        rows.append((0..<s).map { _ in -Float(r.next() % 3) * 1e-30 })                        // tiny negatives, ties
+        let x = try HostTensor([rows.count, s], .f32, floats: rows.flatMap { $0 })
+        let dev = try CPUDevice(options: CPUDeviceOptions())
+        for k in [1, 5, 64, 299, 300] {
+            let got = try dev.run(.topK(k: k), [x]), want = try Reference.evaluate(.topK(k: k), [x])
+            #expect(got[0] == want[0], "indices differ at k = \(k)")
+            #expect(got[1].bytes == want[1].bytes, "values differ at k = \(k)")
+        }
+    }
+}

@@ -79,14 +79,11 @@ struct TopKHeap {
 extension CPUKernels {
     static func topK(_ ctx: KernelContext, _ scores: Operand, _ k: Int, _ idx: Operand, _ vals: Operand) {
         let (t, s) = (scores.shape[0], scores.shape[1])
+        // Radix selection per row (C): the same result as a heap under the tie rule, O(S + k).
         forRows(ctx, rows: t, d: s) { r0, r1, w in
-            let ws = ctx.pool.workspaces[w]
-            let hv = ws.buffer(2, k, as: Float.self), hi = ws.buffer(3, k, as: Int32.self)
+            let scratch = ctx.pool.workspaces[w].buffer(2, pck_topk_scratch(s, k), as: UInt8.self)
             for r in r0..<r1 {
-                var heap = TopKHeap(capacity: k, values: hv, indices: hi)
-                let row = scores.f32() + r * s
-                for j in 0..<s where row[j] >= heap.threshold { heap.offer(row[j], Int32(j)) }
-                heap.drain(indices: idx.i32() + r * k, values: vals.f32() + r * k)
+                pck_topk_row(s, scores.f32() + r * s, k, idx.i32() + r * k, vals.f32() + r * k, scratch)
             }
         }
     }

@@ -292,6 +292,13 @@ float pck_online_softmax_step(ptrdiff_t n, const float *s, float *m, float *l, f
 void pck_flash_softmax(ptrdiff_t rows, ptrdiff_t n, float *s, ptrdiff_t lds,
                        const ptrdiff_t *limit, ptrdiff_t j0, float *m, float *l, float *o,
                        ptrdiff_t ldo, ptrdiff_t dv);
+/* Top-k of one row (the catalog's topK): the k largest of x[0..<n] in descending order,
+ * equal values in ascending index order; NaN and -inf never selected; fewer than k
+ * selectable entries are padded with (-1, -inf). Values are the inputs' own bits.
+ * `scratch`: pck_topk_scratch(n, k) bytes, 4-byte aligned. O(n + k). */
+ptrdiff_t pck_topk_scratch(ptrdiff_t n, ptrdiff_t k);
+void pck_topk_row(ptrdiff_t n, const float *x, ptrdiff_t k, int32_t *idx, float *val,
+                  void *scratch);
 /* y[i] = x[i] * (1/sqrt(mean(x^2) + eps)) * (w ? w[i] : 1) (y may equal x). */
 void pck_rmsnorm(ptrdiff_t n, const float *x, const float *w, float eps, float *y);
 /* y[i] = x[i] * sigmoid(x[i]) (y may equal x). */
