@@ -241,3 +241,37 @@ func determinismCases() throws -> [(Op, [HostTensor])] {
         }
     }
 }
+
+/// Outputs past `streamStoreBytes` are written with non-temporal stores; conformance shapes
+/// are far below the default threshold, so run the path with the threshold at zero and
+/// demand the same bits as the plain path.
+@Suite struct StreamingStoreTests {
+    @Test func rmsNormAndSoftmaxGiveTheSameBitsWithStreamingStores() throws {
+        var r = Inputs(31)
+        let dev = try CPUDevice(options: CPUDeviceOptions())
+        var x = try r.floats([37, 301], .f32, -4, 4)
+        var xs = x.floats
+        xs[5 * 301 + 7] = .nan; xs[9 * 301 + 2] = .infinity   // the softmax rules' rows
+        x = try HostTensor([37, 301], .f32, floats: xs)
+        let w = try r.floats([301])
+        for (op, inputs) in [(Op.rmsNorm(eps: 1e-5), [x, w]), (Op.softmax, [x])] {
+            let plain = try dev.run(op, inputs)[0]
+            var bl = dev.blocking
+            bl.streamStoreBytes = 0
+            let table = dev.plan.table(for: op, dtype: .f32)
+            let ctx = KernelContext(pool: dev.pool, blocking: bl, table: table, shared: Workspace(), kernel: op.kind.name)
+            // Operands in memory this test owns (the kernels take raw host pointers).
+            let buffers = (inputs + [plain]).map { t -> UnsafeMutableRawPointer in
+                let p = UnsafeMutableRawPointer.allocate(byteCount: t.bytes.count, alignment: 64)
+                t.bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: t.bytes.count) }
+                return p
+            }
+            defer { buffers.forEach { $0.deallocate() } }
+            let operands = zip(buffers, inputs).map { Operand(raw: $0, desc: $1.desc) }
+            let outs = [Operand(raw: buffers.last!, desc: plain.desc)]
+            try table.with { try CPUKernels.run(op, ctx, operands, outs) }
+            let out = Array(UnsafeBufferPointer(start: buffers.last!.assumingMemoryBound(to: Float.self), count: plain.desc.elementCount))
+            #expect(try HostTensor(plain.desc.shape, .f32, floats: out).bytes == plain.bytes, "\(op.kind) differs with streaming stores")
+        }
+    }
+}

@@ -26,6 +26,10 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
     /// Packed INT4 weight bytes per GEMV task: half of L2, so a task's rows stream through
     /// L2 while the activations stay in L1.
     public var gemvTaskBytes: Int
+    /// Row-wise kernels (rmsNorm, softmax) with outputs at least this large (bytes) write
+    /// them with non-temporal stores: an output larger than the last-level cache share is
+    /// not read back, so fetching its lines first (a third of the traffic) is waste.
+    public var streamStoreBytes: Int
     /// Block sizes and path thresholds of attention, sparse attention and the indexer,
     /// which run on the same tile.
     public var attention: AttentionBlocking
@@ -48,6 +52,7 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
         let ncRaw = llc / 2 / (kc * 4)
         nc = max(nr, min(8192, ncRaw) / nr * nr)
         gemvTaskBytes = max(16 << 10, topology.l2Bytes / 2)
+        streamStoreBytes = max(1 << 20, llc)
         // Tuning overrides: POLYCHIP_CPU_GEMM_KC / _MC / _NC (rounded to the tile).
         let env = ProcessInfo.processInfo.environment
         if let v = env["POLYCHIP_CPU_GEMM_KC"].flatMap(Int.init), v >= 8 { kc = v / 8 * 8 }

@@ -15,6 +15,32 @@
 #include <arm_neon.h>
 #endif
 
+/* ================================================================ streaming stores */
+
+void pck_stream_store(ptrdiff_t n, const float *src, float *dst) {
+#if PCK_X86
+    ptrdiff_t i = 0;
+    /* SSE2 (every x86-64): align dst to 16 bytes, then non-temporal 16-byte stores */
+    while (i < n && ((uintptr_t)(dst + i) & 15) != 0) {
+        dst[i] = src[i];
+        i++;
+    }
+    if (((uintptr_t)(dst + i) & 3) == 0) {
+        for (; i + 16 <= n; i += 16) {
+            _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+            _mm_stream_ps(dst + i + 4, _mm_loadu_ps(src + i + 4));
+            _mm_stream_ps(dst + i + 8, _mm_loadu_ps(src + i + 8));
+            _mm_stream_ps(dst + i + 12, _mm_loadu_ps(src + i + 12));
+        }
+        for (; i + 4 <= n; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+        _mm_sfence(); /* order them before the pool's release of the task */
+    }
+    for (; i < n; i++) dst[i] = src[i];
+#else
+    if (dst != src) memmove(dst, src, (size_t)n * sizeof(float));
+#endif
+}
+
 /* ================================================================ scalar */
 
 float pck__exp1(float x) {

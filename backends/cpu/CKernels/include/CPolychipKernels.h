@@ -292,6 +292,10 @@ float pck_online_softmax_step(ptrdiff_t n, const float *s, float *m, float *l, f
 void pck_flash_softmax(ptrdiff_t rows, ptrdiff_t n, float *s, ptrdiff_t lds,
                        const ptrdiff_t *limit, ptrdiff_t j0, float *m, float *l, float *o,
                        ptrdiff_t ldo, ptrdiff_t dv);
+/* dst[i] = src[i] with non-temporal stores where the CPU has them (x86-64), then a store
+ * fence: a large output written once is not read for ownership first and does not
+ * evict the working set. dst must be 4-byte aligned; src is an L1-resident row. */
+void pck_stream_store(ptrdiff_t n, const float *src, float *dst);
 /* Top-k of one row (the catalog's topK): the k largest of x[0..<n] in descending order,
  * equal values in ascending index order; NaN and -inf never selected; fewer than k
  * selectable entries are padded with (-1, -inf). Values are the inputs' own bits.
