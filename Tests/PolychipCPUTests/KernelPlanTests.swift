@@ -46,7 +46,7 @@ import CPolychipKernels
 
     @Test func defaultPlanExplainsItself() throws {
         let d = try CPUDevice(options: CPUDeviceOptions())
-        for key in ["isa", "gemm", "attention", "bf16Gemm", "fmaRate", "gemmBlocking", "peakFlops", "int4Weights"] {
+        for key in ["isa", "gemm", "attention", "moe", "bf16Gemm", "fmaRate", "gemmBlocking", "peakFlops", "int4Weights"] {
             #expect(!(d.info.details[key] ?? "").isEmpty, "devices shows no \(key)")
         }
         // One plan per process and setting: every default device runs the same tables.

@@ -201,6 +201,7 @@ public final class CPUDevice: Device {
                 "isa": isa,
                 "gemm": "\(plan.choices[.gemm]!.gemmShape) — \(plan.choices[.gemm]!.reason)",
                 "attention": "\(plan.choices[.attention]!.gemmShape) — \(plan.choices[.attention]!.reason)",
+                "moe": "\(plan.choices[.moe]!.gemmShape) — \(plan.choices[.moe]!.reason)",
                 "bf16Gemm": "\(plan.choices[.bf16Gemm]!.gemmShape): \(plan.bf16Gemm)",
                 "fmaRate": plan.fmaNote,
                 "int4Weights": pck_int4_denormals_fast() != 0 ? "read as denormal floats" : "converted to float",

@@ -81,6 +81,9 @@ public enum CPUKernelFamily: String, CaseIterable, Sendable, Codable {
     case gemm
     /// Short-K tiles: attention, sparse attention, the lightning indexer (K = head dim).
     case attention
+    /// Expert GEMMs: the MoE layer and grouped matmuls (INT4 or float), whose segments are
+    /// tens of rows, so how well a tile's MR divides them matters as much as its speed.
+    case moe
     /// bf16 × bf16 GEMMs (matmul, grouped matmul, MoE layer with bf16 experts): the pair
     /// kernel (`vdpbf16ps`) where the CPU has AVX512_BF16, else the GEMM family's table.
     case bf16Gemm
@@ -89,10 +92,12 @@ public enum CPUKernelFamily: String, CaseIterable, Sendable, Codable {
     static func of(_ op: Op, dtype: DType) -> CPUKernelFamily {
         switch op {
         case .attention, .sparseAttention, .lightningIndexer: return .attention
-        case .matmul, .groupedMatmul: return dtype == .bf16 ? .bf16Gemm : .gemm
+        case .matmul: return dtype == .bf16 ? .bf16Gemm : .gemm
+        case .groupedMatmul: return dtype == .bf16 ? .bf16Gemm : .moe
+        case .int4GroupedMatmul: return .moe
         case .moeLayer(let p):
             if case .float = p.experts, dtype == .bf16 { return .bf16Gemm }
-            return .gemm
+            return .moe
         default: return .gemm
         }
     }
@@ -185,12 +190,13 @@ public struct CPUKernelPlan: Sendable {
         }
         let gemm = pick(Probe.gemm, "1-thread \(Probe.gemmShape) GEMM probe, GFLOP/s")
         let attention = pick(Probe.attention, "1-thread flash-attention block probe, GFLOP/s")
+        let moe = pick(Probe.expert, "1-thread INT4 expert GEMM probe (\(Probe.expertRows.map(String.init).joined(separator: "/")) rows), GFLOP/s")
         // bf16: the pair kernel wherever a candidate has it (a fixed rule, not a timing:
         // it changes numerics), else the GEMM family's table.
         let pairs = candidates.first { t in t.with { pck_bgemm_available() != 0 } && t.gemmName == gemm.gemmShape }
             ?? candidates.first { t in t.with { pck_bgemm_available() != 0 } }
         let bf16 = pairs.map { Choice(isa: $0.isa, gemmShape: $0.gemmName, reason: "the CPU has AVX512_BF16: bf16 pairs on vdpbf16ps", table: $0) } ?? gemm
-        choices = [.gemm: gemm, .attention: attention, .bf16Gemm: bf16]
+        choices = [.gemm: gemm, .attention: attention, .moe: moe, .bf16Gemm: bf16]
         bf16Gemm = pairs != nil ? "vdpbf16ps pairs (AVX512_BF16)" : "widened to f32"
         let rate = FMAProbe.gflops(gemm.isa)
         fmaGflopsPerCore = rate
@@ -237,8 +243,11 @@ enum Probe {
 
     /// GEMM probe problem (multiples of every tile in use): an A block of a large GEMM
     /// against a few B slivers, deep enough for several K blocks.
-    static let gemmM = 504, gemmN = 384, gemmK = 768
+    static let gemmM = 504, gemmN = 192, gemmK = 768
     static var gemmShape: String { "\(gemmM)×\(gemmN)×\(gemmK)" }
+    /// Expert probe: INT4 (g32) expert GEMMs of these row counts (about 64 ± 8, the tokens
+    /// an expert gets at T 512, top-8 of 64) × `expertN` × `expertK`.
+    static let expertRows = [57, 64, 71], expertN = 256, expertK = 1024, expertGroup = 32
     /// Attention probe: one row block of a head against this many keys, head dim 128.
     static let attentionKeys = 512, attentionD = 128
     /// Rounds over all candidates.
@@ -274,6 +283,27 @@ enum Probe {
         Gemm.serial(bl, m: m, i0: 0, n: n, j0: 0, k: k, a: .strided(a, PCK_DT_F32, rs: k, cs: 1),
                     b: .strided(b, PCK_DT_F32, rs: n, cs: 1), c: c, ldc: n, accumulate: false, ws: ws)
         return 2.0 * Double(m * n * k) / max(threadClock() - t0, 1e-9) / 1e9
+    }
+
+    /// INT4 expert GEMMs (`Gemm.serial` with the weights dequantized into B slivers, as
+    /// the MoE layer runs them), in GFLOP/s.
+    static func expert(_ t: KernelTable, _ ws: Workspace) -> Double {
+        let (n, k, g) = (expertN, expertK, expertGroup), mMax = expertRows.max()!
+        let bl = GemmBlocking(topology: HostTopology.current, cores: 1, table: t)
+        let a = ws.buffer(20, mMax * k, as: Float.self), c = ws.buffer(21, mMax * n, as: Float.self)
+        let q = ws.buffer(22, n * k / 2, as: UInt8.self), sc = ws.buffer(23, n * k / g, as: Float.self)
+        for i in 0..<(mMax * k) { a[i] = Float(i % 13) * 0.01 - 0.06 }
+        for i in 0..<(n * k / 2) { q[i] = UInt8(truncatingIfNeeded: i &* 37) }
+        for i in 0..<(n * k / g) { sc[i] = 0.01 }
+        let w = Int4Weights(q: q, ldw: k / 2, scales: sc, lds: k / g, zeros: nil, ldz: k / g, groupSize: g)
+        var flops = 0.0
+        let t0 = threadClock()
+        for m in expertRows {
+            Gemm.serial(bl, m: m, i0: 0, n: n, j0: 0, k: k, a: .strided(a, PCK_DT_F32, rs: k, cs: 1), b: .int4(w),
+                        c: c, ldc: n, accumulate: false, ws: ws)
+            flops += 2.0 * Double(m * n * k)
+        }
+        return flops / max(threadClock() - t0, 1e-9) / 1e9
     }
 
     /// One flash-attention row block (`Flash.run`) against pre-packed keys, in GFLOP/s
