@@ -100,5 +100,10 @@ import CPolychipKernels
         let big = try HostTensor([2, 1], .bf16, floats: [0x1p100, 0])
         #expect(try d.run(.matmul(transposeB: false), [tiny, big])[0].floats == [0])
         #expect(try Reference.evaluate(.matmul(transposeB: false), [tiny, big])[0].floats == [0x1p-30])
+        // A product of two normal bf16 values below 2^-126 is an f32 subnormal: flushed.
+        let small = try HostTensor([1, 2], .bf16, floats: [0x1p-63, 0])
+        let small2 = try HostTensor([2, 1], .bf16, floats: [0x1p-64, 1])
+        #expect(try d.run(.matmul(transposeB: false), [small, small2])[0].floats == [0])
+        #expect(try Reference.evaluate(.matmul(transposeB: false), [small, small2])[0].floats == [0x1p-127])
     }
 }
