@@ -202,20 +202,9 @@ static PCK_AVX512 void bpack_rows_transpose(ptrdiff_t R, ptrdiff_t kc, const uin
             for (int i = 0; i < 8; i++)
                 v[i] = i < nrow ? _mm256_loadu_ps((const float *)(src + (r0 + i) * sr + 2 * p))
                                 : _mm256_setzero_ps();
-            __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-            __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-            __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-            __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-            __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
-            __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
-            __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
-            __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
-            __m256 w[8] = {_mm256_permute2f128_ps(s0, s4, 0x20), _mm256_permute2f128_ps(s1, s5, 0x20),
-                           _mm256_permute2f128_ps(s2, s6, 0x20), _mm256_permute2f128_ps(s3, s7, 0x20),
-                           _mm256_permute2f128_ps(s0, s4, 0x31), _mm256_permute2f128_ps(s1, s5, 0x31),
-                           _mm256_permute2f128_ps(s2, s6, 0x31), _mm256_permute2f128_ps(s3, s7, 0x31)};
+            pck__transpose8(v);
             __mmask8 mk = (__mmask8)((1u << nrow) - 1);
-            for (int i = 0; i < 8; i++) _mm256_mask_storeu_ps((float *)(o + (p + i) * R + r0), mk, w[i]);
+            for (int i = 0; i < 8; i++) _mm256_mask_storeu_ps((float *)(o + (p + i) * R + r0), mk, v[i]);
         }
     }
     for (; p < kp; p++)

@@ -72,25 +72,6 @@ PCK_INLINE PCK_AVX2 __m256 load8(pck_dtype dt, const void *p) {
     }
 }
 
-PCK_INLINE PCK_AVX2 void transpose8(__m256 v[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-    __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-    __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-    __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
-    v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
-
 /* Store the first n (1..8) lanes of v. */
 PCK_INLINE PCK_AVX2 void store_first(float *p, __m256 v, ptrdiff_t n) {
     if (n == 8) {
@@ -135,7 +116,7 @@ PCK_INLINE PCK_AVX2 void pack_rows_transpose(pck_dtype dt, ptrdiff_t R, ptrdiff_
             for (int i = 0; i < 8; i++)
                 v[i] = i < nrow ? load8(dt, elem_ptr(dt, src, (r0 + i) * sr + k))
                                 : _mm256_setzero_ps();
-            transpose8(v);
+            pck__transpose8(v);
             for (int i = 0; i < 8; i++) store_first(o + (k + i) * R + r0, v[i], nrow);
         }
     }

@@ -702,22 +702,8 @@ PCK_AVX2 void pck__int4_gemv_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const f
 PCK_INLINE PCK_AVX2 void transpose8i(__m256i v[8]) {
     __m256 t[8];
     for (int i = 0; i < 8; i++) t[i] = _mm256_castsi256_ps(v[i]);
-    __m256 a0 = _mm256_unpacklo_ps(t[0], t[1]), a1 = _mm256_unpackhi_ps(t[0], t[1]);
-    __m256 a2 = _mm256_unpacklo_ps(t[2], t[3]), a3 = _mm256_unpackhi_ps(t[2], t[3]);
-    __m256 a4 = _mm256_unpacklo_ps(t[4], t[5]), a5 = _mm256_unpackhi_ps(t[4], t[5]);
-    __m256 a6 = _mm256_unpacklo_ps(t[6], t[7]), a7 = _mm256_unpackhi_ps(t[6], t[7]);
-    __m256 b0 = _mm256_shuffle_ps(a0, a2, 0x44), b1 = _mm256_shuffle_ps(a0, a2, 0xee);
-    __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xee);
-    __m256 b4 = _mm256_shuffle_ps(a4, a6, 0x44), b5 = _mm256_shuffle_ps(a4, a6, 0xee);
-    __m256 b6 = _mm256_shuffle_ps(a5, a7, 0x44), b7 = _mm256_shuffle_ps(a5, a7, 0xee);
-    v[0] = _mm256_castps_si256(_mm256_permute2f128_ps(b0, b4, 0x20));
-    v[1] = _mm256_castps_si256(_mm256_permute2f128_ps(b1, b5, 0x20));
-    v[2] = _mm256_castps_si256(_mm256_permute2f128_ps(b2, b6, 0x20));
-    v[3] = _mm256_castps_si256(_mm256_permute2f128_ps(b3, b7, 0x20));
-    v[4] = _mm256_castps_si256(_mm256_permute2f128_ps(b0, b4, 0x31));
-    v[5] = _mm256_castps_si256(_mm256_permute2f128_ps(b1, b5, 0x31));
-    v[6] = _mm256_castps_si256(_mm256_permute2f128_ps(b2, b6, 0x31));
-    v[7] = _mm256_castps_si256(_mm256_permute2f128_ps(b3, b7, 0x31));
+    pck__transpose8(t);
+    for (int i = 0; i < 8; i++) v[i] = _mm256_castps_si256(t[i]);
 }
 
 /* 8 rows x 64 k into B-panel rows: a byte-lane transpose puts 8 weight rows in the 8
