@@ -9,11 +9,11 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
     public var mr: Int
     /// Register tile columns (microkernel NR).
     public var nr: Int
-    /// K depth of a packed panel: one B sliver (`kc × nr` floats) fills L1. The A tiles
-    /// stream through it from L2; a deeper block halves the C tile's loads and stores, which
-    /// cost more than the sliver's L1 misses (measured on Zen 4: 14 × 32 tiles at KC 256
-    /// are 5% faster than at KC 128, half of L1; AVX2 6 × 16 flat from 256 to 512). A
-    /// multiple of 64.
+    /// K depth of a packed panel: one B sliver (`kc × nr` floats) fills L1, up to 256. The A
+    /// tiles stream through it from L2; a deeper block halves the C tile's loads and stores,
+    /// which cost more than the sliver's L1 misses (measured on Zen 4: 14 × 32 tiles at KC 256
+    /// are 5% faster than at KC 128, half of L1, and no faster at 320 or 384; AVX2 6 × 16 no
+    /// faster at 512 than at 256, where Zen 3 was tuned). A multiple of 64.
     public var kc: Int
     /// K depth of a block of the bf16 pair GEMM: `2 × kc` (a pair sliver of `kc × nr`
     /// 32-bit slots is as large as an f32 one).
@@ -48,7 +48,7 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
         let kcRaw = topology.l1Bytes / (nr * 4)
         // Multiples of 64: the INT4 B packing dequantizes 64 weights per row at a time
         // (a 168-deep 8 × 48 block left 40 to its scalar tail: 20% slower expert GEMMs).
-        kc = min(512, max(64, kcRaw / 64 * 64))
+        kc = min(256, max(64, kcRaw / 64 * 64))
         let mcRaw = topology.l2Bytes / 2 / (kc * 4)
         mc = max(mr, min(1024, mcRaw) / mr * mr)
         let llc = topology.llcBytesPerCore * max(1, cores)
