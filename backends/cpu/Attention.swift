@@ -27,8 +27,16 @@ enum Flash {
         let s = ws.buffer(10, rows * bc, as: Float.self)
         let pp = ws.buffer(11, (rows + mr - 1) / mr * mr * bc, as: Float.self)
         let dvSlivers = (dv + nr - 1) / nr
+        // The keys each MR-row tile sees at most (causal rows see fewer): S tiles wholly past
+        // it are not computed (the softmax reads only visible scores) and P·V stops there
+        // (its P is 0 beyond; the reference never touches masked keys' V at all).
+        let tiles = (rows + mr - 1) / mr
+        let tileLimit = ws.buffer(16, tiles, as: Int.self)  // 12-15 are the callers'
         var maxLimit = 0
-        for r in 0..<rows { maxLimit = max(maxLimit, limit[r]) }
+        for ti in 0..<tiles {
+            tileLimit[ti] = (ti * mr..<min(rows, ti * mr + mr)).reduce(0) { max($0, limit[$1]) }
+            maxLimit = max(maxLimit, tileLimit[ti])
+        }
         let end = min(kEnd, maxLimit)
         var j0 = kStart
         while j0 < end {
@@ -38,10 +46,9 @@ enum Flash {
             let ks = (bcur + nr - 1) / nr
             for sl in 0..<ks {
                 let nn = min(nr, bcur - sl * nr)
-                var ir = 0
-                while ir < rows {
+                for ti in 0..<tiles where j0 + sl * nr < tileLimit[ti] {
+                    let ir = ti * mr
                     pck_sgemm_kernel(d, qp + ir * d, kv.kp + sl * d * nr, s + ir * bc + sl * nr, bc, min(mr, rows - ir), nn, 0)
-                    ir += mr
                 }
             }
             // Mask, online softmax, rescale O. A NaN logit makes the row NaN (docs/kernels.md:
@@ -52,10 +59,10 @@ enum Flash {
             pck_sgemm_pack_a(PCK_DT_F32, rows, bcur, s, bc, 1, pp)
             for t in 0..<dvSlivers {
                 let nn = min(nr, dv - t * nr)
-                var ir = 0
-                while ir < rows {
-                    pck_sgemm_kernel(bcur, pp + ir * bcur, kv.vp + t * kv.vStride, o + ir * dv + t * nr, dv, min(mr, rows - ir), nn, 1)
-                    ir += mr
+                for ti in 0..<tiles {
+                    let ir = ti * mr, kcur = min(bcur, tileLimit[ti] - j0)
+                    guard kcur > 0 else { continue }
+                    pck_sgemm_kernel(kcur, pp + ir * bcur, kv.vp + t * kv.vStride, o + ir * dv + t * nr, dv, min(mr, rows - ir), nn, 1)
                 }
             }
             j0 += bcur
