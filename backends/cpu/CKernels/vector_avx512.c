@@ -3,7 +3,7 @@
  * exactly what exp8 in vector.c computes (same operations, same constants), so elementwise
  * results equal the AVX2 path bit for bit; sums reduce 16 lanes instead of 8, in a fixed
  * order. On Zen 4 a 512-bit op costs two 256-bit pipe slots, but half the instructions
- * leave the front end and scheduler room: exp-subtract-sum 0.50 -> 0.35 ns per element. */
+ * (and vscalefps for 2^n) leave the front end and scheduler room. */
 #include "pck_internal.h"
 
 #if PCK_X86
@@ -23,12 +23,9 @@ PCK_INLINE PCK_AVX512 __m512 exp16(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(PCK_EXP_C2));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    __m512i ni = _mm512_cvtps_epi32(n);
-    __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
-    __m512i bias = _mm512_set1_epi32(127);
-    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
-    __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
-    return _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+    /* p * 2^n rounded once, as exp8's two exact power-of-two factors give it: one vscalefps
+     * instead of eight integer and multiply operations */
+    return _mm512_scalef_ps(p, n);
 }
 
 PCK_INLINE PCK_AVX512 __mmask16 tail(ptrdiff_t n) { return (__mmask16)((1u << n) - 1); }
