@@ -415,8 +415,12 @@ void pck_flash_softmax(ptrdiff_t rows, ptrdiff_t n, float *s, ptrdiff_t lds, con
         float m_new = bm > m_old ? bm : m_old;
         float ps;
         if (m_new == -__builtin_inff()) { /* all masked so far: exp(-inf - -inf) would be NaN */
+            /* the max skips NaN, so a row whose visible scores are NaN (and -inf) lands here:
+             * its sum must still become NaN */
+            int nan = 0;
+            for (ptrdiff_t j = 0; j < visible; j++) nan |= sr[j] != sr[j];
             for (ptrdiff_t j = 0; j < n; j++) sr[j] = 0.0f;
-            ps = 0.0f;
+            ps = nan ? __builtin_nanf("") : 0.0f;
         } else {
             ps = t->exp_sub_sum(visible, sr, m_new, sr);
             for (ptrdiff_t j = visible; j < n; j++) sr[j] = 0.0f;
