@@ -275,3 +275,34 @@ func determinismCases() throws -> [(Op, [HostTensor])] {
         }
     }
 }
+
+/// NaN logits on every path (docs/kernels.md: a NaN logit makes the query row NaN): a query
+/// row that is all NaN (its running max never leaves −inf, so only the sum can carry the NaN),
+/// a NaN in the middle of another row, an infinite key; causal, full and sparse.
+@Suite struct AttentionNaNTests {
+    @Test(arguments: everyCPUPath) func nanRowsStayNaNOnEveryPath(_ options: CPUDeviceOptions) throws {
+        let dev = try CPUDevice(options: options)
+        var r = Inputs(41)
+        let (lq, lk, d) = (130, 150, 16)
+        var q = try r.floats([1, 4, lq, d]).floats
+        for j in 0..<d { q[3 * d + j] = .nan }                // head 0, query 3: all NaN
+        q[(lq + 77) * d + 5] = .nan                            // head 1, query 77: one NaN
+        var k = try r.floats([1, 2, lk, d]).floats
+        k[(lk + 140) * d + 2] = .infinity                      // kv head 1, key 140
+        let qt = try HostTensor([1, 4, lq, d], .f32, floats: q), kt = try HostTensor([1, 2, lk, d], .f32, floats: k)
+        let vt = try r.floats([1, 2, lk, d])
+        for causal in [true, false] {
+            let op = Op.attention(AttentionParams(causal: causal, returnLSE: true))
+            let got = try dev.run(op, [qt, kt, vt]), want = try Reference.evaluate(op, [qt, kt, vt])
+            for (g, w) in zip(got, want) {
+                #expect(zip(g.floats, w.floats).allSatisfy { $0.isNaN == $1.isNaN }, "\(dev.id) causal \(causal): NaN pattern differs")
+            }
+        }
+        let qs = try HostTensor([6, 2, d], .f32, floats: (0..<(12 * d)).map { $0 < d ? .nan : Float($0 % 7) * 0.1 })
+        let ks = try r.floats([20, 1, d]), vs = try r.floats([20, 1, d])
+        let idx = try HostTensor([6, 4], int32s: (0..<24).map { Int32($0 % 20) })
+        let sop = Op.sparseAttention(SparseAttentionParams(returnLSE: true))
+        let got = try dev.run(sop, [qs, ks, vs, idx]), want = try Reference.evaluate(sop, [qs, ks, vs, idx])
+        for (g, w) in zip(got, want) { #expect(zip(g.floats, w.floats).allSatisfy { $0.isNaN == $1.isNaN }, "\(dev.id) sparse") }
+    }
+}
