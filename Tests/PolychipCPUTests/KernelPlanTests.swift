@@ -62,6 +62,16 @@ import CPolychipKernels
         #expect(Probe.choose([(pref, 100)], preferred: pref, margin: 0.05).why.hasPrefix("measured fastest"))
     }
 
+    /// The probes themselves (the plan skips them in debug builds): each runs on every table
+    /// and reports a positive rate.
+    @Test func probesRunOnEveryTable() {
+        let tables = CPUISA.supported.flatMap(KernelTable.all)
+        for probe in [Probe.gemm, Probe.attention, Probe.expert] {
+            let rates = Probe.rates(tables, probe, rounds: 1)
+            #expect(rates.count == tables.count && rates.allSatisfy { $0 > 0 && $0.isFinite })
+        }
+    }
+
     @Test func denormalProbeDecision() {
         // The INT4 GEMV reads nibbles as denormal floats only where denormal FMAs run at
         // full rate (within 25%); both outcomes of the rule, then the probe itself.

@@ -183,6 +183,10 @@ public struct CPUKernelPlan: Sendable {
                 let why = forced ? "forced (POLYCHIP_CPU_ISA / isa=, POLYCHIP_CPU_GEMM_TILE / tile=)" : "the only SIMD path on this CPU"
                 return Choice(isa: preferred.isa, gemmShape: preferred.gemmName, reason: why, table: preferred)
             }
+            if Probe.skipped {
+                return Choice(isa: preferred.isa, gemmShape: preferred.gemmName,
+                              reason: "debug build: the probes would time unoptimized C, so the widest path is taken unmeasured", table: preferred)
+            }
             let rates = Probe.rates(candidates, probe)
             let choice = Probe.choose(zip(candidates.map(\.gemmName), rates).map { ($0, $1) }, preferred: preferred.gemmName)
             let table = candidates.first { $0.gemmName == choice.name } ?? preferred
@@ -234,6 +238,14 @@ enum FMAProbe {
 /// rounds and keeping each one's best time. Times are the thread's CPU time, so a
 /// neighbour that takes the core in the middle of a call does not count against it.
 enum Probe {
+    /// Debug builds compile the C kernels unoptimized: their timings say nothing about the
+    /// release build (and cost seconds per process), so the plan takes the preferred table.
+    #if DEBUG
+    static let skipped = true
+    #else
+    static let skipped = false
+    #endif
+
     /// Seconds of CPU time the calling thread has used.
     static func threadClock() -> Double {
         var ts = timespec()
@@ -259,7 +271,7 @@ enum Probe {
 
     /// GFLOP/s per candidate, best of `rounds` after one warm-up round (which faults in
     /// the operands and each table's workspace; both are kept across rounds).
-    static func rates(_ tables: [KernelTable], _ probe: (KernelTable, Workspace) -> Double) -> [Double] {
+    static func rates(_ tables: [KernelTable], _ probe: (KernelTable, Workspace) -> Double, rounds: Int = rounds) -> [Double] {
         let spaces = tables.map { _ in Workspace() }
         var best = [Double](repeating: 0, count: tables.count)
         for round in 0...rounds {
