@@ -88,6 +88,17 @@ enum GemmB {
     }
 }
 
+extension GemmB {
+    /// Prefetches what `pack(k0, kc, j0, nc)` will read where that pays: INT4 weights, read
+    /// once per expert from memory in short runs per row. Float B needs none.
+    @inline(__always)
+    func prefetch(_ k0: Int, _ kc: Int, _ j0: Int, _ nc: Int) {
+        if case let .int4(w) = self, nc > 0 {
+            pck_int4_prefetch(kc, nc, k0, j0, w.groupSize, w.q, w.ldw, w.scales, w.lds)
+        }
+    }
+}
+
 /// How a GEMM multiplies: f32 slivers on the f32 tile, or (bf16 × bf16 on a table with the
 /// pair kernel) bf16 pairs on `vdpbf16ps`, whose packed depth is half the K depth and whose
 /// K blocks are twice as deep (the same bytes per sliver).
@@ -263,6 +274,7 @@ enum Gemm {
                 for s in 0..<slivers {
                     let j = s * nr, nn = min(nr, n - j)
                     b.pack(pc, kcur, j0 + j, nn, into: bs, pairs: ar.pairs)
+                    b.prefetch(pc, kcur, j0 + j + nr, min(nr, n - j - nr))  // the next sliver's source
                     var ir = 0
                     while ir < m {
                         ar.tile(kcur, ap + ir * kd, bs, c + ir * ldc + j, ldc, min(mr, m - ir), nn, acc)

@@ -341,6 +341,17 @@ void pck_int4_pack_b(ptrdiff_t kc, ptrdiff_t nc, ptrdiff_t k0, ptrdiff_t n0, ptr
     t->int4_pack_b(t->gemm->nr, kc, nc, k0, n0, g, w, ldw, scales, lds, zeros, ldz, bp);
 }
 
+void pck_int4_prefetch(ptrdiff_t kc, ptrdiff_t nc, ptrdiff_t k0, ptrdiff_t n0, ptrdiff_t g,
+                       const uint8_t *w, ptrdiff_t ldw, const float *scales, ptrdiff_t lds) {
+    ptrdiff_t bytes = (kc + 1) / 2;
+    for (ptrdiff_t j = 0; j < nc; j++) {
+        const uint8_t *row = w + (n0 + j) * ldw + k0 / 2;
+        for (ptrdiff_t b = 0; b < bytes; b += 64) __builtin_prefetch(row + b, 0, 3);
+        __builtin_prefetch(row + bytes - 1, 0, 3);
+        if (g > 0) __builtin_prefetch(scales + (n0 + j) * lds + k0 / g, 0, 3);
+    }
+}
+
 void pck_int4_dequantize(ptrdiff_t n0, ptrdiff_t n1, ptrdiff_t k, ptrdiff_t g, const uint8_t *w,
                          ptrdiff_t ldw, const float *scales, ptrdiff_t lds,
                          const int8_t *zeros, ptrdiff_t ldz, float *out, ptrdiff_t ldo) {

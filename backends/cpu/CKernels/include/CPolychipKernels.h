@@ -224,6 +224,12 @@ void pck_int4_pack_b(ptrdiff_t kc, ptrdiff_t nc, ptrdiff_t k0, ptrdiff_t n0, ptr
                      const uint8_t *w, ptrdiff_t ldw, const float *scales, ptrdiff_t lds,
                      const int8_t *zeros, ptrdiff_t ldz, float *bp);
 
+/* Prefetches (into L1) what pck_int4_pack_b(kc, nc, k0, n0, ...) will read: each row's
+ * kc/2 weight bytes from k0 and its first scale. A GEMM calls it for the next B sliver while
+ * the current one's tiles run (expert weights come from memory; MoE layer -2.5% CPU time). */
+void pck_int4_prefetch(ptrdiff_t kc, ptrdiff_t nc, ptrdiff_t k0, ptrdiff_t n0, ptrdiff_t g,
+                       const uint8_t *w, ptrdiff_t ldw, const float *scales, ptrdiff_t lds);
+
 /* Dequantize rows n0..<n1, all k: out[(n-n0)*ldo + k] = s * (u - z) (exact f32 product). */
 void pck_int4_dequantize(ptrdiff_t n0, ptrdiff_t n1, ptrdiff_t k, ptrdiff_t g,
                          const uint8_t *w, ptrdiff_t ldw, const float *scales,
