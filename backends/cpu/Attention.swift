@@ -113,7 +113,7 @@ extension CPUKernels {
         let units = b * hkv * rowBlocks
         // Split-KV for decode-like shapes: too few row blocks to occupy the cores.
         let chunkKeys: Int
-        if units < ab.splitKVMaxUnits && lk >= ab.splitKVMinBlocks * bcK {
+        if units < ab.splitKVMaxUnits && lk >= ab.splitKVMinKeys {
             let want = (ab.splitKVTasks + units - 1) / units
             chunkKeys = max(bcK, ((lk + want - 1) / want + bcK - 1) / bcK * bcK)
         } else {
