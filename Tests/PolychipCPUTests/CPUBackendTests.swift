@@ -242,11 +242,11 @@ func determinismCases() throws -> [(Op, [HostTensor])] {
     }
 }
 
-/// Outputs past `streamStoreBytes` are written with non-temporal stores; conformance shapes
-/// are far below the default threshold, so run the path with the threshold at zero and
-/// demand the same bits as the plain path.
+/// rmsNorm outputs past `streamStoreBytes` are written with non-temporal stores; conformance
+/// shapes are far below the default threshold, so run the path with the threshold at zero and
+/// demand the same bits as the plain path (NaN and +inf rows included).
 @Suite struct StreamingStoreTests {
-    @Test func rmsNormAndSoftmaxGiveTheSameBitsWithStreamingStores() throws {
+    @Test func rmsNormGivesTheSameBitsWithStreamingStores() throws {
         var r = Inputs(31)
         let dev = try CPUDevice(options: CPUDeviceOptions())
         var x = try r.floats([37, 301], .f32, -4, 4)
@@ -254,7 +254,7 @@ func determinismCases() throws -> [(Op, [HostTensor])] {
         xs[5 * 301 + 7] = .nan; xs[9 * 301 + 2] = .infinity   // the softmax rules' rows
         x = try HostTensor([37, 301], .f32, floats: xs)
         let w = try r.floats([301])
-        for (op, inputs) in [(Op.rmsNorm(eps: 1e-5), [x, w]), (Op.softmax, [x])] {
+        for (op, inputs) in [(Op.rmsNorm(eps: 1e-5), [x, w])] {
             let plain = try dev.run(op, inputs)[0]
             var bl = dev.blocking
             bl.streamStoreBytes = 0

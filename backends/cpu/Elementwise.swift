@@ -59,9 +59,8 @@ extension CPUKernels {
         forRows(ctx, rows: rows, d: d) { r0, r1, w in
             let buf = ctx.pool.workspaces[w].buffer(2, d, as: Float.self)
             for r in r0..<r1 {
-                if stream {
-                    pck_rmsnorm(d, x.f32() + r * d, wf, eps, buf)
-                    pck_stream_store(d, buf, y.f32() + r * d)
+                if stream && x.raw != y.raw {
+                    pck_rmsnorm_stream(d, x.f32() + r * d, wf, eps, y.f32() + r * d)
                 } else if dt == .f32 {
                     pck_rmsnorm(d, x.f32() + r * d, wf, eps, y.f32() + r * d)
                 } else {
@@ -104,14 +103,10 @@ extension CPUKernels {
 
     static func softmax(_ ctx: KernelContext, _ x: Operand, _ y: Operand) {
         let d = x.shape.last!, rows = x.count / d, dt = x.dtype
-        let stream = dt == .f32 && x.count * 4 >= ctx.blocking.streamStoreBytes
         forRows(ctx, rows: rows, d: d) { r0, r1, w in
             let buf = ctx.pool.workspaces[w].buffer(2, d, as: Float.self)
             for r in r0..<r1 {
-                if stream {
-                    softmaxRow(d, x.f32() + r * d, buf)
-                    pck_stream_store(d, buf, y.f32() + r * d)
-                } else if dt == .f32 {
+                if dt == .f32 {
                     softmaxRow(d, x.f32() + r * d, y.f32() + r * d)
                 } else {
                     loadF32(x.at(r * d), dt, d, into: buf)

@@ -457,9 +457,16 @@ PCK_INLINE float sqrt1(float v) {
 #endif
 }
 
+PCK_INLINE float rms_inv(const pck_kernels *t, ptrdiff_t n, const float *x, float eps) {
+    float ss = n > 0 ? t->dot(n, x, x) : 0.0f;
+    return 1.0f / sqrt1(ss / (float)(n > 0 ? n : 1) + eps);
+}
+
 void pck_rmsnorm(ptrdiff_t n, const float *x, const float *w, float eps, float *y) {
     const pck_kernels *t = K();
-    float ss = n > 0 ? t->dot(n, x, x) : 0.0f;
-    float inv = 1.0f / sqrt1(ss / (float)(n > 0 ? n : 1) + eps);
-    t->scale_mul(n, inv, x, w, y);
+    t->scale_mul(n, rms_inv(t, n, x, eps), x, w, y);
+}
+
+void pck_rmsnorm_stream(ptrdiff_t n, const float *x, const float *w, float eps, float *y) {
+    pck_scale_mul_stream(n, rms_inv(K(), n, x, eps), x, w, y);
 }

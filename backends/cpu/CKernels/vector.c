@@ -17,28 +17,26 @@
 
 /* ================================================================ streaming stores */
 
-void pck_stream_store(ptrdiff_t n, const float *src, float *dst) {
-#if PCK_X86
+void pck_scale_mul_stream(ptrdiff_t n, float a, const float *x, const float *w, float *y) {
     ptrdiff_t i = 0;
-    /* SSE2 (every x86-64): align dst to 16 bytes, then non-temporal 16-byte stores */
-    while (i < n && ((uintptr_t)(dst + i) & 15) != 0) {
-        dst[i] = src[i];
+#if PCK_X86
+    /* SSE2 (every x86-64): (x * a) * w per element, as every scale_mul computes it, so the
+     * bits are the table's; dst aligned to 16 bytes, then non-temporal 16-byte stores */
+    while (i < n && ((uintptr_t)(y + i) & 15) != 0) {
+        y[i] = w ? (x[i] * a) * w[i] : x[i] * a;
         i++;
     }
-    if (((uintptr_t)(dst + i) & 3) == 0) {
-        for (; i + 16 <= n; i += 16) {
-            _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
-            _mm_stream_ps(dst + i + 4, _mm_loadu_ps(src + i + 4));
-            _mm_stream_ps(dst + i + 8, _mm_loadu_ps(src + i + 8));
-            _mm_stream_ps(dst + i + 12, _mm_loadu_ps(src + i + 12));
-        }
-        for (; i + 4 <= n; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+    if (((uintptr_t)(y + i) & 15) == 0) {
+        __m128 av = _mm_set1_ps(a);
+        if (w)
+            for (; i + 4 <= n; i += 4)
+                _mm_stream_ps(y + i, _mm_mul_ps(_mm_mul_ps(_mm_loadu_ps(x + i), av), _mm_loadu_ps(w + i)));
+        else
+            for (; i + 4 <= n; i += 4) _mm_stream_ps(y + i, _mm_mul_ps(_mm_loadu_ps(x + i), av));
         _mm_sfence(); /* order them before the pool's release of the task */
     }
-    for (; i < n; i++) dst[i] = src[i];
-#else
-    if (dst != src) memmove(dst, src, (size_t)n * sizeof(float));
 #endif
+    for (; i < n; i++) y[i] = w ? (x[i] * a) * w[i] : x[i] * a;
 }
 
 /* ================================================================ scalar */

@@ -298,10 +298,13 @@ float pck_online_softmax_step(ptrdiff_t n, const float *s, float *m, float *l, f
 void pck_flash_softmax(ptrdiff_t rows, ptrdiff_t n, float *s, ptrdiff_t lds,
                        const ptrdiff_t *limit, ptrdiff_t j0, float *m, float *l, float *o,
                        ptrdiff_t ldo, ptrdiff_t dv);
-/* dst[i] = src[i] with non-temporal stores where the CPU has them (x86-64), then a store
- * fence: a large output written once is not read for ownership first and does not
- * evict the working set. dst must be 4-byte aligned; src is an L1-resident row. */
-void pck_stream_store(ptrdiff_t n, const float *src, float *dst);
+/* y[i] = (x[i] * a) * (w ? w[i] : 1), the bits of pck_scale / the rmsnorm scale, written
+ * with non-temporal stores where the CPU has them (x86-64), then a store fence: a large
+ * output written once is not read for ownership first and does not evict the working set.
+ * y must be 4-byte aligned and must not overlap x or w. */
+void pck_scale_mul_stream(ptrdiff_t n, float a, const float *x, const float *w, float *y);
+/* pck_rmsnorm writing y with pck_scale_mul_stream. */
+void pck_rmsnorm_stream(ptrdiff_t n, const float *x, const float *w, float eps, float *y);
 /* Top-k of one row (the catalog's topK): the k largest of x[0..<n] in descending order,
  * equal values in ascending index order; NaN and -inf never selected; fewer than k
  * selectable entries are padded with (-1, -inf). Values are the inputs' own bits.
