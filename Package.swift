@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "Polychip", targets: ["Polychip"]),
         .library(name: "PolychipConformance", targets: ["PolychipConformance"]),
         .library(name: "PolychipModels", targets: ["PolychipModels"]),
+        // Process-per-rank meshes over Open MPI; the other products do not need MPI.
+        .library(name: "PolychipMPI", targets: ["PolychipMPI"]),
         .executable(name: "polychip", targets: ["polychip"]),
         // For the libFuzzer package in Fuzz/ and the crasher-replay tests; not an API.
         .library(name: "PolychipFuzzTargets", targets: ["PolychipFuzzTargets"]),
@@ -26,6 +28,8 @@ let package = Package(
                        providers: [.apt(["libnuma-dev"])]),
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL", pkgConfig: "OpenCL",
                        providers: [.apt(["ocl-icd-opencl-dev"])]),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]),
 
         // Core: device protocols, tensors, dtypes, the kernel catalog. No backend code.
         .target(name: "PolychipCore", path: "Sources/PolychipCore"),
@@ -62,8 +66,13 @@ let package = Package(
 
         // Model-level scenarios: the expert-parallel MoE layer on a mesh and the model-scale
         // simulator (GLM-5 and DeepSeek-V3-style configs on device profiles).
+        // backends/profiles/published/*.json (published measurements for `simulate --validate`)
+        // are embedded by the EmbedFiles plugin.
         .target(name: "PolychipModels", dependencies: ["PolychipCore", "PolychipSimulated"],
-                path: "Sources/PolychipModels"),
+                path: "Sources/PolychipModels", plugins: ["EmbedFiles"]),
+
+        // The MPI communicator: process-per-rank collectives on device tensors (host-staged).
+        .target(name: "PolychipMPI", dependencies: ["PolychipCore", "CMPI"], path: "Sources/PolychipMPI"),
 
         .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference", "PolychipModels"],
                 path: "Sources/PolychipConformance"),
@@ -73,7 +82,7 @@ let package = Package(
 
         // The CLI: commands in a library so tests can drive them in-process.
         .target(name: "PolychipCLI", dependencies: [
-            "Polychip", "PolychipConformance", "PolychipBench", "PolychipModels", "COpenCL",
+            "Polychip", "PolychipConformance", "PolychipBench", "PolychipModels", "PolychipMPI", "COpenCL",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/PolychipCLI"),
         .executableTarget(name: "polychip", dependencies: ["PolychipCLI"], path: "Sources/polychip"),
@@ -101,6 +110,10 @@ let package = Package(
         .target(name: "PolychipTestSupport", dependencies: ["PolychipCore"], path: "Tests/PolychipTestSupport"),
         .testTarget(name: "PolychipBenchTests", dependencies: ["PolychipBench", "PolychipCLI", "Polychip", "polychip", "PolychipTestSupport"],
                     path: "Tests/PolychipBenchTests"),
+        // Process-per-rank meshes: unit tests, and the built binary under mpirun (skipped without it).
+        .testTarget(name: "PolychipMPITests", dependencies: ["PolychipMPI", "PolychipBench", "Polychip", "PolychipReference", "polychip",
+                                                           "PolychipTestSupport"],
+                    path: "Tests/PolychipMPITests"),
         .testTarget(name: "PolychipCLITests", dependencies: ["PolychipCLI", "Polychip", "polychip", "PolychipTestSupport"],
                     path: "Tests/PolychipCLITests"),
     ],

@@ -12,6 +12,7 @@ let package = Package(
         .executableTarget(name: "FuzzNumPy", dependencies: [.product(name: "PolychipFuzzTargets", package: "Polychip")]),
         .executableTarget(name: "FuzzSelector", dependencies: [.product(name: "PolychipFuzzTargets", package: "Polychip")]),
         .executableTarget(name: "FuzzValidation", dependencies: [.product(name: "PolychipFuzzTargets", package: "Polychip")]),
+        .executableTarget(name: "FuzzCheckpoint", dependencies: [.product(name: "PolychipFuzzTargets", package: "Polychip")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../Fuzz"
 secs=${1:-60}; shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(FuzzNumPy FuzzSelector FuzzProfile FuzzValidation)
+[ ${#targets[@]} -gt 0 ] || targets=(FuzzNumPy FuzzSelector FuzzProfile FuzzValidation FuzzCheckpoint)
 for t in "${targets[@]}"; do
   # lld: gold crashes (internal error in its DWARF reader) linking these binaries.
   swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld --product "$t" >/dev/null

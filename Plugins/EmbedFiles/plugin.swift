@@ -11,6 +11,7 @@ import PackagePlugin
 /// |---|---|---|
 /// | `PolychipSimulated` | `backends/profiles/*.json` | `EmbeddedProfiles` |
 /// | `PolychipOpenCL` | `kernels/opencl/*.cl` | `OpenCLKernelSources` |
+/// | `PolychipModels` | `backends/profiles/published/*.json` | `EmbeddedPublishedRecords` |
 @main
 struct EmbedFiles: BuildToolPlugin {
     /// One embedding: a directory, the file extension, the generated type.
@@ -23,6 +24,8 @@ struct EmbedFiles: BuildToolPlugin {
     static let sets: [String: Embedding] = [
         "PolychipSimulated": Embedding(directory: ["backends", "profiles"], fileExtension: "json", typeName: "EmbeddedProfiles"),
         "PolychipOpenCL": Embedding(directory: ["kernels", "opencl"], fileExtension: "cl", typeName: "OpenCLKernelSources"),
+        "PolychipModels": Embedding(directory: ["backends", "profiles", "published"], fileExtension: "json",
+                                    typeName: "EmbeddedPublishedRecords"),
     ]
 
     struct UnknownTarget: Error, CustomStringConvertible {

@@ -21,11 +21,8 @@ public enum BenchPlot {
         return SVG.document(width: RooflineChart.width, height: total, title: title, body: body)
     }
 
-    /// Writes the document to `path`.
+    /// Writes the document to `path` (all-or-nothing, ``OutputFiles``).
     public static func write(rows: [BenchResult], roofs: [Roof], to path: String, title: String = "polychip bench") throws {
-        let data = Data(svg(rows: rows, roofs: roofs, title: title).utf8)
-        do { try data.write(to: URL(fileURLWithPath: path)) } catch {
-            throw PolychipError.io(path: path, reason: "cannot write the plot: \(error.localizedDescription)")
-        }
+        try OutputFiles.write(Data(svg(rows: rows, roofs: roofs, title: title).utf8), to: path)
     }
 }

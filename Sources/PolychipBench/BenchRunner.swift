@@ -22,7 +22,9 @@ public struct BenchResult: Sendable, Codable {
     public var rooflinePercent: Double?
     /// `compute`, `memory`, `launch` (or `-` when unknown).
     public var bound: String
-    /// `yes`, `yes (reduced …)`, `FAIL: …`, `unsupported: …`, or `off`.
+    /// The timed call's outputs checked at full size: `yes (Freivalds ×2)`, `yes (full)`,
+    /// `yes (32 sampled rows)`; `yes (reduced: …)` where no call ran at full size (modeled
+    /// devices); `FAIL (…): …`, `unsupported: …`, or `off`.
     public var verified: String
     /// Modeled breakdown for modeled rows.
     public var breakdown: ModeledBreakdown?
@@ -30,6 +32,10 @@ public struct BenchResult: Sendable, Codable {
     /// Divided by the device's worker count it estimates the call's time on an otherwise idle
     /// host: time-slicing by other tenants stretches wall time but not CPU time.
     public var cpuSeconds: Double?
+    /// FNV-1a fingerprint of the timed call's output bytes (measured rows): results are
+    /// deterministic per device, path and thread count, so two runs can be compared without
+    /// keeping the outputs (the mutation harness uses it to tell which mutants change them).
+    public var outputDigest: String?
     /// Arithmetic intensity (FLOP/byte).
     public var intensity: Double { bytes > 0 ? flops / bytes : 0 }
 }
@@ -62,6 +68,8 @@ public enum BenchRunner {
         let outDescs = try w.op.validate(w.inputs)
         var times: [Double] = [], cpu: [Double] = []
         var breakdown: ModeledBreakdown? = nil
+        var verified = options.verify ? "" : "off"
+        var digest: String? = nil
         let queue = queue ?? Queue(device: device)
         guard queue.device === device else {
             throw PolychipError.invalidArgument(kernel: w.kind.name, argument: "queue", reason: "the queue is on \(queue.device.id), not \(device.id)")
@@ -70,8 +78,17 @@ public enum BenchRunner {
             let r = try queue.enqueue(w.op, inputs: w.inputs.map(Tensor.meta), outputs: outDescs.map(Tensor.meta))
             times = [r.seconds]
             breakdown = r.breakdown
+            if options.verify { verified = verifyReduced(w, on: device) }
         } else {
-            let ins = try w.makeInputs(seed: options.seed).map { try device.tensor($0) }
+            // Estimated before anything is allocated: the seeded inputs (a float array and its
+            // stored bytes), then the device copies and outputs, which on host-memory devices
+            // are host memory too.
+            let inBytes = w.inputs.reduce(0.0) { $0 + Double($1.byteCount) + 4 * Double($1.elementCount) }
+            let devBytes = (w.inputs + outDescs).reduce(0.0) { $0 + Double($1.byteCount) }
+            try HostMemory.reserve(inBytes + (device.info.kind == .cpu || device.info.kind == .reference ? devBytes : 0),
+                                   for: "\(w.kind.name) \(w.label) inputs and outputs", device: device.id)
+            let hostInputs = try w.makeInputs(seed: options.seed)
+            let ins = try hostInputs.map { try device.tensor($0) }
             let outs = try outDescs.map { try device.allocate($0) }
             try queue.enqueue(w.op, inputs: ins, outputs: outs)  // warm-up
             var total = 0.0
@@ -82,6 +99,10 @@ public enum BenchRunner {
                 times.append(t)
                 total += t
             }
+            // The outputs of the last timed call: fingerprinted, and checked at full size.
+            let outputs = try outs.map { try device.download($0) }
+            digest = String(outputs.reduce(fnv1a([]) as UInt64) { fnv1a($1.bytes, start: $0) }, radix: 16)
+            if options.verify { verified = TimedCallVerifier.verify(w.op, inputs: hostInputs, outputs: outputs).summary }
         }
         times.sort()
         cpu.sort()
@@ -94,13 +115,12 @@ public enum BenchRunner {
             roof = 100 * max(tc, tm) / median
             if breakdown == nil { bound = tc >= tm ? "compute" : "memory" }
         }
-        let verified = options.verify ? verify(w, on: device) : "off"
         return BenchResult(kernel: w.kind.name, shape: w.label, dtype: w.dtype.rawValue, device: device.id,
                            source: breakdown == nil ? "measured" : "modeled", medianSeconds: median,
                            minSeconds: times.first ?? median, maxSeconds: times.last ?? median, repetitions: times.count,
                            flops: cost.flops, bytes: cost.bytes, gflops: cost.flops / median / 1e9, gbps: cost.bytes / median / 1e9,
                            rooflinePercent: roof, bound: bound, verified: verified, breakdown: breakdown,
-                           cpuSeconds: cpu.isEmpty ? nil : cpu[cpu.count / 2])
+                           cpuSeconds: cpu.isEmpty ? nil : cpu[cpu.count / 2], outputDigest: digest)
     }
 
     /// CPU time consumed by every thread of this process so far, seconds.
@@ -110,8 +130,9 @@ public enum BenchRunner {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
-    /// Checks the kernel on `device` against the reference at a reduced size.
-    static func verify(_ w: Workload, on device: any Device) -> String {
+    /// Checks the kernel on `device` against the reference at a reduced size: for devices
+    /// that model the call instead of running it, so no full-size outputs exist.
+    static func verifyReduced(_ w: Workload, on device: any Device) -> String {
         do {
             let small = try Workloads.reduced(w)
             let c = ConformanceCase(op: small.op, inputs: try small.makeInputs(seed: 0xC0FFEE), dtype: small.dtype, label: small.label, seed: 0xC0FFEE)

@@ -49,14 +49,7 @@ enum RooflineChart {
         g.append(SVG.text(width / 2, 22, "Roofline: attained GFLOP/s vs arithmetic intensity (log-log)", size: 15, anchor: "middle", weight: "bold"))
         g.append("<clipPath id=\"roofline-area\"><rect x=\"\(SVG.n(left))\" y=\"\(SVG.n(top))\" width=\"\(SVG.n(right - left))\" height=\"\(SVG.n(bottom - top))\"/></clipPath>")
         g.append("<rect x=\"\(SVG.n(left))\" y=\"\(SVG.n(top))\" width=\"\(SVG.n(right - left))\" height=\"\(SVG.n(bottom - top))\" fill=\"none\" stroke=\"#444\"/>")
-        for d in x.decades {
-            g.append(SVG.line(x(d), top, x(d), bottom, stroke: "#e3e3e3"))
-            g.append(SVG.text(x(d), bottom + 16, LogScale.label(d), size: 10, anchor: "middle"))
-        }
-        for d in y.decades {
-            g.append(SVG.line(left, y(d), right, y(d), stroke: "#e3e3e3"))
-            g.append(SVG.text(left - 6, y(d) + 4, LogScale.label(d), size: 10, anchor: "end"))
-        }
+        g += SVG.logLogGrid(x: x, y: y, left: left, right: right, top: top, bottom: bottom)
         g.append(SVG.text((left + right) / 2, bottom + 38, "arithmetic intensity (FLOP/byte)", size: 12, anchor: "middle"))
         g.append(SVG.text(22, (top + bottom) / 2, "attained GFLOP/s", size: 12, anchor: "middle", rotate: -90))
 

@@ -45,6 +45,20 @@ enum SVG {
             (dash.map { " stroke-dasharray=\"\($0)\"" } ?? "") + "/>"
     }
 
+    /// Light grid lines at every decade of two log axes, labelled below and to the left.
+    static func logLogGrid(x: LogScale, y: LogScale, left: Double, right: Double, top: Double, bottom: Double) -> [String] {
+        var g: [String] = []
+        for d in x.decades {
+            g.append(line(x(d), top, x(d), bottom, stroke: "#e3e3e3"))
+            g.append(text(x(d), bottom + 16, LogScale.label(d), size: 10, anchor: "middle"))
+        }
+        for d in y.decades {
+            g.append(line(left, y(d), right, y(d), stroke: "#e3e3e3"))
+            g.append(text(left - 6, y(d) + 4, LogScale.label(d), size: 10, anchor: "end"))
+        }
+        return g
+    }
+
     /// A distinct color per series index (colour-blind-friendly first eight, then a hue walk).
     static func color(_ i: Int) -> String {
         let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",

@@ -13,8 +13,10 @@ struct BenchCommand: ParsableCommand {
         discussion: """
         With no options: the headline kernels at realistic LLM shapes on every real device (measured) \
         and every bundled device profile (modeled). Each measured row is warmed up, repeated for at \
-        least --min-time seconds, and reported as a median with its min–max; every row is verified \
-        against the reference (at a reduced size, said so in the 'verified' column).
+        least --min-time seconds, and reported as a median with its min–max; every measured row's \
+        timed call is verified at full size against the reference (Freivalds' check for GEMMs, \
+        sampled rows for attention, DSA, the router and the MoE layer, a full check otherwise; the \
+        method is in the 'verified' column); modeled rows are checked at a reduced size, said so.
 
         --validate measures the kernels on a real device (default: cpu) and models them on that \
         device's calibrated profile (--profile FILE from `polychip calibrate`, or calibrated on the fly), \
@@ -50,6 +52,12 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
+    @OptionGroup(title: "Process meshes (MPI)") var mesh: MeshOptions
+
+    @OptionGroup(title: "Collectives (with --mesh mpi)") var collectiveOptions: CollectiveBenchOptions
+
+    @OptionGroup(title: "Output files") var output: OutputOptions
+
     func validate() throws {
         if json && csv { throw ValidationError("choose one of --json and --csv") }
         guard minTime > 0, minTime.isFinite else { throw ValidationError("--min-time must be > 0") }
@@ -60,9 +68,11 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if mesh.isMPI || !collectiveOptions.collectives.isEmpty { return try runCollectives(files: try output.files([("--plot", plot)])) }
         guard let dt = DType(rawValue: dtype), dt.isFloat else { throw ValidationError("--dtype must be f32, f16 or bf16") }
         let workloads = try selectedWorkloads(dt)
-        if validateModel { return try runValidation(workloads, dtype: dt) }
+        let files = try outputFiles()
+        if validateModel { return try runValidation(workloads, dtype: dt, files: files) }
         let devs = try simulation.resolve(devices, fallback: Polychip.benchDefaultSelectors)
         guard !devs.isEmpty else { throw ValidationError("no devices to benchmark") }
         var rows: [BenchResult] = []
@@ -79,14 +89,14 @@ struct BenchCommand: ParsableCommand {
                 }
             }
         }
-        try writeArtifacts(rows: rows, roofs: devs.map { Roof.of($0, dtype: dt) }, queues: queues, title: "polychip bench")
+        try writeArtifacts(files, rows: rows, roofs: devs.map { Roof.of($0, dtype: dt) }, queues: queues, title: "polychip bench")
         if json { print(String(decoding: try BenchReport.json(rows), as: UTF8.self)) }
         else if csv { print(BenchReport.csv(rows), terminator: "") }
         else { print(BenchReport.table(rows)) }
     }
 
     /// `--validate`: measured vs modeled on the calibrated profile, per device.
-    func runValidation(_ workloads: [Workload], dtype: DType) throws {
+    func runValidation(_ workloads: [Workload], dtype: DType, files: OutputFiles) throws {
         // The --profile file is the model of the measured device here, not a device of its own.
         let devs = try simulation.registry.resolve(devices.isEmpty ? ["cpu"] : devices, fallback: [])
         if clock == .cpu, let bad = devs.first(where: { !BenchClock.cpuClockApplies(to: $0) }) {
@@ -122,7 +132,7 @@ struct BenchCommand: ParsableCommand {
             }
             reports.append(ValidationReport(device: dev.id, profile: origin, rows: rows, clock: clock))
         }
-        try writeArtifacts(rows: allRows, roofs: roofs, queues: queues, title: "polychip bench --validate")
+        try writeArtifacts(files, rows: allRows, roofs: roofs, queues: queues, title: "polychip bench --validate")
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -158,18 +168,19 @@ struct BenchCommand: ParsableCommand {
         return (p, "a profile calibrated now (\(p.name))")
     }
 
-    /// Writes `--plot` and `--trace`.
-    func writeArtifacts(rows: [BenchResult], roofs: [Roof], queues: [Queue], title: String) throws {
-        if let plot {
-            try BenchPlot.write(rows: rows, roofs: roofs, to: plot, title: title)
-            eprint("wrote \(plot)")
-        }
+    /// `--plot` and `--trace`, checked before the benchmarks run.
+    func outputFiles() throws -> OutputFiles { try output.files([("--plot", plot), ("--trace", trace)]) }
+
+    /// Writes `--plot` and `--trace` (both or neither).
+    func writeArtifacts(_ files: OutputFiles, rows: [BenchResult], roofs: [Roof], queues: [Queue], title: String) throws {
+        if let plot { try files.stage(plot, Data(BenchPlot.svg(rows: rows, roofs: roofs, title: title).utf8)) }
         if let trace {
             let data = try ChromeTrace.encode(ChromeTrace.tracks(queues: queues.filter { !$0.records.isEmpty }),
                                               metadata: ["command": title, "dtype": dtype])
-            try writeFile(trace, data)
-            eprint("wrote \(trace)")
+            try files.stage(trace, data)
         }
+        try files.commit()
+        for p in [plot, trace].compactMap({ $0 }) { eprint("wrote \(p)") }
     }
 
     func selectedWorkloads(_ dt: DType) throws -> [Workload] {
@@ -179,7 +190,7 @@ struct BenchCommand: ParsableCommand {
             for part in shape.split(separator: ",") {
                 let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard kv.count == 2, !kv[0].isEmpty, let v = Int(kv[1]), v >= 0 else {
-                    throw ValidationError("--shape expects NAME=VALUE pairs separated by commas, got '\(part)'")
+                    throw ValidationError("--shape expects NAME=VALUE pairs separated by commas, got \(Quoted(part))")
                 }
                 dims[kv[0]] = v
             }
@@ -188,7 +199,7 @@ struct BenchCommand: ParsableCommand {
         return try parseKernels(kernels).map { k in
             let known = Set(Workloads.defaults(k).keys)
             if let bad = dims.keys.first(where: { !known.contains($0) }) {
-                throw ValidationError("\(k.name) has no dimension '\(bad)'; it takes \(known.sorted().joined(separator: ", "))")
+                throw ValidationError("\(k.name) has no dimension \(Quoted(bad)); it takes \(known.sorted().joined(separator: ", "))")
             }
             return try Workloads.make(k, dims, k == .topK ? .f32 : dt)
         }

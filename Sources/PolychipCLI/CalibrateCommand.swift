@@ -35,15 +35,23 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Fit to wall time, or to CPU time per worker thread (the time on an idle host; cpu-backend devices on shared machines).", valueName: "wall|cpu"))
     var clock: BenchClock = .wall
 
+    @OptionGroup(title: "Interconnect (MPI)") var interconnectOptions: InterconnectCalibrationOptions
+
+    @OptionGroup(title: "Process meshes (MPI)") var mesh: MeshOptions
+
     func validate() throws {
         if let minTime, !(minTime > 0 && minTime.isFinite) { throw ValidationError("--min-time must be > 0") }
         if let name, !Self.isValidName(name) {
-            throw ValidationError("--name must be ASCII letters, digits, '.', '_' or '-', got '\(name)'")
+            throw ValidationError("--name must be 1…64 ASCII letters, digits, '.', '_' or '-', got \(Quoted(name))")
         }
         if let out, !out.hasSuffix(".json") { throw ValidationError("--out must end in .json (sim:FILE selects files by that suffix)") }
     }
 
+    @OptionGroup(title: "Output files") var output: OutputOptions
+
     func run() throws {
+        let files = try output.files([("--out", out)])
+        if interconnectOptions.interconnect { return try runInterconnect(files: files) }
         let dev = try Polychip.registry.device(device)
         var plan = quick ? CalibrationPlan.quick(for: dev) : CalibrationPlan.standard(for: dev)
         if let minTime { plan.minTime = minTime }
@@ -63,7 +71,8 @@ struct CalibrateCommand: ParsableCommand {
         }
         eprint(result.summary())
         if let out {
-            try writeFile(out, data)
+            try files.stage(out, data)
+            try files.commit()
             eprint("wrote \(out): use --device sim:\(out) or bench --validate --profile \(out)")
         } else {
             print(String(decoding: data, as: UTF8.self))
@@ -91,5 +100,5 @@ struct CalibrateCommand: ParsableCommand {
         u.isASCII && (CharacterSet.alphanumerics.contains(u) || "._-".unicodeScalars.contains(u))
     }
 
-    static func isValidName(_ s: String) -> Bool { !s.isEmpty && s.unicodeScalars.allSatisfy(isAllowed) }
+    static func isValidName(_ s: String) -> Bool { !s.isEmpty && s.count <= 64 && s.unicodeScalars.allSatisfy(isAllowed) }
 }

@@ -31,6 +31,12 @@ struct ConformCommand: ParsableCommand {
     @Option(help: "Base seed for the random inputs.")
     var seed: UInt64 = 0x5EED
 
+    @Option(help: "How many cases: quick (the fixed set), standard (plus the device's tiling boundaries and adversarial cases; what CI runs) or thorough (every boundary value, pairs, every dtype).")
+    var level: ConformanceLevel = .standard
+
+    @Option(help: "Rerun with small blocks so multi-block paths run at small shapes: 'small' sets POLYCHIP_CPU_TILING=small and POLYCHIP_OPENCL_TUNING=small (simulated devices compute on the CPU engine).")
+    var tiles: String?
+
     @Option(name: .customLong("expert-parallel"), help: "Also run the expert-parallel MoE layer on meshes of this many ranks of each device (repeatable, e.g. 2, 4, 8).")
     var expertParallel: [Int] = []
 
@@ -45,32 +51,51 @@ struct ConformCommand: ParsableCommand {
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
+    @OptionGroup(title: "Process meshes (MPI)") var mesh: MeshOptions
+
+    @OptionGroup(title: "Output files") var output: OutputOptions
+
     func run() throws {
+        let files = try output.files([("--json", json), ("--junit", junit), ("--markdown", markdown)])
+        let maxRanks = ExpertParallelConformance.maxRanks
+        for p in expertParallel where p < 1 || p > maxRanks {
+            throw ValidationError("--expert-parallel must be a rank count in 1…\(maxRanks), got \(p)")
+        }
+        guard (0...RetryPolicy.maxRetries).contains(retries) else {
+            throw ValidationError("--retries must be in 0…\(RetryPolicy.maxRetries), got \(retries)")
+        }
+        guard (0...maxRanks).contains(spares) else { throw ValidationError("--spares must be in 0…\(maxRanks), got \(spares)") }
+        if let tiles {
+            guard tiles == "small" else { throw ValidationError("--tiles takes 'small', got '\(tiles.prefix(64))'") }
+            // Before any device opens: the CPU and OpenCL backends read these when a device is made.
+            setenv("POLYCHIP_CPU_TILING", "small", 1)
+            let opencl = ProcessInfo.processInfo.environment["POLYCHIP_OPENCL_TUNING"].map { "small," + $0 } ?? "small"
+            setenv("POLYCHIP_OPENCL_TUNING", opencl, 1)
+        }
+        if mesh.isMPI { return try runOnMPIMesh(files: files) }
         let ep = ExpertParallelConformance.kernelName
         let epOnly = !kernels.isEmpty && kernels.allSatisfy { $0 == ep }
         if epOnly && expertParallel.isEmpty { throw ValidationError("--kernel \(ep) needs --expert-parallel P") }
         let kernelNames = kernels.filter { $0 != ep }
         let kinds = kernelNames.isEmpty ? nil : try parseKernels(kernelNames)
         let dts = try dtypes.map { s -> DType in
-            guard let d = DType(rawValue: s), d.isFloat else { throw ValidationError("unknown dtype '\(s)'; use f32, f16 or bf16") }
+            guard let d = DType(rawValue: s), d.isFloat else { throw ValidationError("unknown dtype \(Quoted(s)); use f32, f16 or bf16") }
             return d
         }
         let devs = try simulation.resolve(devices, fallback: ["reference"])
-        let options = ConformanceOptions(kernels: kinds, dtypes: dts.isEmpty ? nil : dts, seed: seed)
+        let options = ConformanceOptions(kernels: kinds, dtypes: dts.isEmpty ? nil : dts, seed: seed, level: level)
         var results: [CaseResult] = []
         for d in devs where !epOnly {
-            eprint("conform: \(d.id) (\(d.info.name))")
+            eprint("conform: \(d.id) (\(d.info.name)), level \(level)")
             let verbose = self.verbose
             results += ConformanceRunner.run(on: d, options: options, expected: ExpectedFailures(Polychip.expectedFailures(for: d))) { line in
                 if verbose { eprint("  " + line) }
             }
         }
         if !expertParallel.isEmpty {
-            guard retries >= 0, spares >= 0 else { throw ValidationError("--retries and --spares must be ≥ 0") }
             let prepared = try ExpertParallelConformance.prepare(dtypes: dts.isEmpty ? DType.floats : dts, seed: seed)
             for d in devs {
                 for p in expertParallel {
-                    guard p >= 1 else { throw ValidationError("--expert-parallel needs a rank count ≥ 1") }
                     let mesh: Mesh
                     let spareDevices: [any Device]
                     if let sim = d as? SimulatedDevice {
@@ -100,9 +125,12 @@ struct ConformCommand: ParsableCommand {
         }
         let report = ConformanceReport(results: results)
         print(report.consoleMatrix())
-        if let json { try writeFile(json, try report.json()) }
-        if let junit { try writeFile(junit, Data(report.junitXML().utf8)) }
-        if let markdown { try writeFile(markdown, Data(report.markdownMatrix().utf8)) }
+        if let json { try files.stage(json, try report.json()) }
+        if let junit { try files.stage(junit, Data(report.junitXML().utf8)) }
+        if let markdown { try files.stage(markdown, Data(report.markdownMatrix().utf8)) }
+        try files.commit()
         if report.failed { throw ExitCode(1) }
     }
 }
+
+extension ConformanceLevel: ExpressibleByArgument {}

@@ -14,12 +14,16 @@ struct HostReport: Codable {
 
     static func current() -> HostReport {
         let p = ProcessInfo.processInfo
-        let model = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        return HostReport(hostname: p.hostName, os: p.operatingSystemVersionString, logicalCPUs: p.processorCount,
+                          memoryBytes: Int(p.physicalMemory), cpuModel: cpuModelName, openCL: OpenCLPlatforms.query())
+    }
+
+    /// The CPU's model name from /proc/cpuinfo (nil where there is none).
+    static var cpuModelName: String? {
+        (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }
             .flatMap { $0.split(separator: ":", maxSplits: 1).last }
             .map { $0.trimmingCharacters(in: .whitespaces) }
-        return HostReport(hostname: p.hostName, os: p.operatingSystemVersionString, logicalCPUs: p.processorCount,
-                          memoryBytes: Int(p.physicalMemory), cpuModel: model, openCL: OpenCLPlatforms.query())
     }
 
     var text: String {

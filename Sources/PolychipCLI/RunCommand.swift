@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Polychip
+import PolychipConformance
 
 /// `polychip run KERNEL --device SEL --input NAME=FILE.npy ... --output NAME=FILE.npy`.
 struct RunCommand: ParsableCommand {
@@ -41,18 +42,25 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("fallback-device"), help: "Device to fail over to when the device is lost (repeatable, in order).")
     var fallbackDevices: [String] = []
 
+    @Flag(help: "Check this call's outputs against the reference at full size (Freivalds' check for GEMMs, sampled rows for attention, DSA, the router and the MoE layer, a full check otherwise); exit 1 if they differ.")
+    var verify = false
+
     @OptionGroup var params: KernelParameters
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
+    @OptionGroup(title: "Process meshes (MPI)") var mesh: MeshOptions
+
+    @OptionGroup(title: "Output files") var output: OutputOptions
+
     func run() throws {
         guard let kind = OpKind(name: kernel) else {
-            throw ValidationError("unknown kernel '\(kernel)'; known: \(OpKind.allCases.map(\.name).joined(separator: ", "))")
+            throw ValidationError("unknown kernel \(Quoted(kernel)); known: \(OpKind.allCases.map(\.name).joined(separator: ", "))")
         }
         var named: [String: HostTensor] = [:]
         for spec in inputs {
             let (name, path) = try Self.split(spec, "--input")
-            guard named[name] == nil else { throw ValidationError("input '\(name)' given twice") }
+            guard named[name] == nil else { throw ValidationError("input \(Quoted(name)) given twice") }
             var t = try NumPyFile.read(path: path)
             if let dtype {
                 guard let d = DType(rawValue: dtype), d.isFloat else { throw ValidationError("--dtype must be f32, f16 or bf16") }
@@ -61,6 +69,7 @@ struct RunCommand: ParsableCommand {
             named[name] = t
         }
         let op = try params.op(kind, inputs: named)
+        for flag in params.ignored(by: kind) { eprint("run: warning: \(flag) does not apply to \(kind.name); ignored") }
         let unknown = Set(named.keys).subtracting(op.inputNames)
         guard unknown.isEmpty else {
             throw ValidationError("\(kind.name) takes inputs \(op.inputNames.joined(separator: ", ")); unexpected: \(unknown.sorted().joined(separator: ", "))")
@@ -69,11 +78,20 @@ struct RunCommand: ParsableCommand {
             guard let t = named[n] else { throw ValidationError("\(kind.name) needs input '\(n)' (--input \(n)=FILE.npy)") }
             return try Self.adapt(t, for: n, op: op)
         }
+        // Outputs are checked before the kernel runs and written together at the end.
+        let (wanted, files) = try declaredOutputs(op)
+        if mesh.isMPI { return try runOnMPIMesh(op: op, inputs: ordered, wanted: wanted, files: files) }
         let devs = try simulation.registry.resolve(simulation.profileSelectors.isEmpty ? [device] : simulation.profileSelectors, fallback: [])
         guard devs.count == 1, let dev = devs.first else {
-            throw ValidationError("run takes one device: give --device or one --profile")
+            let ids = devs.map(\.id)
+            let shown = ids.prefix(8).joined(separator: ", ") + (ids.count > 8 ? ", …" : "")
+            let given = simulation.profileSelectors.isEmpty ? "--device \(Quoted(device))" : "the \(simulation.profiles.count) --profile files"
+            throw ValidationError("run takes one device; \(given) names \(ids.count) (\(shown))"
+                                  + (ids.isEmpty ? "" : ": give one, e.g. --device \(ids[0])"))
         }
-        guard retries >= 0 else { throw ValidationError("--retries must be ≥ 0, got \(retries)") }
+        guard (0...RetryPolicy.maxRetries).contains(retries) else {
+            throw ValidationError("--retries must be in 0…\(RetryPolicy.maxRetries), got \(retries)")
+        }
         let fallbacks = try fallbackDevices.map { sel -> any Device in
             let found = try simulation.registry.resolve([sel], fallback: [])
             guard found.count == 1, let d = found.first else { throw ValidationError("--fallback-device \(sel) names \(found.count) devices; give one") }
@@ -87,18 +105,14 @@ struct RunCommand: ParsableCommand {
         }
         for a in executor.log.attempts { eprint("run: \(a)") }
         let record = outcome.record
-        var wanted: [String: String] = [:]
-        for spec in outputs {
-            let (name, path) = try Self.split(spec, "--output")
-            guard op.outputNames.contains(name) else {
-                throw ValidationError("\(kind.name) outputs \(op.outputNames.joined(separator: ", ")); no '\(name)'")
-            }
-            wanted[name] = path
+        let check = verify ? TimedCallVerifier.verify(op, inputs: ordered, outputs: outcome.outputs) : nil
+        for (i, name) in op.outputNames.enumerated() {
+            if let path = wanted[name] { try files.stage(path, NumPyFile.encode(outcome.outputs[i])) }
         }
+        try files.commit()
         for (i, name) in op.outputNames.enumerated() {
             let v = outcome.outputs[i]
             if let path = wanted[name] {
-                try NumPyFile.write(v, path: path)
                 print("\(name): \(v.desc) → \(path)")
             } else {
                 let preview = v.desc.dtype.isFloat ? v.floats.prefix(6).map { String(format: "%.6g", $0) } : v.ints.prefix(6).map(String.init)
@@ -108,65 +122,138 @@ struct RunCommand: ParsableCommand {
         print(String(format: "%@ on %@: %.3f ms (%@), %.3g FLOP, %.3g bytes", kind.name, outcome.device, record.seconds * 1e3,
                      record.source.rawValue, record.flops, record.bytes)
               + (outcome.attempts > 1 ? " (attempt \(outcome.attempts))" : ""))
+        if let check {
+            print("verified: \(check.summary)")
+            if !check.passed { throw ExitCode(1) }
+        }
+    }
+
+    /// The `--output NAME=FILE` specs by output name, each name checked against `op`'s outputs
+    /// and each path declared (checked) in the command's output set.
+    func declaredOutputs(_ op: Op) throws -> (wanted: [String: String], files: OutputFiles) {
+        var wanted: [String: String] = [:]
+        let files = OutputFiles(replaceReadOnly: output.replaceReadOnly)
+        for spec in outputs {
+            let (name, path) = try Self.split(spec, "--output")
+            guard op.outputNames.contains(name) else {
+                throw ValidationError("\(op.kind.name) outputs \(op.outputNames.joined(separator: ", ")); no \(Quoted(name))")
+            }
+            guard wanted[name] == nil else { throw ValidationError("output \(Quoted(name)) given twice") }
+            try files.declare(path, label: name)
+            wanted[name] = path
+        }
+        return (wanted, files)
     }
 
     static func split(_ spec: String, _ flag: String) throws -> (String, String) {
         guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex, spec.index(after: eq) != spec.endIndex else {
-            throw ValidationError("\(flag) expects NAME=FILE.npy, got '\(spec)'")
+            throw ValidationError("\(flag) expects NAME=FILE.npy, got \(Quoted(spec))")
         }
         return (String(spec[..<eq]), String(spec[spec.index(after: eq)...]))
     }
 
-    /// Packed INT4 arrives as uint8 (read as int4 already); an i32 file for a float input is an error
-    /// the kernel's validation reports. Nothing else to adapt today.
-    static func adapt(_ t: HostTensor, for name: String, op: Op) throws -> HostTensor { t }
+    /// Packed INT4 arrives as uint8 (`|u1`, read as int4 already). A zero-point input
+    /// (`zeros`, `gate.zeros`, …) is i8 [.., K/G] of values 0…15; numpy users naturally save
+    /// it as uint8, which the reader took for packed int4: such a file is read back as its
+    /// bytes, one zero point each (values above 127 cannot be zero points and are refused).
+    /// numpy's int64/float64 defaults were already narrowed by the reader (range-checked).
+    static func adapt(_ t: HostTensor, for name: String, op: Op) throws -> HostTensor {
+        guard t.desc.dtype == .int4, op.zeroPointInputs.contains(where: { $0.name == name }), let last = t.desc.shape.last else { return t }
+        let bytes = t.bytes
+        guard let bad = bytes.firstIndex(where: { $0 > 127 }) else {
+            return try HostTensor(t.desc.shape.dropLast() + [last / 2], int8s: bytes.map { Int8($0) })
+        }
+        throw ValidationError("input \(Quoted(name)): uint8 zero point \(bytes[bad]) (element \(bad)) is not a zero point 0…15")
+    }
 }
 
-/// Kernel parameters as command-line options (each kernel reads the ones it has).
+/// Kernel parameters as command-line options (each kernel reads the ones it has; a given
+/// option the kernel does not read is reported, not silently ignored). Numeric options take
+/// negative values after a space (`--routed-scale -1`).
 struct KernelParameters: ParsableArguments {
     @Flag(help: "matmul/grouped-matmul: B is [N,K] (weight layout).") var transposeB = false
-    @Option(help: "rms-norm epsilon.") var eps: Double = 1e-6
-    @Option(help: "scale: multiplier.") var alpha: Double = 1
-    @Option(help: "rope: neox or gptj.") var style: String = "neox"
-    @Option(help: "rope: θ base.") var base: Double = 10000
-    @Option(help: "rope: rotated dimensions.") var rotaryDim: Int?
+    @Option(parsing: .unconditional, help: "rms-norm epsilon (default 1e-6).") var eps: Double?
+    @Option(parsing: .unconditional, help: "scale: multiplier (default 1).") var alpha: Double?
+    @Option(help: "rope: neox or gptj (default neox).") var style: String?
+    @Option(parsing: .unconditional, help: "rope: θ base (default 10000).") var base: Double?
+    @Option(parsing: .unconditional, help: "rope: rotated dimensions.") var rotaryDim: Int?
     @Flag(help: "attention: bottom-right causal mask.") var causal = false
-    @Option(help: "attention/sparse-attention: logit scale (default 1/sqrt(D)).") var scale: Double?
+    @Option(parsing: .unconditional, help: "attention/sparse-attention: logit scale (default 1/sqrt(D)).") var scale: Double?
     @Flag(help: "attention/sparse-attention: also output lse.") var lse = false
-    @Option(help: "top-k: k.") var k: Int = 1
-    @Option(help: "moe-router/moe-layer: softmax or sigmoid.") var scoring: String = "softmax"
-    @Option(help: "moe-router/moe-layer: experts per token.") var topK: Int = 1
-    @Option(help: "moe-router/moe-layer: expert groups.") var nGroup: Int = 1
-    @Option(help: "moe-router/moe-layer: groups kept.") var topkGroup: Int = 1
-    @Flag(inversion: .prefixedNo, help: "moe-router/moe-layer: renormalize chosen weights.") var renormalize = true
-    @Option(help: "moe-router/moe-layer: routed scaling factor.") var routedScale: Double = 1
-    @Option(help: "moe-permute: number of experts.") var numExperts: Int?
-    @Option(help: "INT4 kernels: group size.") var groupSize: Int = 32
+    @Option(parsing: .unconditional, help: "top-k: k (default 1).") var k: Int?
+    @Option(help: "moe-router/moe-layer: softmax or sigmoid (default softmax).") var scoring: String?
+    @Option(parsing: .unconditional, help: "moe-router/moe-layer: experts per token (default 1).") var topK: Int?
+    @Option(parsing: .unconditional, help: "moe-router/moe-layer: expert groups (default 1).") var nGroup: Int?
+    @Option(parsing: .unconditional, help: "moe-router/moe-layer: groups kept (default 1).") var topkGroup: Int?
+    @Flag(inversion: .prefixedNo, help: "moe-router/moe-layer: renormalize chosen weights (default on).") var renormalize: Bool?
+    @Option(parsing: .unconditional, help: "moe-router/moe-layer: routed scaling factor (default 1).") var routedScale: Double?
+    @Option(parsing: .unconditional, help: "moe-permute: number of experts.") var numExperts: Int?
+    @Option(parsing: .unconditional, help: "INT4 kernels: group size (default 32).") var groupSize: Int?
     @Flag(help: "quantize-int4: asymmetric format (other INT4 kernels infer it from a 'zeros' input).") var asymmetric = false
-    @Option(help: "dequantize-int4: output dtype.") var outputDtype: String = "f32"
+    @Option(help: "dequantize-int4: output dtype (default f32).") var outputDtype: String?
+
+    /// The options given on the command line, by flag name.
+    var given: [String] {
+        var out: [String] = []
+        func add(_ name: String, _ present: Bool) { if present { out.append(name) } }
+        add("--transpose-b", transposeB); add("--eps", eps != nil); add("--alpha", alpha != nil); add("--style", style != nil)
+        add("--base", base != nil); add("--rotary-dim", rotaryDim != nil); add("--causal", causal); add("--scale", scale != nil)
+        add("--lse", lse); add("--k", k != nil); add("--scoring", scoring != nil); add("--top-k", topK != nil)
+        add("--n-group", nGroup != nil); add("--topk-group", topkGroup != nil); add("--renormalize", renormalize != nil)
+        add("--routed-scale", routedScale != nil); add("--num-experts", numExperts != nil); add("--group-size", groupSize != nil)
+        add("--asymmetric", asymmetric); add("--output-dtype", outputDtype != nil)
+        return out
+    }
+
+    /// The options `kind` reads.
+    static func applicable(to kind: OpKind) -> Set<String> {
+        let router: Set<String> = ["--scoring", "--top-k", "--n-group", "--topk-group", "--renormalize", "--routed-scale"]
+        switch kind {
+        case .matmul, .groupedMatmul: return ["--transpose-b"]
+        case .rmsNorm: return ["--eps"]
+        case .scale: return ["--alpha"]
+        case .rope: return ["--style", "--base", "--rotary-dim"]
+        case .attention: return ["--causal", "--scale", "--lse"]
+        case .sparseAttention: return ["--scale", "--lse"]
+        case .topK: return ["--k"]
+        case .moeRouter: return router
+        case .moeLayer: return router.union(["--group-size"])
+        case .moePermute: return ["--num-experts"]
+        case .quantizeInt4: return ["--group-size", "--asymmetric"]
+        case .dequantizeInt4: return ["--group-size", "--output-dtype"]
+        case .int4Matmul, .int4GroupedMatmul: return ["--group-size"]
+        case .softmax, .silu, .swiglu, .add, .lightningIndexer, .moeCombine: return []
+        }
+    }
+
+    /// The given options `kind` does not read (reported by `run` as ignored).
+    func ignored(by kind: OpKind) -> [String] { given.filter { !Self.applicable(to: kind).contains($0) } }
 
     func op(_ kind: OpKind, inputs: [String: HostTensor]) throws -> Op {
         func router() throws -> RouterParams {
-            guard let s = RouterScoring(rawValue: scoring) else { throw ValidationError("--scoring must be softmax or sigmoid") }
-            return RouterParams(scoring: s, topK: topK, nGroup: nGroup, topkGroup: topkGroup, renormalize: renormalize,
-                                routedScale: routedScale, hasBias: inputs["bias"] != nil)
+            let name = scoring ?? "softmax"
+            guard let s = RouterScoring(rawValue: name) else { throw ValidationError("--scoring must be softmax or sigmoid, got \(Quoted(name))") }
+            return RouterParams(scoring: s, topK: topK ?? 1, nGroup: nGroup ?? 1, topkGroup: topkGroup ?? 1, renormalize: renormalize ?? true,
+                                routedScale: routedScale ?? 1, hasBias: inputs["bias"] != nil)
         }
-        func fmt(_ zerosName: String) -> Int4Format { Int4Format(groupSize: groupSize, symmetric: inputs[zerosName] == nil) }
+        let g = groupSize ?? 32
+        func fmt(_ zerosName: String) -> Int4Format { Int4Format(groupSize: g, symmetric: inputs[zerosName] == nil) }
         switch kind {
         case .matmul: return .matmul(transposeB: transposeB)
         case .groupedMatmul: return .groupedMatmul(transposeB: transposeB)
-        case .rmsNorm: return .rmsNorm(eps: eps)
+        case .rmsNorm: return .rmsNorm(eps: eps ?? 1e-6)
         case .softmax: return .softmax
         case .silu: return .silu
         case .swiglu: return .swiglu
         case .add: return .add
-        case .scale: return .scale(alpha: alpha)
+        case .scale: return .scale(alpha: alpha ?? 1)
         case .rope:
-            guard let st = RopeStyle(rawValue: style) else { throw ValidationError("--style must be neox or gptj") }
-            return .rope(RopeParams(style: st, base: base, rotaryDim: rotaryDim))
+            let name = style ?? "neox"
+            guard let st = RopeStyle(rawValue: name) else { throw ValidationError("--style must be neox or gptj, got \(Quoted(name))") }
+            return .rope(RopeParams(style: st, base: base ?? 10000, rotaryDim: rotaryDim))
         case .attention: return .attention(AttentionParams(causal: causal, scale: scale, returnLSE: lse))
         case .lightningIndexer: return .lightningIndexer
-        case .topK: return .topK(k: k)
+        case .topK: return .topK(k: k ?? 1)
         case .sparseAttention: return .sparseAttention(SparseAttentionParams(scale: scale, returnLSE: lse))
         case .moeRouter: return .moeRouter(try router())
         case .moePermute:
@@ -176,9 +263,10 @@ struct KernelParameters: ParsableArguments {
         case .moeLayer:
             let experts: ExpertFormat = inputs["gate.q"] != nil ? .int4(fmt("gate.zeros")) : .float
             return .moeLayer(MoELayerParams(router: try router(), experts: experts, hasShared: inputs["sharedGate"] != nil))
-        case .quantizeInt4: return .quantizeInt4(Int4Format(groupSize: groupSize, symmetric: !asymmetric))
+        case .quantizeInt4: return .quantizeInt4(Int4Format(groupSize: g, symmetric: !asymmetric))
         case .dequantizeInt4:
-            guard let d = DType(rawValue: outputDtype), d.isFloat else { throw ValidationError("--output-dtype must be f32, f16 or bf16") }
+            let name = outputDtype ?? "f32"
+            guard let d = DType(rawValue: name), d.isFloat else { throw ValidationError("--output-dtype must be f32, f16 or bf16, got \(Quoted(name))") }
             return .dequantizeInt4(fmt("zeros"), output: d)
         case .int4Matmul: return .int4Matmul(fmt("zeros"))
         case .int4GroupedMatmul: return .int4GroupedMatmul(fmt("zeros"))

@@ -47,21 +47,36 @@ struct SimulateCommand: ParsableCommand {
     @Option(name: .customLong("sweep"), help: "Plan axis to sweep, e.g. ep=1,2,4,8 (repeatable: tp, dp, ep, pp).")
     var sweeps: [String] = []
 
+    @Flag(name: .customLong("validate"), help: "Price the published measurements (backends/profiles/published) with their bundled profiles: modeled vs published, the error per record, the median per chip and class.")
+    var validatePublished = false
+    @Flag(help: "With --validate: print the profile figures the records marked fit determine (held-out records never enter).")
+    var fit = false
+    @Option(help: ArgumentHelp("With --validate: a directory of record files instead of the bundled ones.", valueName: "DIR"))
+    var records: String?
+
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Write an SVG plot of the time breakdown and memory (single profile).") var plot: String?
     @Option(help: "Write a Chrome trace (one track per device) of the step (single profile).") var trace: String?
 
+    @OptionGroup(title: "Output files") var output: OutputOptions
+
     func run() throws {
+        if validatePublished || fit || records != nil { return try runPublishedValidation() }
+        let files = try output.files([("--plot", plot), ("--trace", trace)])
         let cfg: MoEModelConfig
         if let builtIn = MoEModelConfig.builtIn[model.lowercased()] { cfg = builtIn } else if model.hasSuffix(".json") {
             cfg = try MoEModelConfig.load(path: model)
         } else {
-            throw ValidationError("unknown model '\(model)'; use \(MoEModelConfig.builtIn.keys.sorted().joined(separator: ", ")) or a config .json")
+            throw ValidationError("unknown model \(Quoted(model)); use \(MoEModelConfig.builtIn.keys.sorted().joined(separator: ", ")) or a config .json")
         }
         guard let ph = SimulationPhase(rawValue: phase) else { throw ValidationError("--phase must be prefill or decode") }
         guard let ws = WeightScheme(rawValue: weights) else { throw ValidationError("--weights must be int4, w4a8 or bf16") }
         let routingModel = try RoutingModel.parse(routing)
         let axes = try sweeps.map(PlanSweep.parseAxis)
+        let plans = axes.reduce(1.0) { $0 * Double($1.1.count) }
+        if plans > Double(SimulationLimits.maxSweepPlans) {
+            throw ValidationError("--sweep: the axes give more than the \(SimulationLimits.maxSweepPlans) plans a sweep tries")
+        }
         let names = profiles.isEmpty ? ["ascend-910b"] : profiles
         if names.count > 1 && (plot != nil || trace != nil) { throw ValidationError("--plot and --trace take a single --profile") }
         var reports: [SimulationReport] = []
@@ -72,7 +87,7 @@ struct SimulateCommand: ParsableCommand {
                 do { profile = try profile.applying(settings: settings) } catch { throw ValidationError("\(error)") }
             }
             let perNode = devices ?? profile.interconnect.devicesPerNode.value
-            let world = perNode * nodes
+            let world = try SimulationLimits.world(devicesPerNode: perNode, nodes: nodes)
             let plan = try ParallelPlan.resolve(world: world, model: cfg, tp: tp, dp: dp, ep: ep, pp: pp, devicesPerNode: perNode)
             let req = SimulationRequest(model: cfg, profile: profile, devicesPerNode: perNode, nodes: nodes, plan: plan, phase: ph,
                                         batch: batch ?? (ph == .decode ? 16 : 1), context: context, weights: ws, groupSize: groupSize,
@@ -105,7 +120,8 @@ struct SimulateCommand: ParsableCommand {
         } else {
             print(PlanSweep.comparison(reports), terminator: "")
         }
-        if let plot, let r = reports.first { try writeFile(plot, Data(r.svg().utf8)) }
-        if let trace, let r = reports.first { try writeFile(trace, try r.chromeTrace()) }
+        if let plot, let r = reports.first { try files.stage(plot, Data(r.svg().utf8)) }
+        if let trace, let r = reports.first { try files.stage(trace, try r.chromeTrace()) }
+        try files.commit()
     }
 }

@@ -13,6 +13,8 @@ public struct ConformanceCase: Sendable {
     public var label: String
     /// The seed the inputs came from.
     public var seed: UInt64
+    /// Upload every input at an odd element offset inside a larger buffer (a view).
+    public var offsetViews = false
 
     /// Creates a case.
     public init(op: Op, inputs: [HostTensor], dtype: DType, label: String, seed: UInt64) {
@@ -20,58 +22,94 @@ public struct ConformanceCase: Sendable {
     }
 }
 
-/// Generates seeded random cases per kernel and dtype: never zeros; edge shapes (1, odd
-/// sizes, sizes that are not multiples of common tile sizes, long rows).
+/// How many cases `polychip conform` runs.
+public enum ConformanceLevel: String, Sendable, Hashable, Codable, CaseIterable {
+    /// The fixed hand-picked cases only: a smoke test in seconds.
+    case quick
+    /// Quick plus the boundary shapes of the device's tiling (one below, one above and a
+    /// multi-block size with a remainder, per block size and threshold) and the adversarial
+    /// cases: what CI runs on every backend.
+    case standard
+    /// Standard plus every boundary value (1, b−1, b, b+1, 2b, 3b+r) on every base shape,
+    /// pairs of boundaries, and every adversarial case in every dtype: before a release.
+    case thorough
+
+    /// Largest reference cost (FLOPs) of a derived case; larger ones are skipped and counted.
+    public var costBudget: Double {
+        switch self {
+        case .quick: return .infinity
+        case .standard: return 2e7
+        case .thorough: return 2e8
+        }
+    }
+}
+
+/// Generates seeded cases per kernel and dtype: the fixed quick set (edge shapes: 1, odd
+/// sizes, long rows), the boundary shapes derived from a device's tiling, and adversarial
+/// inputs. Inputs are never zeros.
 public enum CaseGenerator {
     /// The dtypes a kernel is checked with (its activation dtype).
     public static func dtypes(for kind: OpKind) -> [DType] {
         kind == .topK ? [.f32] : DType.floats
     }
 
-    /// Every case for `kind` in `dtype`.
+    /// The quick cases of `kind` in `dtype` (the fixed set).
     public static func cases(_ kind: OpKind, dtype: DType, seed: UInt64) throws -> [ConformanceCase] {
+        try quickSpecs(kind).map { try CaseBuilder.make($0, dtype: dtype, seed: seed) }
+    }
+
+    /// Every case of `kind` in `dtype` at `level` for a device with `tiling`: the quick set,
+    /// then (standard and thorough) the boundary and adversarial cases, without duplicates.
+    /// `skipped` counts derived cases over the level's cost budget.
+    public static func cases(_ kind: OpKind, dtype: DType, seed: UInt64, level: ConformanceLevel,
+                             tiling: DeviceTiling, skipped: inout Int) throws -> [ConformanceCase] {
+        var specs = quickSpecs(kind)
+        let quick = specs.count
+        if level != .quick {
+            specs += BoundaryCases.specs(kind, tiling: tiling, level: level)
+            specs += AdversarialCases.specs(kind, tiling: tiling, level: level, dtype: dtype)
+        }
+        var seen = Set<String>()
         var out: [ConformanceCase] = []
-        func add(_ op: Op, _ label: String, _ make: (inout SeededRandom) throws -> [HostTensor]) throws {
-            let s = caseSeed(seed, kind.name, dtype.rawValue, label)
-            var rng = SeededRandom(seed: s)
-            out.append(ConformanceCase(op: op, inputs: try make(&rng), dtype: dtype, label: label, seed: s))
+        for (i, spec) in specs.enumerated() {
+            let normalized = CaseBuilder.normalized(spec)
+            let key = "\(normalized.op)|\(normalized.dims.sorted { $0.key < $1.key })|\(normalized.pattern)|\(normalized.offsetViews)"
+            guard seen.insert(key).inserted else { continue }
+            if i >= quick, referenceCost(normalized, dtype) > level.costBudget { skipped += 1; continue }
+            out.append(try CaseBuilder.make(spec, dtype: dtype, seed: seed))
         }
-        func f(_ shape: [Int], _ rng: inout SeededRandom, _ lo: Float = 0.05, _ hi: Float = 1) throws -> HostTensor {
-            try HostTensor(shape, dtype, floats: rng.floats(shape.reduce(1, *), lo, hi))
-        }
+        return out
+    }
+
+    /// The reference's work for a spec, before any data exists: the catalog's FLOPs plus
+    /// one per input element.
+    static func referenceCost(_ s: CaseSpec, _ dtype: DType) -> Double {
+        let descs = CaseBuilder.inputDescs(s, dtype: dtype)
+        return s.op.cost(descs).flops + Double(descs.reduce(0) { $0 + $1.elementCount })
+    }
+
+    /// The fixed quick cases of `kind`.
+    public static func quickSpecs(_ kind: OpKind) -> [CaseSpec] {
         switch kind {
         case .matmul:
-            for (m, k, n, tb) in [(1, 1, 1, false), (7, 13, 5, false), (33, 65, 17, true), (64, 96, 80, false), (1, 300, 129, true), (70, 9, 130, true)] {
-                try add(.matmul(transposeB: tb), "M\(m) K\(k) N\(n)\(tb ? " Bᵀ" : "")") { r in
-                    [try f([m, k], &r), try f(tb ? [n, k] : [k, n], &r)]
-                }
+            return [(1, 1, 1, false), (7, 13, 5, false), (33, 65, 17, true), (64, 96, 80, false), (1, 300, 129, true), (70, 9, 130, true)].map {
+                CaseSpec(.matmul(transposeB: $0.3), ["M": $0.0, "K": $0.1, "N": $0.2])
             }
         case .groupedMatmul:
-            for (t, k, n, e, tb) in [(1, 8, 4, 1, false), (37, 24, 19, 4, true), (64, 33, 40, 6, false)] {
-                try add(.groupedMatmul(transposeB: tb), "T\(t) K\(k) N\(n) E\(e)\(tb ? " Bᵀ" : "")") { r in
-                    [try f([t, k], &r), try f(tb ? [e, n, k] : [e, k, n], &r), try offsets(t, e, &r)]
-                }
+            return [(1, 8, 4, 1, false), (37, 24, 19, 4, true), (64, 33, 40, 6, false)].map {
+                CaseSpec(.groupedMatmul(transposeB: $0.4), ["T": $0.0, "K": $0.1, "N": $0.2, "E": $0.3])
             }
         case .rmsNorm:
-            for shape in [[1], [3, 7], [2, 5, 64], [4, 4099]] {
-                try add(.rmsNorm(eps: 1e-6), "\(shape)") { r in [try f(shape, &r), try f([shape.last!], &r, 0.5, 1.5)] }
-            }
+            return [["D": 1], ["R": 3, "D": 7], ["L": 2, "R": 5, "D": 64], ["R": 4, "D": 4099]].map { CaseSpec(.rmsNorm(eps: 1e-6), $0) }
         case .softmax, .silu, .scale:
             let op: Op = kind == .softmax ? .softmax : kind == .silu ? .silu : .scale(alpha: 0.731)
-            for shape in [[1], [5, 33], [3, 2, 129], [2, 5000]] {
-                try add(op, "\(shape)") { r in [try f(shape, &r, 0.05, kind == .softmax ? 8 : 4)] }
-            }
+            return [["D": 1], ["R": 5, "D": 33], ["L": 3, "R": 2, "D": 129], ["R": 2, "D": 5000]].map { CaseSpec(op, $0) }
         case .swiglu, .add:
             let op: Op = kind == .swiglu ? .swiglu : .add
-            for shape in [[1], [7, 31], [2, 3, 257], [1, 4100]] {
-                try add(op, "\(shape)") { r in [try f(shape, &r, 0.05, 4), try f(shape, &r, 0.05, 4)] }
-            }
+            return [["D": 1], ["R": 7, "D": 31], ["L": 2, "R": 3, "D": 257], ["R": 1, "D": 4100]].map { CaseSpec(op, $0) }
         case .rope:
-            for (t, h, d, style, rd) in [(1, 1, 2, RopeStyle.neox, nil as Int?), (5, 3, 64, .neox, nil), (7, 2, 64, .gptj, nil), (4, 2, 96, .neox, 64), (3, 1, 34, .gptj, 18)] {
-                let p = RopeParams(style: style, base: 10000, rotaryDim: rd)
-                try add(.rope(p), "T\(t) H\(h) D\(d) \(style)\(rd.map { " R\($0)" } ?? "")") { r in
-                    [try f([t, h, d], &r), try HostTensor([t], int32s: (0..<t).map { _ in Int32(r.int(0..<4096)) })]
-                }
+            return [(1, 1, 2, RopeStyle.neox, 0), (5, 3, 64, .neox, 0), (7, 2, 64, .gptj, 0), (4, 2, 96, .neox, 64), (3, 1, 34, .gptj, 18)].map {
+                CaseSpec(.rope(RopeParams(style: $0.3, base: 10000, rotaryDim: $0.4 > 0 ? $0.4 : nil)), ["T": $0.0, "H": $0.1, "D": $0.2, "Rd": $0.4])
             }
         case .attention:
             let shapes: [(Int, Int, Int, Int, Int, Int, Int, Bool, Bool)] = [
@@ -86,40 +124,22 @@ public enum CaseGenerator {
                 (1, 4, 2, 70, 100, 128, 128, true, true),
                 (1, 2, 1, 33, 129, 128, 64, true, true),
             ]
-            for (b, hq, hkv, lq, lk, d, dv, causal, lse) in shapes {
-                let p = AttentionParams(causal: causal, scale: nil, returnLSE: lse)
-                try add(.attention(p), "B\(b) Hq\(hq) Hkv\(hkv) Lq\(lq) Lk\(lk) D\(d) Dv\(dv)\(causal ? " causal" : "")") { r in
-                    [try f([b, hq, lq, d], &r), try f([b, hkv, lk, d], &r), try f([b, hkv, lk, dv], &r)]
-                }
+            return shapes.map { (b, hq, hkv, lq, lk, d, dv, causal, lse) in
+                CaseSpec(.attention(AttentionParams(causal: causal, scale: nil, returnLSE: lse)),
+                         ["B": b, "Hq": hq, "Hkv": hkv, "Lq": lq, "Lk": lk, "D": d, "Dv": dv])
             }
         case .lightningIndexer:
-            for (t, hi, d, s) in [(1, 1, 4, 1), (5, 4, 16, 9), (16, 8, 32, 40), (3, 2, 128, 3), (21, 3, 64, 300)] {
-                try add(.lightningIndexer, "T\(t) Hi\(hi) D\(d) S\(s)") { r in
-                    [try f([t, hi, d], &r), try f([s, d], &r), try f([t, hi], &r)]
-                }
+            return [(1, 1, 4, 1), (5, 4, 16, 9), (16, 8, 32, 40), (3, 2, 128, 3), (21, 3, 64, 300)].map {
+                CaseSpec(.lightningIndexer, ["T": $0.0, "Hi": $0.1, "D": $0.2, "S": $0.3])
             }
         case .topK:
-            for (t, s, k, ties) in [(1, 1, 1, false), (4, 50, 8, false), (3, 20, 25, false), (6, 64, 16, true), (2, 1000, 33, false)] {
-                try add(.topK(k: k), "T\(t) S\(s) k\(k)\(ties ? " ties" : "")") { r in
-                    // Ties and masked (−inf) entries exercise the tie and padding rules.
-                    var v = r.floats(t * s)
-                    if ties { v = v.map { ($0 * 4).rounded() / 4 + 0.01 } }
-                    for i in v.indices where r.int(0..<7) == 0 { v[i] = -.infinity }
-                    return [try HostTensor([t, s], .f32, floats: v)]
-                }
+            return [(1, 1, 1, false), (4, 50, 8, false), (3, 20, 25, false), (6, 64, 16, true), (2, 1000, 33, false)].map {
+                CaseSpec(.topK(k: $0.2), ["T": $0.0, "S": $0.1, "k": $0.2], pattern: $0.3 ? .ties : .random)
             }
         case .sparseAttention:
-            for (t, h, hkv, s, d, dv, k) in [(1, 1, 1, 1, 8, 8, 1), (6, 4, 1, 20, 16, 16, 8), (9, 4, 2, 9, 32, 24, 12), (4, 2, 1, 64, 64, 64, 40)] {
-                try add(.sparseAttention(SparseAttentionParams(returnLSE: true)), "T\(t) H\(h) Hkv\(hkv) S\(s) D\(d) k\(k)") { r in
-                    // Indices as the indexer + top-k make them: causal, distinct, −1 padded.
-                    var idx: [Int32] = []
-                    for ti in 0..<t {
-                        let visible = Array(0...(ti + s - t)).shuffled(using: &r)
-                        let chosen = visible.prefix(k)
-                        idx += chosen.map { Int32($0) } + [Int32](repeating: -1, count: k - chosen.count)
-                    }
-                    return [try f([t, h, d], &r), try f([s, hkv, d], &r), try f([s, hkv, dv], &r), try HostTensor([t, k], int32s: idx)]
-                }
+            return [(1, 1, 1, 1, 8, 8, 1), (6, 4, 1, 20, 16, 16, 8), (9, 4, 2, 9, 32, 24, 12), (4, 2, 1, 64, 64, 64, 40)].map {
+                CaseSpec(.sparseAttention(SparseAttentionParams(returnLSE: true)),
+                         ["T": $0.0, "H": $0.1, "Hkv": $0.2, "S": $0.3, "D": $0.4, "Dv": $0.5, "k": $0.6])
             }
         case .moeRouter:
             let configs: [(Int, Int, RouterParams)] = [
@@ -128,27 +148,13 @@ public enum CaseGenerator {
                 (7, 64, RouterParams(scoring: .sigmoid, topK: 8, nGroup: 8, topkGroup: 4, renormalize: true, routedScale: 2.5, hasBias: true)),
                 (5, 12, RouterParams(scoring: .sigmoid, topK: 3, nGroup: 4, topkGroup: 2, renormalize: false, routedScale: 1.5, hasBias: true)),
             ]
-            for (t, e, p) in configs {
-                try add(.moeRouter(p), "T\(t) E\(e) k\(p.topK) \(p.scoring) g\(p.nGroup)/\(p.topkGroup)") { r in
-                    var ins = [try f([t, e], &r, 0.05, 3)]
-                    if p.hasBias { ins.append(try HostTensor([e], .f32, floats: r.floats(e, 0.001, 0.1))) }
-                    return ins
-                }
-            }
+            return configs.map { CaseSpec(.moeRouter($0.2), ["T": $0.0, "E": $0.1]) }
         case .moePermute:
-            for (t, h, k, e) in [(1, 1, 1, 1), (9, 7, 2, 4), (33, 16, 8, 64)] {
-                try add(.moePermute(numExperts: e), "T\(t) H\(h) k\(k) E\(e)") { r in
-                    [try f([t, h], &r), try HostTensor([t, k], int32s: distinctIDs(t, k, e, &r))]
-                }
+            return [(1, 1, 1, 1), (9, 7, 2, 4), (33, 16, 8, 64)].map {
+                CaseSpec(.moePermute(numExperts: $0.3), ["T": $0.0, "H": $0.1, "k": $0.2, "E": $0.3])
             }
         case .moeCombine:
-            for (t, h, k) in [(1, 1, 1), (9, 7, 2), (20, 33, 8)] {
-                try add(.moeCombine, "T\(t) H\(h) k\(k)") { r in
-                    let perm = Array(0..<(t * k)).shuffled(using: &r).map { Int32($0) }
-                    return [try f([t * k, h], &r), try HostTensor([t * k], int32s: perm),
-                            try HostTensor([t, k], .f32, floats: r.floats(t * k, 0.05, 1))]
-                }
-            }
+            return [(1, 1, 1), (9, 7, 2), (20, 33, 8)].map { CaseSpec(.moeCombine, ["T": $0.0, "H": $0.1, "k": $0.2]) }
         case .moeLayer:
             let router = RouterParams(scoring: .sigmoid, topK: 2, nGroup: 2, topkGroup: 1, renormalize: true, routedScale: 2.5, hasBias: true)
             let configs: [(Int, Int, Int, Int, ExpertFormat, Bool, RouterParams)] = [
@@ -157,55 +163,28 @@ public enum CaseGenerator {
                 (6, 32, 16, 4, .int4(Int4Format(groupSize: 16, symmetric: true)), true, router),
                 (5, 32, 8, 4, .int4(Int4Format(groupSize: 8, symmetric: false)), false, RouterParams(scoring: .softmax, topK: 2)),
             ]
-            for (t, h, ff, e, fmt, shared, rp) in configs {
-                let p = MoELayerParams(router: rp, experts: fmt, hasShared: shared)
-                let fmtName: String = { if case .int4(let x) = fmt { return " int4 \(x)" }; return "" }()
-                try add(.moeLayer(p), "T\(t) H\(h) F\(ff) E\(e) k\(rp.topK)\(shared ? " shared" : "")\(fmtName)") { r in
-                    var ins = [try f([t, h], &r), try f([e, h], &r)]
-                    if rp.hasBias { ins.append(try HostTensor([e], .f32, floats: r.floats(e, 0.001, 0.1))) }
-                    for (n, k) in [(ff, h), (ff, h), (h, ff)] {
-                        switch fmt {
-                        case .float: ins.append(try f([e, n, k], &r, 0.05, 0.5))
-                        case .int4(let x): ins += try int4Weights([e], n, k, x, &r)
-                        }
-                    }
-                    if shared { ins += [try f([ff, h], &r, 0.05, 0.5), try f([ff, h], &r, 0.05, 0.5), try f([h, ff], &r, 0.05, 0.5)] }
-                    return ins
-                }
+            return configs.map { (t, h, ff, e, fmt, shared, rp) in
+                CaseSpec(.moeLayer(MoELayerParams(router: rp, experts: fmt, hasShared: shared)), ["T": t, "H": h, "F": ff, "E": e])
             }
         case .quantizeInt4:
-            for (n, k, g, sym) in [(1, 2, 2, true), (5, 64, 32, true), (7, 96, 32, false), (3, 256, 128, false), (4, 48, 16, true)] {
-                try add(.quantizeInt4(Int4Format(groupSize: g, symmetric: sym)), "N\(n) K\(k) g\(g) \(sym ? "sym" : "asym")") { r in
-                    [try f([n, k], &r, 0.01, 3)]
-                }
-            }
-            // One-sided groups: the asymmetric range must still include 0.
-            try add(.quantizeInt4(Int4Format(groupSize: 32, symmetric: false)), "N3 K64 g32 asym positive") { r in
-                [try HostTensor([3, 64], dtype, floats: r.floats(192, 0.5, 3).map { abs($0) + 1 })]
-            }
+            return [(1, 2, 2, true), (5, 64, 32, true), (7, 96, 32, false), (3, 256, 128, false), (4, 48, 16, true)].map {
+                CaseSpec(.quantizeInt4(Int4Format(groupSize: $0.2, symmetric: $0.3)), ["N": $0.0, "K": $0.1])
+            } + [CaseSpec(.quantizeInt4(Int4Format(groupSize: 32, symmetric: false)), ["N": 3, "K": 64], note: "one-sided groups")]
         case .dequantizeInt4:
-            for (n, k, g, sym) in [(1, 2, 2, true), (5, 64, 32, false), (9, 384, 128, true)] {
-                let fmt = Int4Format(groupSize: g, symmetric: sym)
-                try add(.dequantizeInt4(fmt, output: dtype), "N\(n) K\(k) g\(g) \(sym ? "sym" : "asym")") { r in
-                    try int4Weights([], n, k, fmt, &r)
-                }
+            return [(1, 2, 2, true), (5, 64, 32, false), (9, 384, 128, true)].map {
+                // The output dtype is the case's dtype; CaseBuilder.make sets it.
+                CaseSpec(.dequantizeInt4(Int4Format(groupSize: $0.2, symmetric: $0.3), output: .f32), ["N": $0.0, "K": $0.1])
             }
         case .int4Matmul:
-            for (m, n, k, g, sym) in [(1, 1, 2, 2, true), (1, 33, 256, 32, true), (2, 21, 192, 64, false), (3, 17, 128, 64, false), (8, 40, 96, 32, true), (37, 24, 256, 128, false)] {
-                let fmt = Int4Format(groupSize: g, symmetric: sym)
-                try add(.int4Matmul(fmt), "M\(m) N\(n) K\(k) g\(g) \(sym ? "sym" : "asym")") { r in
-                    [try f([m, k], &r)] + (try int4Weights([], n, k, fmt, &r))
-                }
+            return [(1, 1, 2, 2, true), (1, 33, 256, 32, true), (2, 21, 192, 64, false), (3, 17, 128, 64, false), (8, 40, 96, 32, true),
+                    (37, 24, 256, 128, false)].map {
+                CaseSpec(.int4Matmul(Int4Format(groupSize: $0.3, symmetric: $0.4)), ["M": $0.0, "N": $0.1, "K": $0.2])
             }
         case .int4GroupedMatmul:
-            for (t, n, k, e, g, sym) in [(1, 4, 32, 1, 32, true), (29, 20, 64, 4, 32, false), (40, 16, 128, 8, 64, true)] {
-                let fmt = Int4Format(groupSize: g, symmetric: sym)
-                try add(.int4GroupedMatmul(fmt), "T\(t) N\(n) K\(k) E\(e) g\(g) \(sym ? "sym" : "asym")") { r in
-                    [try f([t, k], &r)] + (try int4Weights([e], n, k, fmt, &r)) + [try offsets(t, e, &r)]
-                }
+            return [(1, 4, 32, 1, 32, true), (29, 20, 64, 4, 32, false), (40, 16, 128, 8, 64, true)].map {
+                CaseSpec(.int4GroupedMatmul(Int4Format(groupSize: $0.4, symmetric: $0.5)), ["T": $0.0, "N": $0.1, "K": $0.2, "E": $0.3])
             }
         }
-        return out
     }
 
     /// Random segment offsets for `rows` rows over `experts` experts, some segments empty.

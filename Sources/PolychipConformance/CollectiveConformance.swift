@@ -17,11 +17,7 @@ public enum CollectiveConformance {
                 var r = CaseResult(kernel: coll.description, device: label, dtype: dt.rawValue, shape: "P\(p) \(shape)",
                                    status: .fail, threshold: OpKind.add.tolerance(dt), seed: seed, support: "native")
                 do {
-                    let inputs: [HostTensor] = try (0..<p).map { i in
-                        var s = shape
-                        if case .allToAll(let c) = coll { s[0] = c[i].reduce(0, +) }
-                        return try HostTensor(s, dt, floats: rng.floats(s.reduce(1, *)))
-                    }
+                    let inputs = try caseInputs(coll, shape: shape, ranks: p, dtype: dt, rng: &rng)
                     let expected = try coll.evaluate(inputs)
                     let mesh = try Mesh(devices: ranks)
                     let got = try mesh.run(coll, inputs)
@@ -42,5 +38,15 @@ public enum CollectiveConformance {
             }
         }
         return results
+    }
+
+    /// Every rank's seeded input of a collective case: `shape` (all-to-all: with dimension 0
+    /// set to the rank's row total).
+    static func caseInputs(_ coll: Collective, shape: [Int], ranks p: Int, dtype: DType, rng: inout SeededRandom) throws -> [HostTensor] {
+        try (0..<p).map { i in
+            var s = shape
+            if case .allToAll(let c) = coll { s[0] = c[i].reduce(0, +) }
+            return try HostTensor(s, dtype, floats: rng.floats(s.reduce(1, *)))
+        }
     }
 }

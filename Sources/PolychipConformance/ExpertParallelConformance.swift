@@ -9,6 +9,11 @@ public enum ExpertParallelConformance {
     /// The kernel name results carry.
     public static let kernelName = "moe-layer-ep"
 
+    /// The most ranks (and, separately, spares) one mesh of `polychip conform
+    /// --expert-parallel` may have: each simulated rank is a fresh device with its own
+    /// buffers, and the cases have 16 experts, so ranks past that hold none and test nothing new.
+    public static let maxRanks = 256
+
     /// The cases: the `moeLayer` conformance cases plus expert-parallel ones with more experts
     /// than ranks (16), an uneven token split (13 tokens), group-limited sigmoid routing with a
     /// selection bias, float and INT4 (symmetric and asymmetric) experts and a shared expert.

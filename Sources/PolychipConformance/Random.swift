@@ -14,14 +14,22 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     }
 
     /// Uniform in ±[lo, hi]: never zero, random sign (conformance inputs are never zeros).
+    /// One draw: the top 24 bits give the magnitude in 2⁻²⁴ steps, bit 0 the sign (no
+    /// generic `random(in:)`, which is slow in the debug builds the tests run).
+    @inline(__always)
     public mutating func nonZero(_ lo: Float = 0.05, _ hi: Float = 1) -> Float {
-        let m = Float.random(in: lo...hi, using: &self)
-        return Bool.random(using: &self) ? m : -m
+        let bits = next()
+        let m = lo + (hi - lo) * (Float(bits >> 40) * 0x1p-24)
+        return bits & 1 == 0 ? m : -m
     }
 
     /// `count` non-zero floats.
     public mutating func floats(_ count: Int, _ lo: Float = 0.05, _ hi: Float = 1) -> [Float] {
-        (0..<count).map { _ in nonZero(lo, hi) }
+        var out = [Float]()
+        out.reserveCapacity(count)
+        var i = 0
+        while i < count { out.append(nonZero(lo, hi)); i += 1 }
+        return out
     }
 
     /// Uniform integer in `range`.
@@ -31,7 +39,15 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 /// Derives a per-case seed from the run seed and the case's identity, so adding a case
 /// never changes the inputs of another.
 func caseSeed(_ base: UInt64, _ parts: String...) -> UInt64 {
-    var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ base
-    for p in parts { for b in p.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 } }
+    var h = fnv1a([], start: 0xCBF2_9CE4_8422_2325 ^ base)
+    for p in parts { h = fnv1a(p.utf8, start: h) }
+    return h
+}
+
+/// FNV-1a (64-bit) of `bytes`, continuing from `start`: a fast, stable fingerprint (not a
+/// cryptographic hash).
+public func fnv1a(_ bytes: some Sequence<UInt8>, start: UInt64 = 0xCBF2_9CE4_8422_2325) -> UInt64 {
+    var h = start
+    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
     return h
 }

@@ -29,6 +29,8 @@ public struct CaseResult: Sendable, Codable {
     public var message: String?
     /// How the device runs it: native, or emulated with the reason.
     public var support: String?
+    /// The code path the device took, in its words (``Device/path(of:inputs:)``).
+    public var path: String?
 
     /// Creates a result.
     public init(kernel: String, device: String, dtype: String, shape: String, status: CaseStatus, nmse: Double? = nil,

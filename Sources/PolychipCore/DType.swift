@@ -110,6 +110,27 @@ public enum FloatBits {
     @inlinable
     public static func float(fromBF16 b: UInt16) -> Float { Float(bitPattern: UInt32(b) << 16) }
 
+    /// Rounds an f64 to the precision of `dtype` **once** (ties to even) and returns the result
+    /// as the f32 that holds it exactly. Going through `Float(value)` first would round twice
+    /// (f64 → f32 → f16), which differs when the f32 rounding lands on an f16 tie: the
+    /// reference's results must be rounded once (docs/kernels.md).
+    @inlinable
+    public static func round(_ value: Double, to dtype: DType) -> Float {
+        let (mantissaBits, minExponent, maxFinite): (Int, Int, Double)
+        switch dtype {
+        case .f16: (mantissaBits, minExponent, maxFinite) = (10, -14, 65504)
+        case .bf16: (mantissaBits, minExponent, maxFinite) = (7, -126, Double(Float(bitPattern: 0x7F7F_0000)))
+        default: return Float(value)
+        }
+        guard value.isFinite, value != 0 else { return value.isNaN ? round(Float.nan, to: dtype) : Float(value) }
+        // The spacing of the target format at |value| (subnormal spacing below its normal range).
+        let e = max(Int(value.exponent), minExponent)
+        let quantum = Double(sign: .plus, exponent: e - mantissaBits, significand: 1)
+        let r = (value / quantum).rounded(.toNearestOrEven) * quantum
+        if abs(r) > maxFinite { return value < 0 ? -.infinity : .infinity }
+        return Float(r)  // exact: r has at most mantissaBits + 1 significant bits
+    }
+
     /// Rounds `value` to the precision of `dtype` and returns it as f32
     /// (identity for f32 and non-float types).
     @inlinable

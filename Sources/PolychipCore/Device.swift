@@ -125,11 +125,19 @@ public protocol Device: AnyObject, Sendable {
     var supportsDryRun: Bool { get }
     /// Models the time of a kernel without running it (dry run); `nil` when not supported.
     func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown?
+    /// The block sizes and path thresholds of this device's kernels, from which the
+    /// conformance suite derives boundary shapes (``DeviceTiling/none`` when it has none).
+    var tiling: DeviceTiling { get }
+    /// The code path `op` takes on this device for these inputs, in the device's words
+    /// (`"gemm parallel, 2 K blocks"`); `nil` when the device does not say.
+    func path(of op: Op, inputs: [TensorDesc]) -> String?
 }
 
 extension Device {
     public var supportsDryRun: Bool { false }
     public func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown? { nil }
+    public var tiling: DeviceTiling { .none }
+    public func path(of op: Op, inputs: [TensorDesc]) -> String? { nil }
 
     /// Allocates an uninitialised tensor.
     public func allocate(_ desc: TensorDesc) throws -> Tensor {

@@ -12,6 +12,9 @@ public enum PolychipError: Error, Sendable, Equatable, CustomStringConvertible {
     case unsupported(kernel: String, device: String, reason: String)
     /// An allocation exceeds the device's free memory.
     case outOfMemory(device: String, requested: Int, available: Int)
+    /// A resource other than device memory ran out or would exceed its documented bound:
+    /// threads (the process limit), disk space, host memory for staging (`resource` names it).
+    case resourceExhausted(resource: String, reason: String)
     /// A shape whose element or byte count overflows `Int`, or is negative.
     case sizeOverflow(shape: [Int], dtype: DType)
     /// A tensor was used on a device it does not belong to, or a buffer view is out of range.
@@ -32,22 +35,27 @@ public enum PolychipError: Error, Sendable, Equatable, CustomStringConvertible {
     case collectiveMismatch(collective: String, reason: String)
 
     public var description: String {
+        // Every field that can carry user input is bounded (Quoted.bounded): a 10 MB profile
+        // name must not become a 10 MB message. The build log is the compiler's, kept whole.
+        func b(_ s: String) -> String { Quoted.bounded(s) }
+        func r(_ s: String) -> String { Quoted.bounded(s, limit: 2000) }
         switch self {
-        case let .shapeMismatch(k, a, e, g): return "\(k): shape of '\(a)' must be \(e), got \(g)"
-        case let .dtypeMismatch(k, a, e, g): return "\(k): dtype of '\(a)' must be \(e), got \(g)"
-        case let .invalidArgument(k, a, r): return "\(k): invalid '\(a)': \(r)"
-        case let .arityMismatch(k, w, e, g): return "\(k): expected \(e) \(w), got \(g)"
-        case let .unsupported(k, d, r): return "\(k) is unsupported on \(d): \(r)"
-        case let .outOfMemory(d, r, a): return "out of memory on \(d): requested \(r) bytes, \(a) available"
-        case let .sizeOverflow(s, d): return "size of \(d) tensor with shape \(s) overflows or is negative"
-        case let .invalidTensor(r): return "invalid tensor: \(r)"
-        case let .unknownDevice(s, r): return "no device for '\(s)': \(r)"
-        case let .deviceFault(d, k, kind, detail): return "\(kind) fault on \(d) during \(k): \(detail)"
-        case let .buildFailure(d, p, log): return "OpenCL build of \(p) failed on \(d):\n\(log)"
-        case let .backendFailure(b, c, code, detail): return "\(b): \(c) failed (\(code)): \(detail)"
-        case let .malformedFile(p, f, r): return "\(p): field '\(f)': \(r)"
-        case let .io(p, r): return "\(p): \(r)"
-        case let .collectiveMismatch(c, r): return "\(c): \(r)"
+        case let .shapeMismatch(k, a, e, g): return "\(b(k)): shape of '\(b(a))' must be \(r(e)), got \(r(g))"
+        case let .dtypeMismatch(k, a, e, g): return "\(b(k)): dtype of '\(b(a))' must be \(r(e)), got \(g)"
+        case let .invalidArgument(k, a, why): return "\(b(k)): invalid '\(b(a))': \(r(why))"
+        case let .arityMismatch(k, w, e, g): return "\(b(k)): expected \(e) \(r(w)), got \(g)"
+        case let .unsupported(k, d, why): return "\(b(k)) is unsupported on \(b(d)): \(r(why))"
+        case let .outOfMemory(d, req, a): return "out of memory on \(b(d)): requested \(req) bytes, \(a) available"
+        case let .resourceExhausted(res, why): return "out of \(b(res)): \(r(why))"
+        case let .sizeOverflow(s, d): return "size of \(d) tensor with shape \(r("\(s)")) overflows or is negative"
+        case let .invalidTensor(why): return "invalid tensor: \(r(why))"
+        case let .unknownDevice(s, why): return "no device for '\(b(s))': \(r(why))"
+        case let .deviceFault(d, k, kind, detail): return "\(b(kind)) fault on \(b(d)) during \(b(k)): \(r(detail))"
+        case let .buildFailure(d, p, log): return "OpenCL build of \(b(p)) failed on \(b(d)):\n\(log)"
+        case let .backendFailure(be, c, code, detail): return "\(b(be)): \(b(c)) failed (\(code)): \(r(detail))"
+        case let .malformedFile(p, f, why): return "\(b(p)): field '\(b(f))': \(r(why))"
+        case let .io(p, why): return "\(b(p)): \(r(why))"
+        case let .collectiveMismatch(c, why): return "\(b(c)): \(r(why))"
         }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -75,8 +76,33 @@ extension Tensor {
     }
 }
 
-/// Shared read/write for host-memory devices.
+/// Shared read/write for host-memory devices, and the host-memory check done before large
+/// host allocations.
 public enum HostMemory {
+    /// Host memory a process may still take, bytes: `MemAvailable` from `/proc/meminfo` on
+    /// Linux (free plus reclaimable), else the physical memory.
+    public static func availableBytes() -> Double {
+        if let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
+            for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+                if let kb = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) { return kb * 1024 }
+            }
+        }
+        return Double(ProcessInfo.processInfo.physicalMemory)
+    }
+
+    /// Checks, before allocating, that `bytes` of host memory for `what` fit in what is
+    /// available: Swift's allocators abort on failure, so a too-large request must be refused
+    /// here as a typed error instead.
+    /// - Throws: `PolychipError.outOfMemory` on `device` with the estimate and the available bytes.
+    public static func reserve(_ bytes: Double, for what: String, device: String) throws {
+        let available = availableBytes()
+        guard bytes.isFinite, bytes <= available else {
+            throw PolychipError.outOfMemory(device: "\(device) (host memory for \(what))",
+                                            requested: bytes.isFinite && bytes < 9e18 ? Int(bytes) : Int.max,
+                                            available: available < 9e18 ? Int(available) : Int.max)
+        }
+    }
+
     /// Range-checked copy into a ``HostBuffer``.
     public static func write(_ source: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, at offset: Int, device: String) throws {
         guard let hb = buffer as? HostBuffer, hb.deviceID == device else {

@@ -35,14 +35,20 @@ public struct HostTensor: Sendable, Equatable {
         }
         self.desc = desc
         var out = [UInt8](repeating: 0, count: try desc.checkedByteCount())
-        out.withUnsafeMutableBytes { raw in
-            switch dtype {
-            case .f32:
-                for (i, v) in floats.enumerated() { raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
-            case .f16:
-                for (i, v) in floats.enumerated() { raw.storeBytes(of: FloatBits.f16Bits(v).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
-            default:
-                for (i, v) in floats.enumerated() { raw.storeBytes(of: FloatBits.bf16Bits(v).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+        // Index loops over raw pointers: conformance and bench inputs reach millions of
+        // elements, and generic iteration is slow in debug builds (the tests).
+        floats.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBytes { raw in
+                let n = src.count
+                var i = 0
+                switch dtype {
+                case .f32:
+                    while i < n { raw.storeBytes(of: src[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self); i += 1 }
+                case .f16:
+                    while i < n { raw.storeBytes(of: FloatBits.f16Bits(src[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self); i += 1 }
+                default:
+                    while i < n { raw.storeBytes(of: FloatBits.bf16Bits(src[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self); i += 1 }
+                }
             }
         }
         self.bytes = out
@@ -70,12 +76,19 @@ public struct HostTensor: Sendable, Equatable {
     /// Float values widened to f32 (exact). Empty for non-float dtypes.
     public var floats: [Float] {
         let n = desc.elementCount
+        guard desc.dtype.isFloat else { return [] }
         return bytes.withUnsafeBytes { raw in
-            switch desc.dtype {
-            case .f32: return (0..<n).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
-            case .f16: return (0..<n).map { FloatBits.float(fromF16: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
-            case .bf16: return (0..<n).map { FloatBits.float(fromBF16: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
-            default: return []
+            [Float](unsafeUninitializedCapacity: n) { out, count in
+                var i = 0
+                switch desc.dtype {
+                case .f32:
+                    while i < n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))); i += 1 }
+                case .f16:
+                    while i < n { out[i] = FloatBits.float(fromF16: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))); i += 1 }
+                default:
+                    while i < n { out[i] = FloatBits.float(fromBF16: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))); i += 1 }
+                }
+                count = n
             }
         }
     }

@@ -38,8 +38,13 @@ public struct RetryPolicy: Sendable, Hashable, Codable, CustomStringConvertible 
     /// No retries: the first failure is thrown.
     public static let none = RetryPolicy(maxAttempts: 1)
 
-    /// Up to `n` retries after the first attempt (`polychip --retries N`); `n ≤ 0` is ``none``.
-    public static func retries(_ n: Int) -> RetryPolicy { RetryPolicy(maxAttempts: 1 + max(0, n)) }
+    /// The most retries a policy makes (`--retries` accepts 0…this): a fault that persists
+    /// through a thousand attempts is not transient.
+    public static let maxRetries = 1000
+
+    /// Up to `n` retries after the first attempt (`polychip --retries N`); `n ≤ 0` is ``none``,
+    /// `n` above ``maxRetries`` counts as ``maxRetries``.
+    public static func retries(_ n: Int) -> RetryPolicy { RetryPolicy(maxAttempts: 1 + min(max(0, n), maxRetries)) }
 
     /// Whether the policy retries at all.
     public var retries: Bool { maxAttempts > 1 }

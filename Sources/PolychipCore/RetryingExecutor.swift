@@ -45,6 +45,11 @@ public final class RetryingExecutor: Sendable {
     public func run(_ op: Op, _ inputs: [HostTensor]) throws -> Outcome {
         let outDescs = try op.validate(inputs.map(\.desc))
         let name = op.kind.name
+        // The outputs come back to the host (and on host-memory devices live there twice
+        // meanwhile, with a device copy of the inputs): refused up front when they cannot fit.
+        let outBytes = outDescs.reduce(0.0) { $0 + Double($1.byteCount) }, inBytes = inputs.reduce(0.0) { $0 + Double($1.desc.byteCount) }
+        let hostDevice = [DeviceKind.cpu, .reference].contains(devices[0].info.kind) || devices[0].supportsDryRun
+        try HostMemory.reserve(outBytes + (hostDevice ? outBytes + inBytes : 0), for: "\(name) outputs", device: devices[0].id)
         var attempt = 1
         var index = firstLive(from: 0)
         while true {

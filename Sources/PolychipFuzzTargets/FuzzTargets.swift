@@ -10,6 +10,17 @@ public enum FuzzTargets {
         if let t = try? NumPyFile.decode(bytes) { _ = NumPyFile.encode(t) }
     }
 
+    /// Checkpoint bytes: a GGUF file (header, metadata, tensor infos, then every Q4_0 tensor
+    /// imported into the native layout), else a safetensors file (every tensor read).
+    public static func checkpoint(_ bytes: [UInt8]) {
+        if bytes.starts(with: Array("GGUF".utf8)) {
+            guard let c = try? GGUFFile.decode(bytes) else { return }
+            for t in c.tensors.prefix(8) where t.type == GGUFFile.q4_0 { _ = try? GGUFFile.q4_0Tensor(bytes, name: t.name) }
+        } else if let c = try? SafeTensorsFile.decode(bytes) {
+            for name in c.tensors.keys.sorted().prefix(8) { _ = try? c.tensor(name) }
+        }
+    }
+
     /// Text as a device selector, resolved against the registry (sim profiles by name only).
     public static func selector(_ bytes: [UInt8]) {
         let text = String(decoding: bytes, as: UTF8.self)

@@ -89,9 +89,24 @@ public struct ExpertParallelStep: Sendable {
 /// policy does not retry, or one left when attempts or spares run out, is thrown as the
 /// `PolychipError` it is; the caller's host values are never written. ``log`` keeps every
 /// failed attempt.
+///
+/// Across processes (``init(processGroup:device:params:weights:options:log:)``, e.g. an MPI
+/// job): each process is one rank with its own device and runs only that rank's part of every
+/// step; the routing counts are exchanged with ``ProcessGroup/allGather(bytes:)`` and the
+/// collectives run through the group. Every rank calls ``forward(_:)`` with the same `x` and
+/// gets the whole output back (each rank's rows gathered from the group). A failed
+/// collective throws on every surviving rank (the group's timeout bounds the wait); lost
+/// devices are not replaced across processes.
 public final class ExpertParallelMoE: Sendable {
-    /// The mesh the layer runs on now (after a failover: with the lost device replaced).
+    /// The mesh the layer runs on now (after a failover: with the lost device replaced). Across
+    /// processes: a mesh of this process's one device.
     public var mesh: Mesh { placement.withLock { $0.mesh } }
+    /// The process group when the ranks are processes (nil: every rank is in ``mesh``).
+    public let processGroup: (any ProcessGroup)?
+    /// Number of ranks (the mesh's size, or the process group's).
+    public let rankCount: Int
+    /// The global rank of the mesh's first device (0, or this process's rank in the group).
+    public let firstRank: Int
     /// The layer's parameters (routing, expert format, shared expert).
     public let params: MoELayerParams
     /// Options.
@@ -138,8 +153,22 @@ public final class ExpertParallelMoE: Sendable {
     ///   - log: where failed attempts are recorded (a new log by default).
     /// - Throws: `PolychipError` when the weights do not fit the layer's contract, or a device
     ///   fault placing them that the retry policy does not absorb.
-    public init(mesh: Mesh, params: MoELayerParams, weights: [HostTensor], options: ExpertParallelOptions = .init(),
-                spares: [any Device] = [], log: RetryLog = RetryLog()) throws {
+    public convenience init(mesh: Mesh, params: MoELayerParams, weights: [HostTensor], options: ExpertParallelOptions = .init(),
+                            spares: [any Device] = [], log: RetryLog = RetryLog()) throws {
+        try self.init(mesh: mesh, group: nil, params: params, weights: weights, options: options, spares: spares, log: log)
+    }
+
+    /// Distributes the layer's weights over a group of processes: this process is rank
+    /// `processGroup.rank` and holds that rank's experts (and shared-expert slice) on `device`.
+    /// Every rank must create the layer with the same parameters and weights.
+    public convenience init(processGroup: any ProcessGroup, device: any Device, params: MoELayerParams, weights: [HostTensor],
+                            options: ExpertParallelOptions = .init(), log: RetryLog = RetryLog()) throws {
+        try self.init(mesh: try Mesh(devices: [device]), group: processGroup, params: params, weights: weights, options: options,
+                      spares: [], log: log)
+    }
+
+    private init(mesh: Mesh, group: (any ProcessGroup)?, params: MoELayerParams, weights: [HostTensor], options: ExpertParallelOptions,
+                 spares: [any Device], log: RetryLog) throws {
         let op = Op.moeLayer(params)
         let names = Array(op.inputNames.dropFirst())
         guard weights.count == names.count else {
@@ -160,7 +189,10 @@ public final class ExpertParallelMoE: Sendable {
         self.hidden = h
         self.experts = e
         self.weightDescs = weights.map(\.desc)
-        let p = mesh.size
+        self.processGroup = group
+        let p = group?.size ?? mesh.size
+        self.rankCount = p
+        self.firstRank = group?.rank ?? 0
         self.expertRanges = (0..<p).map { r in (r * e / p)..<((r + 1) * e / p) }
         var byName: [String: HostTensor] = [:]
         for (n, w) in zip(names, weights) { byName[n] = w }
@@ -184,7 +216,7 @@ public final class ExpertParallelMoE: Sendable {
     /// Rank `r`'s weights, uploaded to its device of `mesh` (each upload retried in place on a
     /// transient fault).
     private func rankWeights(_ r: Int, on mesh: Mesh) throws -> RankWeights {
-        let dev = mesh.devices[r]
+        let dev = mesh.devices[r - firstRank]
         let ranges = expertRanges
         func put(_ t: HostTensor) throws -> Tensor {
             try options.retry.run("upload", device: dev.id, log: log) { _ in try dev.tensor(t) }
@@ -221,8 +253,8 @@ public final class ExpertParallelMoE: Sendable {
         var current = placement.withLock { $0 }
         while true {
             do {
-                for r in 0..<current.mesh.size where current.ranks[r] == nil {
-                    current.ranks[r] = try rankWeights(r, on: current.mesh)
+                for l in 0..<current.mesh.size where current.ranks[l] == nil {
+                    current.ranks[l] = try rankWeights(firstRank + l, on: current.mesh)
                 }
                 let placed = current
                 placement.withLock { $0 = placed }
@@ -279,34 +311,42 @@ public final class ExpertParallelMoE: Sendable {
         guard ranks.count == mesh.size else {
             throw PolychipError.invalidTensor(reason: "moe-layer-ep: weights are placed on \(ranks.count) of \(mesh.size) ranks")
         }
-        let retry = options.retry, log = self.log
-        let p = mesh.size, t = x.desc.shape[0], h = hidden, e = experts
+        let retry = options.retry, log = self.log, group = processGroup
+        let p = rankCount, t = x.desc.shape[0], h = hidden, e = experts
+        // The ranks this process runs (all of them on a mesh; its own across processes). Arrays
+        // of device tensors below are indexed by `r − base`, host-side bookkeeping by `r`.
+        let base = firstRank, local = base..<(base + mesh.size)
         let dt = x.desc.dtype
         let k = params.router.topK
         let rowBytes = h * dt.bitWidth / 8
-        let clock0 = (0..<p).reduce(0.0) { max($0, mesh.queues[$1].virtualTime, mesh.commQueues[$1].virtualTime) }
+        let clock0 = (0..<mesh.size).reduce(0.0) { max($0, mesh.queues[$1].virtualTime, mesh.commQueues[$1].virtualTime) }
         for q in mesh.queues { q.wait(until: clock0) }
         let tokenRanges = (0..<p).map { r in (r * t / p)..<((r + 1) * t / p) }
         let xs = try tokenRanges.map { try Self.sliceLeading(x, $0) }
 
         // Every device operation under the retry policy (in place; failover is withFailover's).
+        func device(_ r: Int) -> any Device { mesh.devices[r - base] }
         func retried<T>(_ r: Int, _ what: String, _ body: () throws -> T) throws -> T {
-            try retry.run(what, device: mesh.devices[r].id, log: log) { _ in try body() }
+            try retry.run(what, device: device(r).id, log: log) { _ in try body() }
         }
         func run(_ r: Int, _ op: Op, _ inputs: [Tensor]) throws -> [Tensor] {
             let descs = try op.validate(inputs.map(\.desc))
-            let outs = try retried(r, "allocate") { try descs.map { try mesh.devices[r].allocate($0) } }
-            try mesh.queues[r].enqueue(op, inputs: inputs, outputs: outs, retry: retry, log: log)
+            let outs = try retried(r, "allocate") { try descs.map { try device(r).allocate($0) } }
+            try mesh.queues[r - base].enqueue(op, inputs: inputs, outputs: outs, retry: retry, log: log)
             return outs
         }
         func empty(_ r: Int, _ shape: [Int], _ d: DType) throws -> Tensor {
-            try retried(r, "allocate") { try mesh.devices[r].allocate(TensorDesc(shape, d)) }
+            try retried(r, "allocate") { try device(r).allocate(TensorDesc(shape, d)) }
         }
-        func upload(_ r: Int, _ v: HostTensor) throws -> Tensor { try retried(r, "upload") { try mesh.devices[r].tensor(v) } }
-        func download(_ r: Int, _ t: Tensor) throws -> HostTensor { try retried(r, "download") { try mesh.devices[r].download(t) } }
+        func upload(_ r: Int, _ v: HostTensor) throws -> Tensor { try retried(r, "upload") { try device(r).tensor(v) } }
+        func download(_ r: Int, _ t: Tensor) throws -> HostTensor { try retried(r, "download") { try device(r).download(t) } }
         func collective(_ c: Collective, _ inputs: [Tensor], _ outputs: [Tensor]) throws {
             try retry.run(c.description, device: mesh.devices.map(\.id).joined(separator: ","), log: log) { _ in
-                try mesh.run(c, inputs: inputs, outputs: outputs)
+                if let group {
+                    try Self.run(c, in: group, input: inputs[0], output: outputs[0], on: mesh)
+                } else {
+                    try mesh.run(c, inputs: inputs, outputs: outputs)
+                }
             }
             mesh.waitForCommunication()  // the next kernels consume its result
         }
@@ -314,7 +354,7 @@ public final class ExpertParallelMoE: Sendable {
         // 1–2. Route each rank's tokens and group its rows by expert (= by destination rank).
         var xT: [Tensor] = [], weightsT: [Tensor?] = [], rowsT: [Tensor] = [], mapT: [Tensor?] = []
         var perExpert: [[Int]] = []   // perExpert[r][e]: rows of rank r's tokens for expert e
-        for r in 0..<p {
+        for r in local {
             let xr = try upload(r, xs[r])
             xT.append(xr)
             guard !tokenRanges[r].isEmpty else {
@@ -323,36 +363,43 @@ public final class ExpertParallelMoE: Sendable {
                 continue
             }
             let x32 = try upload(r, try HostTensor(xs[r].desc.shape, .f32, floats: xs[r].floats))
-            let logits = try run(r, .matmul(transposeB: true), [x32, ranks[r].router])[0]
-            let routed = try run(r, .moeRouter(params.router), [logits] + (ranks[r].bias.map { [$0] } ?? []))
+            let logits = try run(r, .matmul(transposeB: true), [x32, ranks[r - base].router])[0]
+            let routed = try run(r, .moeRouter(params.router), [logits] + (ranks[r - base].bias.map { [$0] } ?? []))
             let perm = try run(r, .moePermute(numExperts: e), [xr, routed[1]])
             let offsets = try download(r, perm[1]).ints
             perExpert.append((0..<e).map { offsets[$0 + 1] - offsets[$0] })
             weightsT.append(routed[0]); rowsT.append(perm[0]); mapT.append(perm[2])
         }
+        if let group {
+            // Every rank needs every rank's routing counts (the all-to-all's count matrix).
+            perExpert = try group.allGather(ints: perExpert[0])
+            guard perExpert.count == p, perExpert.allSatisfy({ $0.count == e }) else {
+                throw PolychipError.collectiveMismatch(collective: "moe-layer-ep", reason: "the ranks' routing counts do not form a \(p)×\(e) matrix: the ranks disagree on the layer")
+            }
+        }
         let counts = (0..<p).map { i in expertRanges.map { rg in rg.reduce(0) { $0 + perExpert[i][$1] } } }
 
         // 3. Dispatch.
         let recvRows = (0..<p).map { j in (0..<p).reduce(0) { $0 + counts[$1][j] } }
-        let recv = try (0..<p).map { try empty($0, [recvRows[$0], h], dt) }
+        let recv = try local.map { try empty($0, [recvRows[$0], h], dt) }
         try collective(.allToAll(counts: counts), rowsT, recv)
 
         // 4. Grouped expert GEMMs on each rank's received rows, back in received order.
         var back: [Tensor] = []
-        for j in 0..<p {
+        for j in local {
             let rg = expertRanges[j]
             guard recvRows[j] > 0 else { back.append(try empty(j, [0, h], dt)); continue }
             var local: [Int32] = []
             local.reserveCapacity(recvRows[j])
             for i in 0..<p { for ex in rg { local += repeatElement(Int32(ex - rg.lowerBound), count: perExpert[i][ex]) } }
             let ids = try upload(j, try HostTensor([recvRows[j], 1], int32s: local))
-            let grouped = try run(j, .moePermute(numExperts: rg.count), [recv[j], ids])
+            let grouped = try run(j, .moePermute(numExperts: rg.count), [recv[j - base], ids])
             let gemm: Op
             switch params.experts {
             case .float: gemm = .groupedMatmul(transposeB: true)
             case .int4(let f): gemm = .int4GroupedMatmul(f)
             }
-            let w = ranks[j]
+            let w = ranks[j - base]
             let g = try run(j, gemm, [grouped[0]] + w.gate + [grouped[1]])[0]
             let u = try run(j, gemm, [grouped[0]] + w.up + [grouped[1]])[0]
             let act = try run(j, .swiglu, [g, u])[0]
@@ -363,12 +410,12 @@ public final class ExpertParallelMoE: Sendable {
 
         // 5. Return the rows (transposed counts) and apply the routing weights.
         let countsBack = (0..<p).map { j in (0..<p).map { i in counts[i][j] } }
-        let ret = try (0..<p).map { try empty($0, [tokenRanges[$0].count * k, h], dt) }
+        let ret = try local.map { try empty($0, [tokenRanges[$0].count * k, h], dt) }
         try collective(.allToAll(counts: countsBack), back, ret)
         var routedOut: [Tensor] = []
-        for r in 0..<p {
-            if let wts = weightsT[r], let map = mapT[r] {
-                routedOut.append(try run(r, .moeCombine, [ret[r], map, wts])[0])
+        for r in local {
+            if let wts = weightsT[r - base], let map = mapT[r - base] {
+                routedOut.append(try run(r, .moeCombine, [ret[r - base], map, wts])[0])
             } else {
                 routedOut.append(try empty(r, [0, h], dt))
             }
@@ -379,54 +426,81 @@ public final class ExpertParallelMoE: Sendable {
         if params.hasShared {
             if let sr = sharedRanges {
                 let tmax = tokenRanges.map(\.count).max() ?? 0
-                let padded = try (0..<p).map { r -> Tensor in
+                let padded = try local.map { r -> Tensor in
                     var bytes = xs[r].bytes
                     bytes += [UInt8](repeating: 0, count: (tmax - tokenRanges[r].count) * rowBytes)
                     return try upload(r, try HostTensor(TensorDesc([tmax, h], dt), bytes: bytes))
                 }
-                let all = try (0..<p).map { try empty($0, [p * tmax, h], dt) }
+                let all = try local.map { try empty($0, [p * tmax, h], dt) }
                 try collective(.allGather, padded, all)
                 var partial: [Tensor] = []
-                for r in 0..<p {
-                    let w = ranks[r].shared
+                for r in local {
+                    let w = ranks[r - base].shared
                     if sr[r].isEmpty || tmax == 0 {
                         partial.append(try upload(r, try HostTensor(zeros: TensorDesc([p * tmax, h], dt))))
                         continue
                     }
-                    let g = try run(r, .matmul(transposeB: true), [all[r], w[0]])[0]
-                    let u = try run(r, .matmul(transposeB: true), [all[r], w[1]])[0]
+                    let g = try run(r, .matmul(transposeB: true), [all[r - base], w[0]])[0]
+                    let u = try run(r, .matmul(transposeB: true), [all[r - base], w[1]])[0]
                     let a = try run(r, .swiglu, [g, u])[0]
                     partial.append(try run(r, .matmul(transposeB: true), [a, w[2]])[0])
                 }
-                let summed = try (0..<p).map { try empty($0, [p * tmax, h], dt) }
+                let summed = try local.map { try empty($0, [p * tmax, h], dt) }
                 try collective(.allReduce, partial, summed)
-                for r in 0..<p where !tokenRanges[r].isEmpty {
-                    guard let buffer = summed[r].buffer else { continue }
+                for r in local where !tokenRanges[r].isEmpty {
+                    guard let buffer = summed[r - base].buffer else { continue }
                     let view = Tensor(desc: TensorDesc([tokenRanges[r].count, h], dt), buffer: buffer, byteOffset: r * tmax * rowBytes)
-                    outT[r] = try run(r, .add, [routedOut[r], view])[0]
+                    outT[r - base] = try run(r, .add, [routedOut[r - base], view])[0]
                 }
             } else {
-                for r in 0..<p where !tokenRanges[r].isEmpty {
-                    let w = ranks[r].shared
-                    let g = try run(r, .matmul(transposeB: true), [xT[r], w[0]])[0]
-                    let u = try run(r, .matmul(transposeB: true), [xT[r], w[1]])[0]
+                for r in local where !tokenRanges[r].isEmpty {
+                    let w = ranks[r - base].shared
+                    let g = try run(r, .matmul(transposeB: true), [xT[r - base], w[0]])[0]
+                    let u = try run(r, .matmul(transposeB: true), [xT[r - base], w[1]])[0]
                     let a = try run(r, .swiglu, [g, u])[0]
                     let d = try run(r, .matmul(transposeB: true), [a, w[2]])[0]
-                    outT[r] = try run(r, .add, [routedOut[r], d])[0]
+                    outT[r - base] = try run(r, .add, [routedOut[r - base], d])[0]
                 }
             }
         }
 
         var bytes: [UInt8] = []
         bytes.reserveCapacity(t * rowBytes)
-        for r in 0..<p { bytes += try download(r, outT[r]).bytes }
+        for r in local { bytes += try download(r, outT[r - base]).bytes }
+        if let group {
+            // Every rank returns the whole output: the ranks' rows in rank order.
+            let parts = try group.allGather(bytes: bytes)
+            for (r, part) in parts.enumerated() where part.count != tokenRanges[r].count * rowBytes {
+                throw PolychipError.collectiveMismatch(collective: "moe-layer-ep", reason: "rank \(r) returned \(part.count) output bytes, expected \(tokenRanges[r].count * rowBytes)")
+            }
+            bytes = parts.flatMap { $0 }
+        }
         let output = try HostTensor(x.desc, bytes: bytes)
         let modeled = mesh.queues.contains { $0.records.last?.source == .modeled }
-        let ends = (0..<p).map { max(mesh.queues[$0].virtualTime, mesh.commQueues[$0].virtualTime) - clock0 }
+        let ends = (0..<mesh.size).map { max(mesh.queues[$0].virtualTime, mesh.commQueues[$0].virtualTime) - clock0 }
         return ExpertParallelStep(output: output, tokensPerRank: tokenRanges.map(\.count), expertsPerRank: expertRanges,
                                   dispatchCounts: counts, expertRowsPerRank: recvRows,
                                   modeledSeconds: modeled ? ends.max() : nil, rankSeconds: modeled ? ends : nil,
                                   wallSeconds: 0, devices: mesh.devices.map(\.id), failedAttempts: [])
+    }
+
+    /// Runs one collective of a process group on the one-device `mesh` and records it on the
+    /// mesh's communication queue, as ``Mesh/run(_:inputs:outputs:)`` does for a mesh.
+    static func run(_ c: Collective, in group: any ProcessGroup, input: Tensor, output: Tensor, on mesh: Mesh) throws {
+        let timing = try group.run(c, input: input, output: output, on: mesh.devices[0])
+        let bytes = c.bytesSent(rank: group.rank, of: group.size, input: input.desc)
+        let rec: KernelRecord
+        switch timing {
+        case .measured(let s):
+            let end = Queue.wallClock()
+            rec = KernelRecord(kernel: c.description, inputShapes: [input.shape], dtypes: [input.dtype], device: mesh.devices[0].id,
+                               start: end - s, end: end, flops: 0, bytes: bytes, source: .measured)
+        case .modeled(let b):
+            let start = max(mesh.queues[0].virtualTime, mesh.commQueues[0].virtualTime)
+            rec = KernelRecord(kernel: c.description, inputShapes: [input.shape], dtypes: [input.dtype], device: mesh.devices[0].id,
+                               start: start, end: start + b.total, flops: 0, bytes: bytes, source: .modeled, breakdown: b)
+        }
+        mesh.commQueues[0].append(rec)
     }
 
     /// Rows `range` of the leading dimension of `t` (works for packed int4 when the trailing

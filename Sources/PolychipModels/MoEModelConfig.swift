@@ -240,6 +240,30 @@ public struct MoEModelConfig: Sendable, Hashable, Codable {
     /// Checks the relations between fields; throws `PolychipError.malformedFile` naming the field.
     public func validate(path: String = "<config>") throws {
         func bad(_ f: String, _ r: String) -> PolychipError { .malformedFile(path: path, field: f, reason: r) }
+        // Bounds that keep every parameter count and simulator product inside Int (SimulationLimits).
+        let dims: [(String, Int)] = [("hidden_size", hiddenSize), ("moe_intermediate_size", moeIntermediate),
+                                     ("intermediate_size", denseIntermediate), ("q_lora_rank", qLoraRank), ("kv_lora_rank", kvLoraRank),
+                                     ("vocab_size", vocabSize)]
+        let counts: [(String, Int)] = [("num_hidden_layers", numLayers), ("first_k_dense_replace", firstKDense),
+                                       ("n_routed_experts", routedExperts), ("num_experts_per_tok", expertsPerToken),
+                                       ("n_shared_experts", sharedExperts), ("num_attention_heads", heads),
+                                       ("qk_nope_head_dim", qkNopeHeadDim), ("qk_rope_head_dim", qkRopeHeadDim), ("v_head_dim", vHeadDim),
+                                       ("index_n_heads", indexHeads), ("index_head_dim", indexHeadDim), ("n_group", nGroup),
+                                       ("topk_group", topkGroup), ("num_nextn_predict_layers", mtpLayers)]
+        for (f, v) in dims where v < 0 || v > SimulationLimits.maxModelDimension {
+            throw bad(f, "must be in 0…\(SimulationLimits.maxModelDimension), got \(v)")
+        }
+        for (f, v) in counts where v < 0 || v > SimulationLimits.maxModelCount {
+            throw bad(f, "must be in 0…\(SimulationLimits.maxModelCount), got \(v)")
+        }
+        for (f, v) in [("index_topk", indexTopK), ("max_position_embeddings", maxContext)] where v < 0 || v > SimulationLimits.maxContext {
+            throw bad(f, "must be in 0…\(SimulationLimits.maxContext), got \(v)")
+        }
+        for (f, v) in [("hidden_size", hiddenSize), ("num_hidden_layers", numLayers), ("n_routed_experts", routedExperts),
+                       ("num_experts_per_tok", expertsPerToken), ("num_attention_heads", heads), ("n_group", nGroup)] where v < 1 {
+            throw bad(f, "must be ≥ 1, got \(v)")
+        }
+        guard routedScale.isFinite else { throw bad("routed_scaling_factor", "must be finite, got \(routedScale)") }
         guard firstKDense <= numLayers else { throw bad("first_k_dense_replace", "\(firstKDense) exceeds num_hidden_layers \(numLayers)") }
         guard expertsPerToken <= routedExperts else { throw bad("num_experts_per_tok", "\(expertsPerToken) exceeds n_routed_experts \(routedExperts)") }
         guard routedExperts % nGroup == 0 else { throw bad("n_group", "\(nGroup) does not divide n_routed_experts \(routedExperts)") }

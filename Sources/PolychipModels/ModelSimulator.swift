@@ -116,6 +116,7 @@ public struct ModelSimulator {
     init(_ req: SimulationRequest) throws {
         func bad(_ a: String, _ r: String) -> PolychipError { .invalidArgument(kernel: "simulate", argument: a, reason: r) }
         let perNode = req.profile.interconnect.devicesPerNode.value
+        _ = try SimulationLimits.world(devicesPerNode: max(1, req.devicesPerNode), nodes: req.nodes)
         guard req.devicesPerNode >= 1, req.devicesPerNode <= perNode else {
             throw bad("--devices", "\(req.devicesPerNode) devices per node; the \(req.profile.name) profile's node holds 1…\(perNode)")
         }
@@ -123,12 +124,28 @@ public struct ModelSimulator {
         guard req.nodes == 1 || req.profile.interconnect.topology.value == .twoLevel else {
             throw bad("--nodes", "the \(req.profile.name) profile describes a single node (topology \(req.profile.interconnect.topology.value.rawValue))")
         }
+        let pl = req.plan
+        for (n, v) in [("--tp", pl.tp), ("--dp", pl.dp), ("--ep", pl.ep), ("--pp", pl.pp)] {
+            try SimulationLimits.check(v, n, max: SimulationLimits.maxWorld)
+        }
+        let stage = pl.tp.multipliedReportingOverflow(by: pl.dp), all = stage.partialValue.multipliedReportingOverflow(by: pl.pp)
+        guard !stage.overflow, !all.overflow, all.partialValue <= SimulationLimits.maxWorld, pl.stageSize % pl.ep == 0 else {
+            throw bad("--tp", "the plan TP \(pl.tp) · DP \(pl.dp) · EP \(pl.ep) · PP \(pl.pp) is not a plan for at most \(SimulationLimits.maxWorld) devices")
+        }
         guard req.plan.world == req.devicesPerNode * req.nodes else {
             throw bad("--tp", "the plan (\(req.plan)) uses \(req.plan.world) devices, not \(req.devicesPerNode * req.nodes)")
         }
-        guard req.batch >= 1 else { throw bad("--batch", "must be ≥ 1, got \(req.batch)") }
-        guard req.context >= 1 else { throw bad("--context", "must be ≥ 1, got \(req.context)") }
-        guard req.groupSize >= 2, req.groupSize % 2 == 0 else { throw bad("--group-size", "must be even and ≥ 2, got \(req.groupSize)") }
+        try SimulationLimits.check(req.batch, "--batch", max: SimulationLimits.maxBatch)
+        try SimulationLimits.check(req.context, "--context", max: SimulationLimits.maxContext)
+        guard req.batch * req.context <= SimulationLimits.maxStepTokens else {
+            throw bad("--batch", "\(req.batch) sequences × \(req.context) tokens exceeds the \(SimulationLimits.maxStepTokens) tokens of one step the simulator handles")
+        }
+        guard req.plan.stageSize <= SimulationLimits.maxStageDevices else {
+            throw bad("--pp", "a pipeline stage of \(req.plan.stageSize) devices exceeds \(SimulationLimits.maxStageDevices) (its all-to-all tables grow as the square); use more --pp stages")
+        }
+        guard req.groupSize >= 2, req.groupSize <= SimulationLimits.maxGroupSize, req.groupSize % 2 == 0 else {
+            throw bad("--group-size", "must be even and in 2…\(SimulationLimits.maxGroupSize), got \(req.groupSize)")
+        }
         guard req.reserveBytes >= 0, req.reserveBytes.isFinite else { throw bad("--reserve-gb", "must be ≥ 0") }
         try req.model.validate()
         self.req = req
@@ -250,10 +267,13 @@ public struct ModelSimulator {
         }
     }
 
-    func allToAllTimes(_ bytes: [[Double]], group: [Int]) throws -> [Double] {
+    /// An all-to-all; with a `phase`, expert dispatch or combine of rows of `messageBytes`,
+    /// priced with the profile's all-to-all tuning for the phase (CollectiveTuning.swift).
+    func allToAllTimes(_ bytes: [[Double]], group: [Int], messageBytes: Double = 1, phase: ExpertPhase? = nil) throws -> [Double] {
         guard group.count > 1 else { return [0] }
         do {
-            let c = try model.allToAll(bytes: bytes, group: group)
+            let c = try phase.map { try model.expertAllToAll(bytes: bytes, group: group, messageBytes: messageBytes, phase: $0) }
+                ?? model.allToAll(bytes: bytes, group: group)
             return group.indices.map { $0 < c.perDevice.count ? c.perDevice[$0] : c.total }
         } catch {
             throw PolychipError.collectiveMismatch(collective: "all-to-all", reason: "\(error)")
@@ -555,7 +575,7 @@ public struct ModelSimulator {
         let dispatchRow = Double(h) * (req.weights == .w4a8 ? 1 : 2) + (req.weights == .w4a8 ? 4 : 0)
         let dispatchBytes = rows.map { $0.map { Double($0) * dispatchRow } }
         let dispatchID = nameID("moe.dispatch (EP all-to-all)", g)
-        collective([Array(0..<s)], [try allToAllTimes(dispatchBytes, group: group)], dispatchID, layer: layer)
+        collective([Array(0..<s)], [try allToAllTimes(dispatchBytes, group: group, messageBytes: dispatchRow, phase: .dispatch)], dispatchID, layer: layer)
         // Expert GEMMs with the real per-expert row counts of each rank.
         let f = c.moeIntermediate / etp
         let gateID = nameID("moe.experts.gate_up", g), actID = nameID("moe.experts.swiglu", g), downID = nameID("moe.experts.down", g)
@@ -565,7 +585,8 @@ public struct ModelSimulator {
             compute(j, downID, try groupedExpertTime(perExpertOnRank[j], n: h, k: f), layer: layer)
         }
         let combineBytes = (0..<s).map { i in (0..<s).map { j in Double(rows[j][i]) * Double(h * 2) } }
-        collective([Array(0..<s)], [try allToAllTimes(combineBytes, group: group)], nameID("moe.combine (EP all-to-all)", g), layer: layer)
+        collective([Array(0..<s)], [try allToAllTimes(combineBytes, group: group, messageBytes: Double(h * 2), phase: .combine)],
+                   nameID("moe.combine (EP all-to-all)", g), layer: layer)
         for r in 0..<s where dispatch[r] > 0 {
             let md = dispatch[r]
             compute(r, nameID("moe.weighted_combine", g),
@@ -615,24 +636,48 @@ enum Routing {
     /// Tokens sampled per MoE layer at most; larger batches scale the sampled counts.
     static let maxSampledTokens = 32768
 
+    /// Rejections in a row before a zipf draw switches to sampling the unchosen experts directly.
+    static let maxRejections = 64
+
+    /// One expert drawn from those not in `chosen`, with probability ∝ exp(logWeight),
+    /// normalized to the largest remaining weight so it never underflows to an all-zero mass.
+    static func drawExcluding(_ chosen: ArraySlice<Int>, logWeight: [Double], rng: inout SplitMix64) -> Int {
+        let remaining = logWeight.indices.filter { !chosen.contains($0) }
+        let top = remaining.map { logWeight[$0] }.max() ?? 0
+        let w = remaining.map { exp(logWeight[$0] - top) }
+        var u = rng.uniform() * w.reduce(0, +)
+        for (i, ex) in remaining.enumerated() {
+            u -= w[i]
+            if u < 0 { return ex }
+        }
+        return remaining.last ?? 0
+    }
+
     /// `counts[r][e]`: rows of rank `r`'s `tokens[r]` tokens that go to expert `e` (k per token).
     static func sample(tokens: [Int], experts e: Int, k: Int, model: RoutingModel, rng: inout SplitMix64) -> [[Int]] {
         let total = tokens.reduce(0, +)
         var counts = [[Int]](repeating: [Int](repeating: 0, count: e), count: tokens.count)
         switch model {
         case .balanced:
+            // Round-robin over experts, continuing from rank to rank: closed form, not a loop
+            // over the n·k rows (a prefill step can route billions).
             var next = 0
             for (r, n) in tokens.enumerated() {
-                for _ in 0..<(n * k) { counts[r][next] += 1; next = (next + 1) % e }
+                let rows = n * k, base = rows / e, extra = rows % e
+                for j in 0..<e { counts[r][j] = base }
+                for j in 0..<extra { counts[r][(next + j) % e] += 1 }
+                next = (next + extra) % e
             }
             return counts
         case .uniform, .zipf:
             var cdf: [Double] = []
+            var logWeight: [Double] = []  // zipf: −s·log(rank), per expert
             if case .zipf(let sExp) = model {
                 var perm = Array(0..<e)
                 for i in stride(from: e - 1, to: 0, by: -1) { perm.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-                var w = [Double](repeating: 0, count: e)
-                for (rank, ex) in perm.enumerated() { w[ex] = 1 / pow(Double(rank + 1), sExp) }
+                logWeight = [Double](repeating: 0, count: e)
+                for (rank, ex) in perm.enumerated() { logWeight[ex] = -sExp * log(Double(rank + 1)) }
+                let w = logWeight.map { exp($0) }
                 let sum = w.reduce(0, +)
                 var acc = 0.0
                 cdf = w.map { acc += $0 / sum; return acc }
@@ -644,16 +689,21 @@ enum Routing {
                 guard sampled > 0 else { continue }
                 var local = [Int](repeating: 0, count: e)
                 for _ in 0..<sampled {
-                    var picked = 0
+                    var picked = 0, rejected = 0
                     while picked < k {
                         let ex: Int
-                        if cdf.isEmpty { ex = Int(rng.next() % UInt64(e)) } else {
+                        if cdf.isEmpty { ex = Int(rng.next() % UInt64(e)) } else if rejected < maxRejections {
                             let u = rng.uniform()
                             var lo = 0, hi = e - 1
                             while lo < hi { let mid = (lo + hi) / 2; if cdf[mid] < u { lo = mid + 1 } else { hi = mid } }
                             ex = lo
+                        } else {
+                            // Heavy skew: the experts not chosen yet may hold too little of the mass
+                            // for the CDF to reach them. Draw from them directly (the same
+                            // conditional distribution rejection sampling targets).
+                            ex = drawExcluding(chosen[0..<picked], logWeight: logWeight, rng: &rng)
                         }
-                        if !chosen[0..<picked].contains(ex) { chosen[picked] = ex; picked += 1 }
+                        if !chosen[0..<picked].contains(ex) { chosen[picked] = ex; picked += 1; rejected = 0 } else { rejected += 1 }
                     }
                     for ex in chosen { local[ex] += 1 }
                 }

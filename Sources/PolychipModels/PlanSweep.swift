@@ -29,15 +29,15 @@ public enum PlanSweep {
     public static func parseAxis(_ s: String) throws -> (String, [Int]) {
         let parts = s.split(separator: "=", maxSplits: 1).map(String.init)
         guard parts.count == 2, ["tp", "dp", "ep", "pp"].contains(parts[0]) else {
-            throw PolychipError.invalidArgument(kernel: "simulate", argument: "--sweep", reason: "expected tp|dp|ep|pp=V1,V2,…, got '\(s)'")
+            throw PolychipError.invalidArgument(kernel: "simulate", argument: "--sweep", reason: "expected tp|dp|ep|pp=V1,V2,…, got \(Quoted(s))")
         }
         let values = try parts[1].split(separator: ",").map { v -> Int in
-            guard let n = Int(v.trimmingCharacters(in: .whitespaces)), n >= 1 else {
-                throw PolychipError.invalidArgument(kernel: "simulate", argument: "--sweep", reason: "'\(v)' is not a whole number ≥ 1")
+            guard let n = Int(v.trimmingCharacters(in: .whitespaces)), n >= 1, n <= SimulationLimits.maxWorld else {
+                throw PolychipError.invalidArgument(kernel: "simulate", argument: "--sweep", reason: "\(Quoted(v)) is not a whole number in 1…\(SimulationLimits.maxWorld)")
             }
             return n
         }
-        guard !values.isEmpty else { throw PolychipError.invalidArgument(kernel: "simulate", argument: "--sweep", reason: "no values in '\(s)'") }
+        guard !values.isEmpty else { throw PolychipError.invalidArgument(kernel: "simulate", argument: "--sweep", reason: "no values in \(Quoted(s))") }
         return (parts[0], values)
     }
 
@@ -45,13 +45,18 @@ public enum PlanSweep {
     /// ``ParallelPlan/resolve(world:model:tp:dp:ep:pp:)`` does). Plans that do not resolve are
     /// listed as rejected.
     public static func run(base: SimulationRequest, axes: [(String, [Int])], fixed: [String: Int]) -> Result {
+        let planCount = axes.reduce(1.0) { $0 * Double($1.1.count) }
+        guard planCount <= Double(SimulationLimits.maxSweepPlans) else {
+            let e = SimulationLimits.bad("--sweep", "the axes give more than the \(SimulationLimits.maxSweepPlans) plans a sweep tries")
+            return Result(profile: base.profile.name, entries: [Entry(plan: ParallelPlan(tp: 0, dp: 0, ep: 0, pp: 0), report: nil, rejected: "\(e)")])
+        }
         var combos: [[String: Int]] = [fixed]
         for (name, values) in axes {
             combos = combos.flatMap { c in values.map { v in var d = c; d[name] = v; return d } }
         }
         var entries: [Entry] = []
         var seen = Set<ParallelPlan>()
-        let world = base.devicesPerNode * base.nodes
+        let world = base.devicesPerNode.multipliedReportingOverflow(by: base.nodes).partialValue
         for c in combos {
             do {
                 let plan = try ParallelPlan.resolve(world: world, model: base.model, tp: c["tp"], dp: c["dp"], ep: c["ep"], pp: c["pp"],
@@ -97,16 +102,16 @@ public enum PlanSweep {
     public static func comparison(_ reports: [SimulationReport]) -> String {
         func group(_ r: SimulationReport, _ prefix: String) -> Double { r.layerTypes.filter { $0.name.hasPrefix(prefix) }.reduce(0) { $0 + $1.seconds } }
         func op(_ r: SimulationReport, _ prefix: String) -> Double { r.operations.filter { $0.name.hasPrefix(prefix) }.reduce(0) { $0 + $1.seconds } }
-        var out = "| profile | plan | step ms | tokens/s | attention ms | MoE experts ms | EP all-to-all ms | TP all-reduce ms | compute / memory / launch / comm / wait | mem/device GiB | fits |\n"
-        out += "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|\n"
+        var out = "| profile | plan | step ms | tokens/s | attention ms | MoE experts ms | EP all-to-all ms | TP all-reduce ms | compute / memory / launch / comm / wait | mem/device GiB | fits | profile figures |\n"
+        out += "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|---|\n"
         for r in reports {
             let b = r.breakdown, t = max(r.stepSeconds, 1e-30)
             let shares = ["compute", "memory", "launch", "communication", "wait"].map { String(format: "%.0f", 100 * (b[$0] ?? 0) / t) }.joined(separator: " / ")
-            out += String(format: "| %@ | %@ | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f | %@ %% | %.1f | %@ |\n",
+            out += String(format: "| %@ | %@ | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f | %@ %% | %.1f | %@ | %@ |\n",
                           r.profile, r.plan.description, r.stepSeconds * 1e3, r.tokensPerSecond, group(r, "attention") * 1e3,
                           op(r, "moe.experts") * 1e3, (op(r, "moe.dispatch") + op(r, "moe.combine")) * 1e3,
                           r.operations.filter { $0.name.contains("all_reduce") }.reduce(0) { $0 + $1.seconds } * 1e3, shares,
-                          r.memory.total / gib, r.memory.fits ? "yes" : "**no**")
+                          r.memory.total / gib, r.memory.fits ? "yes" : "**no**", r.profileBasis ?? "–")
         }
         return out
     }

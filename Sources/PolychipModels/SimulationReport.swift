@@ -1,5 +1,6 @@
 import Foundation
 import PolychipCore
+import PolychipSimulated
 
 /// The prediction for one step: where the time goes and whether it fits.
 public struct SimulationReport: Sendable, Codable {
@@ -59,11 +60,14 @@ public struct SimulationReport: Sendable, Codable {
     public var notes: [String]
     /// Per-kernel slices when a trace was requested (not part of the JSON report).
     public var trace: [TraceSlice]?
+    /// What the profile's figures rest on: its validation status (`validated`, `fitted`,
+    /// `none`) and how many figures are low-confidence estimates.
+    public var profileBasis: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case model, totalParamsB, activeParamsB, profile, devicesPerNode, nodes, plan, phase, batch, context, weights, groupSize
         case routing, seed, stepSeconds, stageSeconds, tokensPerStep, tokensPerSecond, tokensPerSecondPerSequence, breakdown
-        case layerTypes, operations, expertRowsMin, expertRowsMean, expertRowsMax, memory, notes
+        case layerTypes, operations, expertRowsMin, expertRowsMean, expertRowsMax, memory, notes, profileBasis
     }
 
     static func make(req: SimulationRequest, names: [String], groups: [String], acc: [Double], latency: Double,
@@ -117,7 +121,13 @@ public struct SimulationReport: Sendable, Codable {
             tokensPerSecondPerSequence: req.phase == .decode && latency > 0 ? 1 / latency : nil,
             breakdown: breakdown, layerTypes: (order.filter { $0 != "load imbalance" } + ["load imbalance"]).compactMap { byGroup[$0] }.filter { $0.seconds > 0 }, operations: ops,
             expertRowsMin: expertRows.min() ?? 0, expertRowsMean: mean, expertRowsMax: expertRows.max() ?? 0,
-            memory: memory, notes: notes, trace: trace)
+            memory: memory, notes: notes, trace: trace, profileBasis: basis(req.profile))
+    }
+
+    /// `validated`, `fitted, 18 low-confidence figures`, `none, 25 low-confidence figures`.
+    static func basis(_ p: DeviceProfile) -> String {
+        let low = p.estimatedFigures().filter { $0.confidence == .low }.count
+        return (p.validation?.status.rawValue ?? "not stated") + (low > 0 ? ", \(low) low-confidence figures" : "")
     }
 
     // MARK: Text
@@ -132,6 +142,7 @@ public struct SimulationReport: Sendable, Codable {
                     phase.rawValue, batch, context))
         line("weights \(weights)\(weights == .bf16 ? "" : ", INT4 group \(groupSize)")")
         line("\(profile) × \(devicesPerNode * nodes) (\(nodes) node\(nodes == 1 ? "" : "s") × \(devicesPerNode)) · \(plan) · routing \(routing)")
+        if let b = profileBasis { line("profile figures: \(b) (polychip simulate --validate; polychip devices)") }
         line()
         line("Time per step on the slowest device       ms    share   compute    memory    launch      comm      wait")
         for r in layerTypes {

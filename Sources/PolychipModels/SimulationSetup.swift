@@ -76,7 +76,8 @@ public enum RoutingModel: Sendable, Hashable, Codable, CustomStringConvertible {
         case "balanced": return .balanced
         default:
             if s.hasPrefix("zipf:"), let v = Double(s.dropFirst(5)), v.isFinite, v >= 0 { return .zipf(v) }
-            throw PolychipError.invalidArgument(kernel: "simulate", argument: "--routing", reason: "expected uniform, balanced or zipf:S (S ≥ 0), got '\(s)'")
+            throw PolychipError.invalidArgument(kernel: "simulate", argument: "--routing",
+                                                reason: "expected uniform, balanced or zipf:S (S ≥ 0), got \(Quoted(s))")
         }
     }
 
@@ -122,8 +123,12 @@ public struct ParallelPlan: Sendable, Hashable, Codable, CustomStringConvertible
     public static func resolve(world: Int, model: MoEModelConfig, tp: Int?, dp: Int?, ep: Int?, pp: Int?,
                                devicesPerNode: Int? = nil) throws -> ParallelPlan {
         func bad(_ a: String, _ r: String) -> PolychipError { .invalidArgument(kernel: "simulate", argument: a, reason: r) }
+        guard world >= 1, world <= SimulationLimits.maxWorld else {
+            throw bad("--devices", "the plan needs 1…\(SimulationLimits.maxWorld) devices in all, got \(world)")
+        }
+        if let devicesPerNode, devicesPerNode < 1 { throw bad("--devices", "must be ≥ 1, got \(devicesPerNode)") }
         for (n, v) in [("--tp", tp), ("--dp", dp), ("--ep", ep), ("--pp", pp)] {
-            if let v, v < 1 { throw bad(n, "must be ≥ 1, got \(v)") }
+            if let v, v < 1 || v > world { throw bad(n, "must be in 1…\(world) (the devices in all), got \(v)") }
         }
         let p = pp ?? 1
         guard world % p == 0 else { throw bad("--pp", "\(p) stages do not divide the \(world) devices") }
@@ -139,7 +144,7 @@ public struct ParallelPlan: Sendable, Hashable, Codable, CustomStringConvertible
             t = s % node == 0 && model.heads % node == 0 ? node : s
             d = s / t
         }
-        guard t * d == s else { throw bad("--tp", "TP \(t) × DP \(d) must equal the \(s) devices of a stage (\(world) devices / PP \(p))") }
+        guard t >= 1, d >= 1, t.multipliedReportingOverflow(by: d) == (s, false) else { throw bad("--tp", "TP \(t) × DP \(d) must equal the \(s) devices of a stage (\(world) devices / PP \(p))") }
         guard model.heads % t == 0 else { throw bad("--tp", "TP \(t) does not divide the \(model.heads) attention heads") }
         let e = ep ?? s
         guard s % e == 0 else { throw bad("--ep", "EP \(e) does not divide the \(s) devices of a stage") }

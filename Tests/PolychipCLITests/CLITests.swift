@@ -72,6 +72,26 @@ import PolychipTestSupport
         #expect(badKernel.status != 0 && badKernel.err.contains("unknown kernel"))
     }
 
+    /// `--level` and `--tiles small` as a user runs them: a simulated device (its engine takes
+    /// the small CPU tiles from the flag), the path of each case in the JSON, and a bad value.
+    @Test func conformLevelsAndSmallTiles() throws {
+        let dir = try Self.tempDir()
+        let json = dir.appendingPathComponent("small.json").path
+        let small = try Self.runBinary(["conform", "--device", "sim:mtt-s4000", "--tiles", "small", "--level", "standard",
+                                        "--kernel", "int4-matmul", "--kernel", "attention", "--dtype", "f32", "--json", json])
+        #expect(small.status == 0, "\(small.err)")
+        let cases = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: json))) as? [[String: Any]] ?? []
+        // Small key blocks: the standard attention cases cross several of them.
+        #expect(cases.contains { ($0["path"] as? String ?? "").contains("split-KV") })
+        #expect(cases.contains { ($0["shape"] as? String ?? "").contains("[attention.keys") })
+        let quick = try Self.runBinary(["conform", "--device", "cpu", "--level", "quick", "--kernel", "matmul", "--dtype", "f32"])
+        #expect(quick.status == 0 && quick.out.contains("pass 8/8"), "\(quick.out)")  // 6 fixed + 2 non-finite
+        let bad = try Self.runBinary(["conform", "--device", "cpu", "--tiles", "tiny"])
+        #expect(bad.status != 0 && bad.err.contains("--tiles"))
+        let badLevel = try Self.runBinary(["conform", "--device", "cpu", "--level", "exhaustive"])
+        #expect(badLevel.status != 0)
+    }
+
     /// backends/profiles in the source tree.
     static let profilesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("backends/profiles").path
@@ -114,7 +134,9 @@ import PolychipTestSupport
         let backends = try #require(obj?["backends"] as? [[String: Any]])
         let sim = try #require(backends.first { $0["name"] as? String == "sim" })
         let devices = try #require(sim["devices"] as? [[String: Any]])
-        #expect(devices.count == 7)
+        let bundled = try FileManager.default.contentsOfDirectory(atPath: Self.profilesDirectory).filter { $0.hasSuffix(".json") }.count
+        #expect(bundled >= 11)
+        #expect(devices.count == bundled)
         for d in devices {
             let details = (d["info"] as? [String: Any])?["details"] as? [String: String]
             #expect(details?["profile"]?.hasPrefix("embedded:backends/profiles/") == true, "\(d["id"] ?? "?")")
@@ -134,7 +156,7 @@ import PolychipTestSupport
             guard let id = d["id"] as? String, let p = ((d["info"] as? [String: Any])?["details"] as? [String: String])?["profile"] else { return nil }
             return (id, p)
         })
-        #expect(profiles.count == 8)
+        #expect(profiles.count == bundled + 1)
         #expect(profiles["sim:mlu590:0"] == dir.appendingPathComponent("mlu590.json").path)
         #expect(profiles["sim:mlu590-test:0"] == dir.appendingPathComponent("mlu590-test.json").path)
         #expect(profiles["sim:ascend-910b:0"]?.hasPrefix("embedded:") == true)

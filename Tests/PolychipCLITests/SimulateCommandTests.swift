@@ -36,4 +36,20 @@ import Testing
             #expect(!e.err.isEmpty)
         }
     }
+
+    @Test func validateAgainstPublishedMeasurements() throws {
+        let r = try CLITests.runBinary(["simulate", "--validate"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("deepgemm-h800"))
+        #expect(r.out.contains("Summary: median |error| on held-out records per profile"))
+        #expect(r.out.contains("mtt-s4000") && r.out.contains("no published records"))
+        let fit = try CLITests.runBinary(["simulate", "--validate", "--fit", "--json"])
+        #expect(fit.status == 0, "\(fit.err)")
+        let values = try JSONSerialization.jsonObject(with: Data(fit.out.utf8)) as? [[String: Any]]
+        #expect(values?.contains { $0["path"] as? String == "compute.matrix.efficiency.max" } == true)
+        let noValidate = try CLITests.runBinary(["simulate", "--fit"])
+        #expect(noValidate.status != 0 && noValidate.err.contains("--validate"))
+        let missing = try CLITests.runBinary(["simulate", "--validate", "--records", "/no/such/dir"])
+        #expect(missing.status != 0 && missing.err.contains("/no/such/dir"))
+    }
 }

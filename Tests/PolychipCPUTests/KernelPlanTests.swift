@@ -17,7 +17,7 @@ import CPolychipKernels
         #expect(try CPUDeviceOptions.isaFromEnvironment(["POLYCHIP_CPU_ISA": " AVX2 "]) == .avx2)
         #expect(try CPUDeviceOptions.isaFromEnvironment([:]) == nil)
         #expect(throws: PolychipError.self) { try CPUDeviceOptions.isaFromEnvironment(["POLYCHIP_CPU_ISA": "sse9"]) }
-        #expect(CPUDeviceOptions.fromEnvironment(["POLYCHIP_CPU_ISA": "scalar", "POLYCHIP_CPU_GEMM_TILE": "4x8"]) ==
+        #expect(try CPUDeviceOptions.fromEnvironment(["POLYCHIP_CPU_ISA": "scalar", "POLYCHIP_CPU_GEMM_TILE": "4x8"]) ==
                 CPUDeviceOptions(isa: .scalar, tile: "4x8"))
     }
 

@@ -28,7 +28,7 @@ import Testing
         }
         let withF8 = replacing("<f4", "<f8")
         let fortran = replacing("False", "True ")
-        for (bytes, field) in [(badMagic, "magic"), (truncated, "data"), (withF8, "descr"), (fortran, "fortran_order"), (Array(good.prefix(5)), "magic")] {
+        for (bytes, field) in [(badMagic, "magic"), (truncated, "data"), (withF8, "data"), (fortran, "fortran_order"), (Array(good.prefix(5)), "magic")] {
             do {
                 _ = try NumPyFile.decode(bytes, path: "x.npy")
                 Issue.record("accepted a malformed file (\(field))")

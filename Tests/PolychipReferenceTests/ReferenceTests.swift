@@ -56,14 +56,21 @@ private func rand(_ n: Int, _ seed: UInt64) -> [Float] {
     }
 
     @Test func routerGroupMaskingUsesNegativeInfinity() throws {
-        // 4 experts in 2 groups; group 1 wins on its top-2 sum even though expert 0 is the best single expert.
+        // 4 experts in 2 groups. With a selection bias (zeros here) a group scores its top-2
+        // sum, so group 1 wins although expert 0 is the best single expert; without a bias it
+        // scores its maximum and group 0 wins (DeepSeek-V3's Gate: amax when bias is None).
         let logits = try f32([1, 4], [3, -4, 1, 1])
-        let p = RouterParams(scoring: .sigmoid, topK: 2, nGroup: 2, topkGroup: 1, renormalize: true, routedScale: 2)
-        let r = try Reference.evaluate(.moeRouter(p), [logits])
+        let biased = RouterParams(scoring: .sigmoid, topK: 2, nGroup: 2, topkGroup: 1, renormalize: true, routedScale: 2, hasBias: true)
+        let r = try Reference.evaluate(.moeRouter(biased), [logits, try f32([4], [0, 0, 0, 0])])
         #expect(r[1].ints == [2, 3])  // tie between 2 and 3: lower id first
         #expect(abs(r[0].floats[0] - 1) < 1e-6 && abs(r[0].floats[1] - 1) < 1e-6)
-        let c = Reference.choiceScores([3, -4, 1, 1], bias: nil, p)
+        let c = Reference.choiceScores([3, -4, 1, 1], bias: [0, 0, 0, 0], biased)
         #expect(c[0] == -.infinity && c[1] == -.infinity)
+        let plain = RouterParams(scoring: .sigmoid, topK: 2, nGroup: 2, topkGroup: 1, renormalize: true, routedScale: 2)
+        let u = try Reference.evaluate(.moeRouter(plain), [logits])
+        #expect(u[1].ints == [0, 1])
+        let c2 = Reference.choiceScores([3, -4, 1, 1], bias: nil, plain)
+        #expect(c2[2] == -.infinity && c2[3] == -.infinity)
     }
 
     @Test func routerBiasChoosesButDoesNotWeigh() throws {

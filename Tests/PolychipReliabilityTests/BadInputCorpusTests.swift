@@ -134,7 +134,7 @@ import PolychipConformance
         var cases: [([UInt8], String)] = [
             ([], "magic"), (Array(good.prefix(9)), "magic"), ([0x93] + Array("NUMPZ".utf8) + Array(good.dropFirst(6)), "magic"),
             (Array(good.prefix(6)) + [9, 0] + Array(good.dropFirst(8)), "version"),
-            (replaced("<f4", "<f8"), "descr"), (replaced("<f4", "<c8"), "descr"), (replaced("<f4", ">f4"), "descr"),
+            (replaced("<f4", "<f8"), "data"), (replaced("<f4", "<c8"), "descr"), (replaced("<f4", ">f4"), "descr"),
             (replaced("False", "True "), "fortran_order"), (replaced("(2, 3)", "(2, x)"), "shape"), (replaced("(2, 3)", "(2,-3)"), "shape"),
             (replaced("(2, 3)", "[2, 3]"), "shape"), (replaced("(2, 3)", "(3, 3)"), "data"), (replaced("(2, 3)", "(2, 2)"), "data"),
             (replaced("'descr'", "'dtype'"), "descr"), (replaced("'shape'", "'shapes'"), "shape"), (replaced("'fortran_order'", "'fortran'"), "fortran_order"),

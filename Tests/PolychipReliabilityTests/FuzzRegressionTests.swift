@@ -16,7 +16,7 @@ import PolychipFuzzTargets
         }
     }
 
-    @Test(arguments: ["FuzzNumPy", "FuzzSelector", "FuzzProfile", "FuzzValidation"])
+    @Test(arguments: ["FuzzNumPy", "FuzzSelector", "FuzzProfile", "FuzzValidation", "FuzzCheckpoint"])
     func replay(_ target: String) throws {
         let files = Self.inputs(target)
         #expect(!files.isEmpty, "no seeds for \(target)")
@@ -26,6 +26,7 @@ import PolychipFuzzTargets
             case "FuzzNumPy": FuzzTargets.numPy(bytes)
             case "FuzzSelector": FuzzTargets.selector(bytes)
             case "FuzzProfile": FuzzTargets.profile(bytes)
+            case "FuzzCheckpoint": FuzzTargets.checkpoint(bytes)
             default: FuzzTargets.validation(bytes)
             }
         }

@@ -42,9 +42,9 @@ struct TimeModelTests {
         let flops = 2.0 * 1000 * 4096 * 4096
         let bytes = (1000.0 * 4096 + 4096.0 * 4096 + 1000.0 * 4096) * 2
         let padded = flops * (1008.0 * 4096 * 4096) / (1000.0 * 4096 * 4096)  // ⌈1000/16⌉·16 = 1008
-        let eC = 0.7 * padded / (padded + 5.0e8)                               // max 0.7, halfSaturation 5e8
+        let eC = 0.8345 * padded / (padded + 5.0e8)                            // max 0.8345 (fitted), halfSaturation 5e8
         let compute = padded / (376e12 * eC)                                   // f16 cube peak 376 TFLOP/s
-        let eM = 0.6 * bytes / (bytes + 1.0e6)                                 // max 0.6, halfSaturation 1e6
+        let eM = 0.8029 * bytes / (bytes + 1.0e6)                              // max 0.8029 (fitted), halfSaturation 1e6
         let memory = bytes / (1.6e12 * eM)                                     // 1.6 TB/s
         #expect(close(t.paddedFlops, padded))
         #expect(close(t.compute, compute))
@@ -62,8 +62,8 @@ struct TimeModelTests {
         let bytes = (4096.0 + 4096.0 * 4096 + 4096.0) * 2
         let padded = flops * 16
         let ramp = max(padded, bytes * 376e12 / 1.6e12)                        // the ramp counts traffic too
-        let compute = padded / (376e12 * (0.7 * ramp / (ramp + 5.0e8)))
-        let memory = bytes / (1.6e12 * (0.6 * bytes / (bytes + 1.0e6)))
+        let compute = padded / (376e12 * (0.8345 * ramp / (ramp + 5.0e8)))
+        let memory = bytes / (1.6e12 * (0.8029 * bytes / (bytes + 1.0e6)))
         #expect(t.paddingFactor == 16)
         #expect(close(t.compute, compute))
         #expect(close(t.memory, memory))
@@ -81,7 +81,7 @@ struct TimeModelTests {
         let bytes = 2 * rows * len * 2
         let ramp = max(padded, bytes * 22e12 / 1.6e12)                          // the ramp counts traffic too
         let compute = padded / (22e12 * (0.7 * ramp / (ramp + 8.0e6)))          // AIV f16 22 TFLOP/s
-        let memory = bytes / (1.6e12 * (0.6 * bytes / (bytes + 1.0e6)))
+        let memory = bytes / (1.6e12 * (0.8029 * bytes / (bytes + 1.0e6)))
         #expect(close(t.compute, compute))
         #expect(close(t.memory, memory))
         #expect(t.launch == 2e-6)
@@ -334,7 +334,7 @@ struct TimeModelTests {
         #expect(close(try fastCube.kernelTime(gemm).compute, try base.kernelTime(gemm).compute / 2))
         let constant = try model("ascend-910b", ["compute.matrix.efficiency.halfSaturation": "0"])
         let flops = 2.0 * 4096 * 4096 * 4096
-        #expect(close(try constant.kernelTime(gemm).compute, flops / (376e12 * 0.7)))
+        #expect(close(try constant.kernelTime(gemm).compute, flops / (376e12 * 0.8345)))  // the fitted cube efficiency
         let n = 64 * MiB
         let fastLink = try model("ascend-910b", ["interconnect.link.bandwidth": "56e9"])
         let slow = try base.allReduce(bytes: n, devices: 8, algorithm: .ring)
@@ -456,7 +456,8 @@ struct TimeModelTests {
     }
 
     @Test("every bundled profile models the headline kernels and collectives", arguments: [
-        "ascend-910b", "ascend-910c", "h100-opencl", "h100-sxm", "mlu370-x8", "mlu590", "mtt-s4000",
+        "ascend-910b", "ascend-910c", "enflame-t20", "h100-opencl", "h100-sxm", "hygon-bw200", "iluvatar-bi150", "kunlun-r300",
+        "mlu370-x8", "mlu590", "mtt-s4000",
     ])
     func everyProfileModels(name: String) throws {
         let m = try model(name)

@@ -30,14 +30,25 @@ public enum TestSupport {
         public var out: String, err: String
         /// False when the process died from a signal.
         public var exited: Bool
+        /// True when it ran past the timeout and was killed.
+        public var timedOut = false
     }
 
     /// Runs the binary with `args` (and `environment` when given, replacing the parent's).
-    public static func run(_ args: [String], environment: [String: String]? = nil) throws -> Run {
+    /// With `wrapper`, runs `/bin/sh -c WRAPPER BINARY ARGS…` instead, where the script
+    /// starts the binary as `"$0" "$@"` (after `ulimit`, `setpriv`, …). A run longer than
+    /// `timeout` seconds is killed (SIGKILL) and reported with `timedOut`.
+    public static func run(_ args: [String], environment: [String: String]? = nil, wrapper: String? = nil,
+                           timeout: Double? = nil) throws -> Run {
         guard let bin = binary else { throw PolychipError.io(path: "polychip", reason: "binary not built") }
         let p = Process()
-        p.executableURL = bin
-        p.arguments = args
+        if let wrapper {
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", wrapper, bin.path] + args
+        } else {
+            p.executableURL = bin
+            p.arguments = args
+        }
         if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
@@ -46,11 +57,23 @@ public enum TestSupport {
         let errData = ErrBox()
         let t = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
         t.start()
+        let killed = Locked(false)
+        if let timeout {
+            let pid = p.processIdentifier
+            let watchdog = Thread {
+                let end = Date().addingTimeInterval(timeout)
+                while Date() < end { if !p.isRunning { return }; usleep(20_000) }
+                if p.isRunning { killed.withLock { $0 = true }; kill(pid, SIGKILL) }
+            }
+            watchdog.start()
+        }
         let o = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         while !errData.done { usleep(1000) }
-        return Run(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self),
-                   err: String(decoding: errData.data, as: UTF8.self), exited: p.terminationReason == .exit)
+        var r = Run(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self),
+                    err: String(decoding: errData.data, as: UTF8.self), exited: p.terminationReason == .exit)
+        r.timedOut = killed.withLock { $0 }
+        return r
     }
 }
 

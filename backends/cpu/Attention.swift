@@ -99,33 +99,23 @@ extension CPUKernels {
         let o = outs[0], lse: Operand? = p.returnLSE ? outs[1] : nil
         // Rows of one kv head: (query head in group, query index), query index fastest.
         let rowsPerHead = group * lq
-        let ab = bl.attention
-        let br = ab.br, bcK = ab.bc
+        let ab = bl.attention, bcK = ab.bc
         // Row blocks: within one query head when Lq ≥ Br (so causal limits stay tight;
-        // the longest rows first for load balance), else spanning the group's heads (decode).
-        let blocksPerHead = lq >= br ? (lq + br - 1) / br : 0
-        let rowBlocks = lq >= br ? group * blocksPerHead : (rowsPerHead + br - 1) / br
+        // the longest rows first for load balance), else spanning the group's heads (decode);
+        // split-KV for decode-like shapes with too few row blocks to occupy the cores.
+        let plan = FlashPlan(bl, b: b, hq: hq, hkv: hkv, lq: lq, lk: lk, d: d, dv: dv)
+        let (br, blocksPerHead, rowBlocks, units) = (plan.br, plan.blocksPerHead, plan.rowBlocks, plan.units)
+        let (chunkKeys, chunks) = (plan.chunkKeys, plan.chunks)
         func block(_ rb: Int) -> (r0: Int, rows: Int) {
             if blocksPerHead == 0 { return (rb * br, min(br, rowsPerHead - rb * br)) }
             let hg = rb / blocksPerHead, ib = blocksPerHead - 1 - rb % blocksPerHead
             return (hg * lq + ib * br, min(br, lq - ib * br))
         }
-        let units = b * hkv * rowBlocks
-        // Split-KV for decode-like shapes: too few row blocks to occupy the cores.
-        let chunkKeys: Int
-        if units < ab.splitKVMaxUnits && lk >= ab.splitKVMinKeys {
-            let want = (ab.splitKVTasks + units - 1) / units
-            chunkKeys = max(bcK, ((lk + want - 1) / want + bcK - 1) / bcK * bcK)
-        } else {
-            chunkKeys = lk
-        }
-        let chunks = (lk + chunkKeys - 1) / chunkKeys
         // Pre-pack K and V once per kv head when several row blocks reuse them.
         let kSize = (lk + nr - 1) / nr * nr * d
         let vSize = (dv + nr - 1) / nr * nr * lk
-        let prepack = rowBlocks > 1 && b * hkv * (kSize + vSize) * 4 <= ab.prepackLimitBytes
         var kvp: UnsafeMutablePointer<Float>? = nil
-        if prepack {
+        if plan.prepack {
             let buf = ctx.shared.buffer(2, b * hkv * (kSize + vSize), as: Float.self)
             kvp = buf
             let keyChunk = ab.prepackKeys

@@ -4,12 +4,14 @@ import PolychipCore
 
 /// How a `cpu` device runs: thread count, pinning, memory placement and ISA path.
 ///
-/// Defaults come from the environment: `POLYCHIP_CPU_THREADS` (a positive count),
+/// Defaults come from the environment: `POLYCHIP_CPU_THREADS` (a count in 1…4096),
 /// `POLYCHIP_CPU_BIND` (`0` turns pinning off), `POLYCHIP_CPU_NUMA` (`0` turns libnuma
-/// placement off) and `POLYCHIP_CPU_ISA` (`scalar`, `avx2`, `avx512` or `neon`: force that
-/// path). On the command line the same options are a device profile: `cpu:threads=1`,
-/// `cpu:threads=2,bind=0`, `cpu:isa=avx2`. `POLYCHIP_CPU_GEMM_TILE` / `tile=14x32` force
-/// one of the path's GEMM microkernel shapes (for tuning and tests).
+/// placement off), `POLYCHIP_CPU_ISA` (`scalar`, `avx2`, `avx512` or `neon`: force that
+/// path) and `POLYCHIP_CPU_TILING` (block-size overrides, see
+/// ``GemmBlocking/overridden(by:source:)``). On the command line the same options are a
+/// device profile: `cpu:threads=1`, `cpu:threads=2,bind=0`, `cpu:isa=avx2`,
+/// `cpu:tiles=small`. `POLYCHIP_CPU_GEMM_TILE` / `tile=14x32` force one of the path's GEMM
+/// microkernel shapes (for tuning and tests).
 public struct CPUDeviceOptions: Sendable, Hashable, Codable {
     /// Worker threads; `nil` means one per core.
     public var threads: Int?
@@ -23,10 +25,12 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
     /// The GEMM microkernel shape, `MRxNR` (`14x32`); `nil` lets the backend choose among
     /// the path's shapes. Opening a device with a shape its path lacks throws.
     public var tile: String?
+    /// Block-size overrides (`small` or `key=value,…`); `nil` keeps the derived blocking.
+    public var tiling: String?
 
     /// Creates options.
-    public init(threads: Int? = nil, bind: Bool = true, numa: Bool = true, isa: CPUISA? = nil, tile: String? = nil) {
-        self.threads = threads; self.bind = bind; self.numa = numa; self.isa = isa; self.tile = tile
+    public init(threads: Int? = nil, bind: Bool = true, numa: Bool = true, isa: CPUISA? = nil, tile: String? = nil, tiling: String? = nil) {
+        self.threads = threads; self.bind = bind; self.numa = numa; self.isa = isa; self.tile = tile; self.tiling = tiling
     }
 
     /// `POLYCHIP_CPU_ISA` as a path (`nil` when unset or empty).
@@ -34,52 +38,75 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
     public static func isaFromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> CPUISA? {
         guard let v = env["POLYCHIP_CPU_ISA"]?.trimmingCharacters(in: .whitespaces).lowercased(), !v.isEmpty else { return nil }
         guard let isa = CPUISA(rawValue: v) else {
-            throw PolychipError.unknownDevice(selector: "POLYCHIP_CPU_ISA=\(v)",
+            throw PolychipError.unknownDevice(selector: "POLYCHIP_CPU_ISA=\(Quoted(v))",
                                               reason: "unknown ISA path (\(CPUISA.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         return isa
     }
 
     /// Options from `POLYCHIP_CPU_THREADS`, `POLYCHIP_CPU_BIND` and `POLYCHIP_CPU_NUMA`.
-    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> CPUDeviceOptions {
+    /// Unset or empty variables keep the defaults.
+    /// - Throws: `PolychipError.unknownDevice` naming the variable when a value is not one
+    ///   the variable takes (threads: a count in 1…``CPUThreadPool/maxThreads``; bind and
+    ///   numa: 0/1, true/false, yes/no, on/off) — a typo never silently falls back.
+    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> CPUDeviceOptions {
         var o = CPUDeviceOptions()
-        if let t = env["POLYCHIP_CPU_THREADS"].flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), t > 0 { o.threads = t }
-        if let b = env["POLYCHIP_CPU_BIND"] { o.bind = !["0", "false", "no", "off"].contains(b.lowercased()) }
-        if let n = env["POLYCHIP_CPU_NUMA"] { o.numa = !["0", "false", "no", "off"].contains(n.lowercased()) }
-        o.isa = (try? isaFromEnvironment(env)) ?? nil  // a bad name throws when the device opens
-        if let t = env["POLYCHIP_CPU_GEMM_TILE"]?.trimmingCharacters(in: .whitespaces).lowercased(), !t.isEmpty { o.tile = t }
+        func value(_ name: String) -> String? {
+            guard let v = env[name]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+            return v
+        }
+        if let t = value("POLYCHIP_CPU_THREADS") { o.threads = try parseThreads(t, origin: "POLYCHIP_CPU_THREADS") }
+        if let b = value("POLYCHIP_CPU_BIND") { o.bind = try parseSwitch(b, origin: "POLYCHIP_CPU_BIND") }
+        if let n = value("POLYCHIP_CPU_NUMA") { o.numa = try parseSwitch(n, origin: "POLYCHIP_CPU_NUMA") }
+        if let t = value("POLYCHIP_CPU_TILING") { o.tiling = t }
+        o.isa = try isaFromEnvironment(env)
+        if let t = value("POLYCHIP_CPU_GEMM_TILE") { o.tile = t.lowercased() }
         return o
     }
 
-    /// Parses a device profile `threads=N[,bind=0|1][,numa=0|1][,isa=PATH]` on top of `base`.
+    static func parseThreads(_ text: String, origin: String) throws -> Int {
+        guard let t = Int(text), t >= 1, t <= CPUThreadPool.maxThreads else {
+            throw PolychipError.unknownDevice(selector: "cpu", reason: "\(origin) must be a thread count in 1…\(CPUThreadPool.maxThreads), got \(Quoted(text))")
+        }
+        return t
+    }
+
+    static func parseSwitch(_ text: String, origin: String) throws -> Bool {
+        guard let v = ["1": true, "true": true, "yes": true, "on": true, "0": false, "false": false, "no": false, "off": false][text.lowercased()] else {
+            throw PolychipError.unknownDevice(selector: "cpu", reason: "\(origin) must be 0 or 1, got \(Quoted(text))")
+        }
+        return v
+    }
+
+    /// Parses a device profile `threads=N[,bind=0|1][,numa=0|1][,isa=PATH][,tile=MRxNR][,tiles=small]` on top of `base`.
     public init(profile: String, base: CPUDeviceOptions) throws {
         self = base
         for part in profile.split(separator: ",") {
             let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             guard kv.count == 2 else {
-                throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "expected key=value options (threads=N, bind=0|1, numa=0|1, isa=PATH, tile=MRxNR)")
+                throw PolychipError.unknownDevice(selector: "cpu:\(Quoted(profile))", reason: "expected key=value options (threads=N, bind=0|1, numa=0|1, isa=PATH, tile=MRxNR, tiles=small)")
             }
             switch kv[0] {
             case "threads":
-                guard let t = Int(kv[1]), t > 0, t <= 4096 else {
-                    throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "threads must be a positive count, got \(kv[1])")
+                threads = try Self.parseThreads(kv[1], origin: "threads")
+            case "tiles":
+                guard kv[1] == "small" else {
+                    throw PolychipError.unknownDevice(selector: "cpu", reason: "tiles must be 'small' (other sizes: POLYCHIP_CPU_TILING), got \(Quoted(kv[1]))")
                 }
-                threads = t
+                tiling = "small"
             case "bind", "numa":
-                guard let v = ["1": true, "true": true, "yes": true, "on": true, "0": false, "false": false, "no": false, "off": false][kv[1]] else {
-                    throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "\(kv[0]) must be 0 or 1, got \(kv[1])")
-                }
+                let v = try Self.parseSwitch(kv[1], origin: kv[0])
                 if kv[0] == "bind" { bind = v } else { numa = v }
             case "isa":
                 guard let v = CPUISA(rawValue: kv[1]) else {
-                    throw PolychipError.unknownDevice(selector: "cpu:\(profile)",
-                                                      reason: "isa must be one of \(CPUISA.allCases.map(\.rawValue).joined(separator: ", ")), got \(kv[1])")
+                    throw PolychipError.unknownDevice(selector: "cpu",
+                                                      reason: "isa must be one of \(CPUISA.allCases.map(\.rawValue).joined(separator: ", ")), got \(Quoted(kv[1]))")
                 }
                 isa = v
             case "tile":
                 tile = kv[1]
             default:
-                throw PolychipError.unknownDevice(selector: "cpu:\(profile)", reason: "unknown option '\(kv[0])' (threads, bind, numa, isa, tile)")
+                throw PolychipError.unknownDevice(selector: "cpu", reason: "unknown option \(Quoted(kv[0])) (threads, bind, numa, isa, tile, tiles)")
             }
         }
     }
@@ -92,6 +119,7 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
         if !numa { parts.append("numa=0") }
         if let isa { parts.append("isa=\(isa.rawValue)") }
         if let tile { parts.append("tile=\(tile)") }
+        if let tiling { parts.append(tiling == "small" ? "tiles=small" : "tiling=\(tiling)") }
         return parts.joined(separator: ",")
     }
 }
@@ -117,8 +145,7 @@ public struct CPUBackend: Backend {
         guard (index ?? 0) == 0 else {
             throw PolychipError.unknownDevice(selector: "cpu:\(index!)", reason: "the cpu backend has one device, cpu:0 (the whole host)")
         }
-        _ = try CPUDeviceOptions.isaFromEnvironment()  // a malformed POLYCHIP_CPU_ISA is an error, not ignored
-        let base = CPUDeviceOptions.fromEnvironment()
+        let base = try CPUDeviceOptions.fromEnvironment()
         let options = try profile.map { try CPUDeviceOptions(profile: $0, base: base) } ?? base
         let id = CPUDevice.deviceID(for: options, defaults: base)
         return try Self.cache.device(id) { try CPUDevice(options: options, id: id) }
@@ -144,7 +171,8 @@ public final class CPUDevice: Device {
     public let topology: HostTopology
     /// The options it runs with.
     public let options: CPUDeviceOptions
-    /// GEMM cache blocking of the GEMM family's table.
+    /// Cache and register blocking of the GEMM family's table (with any tiling overrides
+    /// applied); ``blocking(for:)`` gives another family's.
     public let blocking: GemmBlocking
     /// The blocking of every table the plan uses.
     let blockings: [KernelTable: GemmBlocking]
@@ -161,32 +189,42 @@ public final class CPUDevice: Device {
     }
 
     /// Opens a CPU device with explicit options (the registry uses `CPUBackend`).
-    /// - Throws: ``PolychipError/unknownDevice(selector:reason:)`` when `options.isa` names
-    ///   a path this CPU cannot run.
+    /// - Throws: `PolychipError.unknownDevice` for a bad `POLYCHIP_CPU_*` variable, a thread
+    ///   count outside 1…``CPUThreadPool/maxThreads`` or an `options.isa` / `options.tile`
+    ///   this CPU cannot run; `PolychipError.invalidArgument` for tiling overrides it cannot
+    ///   apply; `PolychipError.resourceExhausted` when the worker threads cannot be created.
     public convenience init(options: CPUDeviceOptions) throws {
-        let base = CPUDeviceOptions.fromEnvironment()
+        let base = try CPUDeviceOptions.fromEnvironment()
         try self.init(options: options, id: CPUDevice.deviceID(for: options, defaults: base))
     }
 
     init(options: CPUDeviceOptions, id: String) throws {
-        let env = CPUDeviceOptions.fromEnvironment()
+        let envISA = try? CPUDeviceOptions.isaFromEnvironment()
         let selector = id != "cpu:0" ? id
-            : options.isa != nil && options.isa == env.isa ? "POLYCHIP_CPU_ISA=\(options.isa!.rawValue)"
+            : options.isa != nil && options.isa == envISA ? "POLYCHIP_CPU_ISA=\(options.isa!.rawValue)"
             : options.tile.map { "POLYCHIP_CPU_GEMM_TILE=\($0)" } ?? id
         plan = try CPUKernelPlan.make(isa: options.isa, tile: options.tile, selector: selector)
         self.id = id
         self.options = options
         let topo = HostTopology.current
         topology = topo
-        let threads = max(1, options.threads ?? topo.cores.count)
+        if let t = options.threads, t < 1 || t > CPUThreadPool.maxThreads {
+            throw PolychipError.unknownDevice(selector: id, reason: "threads must be a count in 1…\(CPUThreadPool.maxThreads), got \(t)")
+        }
+        let threads = min(max(1, options.threads ?? topo.cores.count), CPUThreadPool.maxThreads)
+        // Each table's blocking (its own MR × NR), with the tiling overrides applied to every
+        // one; checked before any thread exists.
+        let coresUsed = min(threads, max(1, topo.cores.count))
+        blockings = try Dictionary(uniqueKeysWithValues: plan.tables.map { table in
+            let derived = GemmBlocking(topology: topo, cores: coresUsed, table: table)
+            return (table, try options.tiling.map { try derived.overridden(by: $0, source: "POLYCHIP_CPU_TILING") } ?? derived)
+        })
+        blocking = blockings[plan.choices[.gemm]!.table]!
         let binding: [[Int]]? = options.bind ? topo.cores.map(\.processingUnits).filter { !$0.isEmpty } : nil
-        pool = CPUThreadPool(threads: threads, bindTo: (binding?.isEmpty ?? true) ? nil : binding)
+        pool = try CPUThreadPool(threads: threads, bindTo: (binding?.isEmpty ?? true) ? nil : binding)
         let usedCores = (0..<threads).map { topo.cores.isEmpty ? 0 : topo.cores[$0 % topo.cores.count].numaNode }
         allocator = NUMAAllocator(workerNodes: usedCores, numaDisabled: !options.numa)
         placement = allocator.placement
-        let coresUsed = min(threads, max(1, topo.cores.count))
-        blockings = Dictionary(uniqueKeysWithValues: plan.tables.map { ($0, GemmBlocking(topology: topo, cores: coresUsed, table: $0)) })
-        blocking = blockings[plan.choices[.gemm]!.table]!
         let isa = plan.isa.rawValue
         // Measured, not estimated from a clock and a lane count: a 512-bit FMA may be one
         // operation or two 256-bit halves.
@@ -214,7 +252,8 @@ public final class CPUDevice: Device {
                 "pus": "\(topo.processingUnitCount)",
                 "caches": caches,
                 "topology": topo.source,
-                "gemmBlocking": "MR \(blocking.mr) NR \(blocking.nr) KC \(blocking.kc) MC \(blocking.mc) NC \(blocking.nc)",
+                "gemmBlocking": "MR \(blocking.mr) NR \(blocking.nr) KC \(blocking.kc) MC \(blocking.mc) NC \(blocking.nc)"
+                    + (options.tiling.map { " (tiling overrides: \($0))" } ?? ""),
                 "peakFlops": String(format: "measured: %d cores × %.1f GFLOP/s (12 FMA chains at the path's width)", coresUsed, plan.fmaGflopsPerCore),
             ])
     }
@@ -301,6 +340,9 @@ public final class CPUDevice: Device {
     }
 
     /// The kernels (table and blocking) of `op`'s family for `dtype`.
+    /// The blocking of the table that runs `family`'s kernels (tiling overrides applied).
+    public func blocking(for family: CPUKernelFamily) -> GemmBlocking { blockings[plan.choices[family]!.table]! }
+
     private func context(for op: Op, dtype: DType, shared ws: Workspace, name: String? = nil) -> KernelContext {
         let table = plan.table(for: op, dtype: dtype)
         return KernelContext(pool: pool, blocking: blockings[table]!, table: table, shared: ws, kernel: name ?? op.kind.name)

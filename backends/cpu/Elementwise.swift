@@ -3,10 +3,6 @@ import Foundation
 import PolychipCore
 
 extension CPUKernels {
-    /// Elements per task of the flat element-wise kernels, and per inner block.
-    static let elementGrain = 1 << 15
-    static let elementBlock = 4096
-
     static func add_(_ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         for i in 0..<n { y[i] = a[i] + b[i] }
     }
@@ -14,12 +10,12 @@ extension CPUKernels {
     /// `y = f(x)` element-wise, threaded over flat ranges; 16-bit inputs are widened in blocks.
     static func unary(_ ctx: KernelContext, _ x: Operand, _ y: Operand,
                       _ f: (Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
-        let n = x.count, dt = x.dtype
-        ctx.forRanges(n, chunk: ctx.chunk(n, grain: elementGrain)) { s, e, w in
+        let n = x.count, dt = x.dtype, block = ctx.blocking.elementBlock
+        ctx.forRanges(n, chunk: ctx.chunk(n, grain: ctx.blocking.elementGrain)) { s, e, w in
             if dt == .f32 { f(e - s, x.f32() + s, y.f32() + s); return }
-            let buf = ctx.pool.workspaces[w].buffer(2, elementBlock, as: Float.self)
-            for b in stride(from: s, to: e, by: elementBlock) {
-                let c = min(elementBlock, e - b)
+            let buf = ctx.pool.workspaces[w].buffer(2, block, as: Float.self)
+            for b in stride(from: s, to: e, by: block) {
+                let c = min(block, e - b)
                 loadF32(x.at(b), dt, c, into: buf)
                 f(c, buf, buf)
                 storeF32(buf, c, to: y.at(b), dt)
@@ -30,13 +26,13 @@ extension CPUKernels {
     /// `y = f(a, b)` element-wise.
     static func binary(_ ctx: KernelContext, _ a: Operand, _ b: Operand, _ y: Operand,
                        _ f: (Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
-        let n = a.count, dt = a.dtype
-        ctx.forRanges(n, chunk: ctx.chunk(n, grain: elementGrain)) { s, e, w in
+        let n = a.count, dt = a.dtype, block = ctx.blocking.elementBlock
+        ctx.forRanges(n, chunk: ctx.chunk(n, grain: ctx.blocking.elementGrain)) { s, e, w in
             if dt == .f32 { f(e - s, a.f32() + s, b.f32() + s, y.f32() + s); return }
             let ws = ctx.pool.workspaces[w]
-            let ba = ws.buffer(2, elementBlock, as: Float.self), bb = ws.buffer(3, elementBlock, as: Float.self)
-            for o in stride(from: s, to: e, by: elementBlock) {
-                let c = min(elementBlock, e - o)
+            let ba = ws.buffer(2, block, as: Float.self), bb = ws.buffer(3, block, as: Float.self)
+            for o in stride(from: s, to: e, by: block) {
+                let c = min(block, e - o)
                 loadF32(a.at(o), dt, c, into: ba)
                 loadF32(b.at(o), dt, c, into: bb)
                 f(c, ba, bb, ba)
@@ -47,7 +43,7 @@ extension CPUKernels {
 
     /// Runs `body(rowStart, rowEnd, worker)` over the rows of a `[rows, d]` view.
     static func forRows(_ ctx: KernelContext, rows: Int, d: Int, _ body: (Int, Int, Int) -> Void) {
-        let grain = max(1, elementGrain / max(1, d))
+        let grain = max(1, ctx.blocking.elementGrain / max(1, d))
         ctx.forRanges(rows, chunk: ctx.chunk(rows, grain: grain, maxTasks: 256), body)
     }
 
@@ -124,7 +120,7 @@ extension CPUKernels {
         let invFreq = ctx.shared.buffer(3, half, as: Double.self)
         for i in 0..<half { invFreq[i] = Foundation.pow(p.base, -2 * Double(i) / Double(r)) }
         let pos = positions.i32()
-        ctx.forRanges(t, chunk: ctx.chunk(t, grain: max(1, elementGrain / (h * d)), maxTasks: 256)) { t0, t1, w in
+        ctx.forRanges(t, chunk: ctx.chunk(t, grain: max(1, ctx.blocking.elementGrain / (h * d)), maxTasks: 256)) { t0, t1, w in
             let ws = ctx.pool.workspaces[w]
             let cs = ws.buffer(2, 2 * half, as: Float.self)
             let row = ws.buffer(3, d, as: Float.self)

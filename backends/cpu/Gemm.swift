@@ -146,7 +146,7 @@ enum Gemm {
         let (mr, nr) = (bl.mr, bl.nr)
         let ar = GemmArithmetic(bl, a: a, b: b)
         // Small problems: one task, no shared panel.
-        if m * n * k <= 1 << 18 {
+        if m * n * k <= bl.serialMaxWork {
             ctx.parallelFor(1) { _, w in
                 serial(bl, m: m, i0: 0, n: n, j0: 0, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, ws: ctx.pool.workspaces[w])
             }

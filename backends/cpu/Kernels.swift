@@ -5,6 +5,9 @@ import PolychipCore
 /// (offsets, indices, ids, source maps, zero points) before it writes any output.
 enum CPUKernels {
     static func run(_ op: Op, _ ctx: KernelContext, _ ins: [Operand], _ outs: [Operand]) throws {
+        for (i, name) in op.zeroPointInputs {
+            try Int4Format.checkZeroPoints(UnsafeBufferPointer(start: ins[i].i8(), count: ins[i].desc.elementCount), kernel: op.kind.name, argument: name)
+        }
         switch op {
         case .matmul(let tb): matmul(ctx, ins[0], ins[1], outs[0], transposeB: tb)
         case .groupedMatmul(let tb): try groupedMatmul(ctx, ins[0], ins[1], ins[2], outs[0], transposeB: tb)

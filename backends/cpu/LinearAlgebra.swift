@@ -12,7 +12,7 @@ extension CPUKernels {
     static func finish(_ ctx: KernelContext, _ c: UnsafeMutablePointer<Float>, _ y: Operand) {
         guard y.dtype != .f32 else { return }
         let n = y.count
-        ctx.forRanges(n, chunk: ctx.chunk(n, grain: elementGrain)) { s, e, _ in storeF32(c + s, e - s, to: y.at(s), y.dtype) }
+        ctx.forRanges(n, chunk: ctx.chunk(n, grain: ctx.blocking.elementGrain)) { s, e, _ in storeF32(c + s, e - s, to: y.at(s), y.dtype) }
     }
 
     static func matmul(_ ctx: KernelContext, _ a: Operand, _ b: Operand, _ c: Operand, transposeB tb: Bool) {
@@ -42,7 +42,7 @@ extension CPUKernels {
     static func segmentedGemm(_ ctx: KernelContext, _ segments: [Segment], n: Int, k: Int, a: GemmA,
                               c: UnsafeMutablePointer<Float>, ldc: Int) {
         let bl = ctx.blocking
-        let ncTask = max(bl.nr, min(n, 512) / bl.nr * bl.nr)
+        let ncTask = max(bl.nr, min(n, bl.groupedColumns) / bl.nr * bl.nr)
         var tasks: [(seg: Int, i0: Int, m: Int, j0: Int, nn: Int)] = []
         for (si, s) in segments.enumerated() where s.rows > 0 {
             let mcTask = min(s.rows, bl.mc)
@@ -72,22 +72,12 @@ extension CPUKernels {
         finish(ctx, out, y)
     }
 
-    /// Largest M served by the INT4 GEMV (weights streamed once, dequantized in registers).
-    static let int4GemvMaxRows = 8
-
-    /// Weight rows per GEMV task: about half of L2 of packed weights, a multiple of 24 rows
-    /// (whole row groups of the GEMV microkernels, which take 8 or 12 rows at a time).
-    static func gemvRowsPerTask(_ bl: GemmBlocking, n: Int, k: Int) -> Int {
-        let rows = max(24, bl.gemvTaskBytes / max(1, k / 2) / 24 * 24)
-        return min(rows, (n + 23) / 24 * 24)
-    }
-
     /// W4A16 GEMV for `m ≤ 8` rows of f32 activations `x` (leading dim `k`): rows of W in
     /// parallel chunks, `y[i, n]` for `n` in `0..<nTotal`.
     static func int4Gemv(_ ctx: KernelContext, m: Int, k: Int, x: UnsafePointer<Float>, w: Int4Weights, n: Int,
                          y: UnsafeMutablePointer<Float>, ldy: Int, xprep: UnsafeMutablePointer<Float>) {
         pck_int4_xprep(m, k, w.groupSize, x, k, xprep)
-        let rowsPerTask = gemvRowsPerTask(ctx.blocking, n: n, k: k)
+        let rowsPerTask = ctx.blocking.gemvRowsPerTask(n: n, k: k)
         ctx.forRanges(n, chunk: rowsPerTask) { n0, n1, _ in
             pck_int4_gemv(m, k, w.groupSize, xprep, w.q, w.ldw, w.scales, w.lds, w.zeros, w.ldz, n0, n1, y, ldy, 0)
         }
@@ -98,14 +88,14 @@ extension CPUKernels {
         if x.dtype == .f32 { return x.f32() }
         let buf = ctx.shared.buffer(slot, x.count, as: Float.self)
         let n = x.count
-        ctx.forRanges(n, chunk: ctx.chunk(n, grain: elementGrain)) { s, e, _ in loadF32(x.at(s), x.dtype, e - s, into: buf + s) }
+        ctx.forRanges(n, chunk: ctx.chunk(n, grain: ctx.blocking.elementGrain)) { s, e, _ in loadF32(x.at(s), x.dtype, e - s, into: buf + s) }
         return buf
     }
 
     static func int4Matmul(_ ctx: KernelContext, _ x: Operand, _ w: Int4Weights, _ y: Operand) {
         let (m, k) = (x.shape[0], x.shape[1]), n = y.shape[1]
         let out = f32Output(ctx, y, slot: 1)
-        if m <= int4GemvMaxRows {
+        if m <= ctx.blocking.int4GemvMaxRows {
             let xf = f32Input(ctx, x, slot: 2)
             let xp = ctx.shared.buffer(3, pck_int4_xprep_size(m, k, w.groupSize), as: Float.self)
             int4Gemv(ctx, m: m, k: k, x: xf, w: w, n: n, y: out, ldy: n, xprep: xp)
@@ -128,17 +118,17 @@ extension CPUKernels {
             return we
         }
         // Decode-sized segments take the GEMV; the others the packed GEMM with INT4 panels.
-        let small = (0..<experts).filter { o[$0 + 1] - o[$0] > 0 && o[$0 + 1] - o[$0] <= int4GemvMaxRows }
-        let large = (0..<experts).filter { o[$0 + 1] - o[$0] > int4GemvMaxRows }
+        let small = (0..<experts).filter { o[$0 + 1] - o[$0] > 0 && o[$0 + 1] - o[$0] <= ctx.blocking.int4GemvMaxRows }
+        let large = (0..<experts).filter { o[$0 + 1] - o[$0] > ctx.blocking.int4GemvMaxRows }
         if !small.isEmpty {
             let xf = f32Input(ctx, x, slot: 2)
-            let per = pck_int4_xprep_size(int4GemvMaxRows, k, w.groupSize)
+            let per = pck_int4_xprep_size(ctx.blocking.int4GemvMaxRows, k, w.groupSize)
             let xp = ctx.shared.buffer(3, per * small.count, as: Float.self)
             ctx.parallelFor(small.count) { i, _ in
                 let e = small[i]
                 pck_int4_xprep(o[e + 1] - o[e], k, w.groupSize, xf + o[e] * k, k, xp + i * per)
             }
-            let rowsPerTask = gemvRowsPerTask(ctx.blocking, n: n, k: k)
+            let rowsPerTask = ctx.blocking.gemvRowsPerTask(n: n, k: k)
             let chunks = (n + rowsPerTask - 1) / rowsPerTask
             ctx.parallelFor(small.count * chunks) { t, _ in
                 let i = t / chunks, e = small[i]
@@ -167,12 +157,6 @@ extension CPUKernels {
 
     static func dequantizeInt4(_ ctx: KernelContext, _ w: Int4Weights, _ q: Operand, _ f: Int4Format, _ y: Operand) throws {
         let (n, k) = (q.shape[0], q.shape[1])
-        if let z = w.zeros {
-            let count = n * (k / f.groupSize)
-            if let bad = (0..<count).first(where: { z[$0] < 0 || z[$0] > 15 }) {
-                throw PolychipError.invalidArgument(kernel: ctx.kernel, argument: "zeros", reason: "zero point \(z[bad]) is outside 0…15")
-            }
-        }
         let out = f32Output(ctx, y, slot: 1)
         forRows(ctx, rows: n, d: k) { r0, r1, _ in
             pck_int4_dequantize(r0, r1, k, f.groupSize, w.q, w.ldw, w.scales, w.lds, w.zeros, w.ldz, out + r0 * k, k)

@@ -33,13 +33,14 @@ extension CPUKernels {
         if p.nGroup > 1 {
             let size = e / p.nGroup
             for g in 0..<p.nGroup {
-                // Sum of the top min(2, size) choice scores of the group, largest first.
+                // With a bias the sum of the top min(2, size) choice scores (largest first),
+                // without one the maximum (DeepSeek's Gate; docs/kernels.md).
                 var a = -Double.infinity, b = -Double.infinity
                 for i in (g * size)..<((g + 1) * size) {
                     let v = c[i]
                     if v > a { b = a; a = v } else if v > b { b = v }
                 }
-                groupScores[g] = size >= 2 ? 0 + a + b : 0 + a
+                groupScores[g] = size >= 2 && bias != nil ? 0 + a + b : 0 + a
             }
             // Keep the topkGroup best groups (ties: lower group; −inf and NaN never kept).
             var kept = [Bool](repeating: false, count: p.nGroup)

@@ -80,13 +80,13 @@ extension CPUKernels {
         let hbuf = sh.buffer(10, n * f, as: Float.self)
         let dbuf = sh.buffer(11, n * h, as: Float.self)
         let xa = GemmA.gathered(x.raw, pdt, ld: h, rows: token)
-        let gemvRows = gate.isInt4 ? int4GemvMaxRows : 0
+        let gemvRows = gate.isInt4 ? ctx.blocking.int4GemvMaxRows : 0
         struct Task { var e: Int; var i0: Int; var m: Int; var j0: Int; var nn: Int }
         let activeExperts = (0..<e).filter { off[$0 + 1] > off[$0] }.count
         func tasks(cols: Int) -> [Task] {
             // Whole output rows per expert when there are enough experts to share out
-            // (A is then packed once per expert); else column chunks of 256.
-            let ncTask = activeExperts >= 16 ? cols : max(bl.nr, 256 / bl.nr * bl.nr)
+            // (A is then packed once per expert); else column chunks of `moeColumns`.
+            let ncTask = activeExperts >= bl.moeWholeRowExperts ? cols : max(bl.nr, bl.moeColumns / bl.nr * bl.nr)
             var out: [Task] = []
             for ex in 0..<e where off[ex + 1] > off[ex] {
                 let rows = off[ex + 1] - off[ex]

@@ -204,6 +204,8 @@ extension CPUKernels {
             throw PolychipError.invalidArgument(kernel: ctx.kernel, argument: "indices",
                                                 reason: "index \(ix[i]) is outside 0..<\(s) (−1 marks padding)")
         }
+        // A repeated index is attended once (docs/kernels.md): run on the deduplicated copy.
+        let unique = SparseAttentionParams.firstOccurrences(UnsafeBufferPointer(start: indices.i32(), count: t * kk), rows: t, k: kk, keys: s)
         let group = h / hkv
         let scale = Float(p.scale ?? 1 / Double(d).squareRoot())
         let bl = ctx.blocking
@@ -215,7 +217,10 @@ extension CPUKernels {
             let ws = ctx.pool.workspaces[w]
             let sel = ws.buffer(14, kk, as: Int.self)
             var nk = 0
-            for j in 0..<kk where ix[ti * kk + j] >= 0 { sel[nk] = Int(ix[ti * kk + j]); nk += 1 }
+            for j in 0..<kk {
+                let x = unique?[ti * kk + j] ?? ix[ti * kk + j]
+                if x >= 0 { sel[nk] = Int(x); nk += 1 }
+            }
             let rows = group
             let qt = ws.buffer(2, rows * d, as: Float.self)
             let qp = ws.buffer(3, (rows + mr - 1) / mr * mr * d, as: Float.self)

@@ -27,6 +27,22 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
     /// Packed INT4 weight bytes per GEMV task: half of L2, so a task's rows stream through
     /// L2 while the activations stay in L1.
     public var gemvTaskBytes: Int
+    /// Largest GEMM (M·N·K) run as one serial task; larger ones take the parallel path.
+    public var serialMaxWork: Int = 1 << 18
+    /// Largest M served by the INT4 GEMV (weights streamed once, dequantized in registers);
+    /// larger M take the packed GEMM with INT4 B panels.
+    public var int4GemvMaxRows: Int = 8
+    /// Grouped GEMMs: output columns per task (a multiple of NR).
+    public var groupedColumns: Int = 512
+    /// MoE layer: output columns per expert task when fewer than `moeWholeRowExperts`
+    /// experts are active (a multiple of NR); with more, whole rows per task.
+    public var moeColumns: Int = 256
+    /// MoE layer: active experts from which each task takes whole output rows.
+    public var moeWholeRowExperts: Int = 16
+    /// Element-wise kernels: elements per task (row kernels: rows of at most this many elements).
+    public var elementGrain: Int = 1 << 15
+    /// Element-wise kernels on 16-bit data: elements widened to f32 per inner block.
+    public var elementBlock: Int = 4096
     /// rmsNorm outputs at least this large (bytes) are written with non-temporal stores: an
     /// output larger than the last-level cache share is not read back, so fetching its lines
     /// first (a third of the traffic) is waste (4096² f32 on Zen 4, 2 threads: 12 -> 8 ms).
@@ -70,8 +86,10 @@ public struct GemmBlocking: Sendable, Codable, Hashable {
 
 /// Block sizes and path thresholds of the flash-attention family (attention, sparse
 /// attention, the lightning indexer), in rows of the GEMM tile in use. Every one is a
-/// field here, none a literal in a loop; `POLYCHIP_CPU_ATTN_BR` / `_BC` override the two
-/// block sizes for tuning.
+/// field here, none a literal in a loop, and each is reported by `CPUDevice.tiling` and
+/// overridable through `POLYCHIP_CPU_TILING` (`attention.*`, `indexer.*` keys; the `small`
+/// preset makes them tiny). `POLYCHIP_CPU_ATTN_BR` / `_BC` override the two block sizes for
+/// tuning.
 public struct AttentionBlocking: Sendable, Codable, Hashable {
     /// Query rows per task block (a multiple of MR): about 96.
     public var br: Int
@@ -84,12 +102,12 @@ public struct AttentionBlocking: Sendable, Codable, Hashable {
     public var prepackLimitBytes: Int = 512 << 20
     /// Keys per packing task of that pre-pack (a multiple of NR): about 256.
     public var prepackKeys: Int
-    /// Split-KV (decode-like shapes): used when there are fewer (batch, head, row block)
-    /// units than this and at least `splitKVMinKeys` keys...
+    /// Split-KV (decode-like shapes) is used when there are fewer (batch, kv head, row
+    /// block) units than this and at least `splitKVMinKeys` keys.
     public var splitKVMaxUnits: Int = 16
-    /// ...
+    /// Fewest keys a split-KV call has.
     public var splitKVMinKeys: Int = 512
-    /// ... so that there are about this many tasks.
+    /// Split-KV cuts the keys into chunks so that there are about this many tasks.
     public var splitKVTasks: Int = 32
     /// Indexer: query rows (tokens × heads) per tile, about 96 (a multiple of MR).
     public var indexerRows: Int

@@ -31,6 +31,12 @@ final class Workspace: @unchecked Sendable {
     deinit { for s in slots { s.0.deallocate() } }
 }
 
+/// A thread's entry point, passed through pthread_create's `void *` argument.
+private final class ThreadBody: Sendable {
+    let run: @Sendable () -> Void
+    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+}
+
 /// A persistent pool of worker threads, one per core, each pinned to its core's
 /// processing units through hwloc.
 ///
@@ -63,10 +69,17 @@ public final class CPUThreadPool: @unchecked Sendable {
     private let key: pthread_key_t
     let workspaces: [Workspace]
 
-    /// Creates `threads` workers; with `bindTo`, worker `i` is pinned to the processing
-    /// units `bindTo[i % bindTo.count]`.
-    init(threads: Int, bindTo: [[Int]]?) {
-        workerCount = max(1, threads)
+    /// The most worker threads a pool (`POLYCHIP_CPU_THREADS`, `cpu:threads=N`) may have.
+    public static let maxThreads = 4096
+
+    /// Creates `threads` workers (1…``maxThreads``); with `bindTo`, worker `i` is pinned to
+    /// the processing units `bindTo[i % bindTo.count]`.
+    ///
+    /// - Throws: `PolychipError.resourceExhausted` when a worker thread cannot be created
+    ///   (the process or user thread limit, `ulimit -u`, or memory for its stack): the workers
+    ///   already started are stopped, and nothing waits for threads that never ran.
+    init(threads: Int, bindTo: [[Int]]?) throws {
+        workerCount = min(max(1, threads), Self.maxThreads)
         wantsPin = bindTo != nil && workerCount > 1
         workspaces = (0..<workerCount).map { _ in Workspace() }
         mutex = .allocate(capacity: 1)
@@ -78,16 +91,39 @@ public final class CPUThreadPool: @unchecked Sendable {
         var k = pthread_key_t()
         pthread_key_create(&k, nil)
         key = k
-        if workerCount > 1 {
-            for i in 0..<workerCount {
-                let pus = bindTo.map { $0[i % $0.count] }
-                let t = Thread { [self] in self.workerMain(index: i, pus: pus) }
-                t.stackSize = 8 << 20
-                t.name = "polychip-cpu-\(i)"
-                t.start()
+        guard workerCount > 1 else { return }
+        for i in 0..<workerCount {
+            let pus = bindTo.map { $0[i % $0.count] }
+            let code = Self.spawn(stackSize: 8 << 20) { [self] in self.workerMain(index: i, pus: pus) }
+            if code != 0 {
+                // Stop the workers that did start (each holds the pool until it exits).
+                shutdown()
+                throw PolychipError.resourceExhausted(
+                    resource: "threads",
+                    reason: "the CPU thread pool started \(i) of \(workerCount) worker threads; pthread_create failed: "
+                        + "\(String(cString: strerror(code))) (\(code == EAGAIN ? "EAGAIN: the process or user thread limit, ulimit -u, is reached" : "errno \(code)")); "
+                        + "set POLYCHIP_CPU_THREADS or cpu:threads=N lower")
             }
-            while started.load(ordering: .acquiring) < workerCount { sched_yield() }
         }
+        while started.load(ordering: .acquiring) < workerCount { sched_yield() }
+    }
+
+    /// Starts a detached thread running `body`; returns pthread_create's error code (0: started).
+    private static func spawn(stackSize: Int, _ body: @escaping @Sendable () -> Void) -> Int32 {
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        defer { pthread_attr_destroy(&attr) }
+        pthread_attr_setstacksize(&attr, stackSize)
+        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        let box = Unmanaged.passRetained(ThreadBody(body))
+        var tid = pthread_t()
+        let code = pthread_create(&tid, &attr, { arg in
+            let body = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
+            body.run()
+            return nil
+        }, box.toOpaque())
+        if code != 0 { box.release() }
+        return code
     }
 
     /// Asks the workers to exit once idle. Each worker holds the pool until it exits,
@@ -107,6 +143,7 @@ public final class CPUThreadPool: @unchecked Sendable {
     }
 
     private func workerMain(index: Int, pus: [Int]?) {
+        Thread.current.name = "polychip-cpu-\(index)"
         if let pus, !Hwloc.shared.bindCurrentThread(to: pus) { pinFailures.add(1, ordering: .releasing) }
         pthread_setspecific(key, UnsafeRawPointer(bitPattern: index + 1))
         started.add(1, ordering: .releasing)

@@ -88,9 +88,11 @@ public struct OpenCLBackend: Backend {
     /// What the ICD loader found, e.g. "1 device; Portable Computing Language (OpenCL 3.0 PoCL …): 1 device".
     public var status: String { OpenCLRuntime.shared.status }
 
-    /// Every device, opened. Devices that fail to open (a driver error) are skipped.
+    /// Every device, opened.
+    /// - Throws: the typed error of the first device that fails to open (a driver error, a bad
+    ///   `POLYCHIP_OPENCL_TUNING`): a device is never left out silently.
     public func devices() throws -> [any Device] {
-        OpenCLRuntime.shared.entries.indices.compactMap { try? OpenCLRuntime.shared.device($0) }
+        try OpenCLRuntime.shared.entries.indices.map { try OpenCLRuntime.shared.device($0) }
     }
 
     /// The OpenCL devices, opened, with their concrete type.

@@ -55,6 +55,8 @@ public struct OpenCLBuildStatistics: Sendable, Hashable {
     public var memoryHits = 0
     /// Cached binaries the driver rejected (then rebuilt from source).
     public var rejectedBinaries = 0
+    /// Cache files whose length or checksum was wrong (deleted, then rebuilt from source).
+    public var damagedEntries = 0
 }
 
 /// One OpenCL device: a context and one in-order profiling queue, buffers, cached
@@ -111,9 +113,9 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
         if vendor.uppercased().contains("NVIDIA") && isGPU { vendorClass = .nvidia }
         else if isCPU { vendorClass = .cpu }
         else { vendorClass = .other }
-        tuning = OpenCLTuning.make(vendorClass, limits)
-            .overridden(by: ProcessInfo.processInfo.environment["POLYCHIP_OPENCL_TUNING"])
-            .overridden(by: tuningOverrides)
+        tuning = try OpenCLTuning.make(vendorClass, limits)
+            .overridden(by: ProcessInfo.processInfo.environment["POLYCHIP_OPENCL_TUNING"], limits: limits)
+            .overridden(by: tuningOverrides, limits: limits, origin: "tuning overrides")
         info = DeviceInfo(
             name: name, vendor: vendor, kind: isCPU ? .cpu : isGPU ? .gpu : .accelerator,
             memoryBytes: global, computeUnits: units, dtypes: [.f32, .f16, .bf16, .i8, .i32, .int4],

@@ -99,6 +99,7 @@ struct KernelCall {
     }
 
     func run() throws {
+        for (i, name) in op.zeroPointInputs { try Int4Format.checkZeroPoints(readInts(ins[i]), kernel: self.name, argument: name) }
         switch op {
         case .matmul(let tb): try matmul(tb)
         case .groupedMatmul(let tb): try groupedMatmul(tb)
@@ -301,8 +302,18 @@ struct KernelCall {
         let (tt, h, d) = (q.desc.shape[0], q.desc.shape[1], q.desc.shape[2])
         let (s, hkv, dv) = (k.desc.shape[0], k.desc.shape[1], v.desc.shape[2])
         let ksel = ix.desc.shape[1]
-        if let bad = try readInts(ix).first(where: { $0 < -1 || $0 >= s }) {
+        let given = try readInts(ix)
+        if let bad = given.first(where: { $0 < -1 || $0 >= s }) {
             throw invalid(.sparseAttention, "indices", "index \(bad) is outside 0..<\(s) (−1 marks padding)")
+        }
+        // A repeated index is attended once (docs/kernels.md): upload the deduplicated copy.
+        var indexArgs = ix.args
+        if let unique = given.map({ Int32($0) }).withUnsafeBufferPointer({
+            SparseAttentionParams.firstOccurrences($0, rows: tt, k: ksel, keys: s)
+        }) {
+            let buf = try sub.scratch(unique.count * 4)
+            try unique.withUnsafeBytes { try device.write($0, to: buf, at: 0) }
+            indexArgs = [.buffer(buf), .u64(0)]
         }
         let scale = Float(sp.scale ?? 1 / Double(d).squareRoot())
         let (p, tiles) = try attentionProgram(q.desc.dtype, hd: d, hdv: dv, t.sparse)
@@ -315,7 +326,7 @@ struct KernelCall {
         let global = [ceilDiv(g, bq) * threads, tt * hkv]
         let err: [KernelArg] = [.null, .u64(0)]
         if nsplit == 1 {
-            try sub.launch(p, "sparse_attention_fwd", q.args + k.args + v.args + ix.args + o.args + lse
+            try sub.launch(p, "sparse_attention_fwd", q.args + k.args + v.args + indexArgs + o.args + lse
                            + [.null, .u64(0), .null, .u64(0)] + err + dims + [.int(1), .int(ksel)],
                            global: global + [1], local: [threads, 1, 1])
             return
@@ -324,7 +335,7 @@ struct KernelCall {
         let splitLen = ceilDiv(ceilDiv(ksel, nsplit), tiles.bk) * tiles.bk
         let n = ceilDiv(ksel, splitLen)
         let op = try sub.scratch(rows * n * dv * 4), lp = try sub.scratch(rows * n * 4)
-        try sub.launch(p, "sparse_attention_fwd", q.args + k.args + v.args + ix.args + o.args + lse
+        try sub.launch(p, "sparse_attention_fwd", q.args + k.args + v.args + indexArgs + o.args + lse
                        + [.buffer(op), .u64(0), .buffer(lp), .u64(0)] + err + dims + [.int(n), .int(splitLen)],
                        global: global + [n], local: [threads, 1, 1])
         try sub.launch(p, "attention_combine", [.buffer(op), .u64(0), .buffer(lp), .u64(0)] + o.args + lse + [.int(rows), .int(n)],
@@ -466,9 +477,6 @@ struct KernelCall {
     func dequantize(_ f: Int4Format, _ out: DType) throws {
         let q = self["q"], s = self["scales"]
         let (n, k) = (q.desc.shape[0], q.desc.shape[1])
-        if !f.symmetric, let bad = try readInts(self["zeros"]).first(where: { $0 < 0 || $0 > 15 }) {
-            throw invalid(.dequantizeInt4, "zeros", "zero point \(bad) is outside 0…15")
-        }
         let p = try device.catalogProgram(.int4, dtype: out)
         try sub.launch(p, "int4_dequantize", q.args + s.args + zerosArgs(f) + outs[0].args
                        + [.int(n), .int(k), .int(f.groupSize), .int(f.symmetric ? 0 : 1)],

@@ -110,8 +110,44 @@ extension OpenCLDevice {
     }
 
     /// The key text stored in a cache file's header and hashed into its name.
+    ///
+    /// A v2 entry is this key, then `length=N\nsha256=HEX\n`, then the N bytes of the binary;
+    /// an entry whose length or checksum does not match (a truncated or bit-flipped file) is
+    /// deleted and rebuilt from source, never handed to the driver (issue 14: PoCL dies on a
+    /// damaged binary, and did so again on every later run).
     private func diskKey(_ key: ProgramKey) -> String {
-        "polychip-opencl-binary v1\n\(cacheIdentity)\noptions=\(key.options)\nsource=\(key.sourceHash)\n"
+        "polychip-opencl-binary v2\n\(cacheIdentity)\noptions=\(key.options)\nsource=\(key.sourceHash)\n"
+    }
+
+    /// A cache entry's bytes for `binary`.
+    static func cacheEntry(header: [UInt8], binary: [UInt8]) -> [UInt8] {
+        header + Array("length=\(binary.count)\nsha256=\(SHA256.hex(binary))\n".utf8) + binary
+    }
+
+    /// The binary of a cache entry whose header is `header`, or why the entry is unusable.
+    static func verifiedBinary(_ data: [UInt8], header: [UInt8]) -> Result<[UInt8], CacheEntryDamage> {
+        guard data.count >= header.count, Array(data.prefix(header.count)) == header else { return .failure(.otherKey) }
+        // Two text lines follow the header: length=N and sha256=HEX.
+        var lines: [String] = []
+        var i = header.count
+        while lines.count < 2 {
+            guard let nl = data[i...].prefix(96).firstIndex(of: 0x0A) else { return .failure(.damaged("no length/checksum line")) }
+            lines.append(String(decoding: data[i..<nl], as: UTF8.self))
+            i = nl + 1
+        }
+        guard lines[0].hasPrefix("length="), let n = Int(lines[0].dropFirst(7)), n > 0 else { return .failure(.damaged("bad length line")) }
+        guard data.count - i == n else { return .failure(.damaged("\(data.count - i) bytes of binary, the entry says \(n)")) }
+        let binary = Array(data[i...])
+        guard lines[1] == "sha256=" + SHA256.hex(binary) else { return .failure(.damaged("checksum mismatch")) }
+        return .success(binary)
+    }
+
+    /// Why a cache file was not used.
+    enum CacheEntryDamage: Error, Equatable {
+        /// The file belongs to another key or format version (a hash collision on the name, or v1).
+        case otherKey
+        /// Length or checksum wrong: the file was cut short, extended or changed.
+        case damaged(String)
     }
 
     func cacheFile(_ key: ProgramKey) -> URL {
@@ -123,16 +159,24 @@ extension OpenCLDevice {
     private func buildUncached(_ key: ProgramKey, source: String) throws -> OpenCLProgram {
         let file = cacheFile(key)
         let header = Array(diskKey(key).utf8)
-        if let data = try? Data(contentsOf: file), data.count > header.count, Array(data.prefix(header.count)) == header {
-            if let program = try? programFromBinary(Array(data.dropFirst(header.count)), options: key.options) {
-                stats.withLock { $0.diskHits += 1 }
-                return OpenCLProgram(name: key.name, options: key.options, origin: .diskCache, program: program)
+        if let data = try? Data(contentsOf: file) {
+            switch Self.verifiedBinary([UInt8](data), header: header) {
+            case .success(let binary):
+                if let program = try? programFromBinary(binary, options: key.options) {
+                    stats.withLock { $0.diskHits += 1 }
+                    return OpenCLProgram(name: key.name, options: key.options, origin: .diskCache, program: program)
+                }
+                stats.withLock { $0.rejectedBinaries += 1 }
+            case .failure(.damaged):
+                stats.withLock { $0.damagedEntries += 1 }
+                try? FileManager.default.removeItem(at: file)
+            case .failure(.otherKey):
+                break
             }
-            stats.withLock { $0.rejectedBinaries += 1 }
         }
         let program = try programFromSource(source, name: key.name, options: key.options)
         stats.withLock { $0.sourceBuilds += 1 }
-        if let binary = binary(of: program) { store(header + binary, at: file) }
+        if let binary = binary(of: program) { store(Self.cacheEntry(header: header, binary: binary), at: file) }
         return OpenCLProgram(name: key.name, options: key.options, origin: .source, program: program)
     }
 
@@ -206,7 +250,7 @@ extension OpenCLDevice {
         let fm = FileManager.default
         do {
             try fm.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-            let tmp = file.deletingLastPathComponent().appendingPathComponent(".\(file.lastPathComponent).\(getpid()).tmp")
+            let tmp = file.deletingLastPathComponent().appendingPathComponent(".\(file.lastPathComponent).\(getpid()).\(UUID().uuidString).tmp")
             try Data(bytes).write(to: tmp)
             if rename(tmp.path, file.path) != 0 { try? fm.removeItem(at: tmp) }
         } catch {

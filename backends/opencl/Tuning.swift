@@ -162,61 +162,138 @@ public struct OpenCLTuning: Sendable, Hashable {
     }
 
     /// Applies `POLYCHIP_OPENCL_TUNING` overrides, e.g. `"gvWG=16,rowWG=32,tm=64,tn=64"`
-    /// (keys are this type's scalar field names; attention tilings as
-    /// `prefill=BQ/BK/RQ/TC`, likewise `decode`, `sparse` and `rowsPrefill`). For tuning runs on new
-    /// devices; unknown keys and malformed values are ignored.
-    func overridden(by spec: String?) -> OpenCLTuning {
+    /// (keys are this type's scalar field names, switches 0 or 1; attention tilings as
+    /// `prefill=BQ/BK/RQ/TC`, likewise `decode`, `sparse` and `rowsPrefill`; `small` is the preset of
+    /// small tiles the conformance suite reruns with), then checks the
+    /// result against the kernels' requirements and the device's limits (``validate(_:origin:)``).
+    /// For tuning runs on new devices.
+    /// - Throws: `PolychipError.invalidArgument` naming the key for an unknown key, a value that
+    ///   is not a whole number, or a value the kernels cannot run with (a zero tile hangs a
+    ///   kernel's loop; a work-group over the device limit fails its launch).
+    func overridden(by spec: String?, limits: OpenCLLimits, origin: String = "POLYCHIP_OPENCL_TUNING") throws -> OpenCLTuning {
         guard let spec, !spec.isEmpty else { return self }
+        func bad(_ key: String, _ reason: String) -> PolychipError {
+            .invalidArgument(kernel: "opencl", argument: "\(origin) \(key)", reason: reason)
+        }
         var t = self
-        for item in spec.split(separator: ",") {
+        // `small` expands to the preset (OpenCLTiling.swift), which later items may override.
+        let items = spec.split(separator: ",").flatMap { $0.trimmingCharacters(in: .whitespaces) == "small"
+            ? OpenCLTuning.smallPreset.split(separator: ",") : [$0] }
+        for item in items {
             let kv = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard kv.count == 2 else { continue }
-            let tiles = kv[1].split(separator: "/").compactMap { Int($0) }
-            if tiles.count == 4, tiles.allSatisfy({ $0 > 0 }) {
-                let a = AttentionTiles(bq: tiles[0], bk: tiles[1], rq: tiles[2], tc: tiles[3])
-                switch kv[0] {
+            guard kv.count == 2 else { throw bad("\(Quoted(item))", "expected KEY=VALUE") }
+            let (key, text) = (kv[0], kv[1])
+            if ["prefill", "decode", "sparse", "rowsPrefill"].contains(key) {
+                let tiles = text.split(separator: "/", omittingEmptySubsequences: false).map { Int($0) }
+                guard tiles.count == 4, let bq = tiles[0], let bk = tiles[1], let rq = tiles[2], let tc = tiles[3] else {
+                    throw bad(key, "expected BQ/BK/RQ/TC whole numbers, got \(Quoted(text))")
+                }
+                let a = AttentionTiles(bq: bq, bk: bk, rq: rq, tc: tc)
+                switch key {
                 case "prefill": t.prefill.insert(a, at: 0)
                 case "decode": t.decode.insert(a, at: 0)
                 case "sparse": t.sparse.insert(a, at: 0)
-                case "rowsPrefill": t.rowsPrefill.insert(a, at: 0)
-                default: break
+                default: t.rowsPrefill.insert(a, at: 0)
                 }
                 continue
             }
-            guard let v = Int(kv[1]), v >= 0 else { continue }
-            switch kv[0] {
+            guard let v = Int(text) else { throw bad(Quoted(key).description, "expected a whole number, got \(Quoted(text))") }
+            func flag() throws -> Bool {
+                guard v == 0 || v == 1 else { throw bad(key, "is a switch: 0 or 1, got \(v)") }
+                return v == 1
+            }
+            switch key {
             case "tm": t.tm = v
             case "tn": t.tn = v
             case "tk": t.tk = v
             case "wptm": t.wptm = v
             case "wptn": t.wptn = v
             case "lpad": t.lpad = v
-            case "gemmCPU": t.gemmCPU = v != 0
-            case "gemmPrefetch": t.gemmPrefetch = v != 0
+            case "gemmCPU": t.gemmCPU = try flag()
+            case "gemmPrefetch": t.gemmPrefetch = try flag()
             case "gvWG": t.gvWG = v
             case "gvRows": t.gvRows = v
-            case "gvVec": t.gvVec = v != 0
-            case "gvWide": t.gvWide = v != 0
-            case "gvPair": t.gvPair = Swift.max(1, Swift.min(v, 4))
-            case "attCPU": t.attCPU = v != 0
-            case "rowVec": t.rowVec = v != 0
-            case "attTiled": t.attTiled = v != 0
-            case "attRows": t.attRows = v != 0
-            case "attKC": t.attKC = Swift.max(1, v)
-            case "attDC": t.attDC = Swift.max(1, v)
+            case "gvVec": t.gvVec = try flag()
+            case "gvWide": t.gvWide = try flag()
+            case "gvPair": t.gvPair = v
+            case "attCPU": t.attCPU = try flag()
+            case "rowVec": t.rowVec = try flag()
+            case "attTiled": t.attTiled = try flag()
+            case "attRows": t.attRows = try flag()
+            case "attKC": t.attKC = v
+            case "attDC": t.attDC = v
             case "rowWG": t.rowWG = v
             case "permuteBlock": t.permuteBlock = v
-            case "ixCPU": t.ixCPU = v != 0
+            case "ixCPU": t.ixCPU = try flag()
             case "it": t.it = v
             case "iS": t.iS = v
             case "rt": t.rt = v
             case "rs": t.rs = v
             case "sortMax": t.sortMax = v
             case "topkWG": t.topkWG = v
-            default: break
+            default:
+                throw bad(Quoted(key).description, "unknown key; known: tm, tn, tk, wptm, wptn, lpad, gemmCPU, gemmPrefetch, gvWG, gvRows, "
+                          + "gvVec, gvWide, gvPair, attCPU, rowVec, attTiled, attRows, attKC, attDC, rowWG, permuteBlock, ixCPU, it, iS, "
+                          + "rt, rs, sortMax, topkWG, prefill, decode, sparse, rowsPrefill")
             }
         }
+        try t.validate(limits, origin: origin)
         return t
+    }
+
+    /// Checks every tile parameter against kernels/opencl/README.md's requirements and the
+    /// device's work-group and local-memory limits.
+    func validate(_ limits: OpenCLLimits, origin: String) throws {
+        func bad(_ key: String, _ reason: String) -> PolychipError {
+            .invalidArgument(kernel: "opencl", argument: "\(origin) \(key)", reason: reason)
+        }
+        let maxWG = limits.maxWorkGroupSize
+        let item0 = limits.maxWorkItemSizes.first ?? maxWG
+        let item1 = limits.maxWorkItemSizes.count > 1 ? limits.maxWorkItemSizes[1] : maxWG
+        let bound = 1 << 20
+        for (k, v) in [("tm", tm), ("tn", tn), ("tk", tk), ("wptm", wptm), ("wptn", wptn), ("gvWG", gvWG), ("gvRows", gvRows),
+                       ("attKC", attKC), ("attDC", attDC), ("rowWG", rowWG), ("permuteBlock", permuteBlock), ("it", it), ("iS", iS),
+                       ("rt", rt), ("rs", rs), ("sortMax", sortMax), ("topkWG", topkWG)] where v < 1 || v > bound {
+            throw bad(k, "must be in 1…\(bound), got \(v)")
+        }
+        guard (0...64).contains(lpad) else { throw bad("lpad", "must be in 0…64, got \(lpad)") }
+        guard (1...4).contains(gvPair) else { throw bad("gvPair", "must be in 1…4, got \(gvPair)") }
+        guard tm % wptm == 0 else { throw bad("tm", "TM \(tm) must be a multiple of WPTM \(wptm)") }
+        guard tn % wptn == 0 else { throw bad("tn", "TN \(tn) must be a multiple of WPTN \(wptn)") }
+        guard tk % 2 == 0 else { throw bad("tk", "TK must be even (the INT4 GEMM reads nibble pairs), got \(tk)") }
+        if gemmCPU { guard wptn % 8 == 0 else { throw bad("wptn", "GEMM_CPU needs WPTN a multiple of 8, got \(wptn)") } }
+        let (lx, ly) = (tn / wptn, tm / wptm)
+        guard lx * ly <= maxWG, lx <= item0, ly <= item1 else {
+            throw bad("tm", "the GEMM work-group \(lx)×\(ly) exceeds the device's \(maxWG) work-items (\(item0)×\(item1))")
+        }
+        let gemmLocalBytes = gemmCPU ? 4 * (tm * (tk + lpad) + tk * (tn + lpad)) : 4 * tk * (tm + tn + 2 * lpad)
+        guard gemmLocalBytes <= limits.localMemBytes else {
+            throw bad("tk", "the GEMM tiles need \(gemmLocalBytes) bytes of local memory; the device has \(limits.localMemBytes)")
+        }
+        for (k, v) in [("gvWG", gvWG), ("rowWG", rowWG), ("topkWG", topkWG), ("sortMax", sortMax)] where v & (v - 1) != 0 {
+            throw bad(k, "must be a power of two, got \(v)")
+        }
+        for (k, v) in [("gvWG", gvWG), ("rowWG", rowWG), ("permuteBlock", permuteBlock), ("topkWG", topkWG)] where v > min(maxWG, item0) {
+            throw bad(k, "\(v) work-items exceed the device's work-group limit \(min(maxWG, item0))")
+        }
+        guard it % rt == 0, iS % rs == 0 else { throw bad("it", "IT \(it) must be a multiple of RT \(rt) and IS \(iS) of RS \(rs)") }
+        if ixCPU { guard rs % 8 == 0 else { throw bad("rs", "IX_CPU needs RS a multiple of 8, got \(rs)") } }
+        guard (iS / rs) * (it / rt) <= maxWG else {
+            throw bad("it", "the indexer work-group \(iS / rs)×\(it / rt) exceeds the device's \(maxWG) work-items")
+        }
+        guard 8 * sortMax + 4 * (264 + topkWG) <= limits.localMemBytes else {
+            throw bad("sortMax", "the top-k sort needs \(8 * sortMax + 4 * (264 + topkWG)) bytes of local memory; the device has \(limits.localMemBytes)")
+        }
+        for (k, list) in [("prefill", prefill), ("decode", decode), ("sparse", sparse), ("rowsPrefill", rowsPrefill)] {
+            for a in list {
+                guard [a.bq, a.bk, a.rq, a.tc].allSatisfy({ (1...bound).contains($0) }), a.bq % a.rq == 0 else {
+                    throw bad(k, "tiles \(a.bq)/\(a.bk)/\(a.rq)/\(a.tc) must be whole numbers ≥ 1 with BQ a multiple of RQ")
+                }
+                guard a.threads <= min(maxWG, item0) else {
+                    throw bad(k, "tiles \(a.bq)/\(a.bk)/\(a.rq)/\(a.tc) need \(a.threads) work-items; the device allows \(min(maxWG, item0))")
+                }
+            }
+        }
     }
 
     /// `GV_MAXM` and `GV_ROWS` for an INT4 GEMV over up to `m` activation rows (`grouped`:

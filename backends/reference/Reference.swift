@@ -7,6 +7,7 @@ public enum Reference {
     /// Validates `inputs` for `op` and computes its outputs.
     public static func evaluate(_ op: Op, _ inputs: [HostTensor]) throws -> [HostTensor] {
         let outs = try op.validate(inputs.map(\.desc))
+        for (i, name) in op.zeroPointInputs { try Int4Format.checkZeroPoints(inputs[i].ints, kernel: op.kind.name, argument: name) }
         let a = Args(op: op, values: inputs)
         switch op {
         case .matmul(let tb): return [try matmul(a, tb, outs[0])]
@@ -43,7 +44,8 @@ public enum Reference {
 
     /// Rounds f64 results once to the output dtype (via f32 for 16-bit types).
     static func output(_ shape: [Int], _ dtype: DType, _ values: [Double]) throws -> HostTensor {
-        try HostTensor(shape, dtype, floats: values.map { Float($0) })
+        // Rounded once from f64 to the output dtype (docs/kernels.md), not via f32.
+        try HostTensor(shape, dtype, floats: values.map { FloatBits.round($0, to: dtype) })
     }
 
     static func map(_ x: HostTensor, _ f: (Double) -> Double) throws -> HostTensor {

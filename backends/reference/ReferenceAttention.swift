@@ -104,7 +104,9 @@ extension Reference {
         let qv = q.doubles, kv = k.doubles, vv = v.doubles
         var o = [Double](), lse = [Double]()
         for ti in 0..<t {
-            let rows = ix[(ti * topk)..<((ti + 1) * topk)].filter { $0 >= 0 }
+            // A repeated index is one key (DeepSeek's mask is a set): first occurrences only.
+            var seen = Set<Int>()
+            let rows = ix[(ti * topk)..<((ti + 1) * topk)].filter { $0 >= 0 && seen.insert($0).inserted }
             for hi in 0..<h {
                 let g = hi / (h / hkv)
                 let qBase = (ti * h + hi) * d

@@ -13,15 +13,22 @@ extension Reference {
         var c = routerScores(logits, p).enumerated().map { $0.element + (bias?[$0.offset] ?? 0) }
         if p.nGroup > 1 {
             let size = e / p.nGroup
-            let groupScores = (0..<p.nGroup).map { g -> Double in
-                c[(g * size)..<((g + 1) * size)].sorted(by: >).prefix(min(2, size)).reduce(0, +)
-            }
-            let kept = Set(topKRow(groupScores[...], p.topkGroup))
+            let kept = Set(topKRow(groupScores(c, p)[...], p.topkGroup))
             for g in 0..<p.nGroup where !kept.contains(g) {
                 for i in (g * size)..<((g + 1) * size) { c[i] = -.infinity }
             }
         }
         return c
+    }
+
+    /// The group scores of one token's (unmasked) choice scores: DeepSeek's Gate takes, with a
+    /// selection bias, the sum of each group's top-2 choice scores, without one its maximum
+    /// (docs/kernels.md, moeRouter step 2).
+    public static func groupScores(_ c: [Double], _ p: RouterParams) -> [Double] {
+        let size = c.count / max(1, p.nGroup)
+        return (0..<p.nGroup).map { g in
+            c[(g * size)..<((g + 1) * size)].sorted(by: >).prefix(p.hasBias ? min(2, size) : 1).reduce(0, +)
+        }
     }
 
     /// Routes one token: returns (weights, ids) per the contract's four steps.
@@ -114,14 +121,14 @@ extension Reference {
             for j in 0..<out {
                 var acc = 0.0
                 for p in 0..<inDim { acc += x[i * inDim + p] * w[j * inDim + p] }
-                y[i * out + j] = Double(FloatBits.round(Float(acc), to: dtype))
+                y[i * out + j] = Double(FloatBits.round(acc, to: dtype))
             }
         }
         return y
     }
 
     static func swigluRounded(_ g: [Double], _ u: [Double], _ dtype: DType) -> [Double] {
-        zip(g, u).map { Double(FloatBits.round(Float(silu($0) * $1), to: dtype)) }
+        zip(g, u).map { Double(FloatBits.round(silu($0) * $1, to: dtype)) }
     }
 
     static func moeLayer(_ a: Args, _ p: MoELayerParams) throws -> HostTensor {

@@ -164,12 +164,16 @@ public struct Sourced<Value: Codable & Sendable & Equatable>: Codable, Sendable,
     public var source: String
     /// Optional remark: which value was chosen where sources disagree, and why.
     public var note: String?
+    /// Optional: how far to trust the figure (`high`, `medium`, `low`); estimates carry one,
+    /// so a user knows which numbers to replace with their own `calibrate` output.
+    public var confidence: FigureConfidence?
 
     /// Creates a sourced figure.
-    public init(_ value: Value, source: String, note: String? = nil) {
+    public init(_ value: Value, source: String, note: String? = nil, confidence: FigureConfidence? = nil) {
         self.value = value
         self.source = source
         self.note = note
+        self.confidence = confidence
     }
 
     /// Decodes `{"value": …, "source": …, "note": …}`; an integer figure must be a whole number.
@@ -182,6 +186,7 @@ public struct Sourced<Value: Codable & Sendable & Equatable>: Codable, Sendable,
         }
         source = try c.decode(String.self, forKey: .source)
         note = try c.decodeIfPresent(String.self, forKey: .note)
+        confidence = try c.decodeIfPresent(FigureConfidence.self, forKey: .confidence)
     }
 }
 
@@ -218,12 +223,15 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
     /// Optional achieved fraction of the roofline per kernel class (keys are ``KernelClass``
     /// names); a class that is absent, or the whole table absent, runs at efficiency 1.
     public var kernelEfficiency: [String: KernelEfficiency]?
+    /// Optional: whether published measurements back the profile, and which
+    /// (`polychip simulate --validate`; ProfileValidationStatus.swift).
+    public var validation: ValidationStatus?
     /// Where the profile was loaded from (a path, or the `origin` given to `decode`); not encoded.
     public var origin: String
 
     private enum CodingKeys: String, CodingKey {
         case schemaVersion, name, vendor, description, note, compute, memory, hostLink, numerics, interconnect, faults
-        case kernelEfficiency
+        case kernelEfficiency, validation
     }
 
     /// Creates a profile in code (e.g. the `calibrate` command). Call `validate()` before use.
@@ -231,7 +239,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         schemaVersion: Int = 1, name: String, vendor: String, description: String, note: String? = nil,
         compute: Compute, memory: Memory, hostLink: HostLink, numerics: Numerics,
         interconnect: Interconnect, faults: Faults? = nil, kernelEfficiency: [String: KernelEfficiency]? = nil,
-        origin: String = "<memory>"
+        validation: ValidationStatus? = nil, origin: String = "<memory>"
     ) {
         self.schemaVersion = schemaVersion
         self.name = name
@@ -245,6 +253,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         self.interconnect = interconnect
         self.faults = faults
         self.kernelEfficiency = kernelEfficiency
+        self.validation = validation
         self.origin = origin
     }
 
@@ -263,6 +272,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         interconnect = try c.decode(Interconnect.self, forKey: .interconnect)
         faults = try c.decodeIfPresent(Faults.self, forKey: .faults)
         kernelEfficiency = try c.decodeIfPresent([String: KernelEfficiency].self, forKey: .kernelEfficiency)
+        validation = try c.decodeIfPresent(ValidationStatus.self, forKey: .validation)
         origin = "<memory>"
     }
 
@@ -281,6 +291,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         try c.encode(interconnect, forKey: .interconnect)
         try c.encodeIfPresent(faults, forKey: .faults)
         try c.encodeIfPresent(kernelEfficiency, forKey: .kernelEfficiency)
+        try c.encodeIfPresent(validation, forKey: .validation)
     }
 
     /// The efficiency entry of `kernelClass`, if the profile has one.
@@ -603,12 +614,17 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         public var collectiveOverhead: Sourced<Double>
         /// Collective algorithms the device's communication library offers.
         public var collectiveAlgorithms: Sourced<[CollectiveAlgorithm]>
+        /// Optional: all-to-all costs beyond the fabric model (per-call and per-peer overheads,
+        /// bandwidth efficiency by group size), fitted on published measurements
+        /// (CollectiveTuning.swift).
+        public var allToAllTuning: AllToAllTuning?
 
         /// Creates the interconnect section.
         public init(
             topology: Sourced<InterconnectTopology>, nodeTopology: Sourced<InterconnectTopology>? = nil,
             devicesPerNode: Sourced<Int>, linksPerDevice: Sourced<Int>, link: Link, interNode: InterNode? = nil,
-            collectiveOverhead: Sourced<Double>, collectiveAlgorithms: Sourced<[CollectiveAlgorithm]>
+            collectiveOverhead: Sourced<Double>, collectiveAlgorithms: Sourced<[CollectiveAlgorithm]>,
+            allToAllTuning: AllToAllTuning? = nil
         ) {
             self.topology = topology
             self.nodeTopology = nodeTopology
@@ -618,6 +634,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
             self.interNode = interNode
             self.collectiveOverhead = collectiveOverhead
             self.collectiveAlgorithms = collectiveAlgorithms
+            self.allToAllTuning = allToAllTuning
         }
 
         /// The wiring inside one node: `nodeTopology` for `twoLevel`, else `topology`.
@@ -853,31 +870,34 @@ public enum ProfileError: Error, CustomStringConvertible, Equatable, Sendable {
         }
     }
 
-    /// A one-line message naming file, path and expectation.
+    /// A one-line message naming file, path and expectation (every part bounded, so a huge
+    /// name or value is quoted by its prefix only).
     public var description: String {
+        // (PolychipCore's Quoted.bounded, inlined: this file depends on Foundation only.)
+        func b(_ s: String) -> String { s.count <= 256 ? s : String(s.prefix(256)) + "… (\(s.count) characters)" }
         switch self {
         case let .unreadable(file, reason):
-            return "\(file): cannot read profile: \(reason)"
+            return "\(b(file)): cannot read profile: \(b(reason))"
         case let .malformedJSON(file, line, column, reason):
-            return "\(file):\(line):\(column): malformed JSON: \(reason)"
+            return "\(b(file)):\(line):\(column): malformed JSON: \(b(reason))"
         case let .missingField(file, path):
-            return "\(file): missing required field '\(path)'"
+            return "\(b(file)): missing required field '\(b(path))'"
         case let .wrongType(file, path, expected, found):
-            return "\(file): field '\(path)' has the wrong type: expected \(expected), found \(found)"
+            return "\(b(file)): field '\(b(path))' has the wrong type: expected \(expected), found \(b(found))"
         case let .unknownField(file, path):
-            return "\(file): unknown field '\(path)' (not part of the profile schema; prefix a key with '_' to keep it as a comment)"
+            return "\(b(file)): unknown field '\(b(path))' (not part of the profile schema; prefix a key with '_' to keep it as a comment)"
         case let .unknownValue(file, path, value, allowed):
-            return "\(file): field '\(path)': '\(value)' is not one of \(allowed.joined(separator: ", "))"
+            return "\(b(file)): field '\(b(path))': '\(b(value))' is not one of \(allowed.joined(separator: ", "))"
         case let .invalidValue(file, path, value, expected):
-            return "\(file): field '\(path)' = \(value): expected \(expected)"
+            return "\(b(file)): field '\(b(path))' = \(b(value)): expected \(expected)"
         case let .malformedOverride(file, setting, reason):
-            return "\(file): bad override '\(setting)': \(reason)"
+            return "\(b(file)): bad override '\(b(setting))': \(b(reason))"
         case let .unknownOverridePath(file, path):
-            return "\(file): override path '\(path)' names no field of the profile schema"
+            return "\(b(file)): override path '\(b(path))' names no field of the profile schema"
         case let .overrideWrongType(file, path, value, expected):
-            return "\(file): override '\(path)=\(value)': expected \(expected)"
+            return "\(b(file)): override '\(b(path))=\(b(value))': expected \(expected)"
         case let .profileNotFound(name, searched):
-            return "no profile named '\(name)' (searched: \(searched.joined(separator: ", ")))"
+            return "no profile named '\(b(name))' (searched: \(searched.map { b($0) }.joined(separator: ", ")))"
         }
     }
 }
@@ -1567,6 +1587,8 @@ extension DeviceProfile {
             try v.check(ic.topology.value == .twoLevel, "interconnect.collectiveAlgorithms", "hierarchical", "hierarchical only with topology twoLevel")
         }
 
+        try validateTuningAndStatus(v)
+
         for key in (kernelEfficiency ?? [:]).keys.sorted() {
             let p = "kernelEfficiency.\(key)"
             if KernelClass(rawValue: key) == nil {
@@ -1607,13 +1629,19 @@ struct ProfileValidator {
         }
     }
 
+    /// A rate (FLOP/s, bytes/s, Hz): 1…1e30, so modeled times stay finite (1e-300 B/s once
+    /// made every time infinite and the report print nan).
     func positive(_ f: Sourced<Double>, _ path: String) throws(ProfileError) {
-        try check(f.value.isFinite && f.value > 0, path, "\(f.value)", "a finite number > 0")
+        try check(f.value.isFinite && f.value >= 1 && f.value <= 1e30, path, "\(f.value)", "a rate in 1…1e30 per second")
         try source(f.source, path + ".source")
     }
 
-    func nonNegative(_ f: Sourced<Double>, _ path: String) throws(ProfileError) {
-        try check(f.value.isFinite && f.value >= 0, path, "\(f.value)", "a finite number ≥ 0")
+    /// A time in seconds (latency, overhead): 0…1000. With `work: true`, an amount of work
+    /// (FLOPs or bytes): 0…1e30.
+    func nonNegative(_ f: Sourced<Double>, _ path: String, work: Bool = false) throws(ProfileError) {
+        let limit = work ? 1e30 : 1e3
+        try check(f.value.isFinite && f.value >= 0 && f.value <= limit, path, "\(f.value)",
+                  work ? "a finite amount ≥ 0 and ≤ 1e30" : "a time in 0…1000 s")
         try source(f.source, path + ".source")
     }
 
@@ -1629,7 +1657,7 @@ struct ProfileValidator {
 
     func curve(_ c: DeviceProfile.EfficiencyCurve, _ path: String) throws(ProfileError) {
         try fraction(c.max, path + ".max")
-        try nonNegative(c.halfSaturation, path + ".halfSaturation")
+        try nonNegative(c.halfSaturation, path + ".halfSaturation", work: true)
     }
 
     func tile(_ t: DeviceProfile.Tile, _ path: String) throws(ProfileError) {

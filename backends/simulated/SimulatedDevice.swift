@@ -43,7 +43,7 @@ public final class SimulatedDevice: Device {
                           memoryBytes: profile.memory.capacity.value,
                           computeUnits: profile.compute.matrix.cores?.value ?? 1, dtypes: dtypes, peakFlops: peaks,
                           memoryBandwidth: profile.memory.bandwidth.value,
-                          details: ["profile": profile.origin, "interconnect": profile.interconnect.topology.value.rawValue])
+                          details: profile.listingDetails)
     }
 
     public var supportsDryRun: Bool { true }

@@ -328,7 +328,7 @@ inline void flash_core(const __global st_t *Qg, int nrows,
         const int r = ty + i * NRB;
         if (r < nrows) {
             const float lsum = l_s[r];
-            const float inv = (lsum > 0.0f) ? 1.0f / lsum : 0.0f;
+            const float inv = !(lsum <= 0.0f) ? 1.0f / lsum : 0.0f;
 #pragma unroll
             for (int c = 0; c < NDC; c++) {
                 const int d = ATT_DIM(tx, c);
@@ -339,7 +339,7 @@ inline void flash_core(const __global st_t *Qg, int nrows,
                 }
             }
             if (tx == 0 && L) {
-                const float lse = (lsum > 0.0f) ? (m_s[r] + log2(lsum)) * LN2_F : PC_NEG_INF;
+                const float lse = !(lsum <= 0.0f) ? (m_s[r] + log2(lsum)) * LN2_F : PC_NEG_INF;
                 L[(size_t)r * ls] = lse;
             }
         }
@@ -594,8 +594,8 @@ void attention_fwd_rows(ATT_FWD_PARAMS)
     for (int i = 0; i < RQ; i++) {
         const int r = r0 + i;
         if (r < nrows) {
-            const float inv = (l[i] > 0.0f) ? 1.0f / l[i] : 0.0f;
-            const float lse = (l[i] > 0.0f) ? (m[i] + log2(l[i])) * LN2_F : PC_NEG_INF;
+            const float inv = !(l[i] <= 0.0f) ? 1.0f / l[i] : 0.0f;
+            const float lse = !(l[i] <= 0.0f) ? (m[i] + log2(l[i])) * LN2_F : PC_NEG_INF;
             if (partial) {
                 __global float *op = OP + op_off + ((row_base + r) * (size_t)nsplit + (size_t)sp) * HDV;
                 for (int d = 0; d < HDV; d++) op[d] = o[i][d] * inv;
@@ -794,14 +794,14 @@ void attention_fwd_tiled(const __global st_t *Q, ulong q_off,
     for (int i = 0; i < 4; i++) {
         const int r = ty + 16 * i;
         if (r < nrows) {
-            const float inv = (l[i] > 0.0f) ? 1.0f / l[i] : 0.0f;
+            const float inv = !(l[i] <= 0.0f) ? 1.0f / l[i] : 0.0f;
             __global st_t *orow = O + (row_base + (size_t)r) * HDV;
 #pragma unroll
             for (int c = 0; c < AT_NC; c++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) st(orow, 64 * c + 4 * tx + e, o[i][4 * c + e] * inv);
             if (tx == 0 && LSE)
-                LSE[lse_off + row_base + (size_t)r] = (l[i] > 0.0f) ? (m[i] + log2(l[i])) * LN2_F : PC_NEG_INF;
+                LSE[lse_off + row_base + (size_t)r] = !(l[i] <= 0.0f) ? (m[i] + log2(l[i])) * LN2_F : PC_NEG_INF;
         }
     }
 }
@@ -825,9 +825,12 @@ __kernel void attention_combine(const __global float *OP, ulong op_off,
     if (d >= HDV || row >= rows) return;
     const __global float *lp = LP + (size_t)row * nsplit;
     float M = PC_NEG_INF;
-    for (int s = 0; s < nsplit; s++) M = fmax(M, lp[s]);
+    int nan_split = 0;
+    for (int s = 0; s < nsplit; s++) { M = fmax(M, lp[s]); nan_split |= isnan(lp[s]); }
     float o = 0.0f, lse = PC_NEG_INF;
-    if (M != PC_NEG_INF) {
+    if (nan_split) {
+        o = NAN; lse = NAN;   /* a NaN logit makes the row NaN (docs/kernels.md) */
+    } else if (M != PC_NEG_INF) {
         float wsum = 0.0f, acc = 0.0f;
         for (int s = 0; s < nsplit; s++) {
             const float w = exp(lp[s] - M);

@@ -68,13 +68,16 @@
  * the vector width has to come from inside one work-item: keys staged transposed,
  * Kt[d][IS], and work-item tx owns the RS contiguous keys tx*RS.. as RS/8 float8
  * lanes -- per d, RT broadcast q values times RS/8 key vectors. */
+/* ReLU that keeps NaN (fmax(NaN, 0) would give 0; the reference's max gives NaN). */
 #if IX_CPU
 typedef float8 ix_t;
+#define ix_relu(x) select((x), (float8)(0.0f), (x) <= (float8)(0.0f))
 #define IX_NV (RS / 8)
 #define IX_KSIZE (HD * IS)
 #define IX_KI(si, d) ((d) * IS + (si))
 #else
 typedef float ix_t;
+#define ix_relu(x) (((x) <= 0.0f) ? 0.0f : (x))
 #define IX_NV RS
 #define IX_KSIZE (IS * IX_KLD)
 #define IX_KI(si, d) ((si) * IX_KLD + (d))
@@ -148,7 +151,7 @@ void lightning_indexer(const __global st_t *Q, ulong q_off,
         for (int i = 0; i < RT; i++) {
             const ix_t w = (ix_t)(Ws[ty + i * IX_NY]);
 #pragma unroll
-            for (int j = 0; j < IX_NV; j++) acc[i][j] = fma(w, fmax(dot[i][j], (ix_t)(0.0f)), acc[i][j]);
+            for (int j = 0; j < IX_NV; j++) acc[i][j] = fma(w, ix_relu(dot[i][j]), acc[i][j]);
         }
     }
 
@@ -231,6 +234,13 @@ inline int topk_pow2(int n)
  *   largest key, then the > threshold entries plus the lowest-index
  *   == threshold entries are collected and sorted. Needs k <= SORT_MAX.
  * Local memory: 8*SORT_MAX + 4*(256 + TWG + 8) bytes.
+ *
+ * PoCL 3.1 on AVX-512 hosts (Zen 4) vectorizes these work-item loops with
+ * AVX-512 gathers/scatters and the select path crashed (a scatter with a
+ * miscounted trip count) or hung. Found by the conformance case at S = SORT_MAX
+ * + 1. Three shapes together avoid it, none alone did: a constant radix pass
+ * count, row loads through a clamped index, and the zero-fill loop counted from
+ * tid rather than from used + tid. Keep them.
  */
 __kernel __attribute__((reqd_work_group_size(TWG, 1, 1)))
 void topk(const __global float *SC, ulong sc_off,
@@ -251,23 +261,26 @@ void topk(const __global float *SC, ulong sc_off,
     const int direct = (S <= SORT_MAX);
     int nsorted = direct ? topk_pow2(S) : 0;
     for (int i = tid; i < nsorted; i += TWG)
-        keys[i] = (i < S) ? topk_item(topk_key(row[i]), i) : 0ul;
+        keys[i] = (i < S) ? topk_item(topk_key(row[pc_min_i(i, S - 1)]), i) : 0ul;
 
     /* radix select (S > SORT_MAX): thr = k-th largest valid key, need = how
      * many entries equal to thr are taken (lowest indices first) */
     uint prefix = 0u, mask = 0u;
     int krem = k;
     int all = direct;
-    for (int pass = 0; pass < 4 && !all; pass++) {     /* `all` is uniform */
+    /* Four passes always; a pass after `all` does nothing (see the PoCL note above). */
+    for (int pass = 0; pass < 4; pass++) {
+        const int active = !all;                       /* uniform */
         const int shift = 24 - 8 * pass;
         for (int d = tid; d < 256; d += TWG) hist[d] = 0u;
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int i = tid; i < S; i += TWG) {
+        const int scan = active ? S : 0;
+        for (int i = tid; i < scan; i += TWG) {
             const uint key = topk_key(row[i]);
             if (key != 0u && (key & mask) == prefix) atomic_inc(&hist[(key >> shift) & 255u]);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (tid == 0) {
+        if (tid == 0 && active) {
             int allv = 0;
             if (pass == 0) {
                 uint tot = 0;
@@ -295,10 +308,12 @@ void topk(const __global float *SC, ulong sc_off,
             sh[2] = allv;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        prefix = (uint)sh[0];
-        krem = sh[1];
-        all = sh[2];
-        mask |= 0xffu << shift;
+        if (active) {
+            prefix = (uint)sh[0];
+            krem = sh[1];
+            all = sh[2];
+            mask |= 0xffu << shift;
+        }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     const uint thr = prefix;
@@ -312,7 +327,7 @@ void topk(const __global float *SC, ulong sc_off,
     const int scan_end = direct ? 0 : S;
     for (int base = 0; base < scan_end; base += TWG) {
         const int i = base + tid;
-        const uint key = (i < S) ? topk_key(row[i]) : 0u;
+        const uint key = (i < S) ? topk_key(row[pc_min_i(i, S - 1)]) : 0u;
         const int eq = (need > 0 && key != 0u && key == thr) ? 1 : 0;
         flags[tid] = eq;
         if (key > thr) {
@@ -336,7 +351,8 @@ void topk(const __global float *SC, ulong sc_off,
     if (!direct) {
         const int used = pc_min_i(sh[3], SORT_MAX);
         nsorted = topk_pow2(pc_min_i(pc_max_i(used, k), SORT_MAX));
-        for (int i = used + tid; i < nsorted; i += TWG) keys[i] = 0ul;
+        for (int i = tid; i < nsorted; i += TWG)
+            if (i >= used) keys[i] = 0ul;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     topk_bitonic(keys, nsorted);

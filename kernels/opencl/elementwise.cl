@@ -85,15 +85,15 @@ void rms_norm(const __global st_t *X, ulong x_off,
     }
 }
 
-/* The non-finite rows of softmax (docs/kernels.md): a NaN anywhere (unless +inf is
- * the max) gives NaN, +inf entries share the mass equally (cnt of them), an all
- * -inf row gives zeros. Returns false for the ordinary rows, which the caller
+/* The non-finite rows of softmax (docs/kernels.md): a NaN anywhere gives NaN (also
+ * beside +inf, as the reference), +inf entries share the mass equally (cnt of them),
+ * an all -inf row gives zeros. Returns false for the ordinary rows, which the caller
  * writes. Work-item tid writes elements tid, tid + WG, ... */
 inline bool softmax_special_row(const __global st_t *X, __global st_t *Y, size_t base, int D,
                                 float m, float nan_seen, float cnt)
 {
     const int tid = get_local_id(0);
-    if (nan_seen != 0.0f && m != INFINITY) {
+    if (nan_seen != 0.0f) {
         for (int i = tid; i < D; i += WG) st(Y, base + i, NAN);
     } else if (m == INFINITY) {
         const float share = 1.0f / cnt;

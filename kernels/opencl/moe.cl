@@ -57,28 +57,39 @@ inline void moe_router_row(const __global st_t *Ls, const __global float *Lf,
     const int tid = get_local_id(0);
     /* Every barrier below is reached unconditionally (PoCL 3.1 mishandles
      * barriers under uniform branches). */
-    /* 1. scores in f32 */
-    float m = PC_NEG_INF;
+    /* 1. scores in f32, with docs/kernels.md's softmax rules: a NaN makes every score NaN,
+     * +inf logits share the mass equally, an all -inf row scores 0 */
+    float m = PC_NEG_INF, nans = 0.0f, pinfs = 0.0f;
     for (int e = tid; e < E; e += WG) {
         const float x = Lf ? Lf[e] : ld(Ls, e);
         s_l[e] = x;
         m = fmax(m, x);
+        nans += isnan(x) ? 1.0f : 0.0f;
+        pinfs += (x == INFINITY) ? 1.0f : 0.0f;
     }
     m = moe_wg_reduce(m, red, 1);
+    nans = moe_wg_reduce(nans, red, 0);
+    pinfs = moe_wg_reduce(pinfs, red, 0);
     float sum = 0.0f;
-    if (scoring == 0)
+    if (scoring == 0 && nans == 0.0f && pinfs == 0.0f && m != PC_NEG_INF)
         for (int e = tid; e < E; e += WG) sum += exp(s_l[e] - m);
     sum = moe_wg_reduce(sum, red, 0);
     for (int e = tid; e < E; e += WG) {
         const float x = s_l[e];
-        const float sc = (scoring == 0) ? exp(x - m) / sum : 1.0f / (1.0f + exp(-x));
+        float sc;
+        if (scoring != 0) sc = 1.0f / (1.0f + exp(-x));
+        else if (nans > 0.0f) sc = NAN;
+        else if (pinfs > 0.0f) sc = (x == INFINITY) ? 1.0f / pinfs : 0.0f;
+        else if (m == PC_NEG_INF) sc = 0.0f;
+        else sc = exp(x - m) / sum;
         s_l[e] = sc;
         const float c = sc + (bias ? bias[e] : 0.0f);
         c_l[e] = isnan(c) ? PC_NEG_INF : c;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    /* 2. group limiting (n_group > 1) */
+    /* 2. group limiting (n_group > 1): a group scores the sum of its top-2 choice scores
+     * with a selection bias, its maximum without one (DeepSeek's Gate) */
     const int grouped = n_group > 1;
     const int gsz = grouped ? E / n_group : E;
     if (grouped) {
@@ -89,7 +100,7 @@ inline void moe_router_row(const __global st_t *Ls, const __global float *Lf,
                 if (v > t1) { t2 = t1; t1 = v; }
                 else if (v > t2) t2 = v;
             }
-            gs_l[g] = (gsz >= 2) ? t1 + t2 : t1;
+            gs_l[g] = (bias && gsz >= 2) ? t1 + t2 : t1;
         }
     }
     barrier(CLK_LOCAL_MEM_FENCE);

@@ -101,3 +101,31 @@ extension Op {
         }
     }
 }
+
+// MARK: Repeated sparse indices: counted once
+
+extension SparseAttentionParams {
+    /// `indices [rows, k]` with every repeat of an index inside a row replaced by −1, or nil
+    /// when no row repeats one (the common case, checked in O(rows·k) with a bitmap of `keys`
+    /// bits). docs/kernels.md: a key listed twice is attended once, as DeepSeek's reference
+    /// builds its index mask with `scatter_` (a set), so every backend runs on this form.
+    /// Indices must already be in `-1..<keys`.
+    public static func firstOccurrences(_ indices: UnsafeBufferPointer<Int32>, rows: Int, k: Int, keys: Int) -> [Int32]? {
+        var seen = [UInt64](repeating: 0, count: (keys + 63) / 64)
+        var out: [Int32]? = nil
+        for r in 0..<rows {
+            let row = indices[(r * k)..<((r + 1) * k)]
+            for (j, x) in row.enumerated() where x >= 0 {
+                let (w, bit) = (Int(x) / 64, UInt64(1) << UInt64(Int(x) % 64))
+                if seen[w] & bit != 0 {
+                    if out == nil { out = Array(indices) }
+                    out![r * k + j] = -1
+                } else {
+                    seen[w] |= bit
+                }
+            }
+            for x in row where x >= 0 { seen[Int(x) / 64] = 0 }
+        }
+        return out
+    }
+}

@@ -34,3 +34,31 @@ extension Op {
         }
     }
 }
+
+// MARK: Zero points: one data rule for every INT4 kernel
+
+extension Int4Format {
+    /// The zero points the asymmetric format allows: the nibble range.
+    public static let zeroPointRange = 0...15
+
+    /// Checks that every zero point lies in 0…15. Every backend calls this for every `zeros`
+    /// input (``Op/zeroPointInputs``) of every kernel before computing, so `dequantizeInt4`,
+    /// `int4Matmul`, `int4GroupedMatmul` and INT4 `moeLayer` refuse the same tensor alike.
+    /// - Throws: `PolychipError.invalidArgument` naming the kernel, the input and the first
+    ///   bad value with its position.
+    public static func checkZeroPoints<S: Sequence>(_ values: S, kernel: String, argument: String) throws
+        where S.Element: BinaryInteger {
+        for (i, v) in values.enumerated() where !zeroPointRange.contains(Int(v)) {
+            throw PolychipError.invalidArgument(kernel: kernel, argument: argument,
+                                                reason: "zero point \(v) (element \(i)) is outside 0…15")
+        }
+    }
+}
+
+extension Op {
+    /// The inputs that hold INT4 zero points (`zeros`, `gate.zeros`, `up.zeros`, `down.zeros`),
+    /// by position and name: what ``Int4Format/checkZeroPoints(_:kernel:argument:)`` checks.
+    public var zeroPointInputs: [(index: Int, name: String)] {
+        inputNames.enumerated().filter { $0.element == "zeros" || $0.element.hasSuffix(".zeros") }.map { ($0.offset, $0.element) }
+    }
+}

@@ -15,9 +15,7 @@ public struct NativeInt4Weight: Sendable, Equatable {
     public init(format: Int4Format, q: HostTensor, scales: HostTensor, zeros: HostTensor? = nil) throws {
         let op = Op.dequantizeInt4(format, output: .f32)
         _ = try op.validate([q.desc, scales.desc] + (zeros.map { [$0.desc] } ?? []))
-        if let z = zeros, let bad = z.ints.first(where: { $0 < 0 || $0 > 15 }) {
-            throw PolychipError.invalidArgument(kernel: "int4-import", argument: "zeros", reason: "zero point \(bad) is outside 0…15")
-        }
+        if let z = zeros { try Int4Format.checkZeroPoints(z.ints, kernel: "int4-import", argument: "zeros") }
         self.format = format; self.q = q; self.scales = scales; self.zeros = zeros
     }
 
