@@ -44,11 +44,13 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
         return isa
     }
 
-    /// Options from `POLYCHIP_CPU_THREADS`, `POLYCHIP_CPU_BIND` and `POLYCHIP_CPU_NUMA`.
+    /// Options from `POLYCHIP_CPU_THREADS`, `POLYCHIP_CPU_BIND`, `POLYCHIP_CPU_NUMA`,
+    /// `POLYCHIP_CPU_ISA`, `POLYCHIP_CPU_GEMM_TILE` and `POLYCHIP_CPU_TILING`.
     /// Unset or empty variables keep the defaults.
     /// - Throws: `PolychipError.unknownDevice` naming the variable when a value is not one
     ///   the variable takes (threads: a count in 1…``CPUThreadPool/maxThreads``; bind and
-    ///   numa: 0/1, true/false, yes/no, on/off) — a typo never silently falls back.
+    ///   numa: 0/1, true/false, yes/no, on/off; isa: a path name) — a typo never silently
+    ///   falls back.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> CPUDeviceOptions {
         var o = CPUDeviceOptions()
         func value(_ name: String) -> String? {
