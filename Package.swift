@@ -82,7 +82,7 @@ let package = Package(
 
         // The CLI: commands in a library so tests can drive them in-process.
         .target(name: "PolychipCLI", dependencies: [
-            "Polychip", "PolychipConformance", "PolychipBench", "PolychipModels", "PolychipMPI", "COpenCL",
+            "Polychip", "PolychipConformance", "PolychipBench", "PolychipModels", "PolychipMPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/PolychipCLI"),
         .executableTarget(name: "polychip", dependencies: ["PolychipCLI"], path: "Sources/polychip"),

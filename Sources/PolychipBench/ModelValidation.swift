@@ -1,5 +1,6 @@
 import Foundation
 import PolychipCore
+import PolychipSimulated
 
 /// One kernel of `polychip bench --validate`: measured on a real device and modeled on that
 /// device's calibrated profile.
@@ -116,5 +117,50 @@ public struct ValidationReport: Sendable, Codable {
                     r.clock.rawValue, "\(r.error)"].joined(separator: ",") + "\n"
         }
         return out
+    }
+}
+
+/// Measured vs modeled on one device: each workload timed on the device and modeled on the
+/// device's calibrated profile, paired into a ``ValidationReport`` (`polychip bench --validate`).
+public struct ModelValidationRun: Sendable {
+    /// The report: one row per workload both sides could run.
+    public var report: ValidationReport
+    /// Every measured and modeled row, in pairs.
+    public var results: [BenchResult]
+    /// The measured device's roof and its model's (the same figures).
+    public var roofs: [Roof]
+    /// The two queues the rows ran on (for traces).
+    public var queues: [Queue]
+
+    /// Runs `workloads` on `device` and on a simulated device of `profile`.
+    /// - Parameters:
+    ///   - origin: where the profile came from (a file, "calibrated now"), for the report.
+    ///   - verify: verify the measured rows' timed calls against the reference.
+    ///   - progress: one line per workload; a workload either side cannot run is reported
+    ///     through it and left out.
+    public static func run(_ workloads: [Workload], on device: any Device, profile: DeviceProfile, origin: String,
+                           dtype: DType, minTime: Double, verify: Bool, clock: BenchClock,
+                           progress: (String) -> Void = { _ in }) throws -> ModelValidationRun {
+        let sim = try SimulatedDevice(profile: profile, index: 0)
+        let mq = Queue(device: device, label: "compute"), sq = Queue(device: sim, label: "compute (modeled)")
+        let fig = Roof(device: device.id, peakFlops: sim.info.peakFlops[dtype.rawValue] ?? sim.info.peakFlops["f32"],
+                       bandwidth: sim.info.memoryBandwidth)
+        var rows: [ValidationRow] = []
+        var results: [BenchResult] = []
+        for (i, w) in workloads.enumerated() {
+            progress("[\(i + 1)/\(workloads.count)] \(w.kind.name) \(w.label) \(w.dtype): measured on \(device.id), modeled on \(sim.id)…")
+            do {
+                let m = try BenchRunner.run(w, on: device, options: BenchOptions(minTime: minTime, verify: verify), queue: mq)
+                let s = try BenchRunner.run(w, on: sim, options: BenchOptions(minTime: minTime, verify: false), queue: sq)
+                results += [m, s]
+                rows.append(ValidationRow(measured: m, modeled: s, clock: clock, workers: device.info.computeUnits))
+            } catch {
+                progress("  skipped: \(error)")
+            }
+        }
+        return ModelValidationRun(report: ValidationReport(device: device.id, profile: origin, rows: rows, clock: clock),
+                                  results: results,
+                                  roofs: [fig, Roof(device: sim.id, peakFlops: fig.peakFlops, bandwidth: fig.bandwidth)],
+                                  queues: [mq, sq])
     }
 }

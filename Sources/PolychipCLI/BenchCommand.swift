@@ -112,25 +112,12 @@ struct BenchCommand: ParsableCommand {
         var queues: [Queue] = []
         for dev in devs {
             let (prof, origin) = try calibratedProfile(for: dev)
-            let sim = try SimulatedDevice(profile: prof, index: 0)
-            let mq = Queue(device: dev, label: "compute"), sq = Queue(device: sim, label: "compute (modeled)")
-            queues += [mq, sq]
-            let fig = Roof(device: dev.id, peakFlops: sim.info.peakFlops[dtype.rawValue] ?? sim.info.peakFlops["f32"],
-                           bandwidth: sim.info.memoryBandwidth)
-            roofs += [fig, Roof(device: sim.id, peakFlops: fig.peakFlops, bandwidth: fig.bandwidth)]
-            var rows: [ValidationRow] = []
-            for (i, w) in workloads.enumerated() {
-                eprint("[\(i + 1)/\(workloads.count)] \(w.kind.name) \(w.label) \(w.dtype): measured on \(dev.id), modeled on \(sim.id)…")
-                do {
-                    let m = try BenchRunner.run(w, on: dev, options: BenchOptions(minTime: minTime, verify: !noVerify), queue: mq)
-                    let s = try BenchRunner.run(w, on: sim, options: BenchOptions(minTime: minTime, verify: false), queue: sq)
-                    allRows += [m, s]
-                    rows.append(ValidationRow(measured: m, modeled: s, clock: clock, workers: dev.info.computeUnits))
-                } catch {
-                    eprint("  skipped: \(error)")
-                }
-            }
-            reports.append(ValidationReport(device: dev.id, profile: origin, rows: rows, clock: clock))
+            let run = try ModelValidationRun.run(workloads, on: dev, profile: prof, origin: origin, dtype: dtype,
+                                                 minTime: minTime, verify: !noVerify, clock: clock, progress: { eprint($0) })
+            reports.append(run.report)
+            allRows += run.results
+            roofs += run.roofs
+            queues += run.queues
         }
         try writeArtifacts(files, rows: allRows, roofs: roofs, queues: queues, title: "polychip bench --validate")
         if json {

@@ -58,7 +58,8 @@ public enum AdversarialCases {
         case .int4Matmul, .int4GroupedMatmul:
             // K remainder × zero points × group size × M: g32/g96 leave K % 64 = 32 (the
             // SIMD paths' tail), g64/g128 do not; M covers every GEMV variant and the GEMM.
-            let groups: [(g: Int, k: Int)] = [(32, 160), (32, 128), (64, 192), (96, 288), (128, 256)]
+            // g10: 8-weight chunks straddle two groups (the paths that assume G % 8 = 0).
+            let groups: [(g: Int, k: Int)] = [(32, 160), (32, 128), (64, 192), (96, 288), (128, 256), (10, 70)]
             let ms = full ? Array(1...9) + [17] : [1, 3, 9]
             for sym in [false, true] {
                 for (g, k) in groups {
@@ -73,18 +74,30 @@ public enum AdversarialCases {
                 }
             }
         case .quantizeInt4, .dequantizeInt4:
+            // g6/g10/g2: groups that are not a multiple of the SIMD width (the scalar path).
             for sym in [false, true] {
-                for (g, k) in [(32, 160), (64, 192), (96, 288), (16, 48)] {
+                for (g, k) in [(32, 160), (64, 192), (96, 288), (16, 48), (6, 42), (10, 70), (2, 14)] {
                     let f = Int4Format(groupSize: g, symmetric: sym)
                     let op: Op = kind == .quantizeInt4 ? .quantizeInt4(f) : .dequantizeInt4(f, output: .f32)
                     out.append(CaseSpec(op, ["N": 5, "K": k], note: "K%64=\(k % 64)"))
                 }
+            }
+        case .add, .scale:
+            // Correct rounding: ties and near-ties of the dtype, compared bit for bit.
+            for (op, d) in [(Op.add, 203), (.scale(alpha: 1.5), 203), (.scale(alpha: 0.75), 37)] where op.kind == kind {
+                out.append(CaseSpec(op, ["R": 3, "D": d], pattern: .roundingTies, note: "ties to even"))
             }
         case .topK:
             out.append(CaseSpec(.topK(k: 8), ["T": 4, "S": 40, "k": 8], pattern: .ties, note: "tie at the k cut"))
             out.append(CaseSpec(.topK(k: 16), ["T": 2, "S": 64, "k": 16], pattern: .allEqual, note: "all equal"))
             out.append(CaseSpec(.topK(k: 40), ["T": 3, "S": 40, "k": 40], pattern: .ties, note: "k = S"))
             out.append(CaseSpec(.topK(k: 45), ["T": 3, "S": 40, "k": 45], note: "k > S: −1 padding"))
+            out.append(CaseSpec(.topK(k: 12), ["T": 3, "S": 50, "k": 12], pattern: .signedZeros, note: "+0 and −0 tie"))
+            // The same past the device's sort size (the radix-select path).
+            let sortMax = tiling.boundaries(.topK).first { $0.dim == "S" && $0.role == .threshold }?.size ?? 0
+            if sortMax > 0 && sortMax < 5000 {
+                out.append(CaseSpec(.topK(k: 12), ["T": 2, "S": sortMax + 9, "k": 12], pattern: .signedZeros, note: "+0 and −0 tie past the sort size"))
+            }
         case .moeRouter:
             let configs: [(Int, Int, RouterParams)] = [
                 (6, 16, RouterParams(scoring: .sigmoid, topK: 4, nGroup: 4, topkGroup: 2, renormalize: true, routedScale: 2.5, hasBias: true)),

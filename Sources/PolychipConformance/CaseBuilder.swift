@@ -13,6 +13,15 @@ public enum InputPattern: String, Sendable, Hashable, Codable {
     case ties
     /// Top-k: every value of a row is equal (the tie rule alone decides).
     case allEqual
+    /// `add` and `scale`: results exact in f32 that lie halfway between two neighbours of the
+    /// dtype (and a quarter ulp either side), so only round-to-nearest-even gives the
+    /// reference's bits; the case is compared bit for bit (truncating or ties-away
+    /// conversions pass any NMSE threshold, not this).
+    case roundingTies
+    /// Top-k: rows of +0 and −0 (with a few values either side) across the k cut: the two
+    /// zeros are equal, so the lower index must win whatever the sign (an order on raw
+    /// bits puts −0 below +0).
+    case signedZeros
 }
 
 /// One conformance case before its inputs exist: the call (with all its parameters), its
@@ -166,6 +175,7 @@ public enum CaseBuilder {
         var r = SeededRandom(seed: caseSeed)
         var c = ConformanceCase(op: s.op, inputs: try inputs(s, dtype, &r), dtype: dtype, label: label, seed: caseSeed)
         c.offsetViews = s.offsetViews
+        c.exact = s.pattern == .roundingTies
         return c
     }
 
@@ -286,6 +296,8 @@ public enum CaseBuilder {
         }
         switch (s.op, s.pattern) {
         case (.attention, .risingLogits), (.attention, .fallingLogits): shapeLogits(&out, s.pattern)
+        case (.add, .roundingTies), (.scale, .roundingTies):
+            out = try roundingTieInputs(s.op, descs, &r)
         case (.moeRouter(let p), .ties):
             var logits = out[0].floats, bias = p.hasBias ? out[1].floats : []
             tieRouterInputs(&logits, &bias, t: descs[0].shape[0], e: descs[0].shape[1], p)
@@ -294,6 +306,29 @@ public enum CaseBuilder {
         default: break
         }
         return out
+    }
+
+    /// Inputs whose exact result sits on or near a rounding tie of the dtype. `x` has a
+    /// random sign, an exponent in −4…4 and a random mantissa; for `add`, `y` is x's ulp
+    /// times ±½ (a tie), ±¼ or ±¾ (either side of it), which the dtype holds exactly and an f32
+    /// sum keeps exactly; for `scale` (α = 1.5 or 0.75 makes one more bit) the odd mantissas
+    /// give ties.
+    static func roundingTieInputs(_ op: Op, _ descs: [TensorDesc], _ r: inout SeededRandom) throws -> [HostTensor] {
+        let dtype = descs[0].dtype
+        let mantissa = dtype == .bf16 ? 7 : dtype == .f16 ? 10 : 23
+        let n = descs[0].elementCount
+        var x = [Float](), y = [Float]()
+        x.reserveCapacity(n); y.reserveCapacity(n)
+        let fractions: [Float] = [0.5, -0.5, 0.25, -0.25, 0.75, -0.75]
+        for i in 0..<n {
+            let e = r.int(-4..<5), m = r.int(0..<(1 << mantissa))
+            let sign: Float = r.int(0..<2) == 0 ? 1 : -1
+            let v = sign * Float(sign: .plus, exponent: e, significand: 1 + Float(m) / Float(1 << mantissa))
+            x.append(v)
+            y.append(Float(sign: .plus, exponent: e - mantissa, significand: 1) * fractions[i % fractions.count] * sign)
+        }
+        if case .scale = op { return [try HostTensor(descs[0].shape, dtype, floats: x)] }
+        return [try HostTensor(descs[0].shape, dtype, floats: x), try HostTensor(descs[1].shape, dtype, floats: y)]
     }
 
     static func int4Format(_ op: Op) -> Int4Format? {
@@ -319,6 +354,16 @@ public enum CaseBuilder {
         let (t, sn) = (desc.shape[0], desc.shape[1])
         guard case .topK(let k) = s.op else { return try HostTensor(desc.shape, .f32, floats: r.floats(t * sn)) }
         if s.pattern == .allEqual { return try HostTensor([t, sn], .f32, floats: [Float](repeating: 0.5, count: t * sn)) }
+        if s.pattern == .signedZeros {
+            // About k/2 positive values, then zeros of random sign past the cut, a few negatives.
+            let vals = (0..<(t * sn)).map { i -> Float in
+                let j = i % sn
+                if j % 7 == 3 && j < 2 * k { return Float(j + 1) / 8 }
+                if j % 11 == 5 { return -Float(j + 1) / 8 }
+                return r.int(0..<2) == 0 ? 0 : -0.0
+            }
+            return try HostTensor([t, sn], .f32, floats: vals)
+        }
         var vals = r.floats(t * sn)
         if s.pattern == .ties { vals = vals.map { ($0 * 4).rounded() / 4 + 0.01 } }
         for i in vals.indices where r.int(0..<7) == 0 { vals[i] = -.infinity }

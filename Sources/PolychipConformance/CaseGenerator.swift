@@ -15,6 +15,9 @@ public struct ConformanceCase: Sendable {
     public var seed: UInt64
     /// Upload every input at an odd element offset inside a larger buffer (a view).
     public var offsetViews = false
+    /// Float outputs must equal the reference's bit for bit (the rounding-tie cases, whose
+    /// exact results one correctly rounded operation reproduces), not only pass the NMSE.
+    public var exact = false
 
     /// Creates a case.
     public init(op: Op, inputs: [HostTensor], dtype: DType, label: String, seed: UInt64) {

@@ -26,6 +26,10 @@ enum Comparison {
                         note = "\(ties.count) token(s) routed by a near tie excluded"
                     }
                 }
+                if c.exact, let i = zip(e.bytes, g.bytes).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset {
+                    let el = i / max(1, e.desc.dtype.bitWidth / 8)
+                    return Outcome(nmse: nil, failure: "\(name): element \(el) is \(gv[el]), the correctly rounded \(e.desc.dtype) result is \(ev[el]) (rounding-tie case: compared bit for bit)")
+                }
                 switch floatNMSE(ev, gv) {
                 case .failure(let why): return Outcome(nmse: worst, failure: "\(name): \(why)")
                 case .value(let v):

@@ -11,6 +11,52 @@ public protocol Backend: Sendable {
     /// Opens a device by optional profile and index (`sim:ascend-910b:3`, `opencl:1`).
     /// Returns the same object for the same id, so buffers stay valid across look-ups.
     func device(profile: String?, index: Int?) throws -> any Device
+    /// What the backend sees of the platform under it (drivers, their versions, the devices
+    /// they list, or why there are none), for `polychip devices`; nil when there is nothing
+    /// beyond ``status`` to say (the default).
+    func platformReport() -> PlatformReport?
+}
+
+extension Backend {
+    /// No platform report.
+    public func platformReport() -> PlatformReport? { nil }
+}
+
+/// A backend's view of its platform, as a driver stack reports it (IREE's `dump_device_info`
+/// is the model): the platforms, their versions and device names, or why there are none.
+public struct PlatformReport: Codable, Sendable, Hashable {
+    /// One platform (an OpenCL ICD, a vendor runtime) and the devices it lists.
+    public struct Platform: Codable, Sendable, Hashable {
+        /// The platform's name.
+        public var name: String
+        /// Its version string.
+        public var version: String
+        /// The names of its devices, in enumeration order.
+        public var devices: [String]
+        /// Creates a platform entry.
+        public init(name: String, version: String, devices: [String]) {
+            self.name = name; self.version = version; self.devices = devices
+        }
+    }
+    /// The backend's name (`"opencl"`).
+    public var backend: String
+    /// The platforms found.
+    public var platforms: [Platform]
+    /// Why there are none (no driver installed, enumeration failed); nil when some were found.
+    public var status: String?
+
+    /// Creates a report.
+    public init(backend: String, platforms: [Platform], status: String?) {
+        self.backend = backend; self.platforms = platforms; self.status = status
+    }
+
+    /// One line per platform (or the status line).
+    public var text: String {
+        if let status { return "\(backend): \(status)" }
+        return platforms.enumerated().map { i, p in
+            "\(backend) platform \(i): \(p.name) (\(p.version)): \(p.devices.joined(separator: ", "))"
+        }.joined(separator: "\n")
+    }
 }
 
 /// A parsed device selector `BACKEND[:PROFILE][:INDEX]`.

@@ -53,7 +53,7 @@ import PolychipTestSupport
         let backends = try #require(obj?["backends"] as? [[String: Any]])
         let reference = try #require(backends.first { $0["name"] as? String == "reference" })
         #expect((reference["devices"] as? [[String: Any]])?.first?["id"] as? String == "reference:0")
-        #expect((obj?["host"] as? [String: Any])?["openCL"] != nil)
+        #expect(((obj?["host"] as? [String: Any])?["platforms"] as? [String: Any])?["opencl"] != nil)
         #expect(backends.contains { $0["name"] as? String == "cpu" })
     }
 

@@ -92,6 +92,32 @@ final class RemainderBugDevice: Device, @unchecked Sendable {
         #expect(AdversarialCases.specs(.moeRouter, tiling: .none, level: .standard, dtype: .f32).contains { $0.pattern == .ties })
     }
 
+    /// A conversion that rounds ties down (or truncates) is off by one ulp on a fraction of
+    /// the elements: far under bf16's NMSE threshold, so only the bit-for-bit tie case sees it.
+    @Test func roundingTieCasesAreComparedBitForBit() throws {
+        for kind in [OpKind.add, .scale] {
+            let specs = AdversarialCases.specs(kind, tiling: .none, level: .standard, dtype: .bf16).filter { $0.pattern == .roundingTies }
+            #expect(!specs.isEmpty)
+            for spec in specs {
+                let c = try CaseBuilder.make(spec, dtype: .bf16, seed: 7)
+                #expect(c.exact)
+                let expected = try Reference.evaluate(c.op, c.inputs)
+                #expect(Comparison.compare(c, expected: expected, got: expected).failure == nil)
+                // Nudge one element by one bf16 ulp, as a ties-down conversion would.
+                var bytes = expected[0].bytes
+                bytes[2] ^= 1
+                let off = try HostTensor(expected[0].desc, bytes: bytes)
+                let outcome = Comparison.compare(c, expected: expected, got: [off])
+                #expect(outcome.failure?.contains("bit for bit") == true, "\(spec.note ?? "")")
+                var loose = c
+                loose.exact = false
+                #expect(Comparison.compare(loose, expected: expected, got: [off]).failure == nil, "one ulp passes the NMSE alone")
+            }
+        }
+        let groups = AdversarialCases.specs(.quantizeInt4, tiling: .none, level: .standard, dtype: .f32)
+        #expect(groups.contains { s in if case .quantizeInt4(let f) = s.op { return f.groupSize % 8 != 0 } else { return false } })
+    }
+
     @Test func cpuReportsItsBlocksAndPaths() throws {
         let cpu = try #require(try CPUBackend().device(profile: nil, index: nil) as? CPUDevice)
         let kc = cpu.blocking.kc

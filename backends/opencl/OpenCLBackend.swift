@@ -22,43 +22,52 @@ final class OpenCLRuntime: Sendable {
     let status: String
     /// Opened devices by id.
     let cache = DeviceCache()
+    /// Every platform with its version and device names (those with no device too).
+    let platforms: [PlatformReport.Platform]
 
     private init() {
         var count: cl_uint = 0
         let st = clGetPlatformIDs(0, nil, &count)
         if st == CLStatus.platformNotFoundKHR || (st == CL_SUCCESS && count == 0) {
             entries = []
+            platforms = []
             status = "no OpenCL platform (the ICD loader found no installed driver)"
             return
         }
         guard st == CL_SUCCESS else {
             entries = []
+            platforms = []
             status = "no OpenCL devices: clGetPlatformIDs failed with \(CLStatus.name(st))"
             return
         }
-        var platforms = [cl_platform_id?](repeating: nil, count: Int(count))
-        guard clGetPlatformIDs(count, &platforms, nil) == CL_SUCCESS else {
+        var ids = [cl_platform_id?](repeating: nil, count: Int(count))
+        guard clGetPlatformIDs(count, &ids, nil) == CL_SUCCESS else {
             entries = []
+            platforms = []
             status = "no OpenCL devices: clGetPlatformIDs failed"
             return
         }
         var found: [CLDeviceEntry] = []
         var names: [String] = []
-        for case let p? in platforms {
+        var report: [PlatformReport.Platform] = []
+        for case let p? in ids {
             let name = CLInfo.string(platform: p, CL_PLATFORM_NAME)
             let version = CLInfo.string(platform: p, CL_PLATFORM_VERSION)
             var n: cl_uint = 0
             guard clGetDeviceIDs(p, cl_device_type(CL_DEVICE_TYPE_ALL), 0, nil, &n) == CL_SUCCESS, n > 0 else {
                 names.append("\(name): 0 devices")
+                report.append(.init(name: name, version: version, devices: []))
                 continue
             }
-            var ids = [cl_device_id?](repeating: nil, count: Int(n))
-            guard clGetDeviceIDs(p, cl_device_type(CL_DEVICE_TYPE_ALL), n, &ids, nil) == CL_SUCCESS else { continue }
-            let devices = ids.compactMap { $0 }
+            var devIDs = [cl_device_id?](repeating: nil, count: Int(n))
+            guard clGetDeviceIDs(p, cl_device_type(CL_DEVICE_TYPE_ALL), n, &devIDs, nil) == CL_SUCCESS else { continue }
+            let devices = devIDs.compactMap { $0 }
             for d in devices { found.append(CLDeviceEntry(platform: p, device: d, platformName: name, platformVersion: version)) }
             names.append("\(name) (\(version)): \(devices.count) device\(devices.count == 1 ? "" : "s")")
+            report.append(.init(name: name, version: version, devices: devices.map { CLInfo.string($0, CL_DEVICE_NAME) }))
         }
         entries = found
+        platforms = report
         status = "\(found.count) device\(found.count == 1 ? "" : "s"); " + names.joined(separator: "; ")
     }
 
@@ -87,6 +96,12 @@ public struct OpenCLBackend: Backend {
 
     /// What the ICD loader found, e.g. "1 device; Portable Computing Language (OpenCL 3.0 PoCL …): 1 device".
     public var status: String { OpenCLRuntime.shared.status }
+
+    /// The platforms the ICD loader lists, with their versions and device names.
+    public func platformReport() -> PlatformReport? {
+        let rt = OpenCLRuntime.shared
+        return PlatformReport(backend: name, platforms: rt.platforms, status: rt.platforms.isEmpty ? rt.status : nil)
+    }
 
     /// Every device, opened.
     /// - Throws: the typed error of the first device that fails to open (a driver error, a bad

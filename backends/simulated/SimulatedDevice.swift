@@ -173,8 +173,7 @@ public final class SimulatedDevice: Device {
         let dtype = ProfileDType(cost.dtype) ?? .f32
         let shape: KernelShape?
         if cost.unit == .matrix, !cost.gemms.isEmpty {
-            let g = cost.gemms.map { GemmShape(m: $0.m, n: $0.n, k: $0.k, batch: $0.batch) }
-            shape = g.count == 1 ? .gemm(g[0]) : .groupedGemm(g)
+            shape = cost.gemms.count == 1 ? .gemm(cost.gemms[0]) : .groupedGemm(cost.gemms)
         } else if let last = inputs.first?.shape.last {
             shape = .rows(count: max(1, (inputs.first?.elementCount ?? 1) / max(1, last)), length: last)
         } else {
