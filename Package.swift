@@ -68,7 +68,7 @@ let package = Package(
         // simulator (GLM-5 and DeepSeek-V3-style configs on device profiles).
         // backends/profiles/published/*.json (published measurements for `simulate --validate`)
         // are embedded by the EmbedFiles plugin.
-        .target(name: "PolychipModels", dependencies: ["PolychipCore", "PolychipSimulated"],
+        .target(name: "PolychipModels", dependencies: ["PolychipCore", "PolychipReference", "PolychipSimulated"],
                 path: "Sources/PolychipModels", plugins: ["EmbedFiles"]),
 
         // The MPI communicator: process-per-rank collectives on device tensors (host-staged).

@@ -8,7 +8,7 @@ public struct PolychipCommand: ParsableCommand {
         commandName: "polychip",
         abstract: "Heterogeneous accelerator kernels: list devices, check conformance, run and benchmark kernels.",
         subcommands: [DevicesCommand.self, ConformCommand.self, RunCommand.self, BenchCommand.self, CalibrateCommand.self, ConvertCommand.self,
-                      SimulateCommand.self])
+                      SimulateCommand.self, DiffCommand.self])
 
     public init() {}
 
@@ -25,7 +25,7 @@ public struct PolychipCommand: ParsableCommand {
             let text = fullMessage(for: error)
             if code == .success {
                 if !text.isEmpty { print(text) }
-            } else {
+            } else if !text.isEmpty {  // `ExitCode(1)` (a failed check) has no message: no stray blank line
                 let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { Quoted.bounded($0, limit: 1000) }
                 eprint(lines.joined(separator: "\n"))
             }

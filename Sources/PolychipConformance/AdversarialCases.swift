@@ -82,6 +82,10 @@ public enum AdversarialCases {
                     out.append(CaseSpec(op, ["N": 5, "K": k], note: "K%64=\(k % 64)"))
                 }
             }
+        case .rmsNorm:
+            for d in [64, 203] {
+                out.append(CaseSpec(.rmsNorm(eps: 1e-5), ["R": 4, "D": d], pattern: .smallRows, note: "mean square near eps"))
+            }
         case .add, .scale:
             // Correct rounding: ties and near-ties of the dtype, compared bit for bit.
             for (op, d) in [(Op.add, 203), (.scale(alpha: 1.5), 203), (.scale(alpha: 0.75), 37)] where op.kind == kind {

@@ -22,6 +22,9 @@ public enum InputPattern: String, Sendable, Hashable, Codable {
     /// zeros are equal, so the lower index must win whatever the sign (an order on raw
     /// bits puts −0 below +0).
     case signedZeros
+    /// RMSNorm: rows whose mean square is comparable to eps, so where eps enters the formula
+    /// (under the square root, not after it) changes the result.
+    case smallRows
 }
 
 /// One conformance case before its inputs exist: the call (with all its parameters), its
@@ -296,6 +299,8 @@ public enum CaseBuilder {
         }
         switch (s.op, s.pattern) {
         case (.attention, .risingLogits), (.attention, .fallingLogits): shapeLogits(&out, s.pattern)
+        case (.rmsNorm, .smallRows):
+            out[0] = try HostTensor(descs[0].shape, descs[0].dtype, floats: out[0].floats.map { $0 * 3e-3 })
         case (.add, .roundingTies), (.scale, .roundingTies):
             out = try roundingTieInputs(s.op, descs, &r)
         case (.moeRouter(let p), .ties):

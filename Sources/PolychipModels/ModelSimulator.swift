@@ -295,13 +295,13 @@ public struct ModelSimulator {
         guard m > 0, n > 0, k > 0 else { return (id, OpTime(total: 0, launch: 0, busy: 0, computeBound: true)) }
         let x = TensorDesc([m, k], act)
         let t: OpTime
-        switch (req.weights, kind) {
-        case (.bf16, _), (_, .embedding), (_, .router), (_, .norm):
+        switch req.weights.storage(kind) {
+        case .float:
             t = try price(.matmul(transposeB: true), [x, TensorDesc([n, k], act)])
-        case (.w4a8, .attention), (.w4a8, .dense):
+        case .int8:
             t = try price(.matmul(transposeB: true), [x, TensorDesc([n, k], act)], quant: .w8a8)
-        default:
-            let g = k % req.groupSize == 0 ? req.groupSize : (k % 2 == 0 ? k : 2)
+        case .int4:
+            let g = WeightScheme.int4Group(k: k, preferred: req.groupSize)
             let f = Int4Format(groupSize: g, symmetric: true)
             let descs = [x, TensorDesc([n, k], .int4), TensorDesc([n, k / g], .f32)]
             t = try price(.int4Matmul(f), descs, quant: req.weights == .w4a8 ? .w4a8 : .none)
@@ -315,111 +315,63 @@ public struct ModelSimulator {
         return (id, try price(op, inputs, count: count))
     }
 
-    /// The attention block of one DP group before its TP all-reduce.
-    mutating func attentionOps(seqs b: Int, tokens m: Int) throws -> [(Int, OpTime)] {
-        let c = req.model, h = c.hiddenSize, tp = req.plan.tp
-        let hh = c.heads / tp
-        let g = "attention (MLA\(c.hasIndexer ? " + DSA" : ""))"
-        guard m > 0 else { return [] }
-        var ops: [(Int, OpTime)] = []
-        let l = req.context
-        ops.append(try vec("attn.norm", g, .rmsNorm(eps: 1e-6), [TensorDesc([m, h], act), TensorDesc([h], act)]))
-        let qIn: Int
-        if c.qLoraRank > 0 {
-            ops.append(try linear("attn.q_a_proj", g, m: m, n: c.qLoraRank, k: h, kind: .attention))
-            ops.append(try vec("attn.q_norm", g, .rmsNorm(eps: 1e-6), [TensorDesc([m, c.qLoraRank], act), TensorDesc([c.qLoraRank], act)]))
-            ops.append(try linear("attn.q_b_proj", g, m: m, n: hh * c.qkHeadDim, k: c.qLoraRank, kind: .attention))
-            qIn = c.qLoraRank
-        } else {
-            ops.append(try linear("attn.q_proj", g, m: m, n: hh * c.qkHeadDim, k: h, kind: .attention))
-            qIn = h
+    /// Prices one kernel or linear step of the layer description (`nil` for glue, experts
+    /// and collectives, which the block walker prices with the plan's data).
+    mutating func price(_ step: LayerStep) throws -> (Int, OpTime)? {
+        switch step.action {
+        case .kernel(let k):
+            if let bytes = k.bytes { return (nameID(step.name, step.group), try price(k.op, k.inputs, count: k.count, bytes: bytes)) }
+            return try vec(step.name, step.group, k.op, k.inputs, count: k.count)
+        case .linear(let l):
+            return try linear(step.name, step.group, m: l.m, n: l.n, k: l.k, kind: l.kind)
+        case .experts, .glue, .collective:
+            return nil
         }
-        ops.append(try linear("attn.kv_a_proj", g, m: m, n: c.kvLoraRank + c.qkRopeHeadDim, k: h, kind: .attention))
-        ops.append(try vec("attn.kv_norm", g, .rmsNorm(eps: 1e-6), [TensorDesc([m, c.kvLoraRank], act), TensorDesc([c.kvLoraRank], act)]))
-        if c.qkRopeHeadDim > 0 {
-            ops.append(try vec("attn.rope", g, .rope(RopeParams()), [TensorDesc([m, hh + 1, c.qkRopeHeadDim], act), TensorDesc([m], .i32)]))
+    }
+
+    /// Walks one block of the layer description on every stage rank: each rank's steps up to a
+    /// collective, then the collective across ranks (`collective` prices it), and so on.
+    /// `steps[r]` is rank `r`'s block (empty for a rank without tokens); `experts` prices a
+    /// routed-expert step on a rank.
+    mutating func runBlock(_ steps: [[LayerStep]], layer: Int,
+                           experts: (inout ModelSimulator, Int, ExpertStep) throws -> OpTime? = { _, _, _ in nil },
+                           collective: (inout ModelSimulator, LayerStep) throws -> Void) throws {
+        let segments = steps.map { rank -> [[LayerStep]] in
+            var out: [[LayerStep]] = [[]]
+            for st in rank { if case .collective = st.action { out.append([]) } else { out[out.count - 1].append(st) } }
+            return out
         }
-        let keys = l
-        let topk = c.hasIndexer ? min(c.indexTopK, keys) : keys
-        if c.hasIndexer {
-            let ih = c.indexHeads, id = c.indexHeadDim
-            ops.append(try linear("attn.indexer.q_proj", g, m: m, n: ih * id, k: qIn, kind: .attention))
-            ops.append(try linear("attn.indexer.k_proj", g, m: m, n: id, k: h, kind: .attention))
-            ops.append(try linear("attn.indexer.weights_proj", g, m: m, n: ih, k: h, kind: .attention))
-            ops.append(try vec("attn.indexer.k_norm", g, .rmsNorm(eps: 1e-6), [TensorDesc([m, id], act), TensorDesc([id], act)]))
-            if req.phase == .decode {
-                ops.append(try vec("attn.indexer.scores", g, .lightningIndexer,
-                                   [TensorDesc([1, ih, id], act), TensorDesc([keys, id], act), TensorDesc([1, ih], act)], count: b))
-                ops.append(try vec("attn.indexer.top_k", g, .topK(k: topk), [TensorDesc([1, keys], .f32)], count: b))
-            } else {
-                // Queries in chunks so the score matrix stays bounded: chunk j sees keys 0..<end.
-                let chunk = min(l, 8192)
-                var start = 0
-                while start < l {
-                    let end = min(l, start + chunk), rows = end - start
-                    ops.append(try vec("attn.indexer.scores", g, .lightningIndexer,
-                                       [TensorDesc([rows, ih, id], act), TensorDesc([end, id], act), TensorDesc([rows, ih], act)], count: b))
-                    ops.append(try vec("attn.indexer.top_k", g, .topK(k: min(c.indexTopK, end)), [TensorDesc([rows, end], .f32)], count: b))
-                    start = end
+        let template = steps.max { $0.count < $1.count } ?? []
+        let collectives = template.filter { if case .collective = $0.action { return true } else { return false } }
+        for i in 0...collectives.count {
+            for (r, rank) in segments.enumerated() where i < rank.count {
+                for st in rank[i] where st.rows > 0 {
+                    if case .experts(let e) = st.action {
+                        if let t = try experts(&self, r, e) { compute(r, nameID(st.name, st.group), t, layer: layer) }
+                    } else if let (id, t) = try price(st) {
+                        compute(r, id, t, layer: layer)
+                    }
                 }
             }
+            if i < collectives.count { try collective(&self, collectives[i]) }
         }
-        let lat = c.kvLoraRank + c.qkRopeHeadDim
-        if req.phase == .decode {
-            // Weight-absorbed MLA: attention runs on the latent (one shared KV head of width
-            // kv_lora + rope) and the per-head up-projections fold into the query and output.
-            ops.append(try vec("attn.absorb_q", g, .groupedMatmul(transposeB: false),
-                               [TensorDesc([hh * b, c.qkNopeHeadDim], act), TensorDesc([hh, c.qkNopeHeadDim, c.kvLoraRank], act), TensorDesc([hh + 1], .i32)]))
-            // The value is the latent's first kv_lora columns: the cache is read once, so the
-            // catalog's separate value bytes are taken off.
-            if c.hasIndexer {
-                let descs = [TensorDesc([b, hh, lat], act), TensorDesc([b * keys, 1, lat], act), TensorDesc([b * keys, 1, c.kvLoraRank], act),
-                             TensorDesc([b, topk], .i32)]
-                let op = Op.sparseAttention(SparseAttentionParams())
-                let bytes = op.cost(descs).bytes - Double(b * topk * c.kvLoraRank * 2)
-                ops.append((nameID("attn.sparse_attention", g), try price(op, descs, bytes: bytes)))
-            } else {
-                let descs = [TensorDesc([b, hh, 1, lat], act), TensorDesc([b, 1, keys, lat], act), TensorDesc([b, 1, keys, c.kvLoraRank], act)]
-                let op = Op.attention(AttentionParams())
-                let bytes = op.cost(descs).bytes - Double(descs[2].byteCount)
-                ops.append((nameID("attn.attention", g), try price(op, descs, bytes: bytes)))
-            }
-            ops.append(try vec("attn.absorb_v", g, .groupedMatmul(transposeB: false),
-                               [TensorDesc([hh * b, c.kvLoraRank], act), TensorDesc([hh, c.kvLoraRank, c.vHeadDim], act), TensorDesc([hh + 1], .i32)]))
-        } else {
-            ops.append(try linear("attn.kv_b_proj", g, m: m, n: hh * (c.qkNopeHeadDim + c.vHeadDim), k: c.kvLoraRank, kind: .attention))
-            if c.hasIndexer && l > c.indexTopK {
-                // DSA prefill in the MQA (latent) form; the selected rows of the latent cache are
-                // assumed reused on chip by a 64-query tile, so 1/64 of the catalog's per-token gather.
-                let descs = [TensorDesc([l, hh, lat], act), TensorDesc([l, 1, lat], act), TensorDesc([l, 1, c.kvLoraRank], act), TensorDesc([l, topk], .i32)]
-                let cost = Op.sparseAttention(SparseAttentionParams()).cost(descs)
-                let own = Double(descs[0].byteCount + descs[3].byteCount + l * hh * c.kvLoraRank * 2)
-                let bytes = own + (cost.bytes - own) / 64 + Double(descs[1].byteCount + descs[2].byteCount)
-                let id = nameID("attn.sparse_attention", g)
-                ops.append((id, try price(.sparseAttention(SparseAttentionParams()), descs, count: b, bytes: bytes)))
-            } else {
-                ops.append(try vec("attn.attention", g, .attention(AttentionParams(causal: true)),
-                                   [TensorDesc([b, hh, l, c.qkHeadDim], act), TensorDesc([b, hh, l, c.qkHeadDim], act), TensorDesc([b, hh, l, c.vHeadDim], act)]))
-            }
-        }
-        ops.append(try linear("attn.o_proj", g, m: m, n: h, k: hh * c.vHeadDim, kind: .attention))
-        return ops
     }
 
-    mutating func residual(_ group: String, tokens m: Int) throws -> [(Int, OpTime)] {
-        guard m > 0 else { return [] }
-        let d = TensorDesc([m, req.model.hiddenSize], act)
-        return [try vec("residual add", group, .add, [d, d])]
+    /// The tensor-parallel all-reduce of a block's output (hidden rows of each DP group).
+    mutating func tensorParallelAllReduce(_ step: LayerStep, layer: Int, shares: [(seqs: Int, tokens: Int)], group: [Int],
+                                          tpGroups: [[Int]]) throws {
+        guard req.plan.tp > 1 else { return }
+        let id = nameID(step.name, step.group)
+        let times = try tpGroups.enumerated().map { d, members in
+            try collectiveTimes(.allReduce, bytes: Double(shares[d].tokens * req.model.hiddenSize * 2), group: members.map { group[$0] })
+        }
+        collective(tpGroups, times, id, layer: layer)
     }
 
-    mutating func denseOps(tokens m: Int) throws -> [(Int, OpTime)] {
-        let c = req.model, h = c.hiddenSize, f = c.denseIntermediate / req.plan.tp
-        let g = "dense FFN"
-        guard m > 0 else { return [] }
-        return [try vec("ffn.norm", g, .rmsNorm(eps: 1e-6), [TensorDesc([m, h], act), TensorDesc([h], act)]),
-                try linear("ffn.gate_up_proj", g, m: m, n: 2 * f, k: h, kind: .dense),
-                try vec("ffn.swiglu", g, .swiglu, [TensorDesc([m, f], act), TensorDesc([m, f], act)]),
-                try linear("ffn.down_proj", g, m: m, n: h, k: f, kind: .dense)]
+    /// The description's dimensions for DP group `d`'s attention or dense FFN on a rank.
+    func dims(_ share: (seqs: Int, tokens: Int)) -> LayerDims {
+        LayerDims(tokens: share.tokens, sequences: share.seqs, keys: req.context, heads: req.model.heads / req.plan.tp,
+                  phase: req.phase, act: act, expertWidth: req.model.moeIntermediate / req.plan.etp, etp: req.plan.etp, tp: req.plan.tp)
     }
 
     // MARK: Simulation
@@ -457,28 +409,16 @@ public struct ModelSimulator {
             }
             for layer in layers {
                 // Attention.
-                var perDP: [[(Int, OpTime)]] = []
-                for d in 0..<plan.dp { perDP.append(try attentionOps(seqs: shares[d].seqs, tokens: shares[d].tokens)) }
-                for r in 0..<s { for (id, t) in perDP[r / plan.tp] { compute(r, id, t, layer: layer) } }
-                if plan.tp > 1 {
-                    let id = nameID("attn.all_reduce (TP)", "attention (MLA\(c.hasIndexer ? " + DSA" : ""))")
-                    let times = try tpGroups.enumerated().map { d, members in
-                        try collectiveTimes(.allReduce, bytes: Double(shares[d].tokens * c.hiddenSize * 2), group: members.map { group[$0] })
-                    }
-                    collective(tpGroups, times, id, layer: layer)
+                let attention = (0..<s).map { r in LayerGraph.attention(c, dims(shares[r / plan.tp])) }
+                try runBlock(attention, layer: layer) { sim, step in
+                    try sim.tensorParallelAllReduce(step, layer: layer, shares: shares, group: group, tpGroups: tpGroups)
                 }
-                for r in 0..<s { for (id, t) in try residual("attention (MLA\(c.hasIndexer ? " + DSA" : ""))", tokens: shares[r / plan.tp].tokens) { compute(r, id, t, layer: layer) } }
                 // FFN.
                 if layer < c.firstKDense {
-                    for r in 0..<s { for (id, t) in try denseOps(tokens: shares[r / plan.tp].tokens) { compute(r, id, t, layer: layer) } }
-                    if plan.tp > 1 {
-                        let id = nameID("ffn.all_reduce (TP)", "dense FFN")
-                        let times = try tpGroups.enumerated().map { d, members in
-                            try collectiveTimes(.allReduce, bytes: Double(shares[d].tokens * c.hiddenSize * 2), group: members.map { group[$0] })
-                        }
-                        collective(tpGroups, times, id, layer: layer)
+                    let dense = (0..<s).map { r in LayerGraph.denseFFN(c, dims(shares[r / plan.tp])) }
+                    try runBlock(dense, layer: layer) { sim, step in
+                        try sim.tensorParallelAllReduce(step, layer: layer, shares: shares, group: group, tpGroups: tpGroups)
                     }
-                    for r in 0..<s { for (id, t) in try residual("dense FFN", tokens: shares[r / plan.tp].tokens) { compute(r, id, t, layer: layer) } }
                 } else {
                     try moeLayer(layer: layer, shares: shares, group: group, tpGroups: tpGroups, rng: &rng)
                 }
@@ -534,29 +474,16 @@ public struct ModelSimulator {
                                      expertRows: expertRows, trace: req.recordTrace ? traces : nil)
     }
 
-    /// One MoE FFN: norm, router, permute, dispatch, per-device expert GEMMs on the sampled
-    /// counts, combine, weighted sum, shared expert, TP all-reduce, residual.
+    /// One MoE FFN from the layer description: per rank its tokens' norm, router and permute,
+    /// the dispatch on the sampled routing, the expert GEMMs on each rank's real per-expert row
+    /// counts, the combine, the weighted sum, the shared expert, the TP all-reduce and the residual.
     mutating func moeLayer(layer: Int, shares: [(seqs: Int, tokens: Int)], group: [Int], tpGroups: [[Int]], rng: inout SplitMix64) throws {
         let c = req.model, plan = req.plan, h = c.hiddenSize, k = c.expertsPerToken, e = c.routedExperts
         let s = plan.stageSize
-        let g = "MoE FFN"
         // Tokens each rank dispatches: its share of its DP group's tokens, split over the TP ranks.
         let dispatch = (0..<s).map { r -> Int in
             let m = shares[r / plan.tp].tokens, i = r % plan.tp
             return (i + 1) * m / plan.tp - i * m / plan.tp
-        }
-        for r in 0..<s {
-            let m = shares[r / plan.tp].tokens, md = dispatch[r]
-            guard m > 0 else { continue }
-            compute(r, nameID("moe.norm", g), try price(.rmsNorm(eps: 1e-6), [TensorDesc([m, h], act), TensorDesc([h], act)]), layer: layer)
-            guard md > 0 else { continue }
-            let (rid, rt) = try linear("moe.router_gemm", g, m: md, n: e, k: h, kind: .router)
-            compute(r, rid, rt, layer: layer)
-            compute(r, nameID("moe.router_topk", g),
-                    try price(.moeRouter(RouterParams(scoring: c.scoring, topK: k, nGroup: c.nGroup, topkGroup: c.topkGroup,
-                                                      renormalize: true, routedScale: c.routedScale, hasBias: true)),
-                              [TensorDesc([md, e], .f32), TensorDesc([e], .f32)]), layer: layer)
-            compute(r, nameID("moe.permute", g), try price(.moePermute(numExperts: e), [TensorDesc([md, h], act), TensorDesc([md, k], .i32)]), layer: layer)
         }
         // Routing sample: counts[r][e] rows of rank r's tokens for expert e.
         let counts = Routing.sample(tokens: dispatch, experts: e, k: k, model: req.routing, rng: &rng)
@@ -573,47 +500,28 @@ public struct ModelSimulator {
         let recv = (0..<s).map { j in (0..<s).reduce(0) { $0 + rows[$1][j] } }
         expertRows += recv
         let dispatchRow = Double(h) * (req.weights == .w4a8 ? 1 : 2) + (req.weights == .w4a8 ? 4 : 0)
-        let dispatchBytes = rows.map { $0.map { Double($0) * dispatchRow } }
-        let dispatchID = nameID("moe.dispatch (EP all-to-all)", g)
-        collective([Array(0..<s)], [try allToAllTimes(dispatchBytes, group: group, messageBytes: dispatchRow, phase: .dispatch)], dispatchID, layer: layer)
-        // Expert GEMMs with the real per-expert row counts of each rank.
-        let f = c.moeIntermediate / etp
-        let gateID = nameID("moe.experts.gate_up", g), actID = nameID("moe.experts.swiglu", g), downID = nameID("moe.experts.down", g)
-        for j in 0..<s where recv[j] > 0 {
-            compute(j, gateID, try groupedExpertTime(perExpertOnRank[j], n: 2 * f, k: h), layer: layer)
-            compute(j, actID, try price(.swiglu, [TensorDesc([recv[j], f], act), TensorDesc([recv[j], f], act)]), layer: layer)
-            compute(j, downID, try groupedExpertTime(perExpertOnRank[j], n: h, k: f), layer: layer)
+        let steps = (0..<s).map { r -> [LayerStep] in
+            var d = dims(shares[r / plan.tp])
+            d.routed = dispatch[r]; d.expertRows = recv[r]
+            return LayerGraph.moeFFN(c, d)  // a rank without tokens still runs the experts it holds
         }
-        let combineBytes = (0..<s).map { i in (0..<s).map { j in Double(rows[j][i]) * Double(h * 2) } }
-        collective([Array(0..<s)], [try allToAllTimes(combineBytes, group: group, messageBytes: Double(h * 2), phase: .combine)],
-                   nameID("moe.combine (EP all-to-all)", g), layer: layer)
-        for r in 0..<s where dispatch[r] > 0 {
-            let md = dispatch[r]
-            compute(r, nameID("moe.weighted_combine", g),
-                    try price(.moeCombine, [TensorDesc([md * k * etp, h], act), TensorDesc([md * k * etp], .i32), TensorDesc([md, k * etp], .f32)]), layer: layer)
-        }
-        // Shared expert (tensor-parallel like attention).
-        if c.sharedExperts > 0 {
-            let fs = c.sharedExperts * c.moeIntermediate / plan.tp
-            for r in 0..<s {
-                let m = shares[r / plan.tp].tokens
-                guard m > 0 else { continue }
-                let (a, ta) = try linear("moe.shared.gate_up", g, m: m, n: 2 * fs, k: h, kind: .shared)
-                compute(r, a, ta, layer: layer)
-                compute(r, nameID("moe.shared.swiglu", g), try price(.swiglu, [TensorDesc([m, fs], act), TensorDesc([m, fs], act)]), layer: layer)
-                let (d, td) = try linear("moe.shared.down", g, m: m, n: h, k: fs, kind: .shared)
-                compute(r, d, td, layer: layer)
+        try runBlock(steps, layer: layer, experts: { sim, r, step in
+            try sim.groupedExpertTime(perExpertOnRank[r], n: step.n, k: step.k)
+        }, collective: { sim, step in
+            switch step.action {
+            case .collective(.expertDispatch):
+                let bytes = rows.map { $0.map { Double($0) * dispatchRow } }
+                sim.collective([Array(0..<s)], [try sim.allToAllTimes(bytes, group: group, messageBytes: dispatchRow, phase: .dispatch)],
+                               sim.nameID(step.name, step.group), layer: layer)
+            case .collective(.expertCombine):
+                let bytes = (0..<s).map { i in (0..<s).map { j in Double(rows[j][i]) * Double(h * 2) } }
+                sim.collective([Array(0..<s)], [try sim.allToAllTimes(bytes, group: group, messageBytes: Double(h * 2), phase: .combine)],
+                               sim.nameID(step.name, step.group), layer: layer)
+            default:
+                // Routed shares and shared-expert partials are summed by one all-reduce.
+                try sim.tensorParallelAllReduce(step, layer: layer, shares: shares, group: group, tpGroups: tpGroups)
             }
-        }
-        if plan.tp > 1 {
-            // Routed shares and shared-expert partials are summed by one all-reduce.
-            let id = nameID("moe.all_reduce (TP)", g)
-            let times = try tpGroups.enumerated().map { d, members in
-                try collectiveTimes(.allReduce, bytes: Double(shares[d].tokens * h * 2), group: members.map { group[$0] })
-            }
-            collective(tpGroups, times, id, layer: layer)
-        }
-        for r in 0..<s { for (id, t) in try residual(g, tokens: shares[r / plan.tp].tokens) { compute(r, id, t, layer: layer) } }
+        })
     }
 
     /// A grouped expert GEMM over the experts with rows: each expert's segment padded to the

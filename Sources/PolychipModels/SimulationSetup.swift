@@ -51,6 +51,34 @@ extension WeightScheme {
     }
 }
 
+/// How a weight is stored under a ``WeightScheme``.
+public enum WeightStorage: String, Sendable, Hashable, Codable {
+    /// In the activations' float dtype.
+    case float
+    /// int8 weights with int8 activations (W8A8; priced by the simulator, run as float GEMMs by
+    /// the executable stack, since the catalog has no int8 GEMM).
+    case int8
+    /// INT4, native symmetric layout with an f32 scale per group.
+    case int4
+}
+
+extension WeightScheme {
+    /// Where a weight of `kind` is stored: the rule both the simulator and the executable stack use.
+    public func storage(_ kind: WeightKind) -> WeightStorage {
+        switch (self, kind) {
+        case (.bf16, _), (_, .embedding), (_, .router), (_, .norm): return .float
+        case (.w4a8, .attention), (.w4a8, .dense): return .int8
+        default: return .int4
+        }
+    }
+
+    /// The INT4 group size of a weight with `k` input features: `preferred` where it divides
+    /// `k`, else the whole row (even `k`), else 2.
+    public static func int4Group(k: Int, preferred: Int) -> Int {
+        k % preferred == 0 ? preferred : (k % 2 == 0 ? k : 2)
+    }
+}
+
 /// The phase a step models.
 public enum SimulationPhase: String, Sendable, Hashable, Codable, CaseIterable {
     /// Process `context` prompt tokens of each of `batch` sequences (time to first token).

@@ -54,6 +54,12 @@ import PolychipTestSupport
             (["run", "top-k", "--input", "scores=\(x)", "--k", max], "overflows"),
             (["run", "moe-router", "--input", "logits=\(x)", "--top-k", max], "topK"),
             (["run", "quantize-int4", "--input", "x=\(x)", "--group-size", max], "group"),
+            (["diff", "--device", "cpu", "--layers", max], "--layers"),
+            (["diff", "--device", "cpu", "--layers", "0"], "--layers"),
+            (["diff", "--device", "cpu", "--tokens", big], "--tokens"),
+            (["diff", "--device", "cpu", "--group-size", max], "--group-size"),
+            (["diff", "--device", "cpu", "--max-runs", "-1"], "--max-runs"),
+            (["diff", "--device", "cpu", "--seed", "-1"], "--seed"),
             (["bench", "--kernel", "matmul", "--shape", "M=\(max),N=\(max),K=1", "--device", "cpu", "--min-time", "0.01"], "overflow"),
         ]
         for (args, fragment) in cases {

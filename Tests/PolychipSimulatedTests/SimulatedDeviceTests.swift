@@ -333,16 +333,51 @@ struct SimulatedDeviceTests {
         }
         #expect(got == acc)
         #expect(got != col.reduce(0, +))
-        // The vector accumulator stays f32 unless set; an unmodeled one is reported, not hidden.
+        // The vector accumulator stays f32 unless set; the router's 16-bit accumulator is
+        // modeled, an unmodeled one (the composite moe-layer's) is reported, not hidden.
         let v = try freshDevice("ascend-910b", ["numerics.accumulator.vector=f16"])
-        guard case .emulated(let why) = v.supports(.moeRouter, dtype: .f32) else {
-            Issue.record("moe-router with an f16 vector accumulator should be reported as emulated")
+        #expect(v.profile.arithmeticPath(for: .moeRouter) == .lowPrecision(.f16))
+        #expect(v.supports(.moeRouter, dtype: .f32) == .native)
+        let m = try freshDevice("ascend-910b", ["numerics.accumulator.matmul=f16"])
+        guard case .emulated(let why) = m.supports(.moeLayer, dtype: .f32) else {
+            Issue.record("moe-layer with an f16 matmul accumulator should be reported as emulated")
             return
         }
         #expect(why.contains("f16 accumulator is not modeled"))
         let x = try values([3, 40])
         let sm = try v.run(.softmax, [x])[0].floats
         #expect(abs(sm[0..<40].reduce(0, +) - 1) < 1e-2)
+    }
+
+    @Test("tf32/hf32 matrix modes round the GEMM's inputs: TF32 10 bits ties away, HF32 11 bits ties to even")
+    func matrixModesRoundInputs() throws {
+        let one = try HostTensor([1, 1], .f32, floats: [1])
+        // 1 + 2⁻¹¹ is a TF32 tie (→ 1 + 2⁻¹⁰, away from zero) and exact in HF32; 1 + 3·2⁻¹² is
+        // an HF32 tie between an odd and an even mantissa (→ 1 + 2⁻¹⁰, to even).
+        let x = [1 + 0x1p-11, 1 + 3 * 0x1p-12] as [Float]
+        let want: [String: [Float]] = ["tf32": [1 + 0x1p-10, 1 + 0x1p-10], "hf32": [1 + 0x1p-11, 1 + 0x1p-10]]
+        for (mode, expected) in want {
+            let d = try freshDevice("ascend-910b", ["numerics.accumulator.matmul=\(mode)"])
+            #expect(d.profile.arithmeticPath(for: .matmul) == .roundedInputs(mode == "tf32" ? .tf32 : .hf32))
+            #expect(d.profile.arithmeticPath(for: .softmax) == .cpuEngine)
+            for (xi, e) in zip(x, expected) {
+                let got = try d.run(.matmul(transposeB: false), [try HostTensor([1, 1], .f32, floats: [xi]), one])[0].floats[0]
+                #expect(got == e, "\(mode): \(xi) → \(got), expected \(e)")
+            }
+        }
+    }
+
+    @Test("a kernel's output dtype and a planted output perturbation apply to that kernel only")
+    func kernelOutputNumerics() throws {
+        let x = try values([4, 64])
+        let plain = try freshDevice("ascend-910b").run(.softmax, [x])[0].floats
+        let f16 = try freshDevice("ascend-910b", ["numerics.kernels.softmax.output=f16"])
+        #expect(try f16.run(.softmax, [x])[0].floats == plain.map { FloatBits.round($0, to: .f16) })
+        let p = try freshDevice("ascend-910b", [#"faults.outputPerturbation={"kernel":"softmax","relativeError":0.01,"seed":3}"#])
+        let a = try p.run(.softmax, [x])[0].floats, b = try p.run(.softmax, [x])[0].floats
+        #expect(a == b, "the same call is corrupted the same way")
+        #expect(zip(a, plain).allSatisfy { abs(abs($0 / $1 - 1) - 0.01) < 1e-5 })
+        #expect(try p.run(.silu, [x])[0].floats == (try freshDevice("ascend-910b").run(.silu, [x])[0].floats))
     }
 
     // MARK: Profiles in the binary

@@ -4,10 +4,12 @@
 // numerics:
 //
 // - storage dtypes: inputs arrive in their storage dtype; outputs are rounded once to theirs;
-// - accumulators (`numerics.accumulator.matmul | attention | vector`): f32 (and the reduced-
-//   mantissa f32 modes tf32/hf32, which only change rates) → the CPU engine, which accumulates
-//   in f32; f64 → the reference arithmetic (f64 loops); f16/bf16 → the low-precision model
-//   below, which rounds every intermediate sum to the accumulator dtype;
+// - accumulators (`numerics.accumulator.matmul | attention | vector`, or a kernel's own in
+//   `numerics.kernels.<kernel>.accumulator`): f32 → the CPU engine, which accumulates in f32;
+//   the reduced-mantissa matrix modes tf32/hf32 → the CPU engine on inputs rounded to that
+//   format (KernelNumericsArithmetic.swift); f64 → the reference arithmetic (f64 loops);
+//   f16/bf16 → the low-precision model below, which rounds every intermediate sum to the
+//   accumulator dtype;
 // - a matrix unit without INT4 that emulates it through a float dtype (MTT S4000, H100:
 //   W4A16 via bf16) expands the INT4 weights into the activations' 16-bit storage dtype before
 //   the GEMM, as W4A16 kernels do; with f32 activations the expansion is exact. Emulation
@@ -23,9 +25,14 @@
 //   sum over heads): `tile.n` lane accumulators, each rounded after every add, then a pairwise
 //   tree, rounded after every add.
 //
+// - The router and the combine (KernelNumericsArithmetic.swift): the router's scores, choice
+//   scores, group scores and weights held in the accumulator dtype; the combine's per-token
+//   sum over slots rounded after every add.
+//
 // Kernels with no accumulation (element-wise, rope, top-k, permute, INT4 (de)quantization)
-// are unaffected by the accumulator. The router, combine and the composite MoE layer do not
-// model an f16/bf16 accumulator: they run in f32 and `SimulatedDevice.supports` says so.
+// are unaffected by the accumulator. The composite MoE layer does not model an f16/bf16
+// accumulator: it runs in f32 and `SimulatedDevice.supports` says so. After any path, a
+// kernel's output dtype and a planted output perturbation apply (KernelNumerics.swift).
 
 import Foundation
 import PolychipCore
@@ -44,6 +51,9 @@ public enum ArithmeticPath: Sendable, Hashable, CustomStringConvertible {
     /// The profile asks for this 16-bit accumulator but the simulator does not model it for
     /// the kernel: it runs in f32 on the CPU engine (reported as emulated).
     case unmodeledAccumulator(DType)
+    /// A tf32/hf32 matrix mode: the GEMM-like kernel's float inputs rounded to that format,
+    /// then f32 arithmetic on the CPU engine.
+    case roundedInputs(ProfileDType)
 
     /// A short description (`"cpu engine (f32 accumulation)"`).
     public var description: String {
@@ -52,6 +62,7 @@ public enum ArithmeticPath: Sendable, Hashable, CustomStringConvertible {
         case .reference: return "reference (f64 accumulation)"
         case .lowPrecision(let d): return "\(d) accumulation (rounded per tile chunk / lane add)"
         case .unmodeledAccumulator(let d): return "f32 accumulation (the profile's \(d) accumulator is not modeled for this kernel)"
+        case .roundedInputs(let d): return "\(d) matrix mode (inputs rounded to \(d), f32 accumulation)"
         }
     }
 }
@@ -60,6 +71,7 @@ extension DeviceProfile {
     /// The profile's accumulator for a kernel (GEMM family → `matmul`, attention family →
     /// `attention`, everything else → `vector`; the composite MoE layer → `matmul`).
     public func accumulator(for kind: OpKind) -> ProfileDType {
+        if let own = kernelNumerics(kind)?.accumulator?.value { return own }
         switch kind.family {
         case .linearAlgebra, .composite: return numerics.accumulator.matmul.value
         case .attention: return numerics.accumulator.attention.value
@@ -83,14 +95,16 @@ extension DeviceProfile {
         }
         let acc = accumulator(for: kind)
         if acc == .f64 { return .reference }
+        let gemmLike: Set<OpKind> = [.matmul, .groupedMatmul, .int4Matmul, .int4GroupedMatmul, .attention, .sparseAttention, .lightningIndexer]
+        if acc == .tf32 || acc == .hf32 { return gemmLike.contains(kind) ? .roundedInputs(acc) : .cpuEngine }
         guard let d = low(acc) else { return .cpuEngine }
         switch kind {
         case .matmul, .groupedMatmul, .int4Matmul, .int4GroupedMatmul, .attention, .sparseAttention,
-             .lightningIndexer, .softmax, .rmsNorm:
+             .lightningIndexer, .softmax, .rmsNorm, .moeRouter, .moeCombine:
             return .lowPrecision(d)
         case .silu, .swiglu, .rope, .add, .scale, .topK, .moePermute, .quantizeInt4, .dequantizeInt4:
             return .cpuEngine  // nothing accumulates
-        case .moeRouter, .moeCombine, .moeLayer:
+        case .moeLayer:
             return .unmodeledAccumulator(d)
         }
     }
@@ -121,17 +135,25 @@ struct SimulatedArithmetic {
                                   lanes: max(1, profile.compute.vector.tile.n), engine: engine)
             try lowPrecision(op, lp, inputs, outputs)
         case .cpuEngine, .unmodeledAccumulator:
-            switch op {
-            case .int4Matmul(let f) where profile.expandsInt4(activation: inputs[0].desc.dtype):
-                try int4Expanded(op, f, grouped: false, inputs, outputs, gemm: nil)
-            case .int4GroupedMatmul(let f) where profile.expandsInt4(activation: inputs[0].desc.dtype):
-                try int4Expanded(op, f, grouped: true, inputs, outputs, gemm: nil)
-            default:
-                if engine.supports(op.kind, dtype: op.primaryDType(inputs.map(\.desc))).isRunnable {
-                    try engine.run(op, hostInputs: inputs, hostOutputs: outputs)
-                } else {
-                    try viaReference(op, inputs, outputs)
-                }
+            try onEngine(op, inputs, outputs)
+        case .roundedInputs(let mode):
+            try MatrixInputRounding.withRoundedInputs(op, inputs, mode: mode, device: "sim:\(profile.name)") { try onEngine(op, $0, outputs) }
+        }
+        try profile.finishOutputs(op, outputs)
+    }
+
+    /// f32 arithmetic on the CPU engine (INT4 weights expanded as the profile says).
+    private func onEngine(_ op: Op, _ inputs: [HostOperand], _ outputs: [HostOperand]) throws {
+        switch op {
+        case .int4Matmul(let f) where profile.expandsInt4(activation: inputs[0].desc.dtype):
+            try int4Expanded(op, f, grouped: false, inputs, outputs, gemm: nil)
+        case .int4GroupedMatmul(let f) where profile.expandsInt4(activation: inputs[0].desc.dtype):
+            try int4Expanded(op, f, grouped: true, inputs, outputs, gemm: nil)
+        default:
+            if engine.supports(op.kind, dtype: op.primaryDType(inputs.map(\.desc))).isRunnable {
+                try engine.run(op, hostInputs: inputs, hostOutputs: outputs)
+            } else {
+                try viaReference(op, inputs, outputs)
             }
         }
     }
@@ -176,6 +198,10 @@ struct SimulatedArithmetic {
             try outs[0].store(floats: lp.softmax(ins[0].floats(), rowLength: ins[0].desc.shape.last ?? 1))
         case .rmsNorm(let eps):
             try outs[0].store(floats: lp.rmsNorm(ins[0].floats(), weight: ins[1].floats(), eps: Float(eps)))
+        case .moeRouter(let p):
+            try lp.router(p, ins, outs)
+        case .moeCombine:
+            try lp.combine(ins, outs)
         default:
             try engine.run(op, hostInputs: ins, hostOutputs: outs)
         }

@@ -140,6 +140,8 @@ def main():
             status, secs, out = build()
             r = {"id": m["id"], "file": m["file"], "description": m["description"], "category": m["category"],
                  "device": m["device"], "buildSeconds": round(secs, 1)}
+            if m.get("reach"):
+                r["reach"] = m["reach"]
             if status != 0:
                 r["error"] = "does not build: " + out[-500:]
                 results.append(r)
@@ -167,10 +169,15 @@ def main():
     by_either = sum(1 for r in valid if r["conform"]["caught"] or (r.get("tests") or {}).get("caught"))
     benched = [r for r in valid if r.get("bench") and r["bench"]["changesOutput"]]
     bench_caught = sum(1 for r in benched if r["bench"]["caught"])
+    # Mutants in code no bundled device's conformance run executes ("reach" says why) are
+    # judged by the tests; the conform score is also given over the mutants it can reach.
+    reachable = [r for r in valid if not r.get("reach")]
+    by_conform_reachable = sum(1 for r in reachable if r["conform"]["caught"])
     summary = {"mutants": len(valid), "invalid": len(results) - len(valid),
                "conformScore": by_conform / max(1, len(valid)), "conformOrTestsScore": by_either / max(1, len(valid)),
+               "conformReachable": len(reachable), "conformScoreReachable": by_conform_reachable / max(1, len(reachable)),
                "benchChangedOutput": len(benched), "benchCaught": bench_caught,
-               "commit": subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT).decode().strip()}
+               "commit": subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=scratch).decode().strip()}
     print(json.dumps(summary, indent=1))
     if args.json:
         with open(args.json, "w") as f:
@@ -186,7 +193,8 @@ def main():
             b = r.get("bench")
             tests_cell = "-" if "tests" not in r else ("not run" if t is None else ("caught" if t["caught"] else "**missed**"))
             bench_cell = "-" if not b else (("caught" if b["caught"] else "**missed**") if b["changesOutput"] else "output unchanged")
-            lines.append(f"| {r['id']}: {r['description']} | `{r['file']}` | {'caught' if c['caught'] else '**missed**'} "
+            conform_cell = "caught" if c["caught"] else ("not reached¹" if r.get("reach") else "**missed**")
+            lines.append(f"| {r['id']}: {r['description']} | `{r['file']}` | {conform_cell} "
                          f"({c['failedCases']} cases) | {tests_cell} | {bench_cell} |")
         with open(args.markdown, "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -1,0 +1,341 @@
+// ProfileJSON.swift — the minimal JSON tree profiles are read through: a strict parser that
+// reports line and column, and a serializer that keeps key order.
+
+import Foundation
+
+// MARK: - Minimal JSON tree, strict parser (with line/column) and serializer
+
+/// A JSON document as a tree; object members keep document order.
+enum ProfileJSON: Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([ProfileJSON])
+    case object([(String, ProfileJSON)])
+
+    var typeDescription: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return "boolean \(b)"
+        case .number(let d): return "number \(formatProfileJSONNumber(d))"
+        case .string(let s): return "string \"\(s.count > 40 ? String(s.prefix(40)) + "…" : s)\""
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    func lookup(_ path: [ProfilePathComponent]) -> ProfileJSON? {
+        var node = self
+        for c in path {
+            switch (c, node) {
+            case let (.key(k), .object(m)):
+                guard let v = m.first(where: { $0.0 == k })?.1 else { return nil }
+                node = v
+            case let (.index(i), .array(a)):
+                guard i >= 0, i < a.count else { return nil }
+                node = a[i]
+            default:
+                return nil
+            }
+        }
+        return node
+    }
+
+    func serialized() -> String {
+        var out = ""
+        write(into: &out)
+        return out
+    }
+
+    private func write(into out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .number(let d): out += formatProfileJSONNumber(d)
+        case .string(let s): writeProfileJSONString(s, into: &out)
+        case .array(let items):
+            out += "["
+            for (i, v) in items.enumerated() {
+                if i > 0 { out += "," }
+                v.write(into: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (i, (k, v)) in members.enumerated() {
+                if i > 0 { out += "," }
+                writeProfileJSONString(k, into: &out)
+                out += ":"
+                v.write(into: &out)
+            }
+            out += "}"
+        }
+    }
+}
+
+func formatProfileJSONNumber(_ d: Double) -> String {
+    guard d.isFinite else { return "null" }
+    if d == d.rounded(), abs(d) < 9.0e15 { return String(Int64(d)) }
+    return "\(d)"
+}
+
+func writeProfileJSONString(_ s: String, into out: inout String) {
+    out += "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if u.value < 0x20 {
+                let hex = String(u.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+    }
+    out += "\""
+}
+
+/// A strict RFC 8259 parser over UTF-8 bytes that reports 1-based line and column (in
+/// characters) of the first error. Nesting is limited to 256 levels so hostile input cannot
+/// exhaust the stack; duplicate object keys are errors.
+struct ProfileJSONParser {
+    struct Failure: Error {
+        let line: Int
+        let column: Int
+        let message: String
+    }
+
+    let bytes: [UInt8]
+    var pos = 0
+    var line = 1
+    var column = 1
+    var depth = 0
+    static let maxDepth = 256
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func parseDocument() throws(Failure) -> ProfileJSON {
+        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { pos = 3 }
+        skipWhitespace()
+        if pos >= bytes.count { throw fail("empty document") }
+        let v = try parseValue()
+        skipWhitespace()
+        if pos < bytes.count { throw fail("unexpected \(describe(bytes[pos])) after the JSON value") }
+        return v
+    }
+
+    private func fail(_ message: String) -> Failure { Failure(line: line, column: column, message: message) }
+
+    private func describe(_ b: UInt8) -> String {
+        if b >= 0x20 && b < 0x7F { return "'\(Character(Unicode.Scalar(b)))'" }
+        return String(format: "byte 0x%02X", b)
+    }
+
+    private mutating func advance() {
+        guard pos < bytes.count else { return }
+        let b = bytes[pos]
+        pos += 1
+        if b == 0x0A {
+            line += 1
+            column = 1
+        } else if b & 0xC0 != 0x80 {
+            column += 1
+        }
+    }
+
+    private mutating func skipWhitespace() {
+        while pos < bytes.count {
+            let b = bytes[pos]
+            if b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 { advance() } else { break }
+        }
+    }
+
+    private mutating func parseValue() throws(Failure) -> ProfileJSON {
+        guard pos < bytes.count else { throw fail("unexpected end of input, expected a value") }
+        switch bytes[pos] {
+        case UInt8(ascii: "{"): return try parseObject()
+        case UInt8(ascii: "["): return try parseArray()
+        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+        case UInt8(ascii: "n"): try literal("null"); return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
+        default: throw fail("unexpected \(describe(bytes[pos])), expected a value")
+        }
+    }
+
+    private mutating func literal(_ word: String) throws(Failure) {
+        for b in word.utf8 {
+            guard pos < bytes.count, bytes[pos] == b else { throw fail("invalid literal, expected '\(word)'") }
+            advance()
+        }
+    }
+
+    private mutating func enter() throws(Failure) {
+        depth += 1
+        if depth > ProfileJSONParser.maxDepth { throw fail("nesting deeper than \(ProfileJSONParser.maxDepth) levels") }
+    }
+
+    private mutating func parseObject() throws(Failure) -> ProfileJSON {
+        try enter()
+        advance()  // {
+        var members: [(String, ProfileJSON)] = []
+        var keys: Set<String> = []
+        skipWhitespace()
+        if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") {
+            advance()
+            depth -= 1
+            return .object(members)
+        }
+        while true {
+            skipWhitespace()
+            guard pos < bytes.count else { throw fail("unexpected end of input inside an object") }
+            guard bytes[pos] == UInt8(ascii: "\"") else { throw fail("expected a string key, found \(describe(bytes[pos]))") }
+            let keyLine = line, keyColumn = column
+            let key = try parseString()
+            if keys.contains(key) { throw Failure(line: keyLine, column: keyColumn, message: "duplicate key \"\(key)\"") }
+            keys.insert(key)
+            skipWhitespace()
+            guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else {
+                throw fail(pos < bytes.count ? "expected ':' after key \"\(key)\", found \(describe(bytes[pos]))" : "unexpected end of input after key \"\(key)\"")
+            }
+            advance()
+            skipWhitespace()
+            members.append((key, try parseValue()))
+            skipWhitespace()
+            guard pos < bytes.count else { throw fail("unexpected end of input inside an object, expected ',' or '}'") }
+            if bytes[pos] == UInt8(ascii: ",") { advance(); continue }
+            if bytes[pos] == UInt8(ascii: "}") { advance(); break }
+            throw fail("expected ',' or '}' in an object, found \(describe(bytes[pos]))")
+        }
+        depth -= 1
+        return .object(members)
+    }
+
+    private mutating func parseArray() throws(Failure) -> ProfileJSON {
+        try enter()
+        advance()  // [
+        var items: [ProfileJSON] = []
+        skipWhitespace()
+        if pos < bytes.count, bytes[pos] == UInt8(ascii: "]") {
+            advance()
+            depth -= 1
+            return .array(items)
+        }
+        while true {
+            skipWhitespace()
+            items.append(try parseValue())
+            skipWhitespace()
+            guard pos < bytes.count else { throw fail("unexpected end of input inside an array, expected ',' or ']'") }
+            if bytes[pos] == UInt8(ascii: ",") { advance(); continue }
+            if bytes[pos] == UInt8(ascii: "]") { advance(); break }
+            throw fail("expected ',' or ']' in an array, found \(describe(bytes[pos]))")
+        }
+        depth -= 1
+        return .array(items)
+    }
+
+    private mutating func parseHex4() throws(Failure) -> UInt32 {
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            guard pos < bytes.count else { throw fail("unexpected end of input in a \\u escape") }
+            let b = bytes[pos]
+            let d: UInt32
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(b - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(b - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(b - UInt8(ascii: "A") + 10)
+            default: throw fail("invalid hex digit \(describe(b)) in a \\u escape")
+            }
+            v = v * 16 + d
+            advance()
+        }
+        return v
+    }
+
+    private mutating func parseString() throws(Failure) -> String {
+        advance()  // opening quote
+        var buf: [UInt8] = []
+        while true {
+            guard pos < bytes.count else { throw fail("unterminated string") }
+            let b = bytes[pos]
+            if b == UInt8(ascii: "\"") { advance(); break }
+            if b < 0x20 { throw fail("control character \(describe(b)) in a string (escape it)") }
+            if b == UInt8(ascii: "\\") {
+                advance()
+                guard pos < bytes.count else { throw fail("unterminated escape") }
+                let e = bytes[pos]
+                advance()
+                switch e {
+                case UInt8(ascii: "\""): buf.append(0x22)
+                case UInt8(ascii: "\\"): buf.append(0x5C)
+                case UInt8(ascii: "/"): buf.append(0x2F)
+                case UInt8(ascii: "b"): buf.append(0x08)
+                case UInt8(ascii: "f"): buf.append(0x0C)
+                case UInt8(ascii: "n"): buf.append(0x0A)
+                case UInt8(ascii: "r"): buf.append(0x0D)
+                case UInt8(ascii: "t"): buf.append(0x09)
+                case UInt8(ascii: "u"):
+                    var scalar = try parseHex4()
+                    if scalar >= 0xD800 && scalar < 0xDC00 {
+                        guard pos + 1 < bytes.count, bytes[pos] == UInt8(ascii: "\\"), bytes[pos + 1] == UInt8(ascii: "u") else {
+                            throw fail("unpaired high surrogate in a \\u escape")
+                        }
+                        advance(); advance()
+                        let low = try parseHex4()
+                        guard low >= 0xDC00 && low < 0xE000 else { throw fail("invalid low surrogate in a \\u escape") }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else if scalar >= 0xDC00 && scalar < 0xE000 {
+                        throw fail("unpaired low surrogate in a \\u escape")
+                    }
+                    guard let u = Unicode.Scalar(scalar) else { throw fail("invalid \\u escape") }
+                    buf.append(contentsOf: Array(String(Character(u)).utf8))
+                default:
+                    throw fail("invalid escape '\\\(Character(Unicode.Scalar(e)))'")
+                }
+                continue
+            }
+            buf.append(b)
+            advance()
+        }
+        let s = String(decoding: buf, as: UTF8.self)
+        if !s.utf8.elementsEqual(buf) { throw fail("invalid UTF-8 in a string") }
+        return s
+    }
+
+    private mutating func parseNumber() throws(Failure) -> ProfileJSON {
+        let start = pos
+        let startLine = line, startColumn = column
+        func digit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        if bytes[pos] == UInt8(ascii: "-") { advance() }
+        guard pos < bytes.count, digit(bytes[pos]) else { throw fail("invalid number: expected a digit") }
+        if bytes[pos] == UInt8(ascii: "0") {
+            advance()
+            if pos < bytes.count, digit(bytes[pos]) { throw fail("invalid number: leading zero") }
+        } else {
+            while pos < bytes.count, digit(bytes[pos]) { advance() }
+        }
+        if pos < bytes.count, bytes[pos] == UInt8(ascii: ".") {
+            advance()
+            guard pos < bytes.count, digit(bytes[pos]) else { throw fail("invalid number: expected a digit after '.'") }
+            while pos < bytes.count, digit(bytes[pos]) { advance() }
+        }
+        if pos < bytes.count, bytes[pos] == UInt8(ascii: "e") || bytes[pos] == UInt8(ascii: "E") {
+            advance()
+            if pos < bytes.count, bytes[pos] == UInt8(ascii: "+") || bytes[pos] == UInt8(ascii: "-") { advance() }
+            guard pos < bytes.count, digit(bytes[pos]) else { throw fail("invalid number: expected a digit in the exponent") }
+            while pos < bytes.count, digit(bytes[pos]) { advance() }
+        }
+        let text = String(decoding: bytes[start..<pos], as: UTF8.self)
+        guard let d = Double(text), d.isFinite else {
+            throw Failure(line: startLine, column: startColumn, message: "number \(text) is out of range")
+        }
+        return .number(d)
+    }
+}
