@@ -57,14 +57,17 @@ func determinismCases() throws -> [(Op, [HostTensor])] {
 @Suite struct CPUBackendTests {
     static let device = try! CPUDevice(options: CPUDeviceOptions())
 
-    @Test func resultsAreIdenticalRunToRunAndAcrossThreadCounts() throws {
-        let one = try CPUDevice(options: CPUDeviceOptions(threads: 1))
+    /// On every ISA path and GEMM shape this machine has.
+    @Test(arguments: everyCPUPath) func resultsAreIdenticalRunToRunAndAcrossThreadCounts(_ options: CPUDeviceOptions) throws {
+        var single = options
+        single.threads = 1
+        let (two, one) = (try CPUDevice(options: options), try CPUDevice(options: single))
         for (op, inputs) in try determinismCases() {
-            let a = try Self.device.run(op, inputs)
-            let b = try Self.device.run(op, inputs)
+            let a = try two.run(op, inputs)
+            let b = try two.run(op, inputs)
             let c = try one.run(op, inputs)
-            #expect(a == b, "\(op.kind) differs run to run")
-            #expect(a == c, "\(op.kind) differs between 2 threads and 1")
+            #expect(a == b, "\(op.kind) differs run to run on \(two.id)")
+            #expect(a == c, "\(op.kind) differs between 2 threads and 1 on \(two.id)")
             let ref = try Reference.evaluate(op, inputs)
             for (x, y) in zip(a, ref) where x.desc.dtype.isFloat {
                 let pairs = zip(x.floats, y.floats).filter { $0.1.isFinite }
@@ -182,14 +185,17 @@ func determinismCases() throws -> [(Op, [HostTensor])] {
         var bl = Self.device.blocking
         bl.packBudgetBytes = 1 << 18
         bl.nc = 256
-        let ctx = KernelContext(pool: Self.device.pool, blocking: bl, shared: Workspace(), kernel: "matmul")
+        let table = Self.device.plan.choices[.gemm]!.table
+        let ctx = KernelContext(pool: Self.device.pool, blocking: bl, table: table, shared: Workspace(), kernel: "matmul")
         var y = [Float](repeating: .nan, count: m * n)
         let av = a.floats, bv = b.floats
         av.withUnsafeBytes { pa in
             bv.withUnsafeBytes { pb in
                 y.withUnsafeMutableBufferPointer { py in
-                    Gemm.run(ctx, m: m, n: n, k: k, a: .strided(pa.baseAddress!, PCK_DT_F32, rs: k, cs: 1),
-                             b: .strided(pb.baseAddress!, PCK_DT_F32, rs: n, cs: 1), c: py.baseAddress!, ldc: n, accumulate: false)
+                    table.with {
+                        Gemm.run(ctx, m: m, n: n, k: k, a: .strided(pa.baseAddress!, PCK_DT_F32, rs: k, cs: 1),
+                                 b: .strided(pb.baseAddress!, PCK_DT_F32, rs: n, cs: 1), c: py.baseAddress!, ldc: n, accumulate: false)
+                    }
                 }
             }
         }
@@ -210,5 +216,93 @@ func determinismCases() throws -> [(Op, [HostTensor])] {
         try Queue(device: dev).enqueue(.matmul(transposeB: false), inputs: [ta, try dev.tensor(b)], outputs: [out])
         let expected = try Reference.evaluate(.matmul(transposeB: false), [a, b])[0].floats
         for (x, y) in zip(try dev.download(out).floats, expected) { #expect(abs(x - y) <= 1e-5 * max(1, abs(y))) }
+    }
+}
+
+/// The radix-selection top-k against the reference on the rows that break selections:
+/// many ties (a few distinct values), ±0, NaN, ±inf, fewer selectable entries than k, k = S.
+@Suite struct TopKSelectionTests {
+    @Test func topKMatchesTheReferenceOnAdversarialRows() throws {
+        var r = Inputs(21)
+        let s = 300
+        var rows: [[Float]] = []
+        rows.append((0..<s).map { _ in Float(r.next() % 5) })                              // heavy ties
+        rows.append((0..<s).map { i in i % 2 == 0 ? 0.0 : -0.0 })                            // ±0 only
+        rows.append((0..<s).map { i in [Float.nan, -.infinity, .infinity, 1, -1][i % 5] })   // non-finite
+        rows.append((0..<s).map { i in i < 7 ? Float(i) : (i % 2 == 0 ? .nan : -.infinity) })  // 7 selectable
+        rows.append((0..<s).map { _ in Float(r.next() >> 40) / Float(1 << 24) - 0.5 })       // distinct
+        rows.append((0..<s).map { _ in -Float(r.next() % 3) * 1e-30 })                        // tiny negatives, ties
+        let x = try HostTensor([rows.count, s], .f32, floats: rows.flatMap { $0 })
+        let dev = try CPUDevice(options: CPUDeviceOptions())
+        for k in [1, 5, 64, 299, 300] {
+            let got = try dev.run(.topK(k: k), [x]), want = try Reference.evaluate(.topK(k: k), [x])
+            #expect(got[0] == want[0], "indices differ at k = \(k)")
+            #expect(got[1].bytes == want[1].bytes, "values differ at k = \(k)")
+        }
+    }
+}
+
+/// rmsNorm outputs past `streamStoreBytes` are written with non-temporal stores; conformance
+/// shapes are far below the default threshold, so run the path with the threshold at zero and
+/// demand the same bits as the plain path (NaN and +inf rows included).
+@Suite struct StreamingStoreTests {
+    @Test func rmsNormGivesTheSameBitsWithStreamingStores() throws {
+        var r = Inputs(31)
+        let dev = try CPUDevice(options: CPUDeviceOptions())
+        var x = try r.floats([37, 301], .f32, -4, 4)
+        var xs = x.floats
+        xs[5 * 301 + 7] = .nan; xs[9 * 301 + 2] = .infinity   // the softmax rules' rows
+        x = try HostTensor([37, 301], .f32, floats: xs)
+        let w = try r.floats([301])
+        for (op, inputs) in [(Op.rmsNorm(eps: 1e-5), [x, w])] {
+            let plain = try dev.run(op, inputs)[0]
+            var bl = dev.blocking
+            bl.streamStoreBytes = 0
+            let table = dev.plan.table(for: op, dtype: .f32)
+            let ctx = KernelContext(pool: dev.pool, blocking: bl, table: table, shared: Workspace(), kernel: op.kind.name)
+            // Operands in memory this test owns (the kernels take raw host pointers).
+            let buffers = (inputs + [plain]).map { t -> UnsafeMutableRawPointer in
+                let p = UnsafeMutableRawPointer.allocate(byteCount: t.bytes.count, alignment: 64)
+                t.bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: t.bytes.count) }
+                return p
+            }
+            defer { buffers.forEach { $0.deallocate() } }
+            let operands = zip(buffers, inputs).map { Operand(raw: $0, desc: $1.desc) }
+            let outs = [Operand(raw: buffers.last!, desc: plain.desc)]
+            try table.with { try CPUKernels.run(op, ctx, operands, outs) }
+            let out = Array(UnsafeBufferPointer(start: buffers.last!.assumingMemoryBound(to: Float.self), count: plain.desc.elementCount))
+            #expect(try HostTensor(plain.desc.shape, .f32, floats: out).bytes == plain.bytes, "\(op.kind) differs with streaming stores")
+        }
+    }
+}
+
+/// NaN logits on every path (docs/kernels.md: a NaN logit makes the query row NaN): a query
+/// row that is all NaN (its running max never leaves −inf, so only the sum can carry the NaN),
+/// a NaN in the middle of another row, an infinite key; causal, full and sparse.
+@Suite struct AttentionNaNTests {
+    @Test(arguments: everyCPUPath) func nanRowsStayNaNOnEveryPath(_ options: CPUDeviceOptions) throws {
+        let dev = try CPUDevice(options: options)
+        var r = Inputs(41)
+        let (lq, lk, d) = (130, 150, 16)
+        var q = try r.floats([1, 4, lq, d]).floats
+        for j in 0..<d { q[3 * d + j] = .nan }                // head 0, query 3: all NaN
+        q[(lq + 77) * d + 5] = .nan                            // head 1, query 77: one NaN
+        var k = try r.floats([1, 2, lk, d]).floats
+        k[(lk + 140) * d + 2] = .infinity                      // kv head 1, key 140
+        let qt = try HostTensor([1, 4, lq, d], .f32, floats: q), kt = try HostTensor([1, 2, lk, d], .f32, floats: k)
+        let vt = try r.floats([1, 2, lk, d])
+        for causal in [true, false] {
+            let op = Op.attention(AttentionParams(causal: causal, returnLSE: true))
+            let got = try dev.run(op, [qt, kt, vt]), want = try Reference.evaluate(op, [qt, kt, vt])
+            for (g, w) in zip(got, want) {
+                #expect(zip(g.floats, w.floats).allSatisfy { $0.isNaN == $1.isNaN }, "\(dev.id) causal \(causal): NaN pattern differs")
+            }
+        }
+        let qs = try HostTensor([6, 2, d], .f32, floats: (0..<(12 * d)).map { $0 < d ? .nan : Float($0 % 7) * 0.1 })
+        let ks = try r.floats([20, 1, d]), vs = try r.floats([20, 1, d])
+        let idx = try HostTensor([6, 4], int32s: (0..<24).map { Int32($0 % 20) })
+        let sop = Op.sparseAttention(SparseAttentionParams(returnLSE: true))
+        let got = try dev.run(sop, [qs, ks, vs, idx]), want = try Reference.evaluate(sop, [qs, ks, vs, idx])
+        for (g, w) in zip(got, want) { #expect(zip(g.floats, w.floats).allSatisfy { $0.isNaN == $1.isNaN }, "\(dev.id) sparse") }
     }
 }

@@ -3,12 +3,19 @@ import PolychipCore
 import PolychipConformance
 @testable import PolychipCPU
 
+/// Every kernel table this machine can run (each ISA path, each of its GEMM shapes), as
+/// device options: a path only some machines take is tested on every machine that takes it.
+let everyCPUPath: [CPUDeviceOptions] = CPUISA.supported.flatMap { isa in
+    KernelTable.all(isa).map { CPUDeviceOptions(isa: isa, tile: String($0.gemmName.split(separator: " ").last!)) }
+}
+
 @Suite struct CPUConformanceTests {
-    @Test func everyCasePasses() throws {
-        let device = try CPUBackend().device(profile: nil, index: nil)
+    /// The whole suite on each path (the default device runs one of them).
+    @Test(arguments: everyCPUPath) func everyCasePasses(_ options: CPUDeviceOptions) throws {
+        let device = try CPUDevice(options: options)
         let results = ConformanceRunner.run(on: device)
         let bad = results.filter { $0.status != .pass }
-        for r in bad { Issue.record("\(r.status) \(r.kernel) \(r.dtype) \(r.shape): \(r.message ?? "")") }
+        for r in bad { Issue.record("\(device.id) \(r.status) \(r.kernel) \(r.dtype) \(r.shape): \(r.message ?? "")") }
         print("conformance on \(device.id): \(results.count - bad.count)/\(results.count) pass")
         #expect(!results.isEmpty)
     }

@@ -126,7 +126,7 @@ final class RemainderBugDevice: Device, @unchecked Sendable {
         let two = cpu.path(of: .matmul(transposeB: false), inputs: [TensorDesc([4, kc + 1], .f32), TensorDesc([kc + 1, 4], .f32)]) ?? ""
         #expect(one.contains("1 K block") && two.contains("2 K block"))
         let small = try CPUDevice(options: CPUDeviceOptions(tiling: "small"))
-        #expect(small.blocking.kc == 16 && small.blocking.mc == small.blocking.mr && small.blocking.attentionKeys == small.blocking.nr)
+        #expect(small.blocking.kc == 16 && small.blocking.mc == small.blocking.mr && small.blocking.attention.bc == small.blocking.nr)
         #expect(throws: PolychipError.self) { try CPUDevice(options: CPUDeviceOptions(tiling: "gemm.kc=0")) }
         #expect(throws: PolychipError.self) { try CPUDevice(options: CPUDeviceOptions(tiling: "gemm.nothing=4")) }
         #expect(throws: PolychipError.self) { try CPUBackend().device(profile: "tiles=huge", index: nil) }

@@ -6,7 +6,6 @@ import PolychipCore
 /// microkernel; the softmax is online (running max and sum per row), so no `Lq × Lk`
 /// score matrix exists, only one `rows × Bc` tile per task.
 enum Flash {
-
     /// Packed keys and values of one block: `kp` holds `ceil(bcur/NR)` slivers of `D × NR`
     /// (the weight layout of K); `vp` is the first V sliver for the block's keys, sliver
     /// `t` at `vp + t·vStride` with `bcur × NR` floats each.
@@ -24,12 +23,20 @@ enum Flash {
                     o: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, l: UnsafeMutablePointer<Float>,
                     ws: Workspace, block: (_ j0: Int, _ bcur: Int) -> KVBlock) {
         let (mr, nr) = (bl.mr, bl.nr)
-        let bc = bl.attentionKeys
+        let bc = bl.attention.bc
         let s = ws.buffer(10, rows * bc, as: Float.self)
         let pp = ws.buffer(11, (rows + mr - 1) / mr * mr * bc, as: Float.self)
         let dvSlivers = (dv + nr - 1) / nr
+        // The keys each MR-row tile sees at most (causal rows see fewer): S tiles wholly past
+        // it are not computed (the softmax reads only visible scores) and P·V stops there
+        // (its P is 0 beyond; the reference never touches masked keys' V at all).
+        let tiles = (rows + mr - 1) / mr
+        let tileLimit = ws.buffer(16, tiles, as: Int.self)  // 12-15 are the callers'
         var maxLimit = 0
-        for r in 0..<rows { maxLimit = max(maxLimit, limit[r]) }
+        for ti in 0..<tiles {
+            tileLimit[ti] = (ti * mr..<min(rows, ti * mr + mr)).reduce(0) { max($0, limit[$1]) }
+            maxLimit = max(maxLimit, tileLimit[ti])
+        }
         let end = min(kEnd, maxLimit)
         var j0 = kStart
         while j0 < end {
@@ -39,32 +46,23 @@ enum Flash {
             let ks = (bcur + nr - 1) / nr
             for sl in 0..<ks {
                 let nn = min(nr, bcur - sl * nr)
-                var ir = 0
-                while ir < rows {
+                for ti in 0..<tiles where j0 + sl * nr < tileLimit[ti] {
+                    let ir = ti * mr
                     pck_sgemm_kernel(d, qp + ir * d, kv.kp + sl * d * nr, s + ir * bc + sl * nr, bc, min(mr, rows - ir), nn, 0)
-                    ir += mr
                 }
             }
-            // Mask, online softmax, rescale O.
-            for r in 0..<rows {
-                let sr = s + r * bc
-                let visible = max(0, min(bcur, limit[r] - j0))
-                if visible < bcur { (sr + visible).update(repeating: -.infinity, count: bcur - visible) }
-                // A NaN logit makes the row NaN (docs/kernels.md: NaN in, NaN out), as in the
-                // reference; the online-softmax helper alone would skip it.
-                let poisoned = (0..<visible).contains { sr[$0].isNaN }
-                let alpha = pck_online_softmax_step(bcur, sr, m + r, l + r, sr)
-                if poisoned { l[r] = .nan }
-                if alpha != 1 { pck_scale(dv, alpha, o + r * dv, o + r * dv) }
-            }
+            // Mask, online softmax, rescale O. A NaN logit makes the row NaN (docs/kernels.md:
+            // NaN in, NaN out), as in the reference: the running max skips NaN, but
+            // exp(NaN − m) is NaN, so the row's sum l becomes NaN and stays so.
+            pck_flash_softmax(rows, bcur, s, bc, limit, j0, m, l, o, dv, dv)
             // O += P·V.
             pck_sgemm_pack_a(PCK_DT_F32, rows, bcur, s, bc, 1, pp)
             for t in 0..<dvSlivers {
                 let nn = min(nr, dv - t * nr)
-                var ir = 0
-                while ir < rows {
-                    pck_sgemm_kernel(bcur, pp + ir * bcur, kv.vp + t * kv.vStride, o + ir * dv + t * nr, dv, min(mr, rows - ir), nn, 1)
-                    ir += mr
+                for ti in 0..<tiles {
+                    let ir = ti * mr, kcur = min(bcur, tileLimit[ti] - j0)
+                    guard kcur > 0 else { continue }
+                    pck_sgemm_kernel(kcur, pp + ir * bcur, kv.vp + t * kv.vStride, o + ir * dv + t * nr, dv, min(mr, rows - ir), nn, 1)
                 }
             }
             j0 += bcur
@@ -101,11 +99,11 @@ extension CPUKernels {
         let o = outs[0], lse: Operand? = p.returnLSE ? outs[1] : nil
         // Rows of one kv head: (query head in group, query index), query index fastest.
         let rowsPerHead = group * lq
-        let bcK = bl.attentionKeys
+        let ab = bl.attention, bcK = ab.bc
         // Row blocks: within one query head when Lq ≥ Br (so causal limits stay tight;
         // the longest rows first for load balance), else spanning the group's heads (decode);
         // split-KV for decode-like shapes with too few row blocks to occupy the cores.
-        let plan = FlashPlan(bl, b: b, hq: hq, hkv: hkv, lq: lq, lk: lk)
+        let plan = FlashPlan(bl, b: b, hq: hq, hkv: hkv, lq: lq, lk: lk, d: d, dv: dv)
         let (br, blocksPerHead, rowBlocks, units) = (plan.br, plan.blocksPerHead, plan.rowBlocks, plan.units)
         let (chunkKeys, chunks) = (plan.chunkKeys, plan.chunks)
         func block(_ rb: Int) -> (r0: Int, rows: Int) {
@@ -116,15 +114,14 @@ extension CPUKernels {
         // Pre-pack K and V once per kv head when several row blocks reuse them.
         let kSize = (lk + nr - 1) / nr * nr * d
         let vSize = (dv + nr - 1) / nr * nr * lk
-        let prepack = rowBlocks > 1 && b * hkv * (kSize + vSize) * 4 <= 512 << 20
         var kvp: UnsafeMutablePointer<Float>? = nil
-        if prepack {
+        if plan.prepack {
             let buf = ctx.shared.buffer(2, b * hkv * (kSize + vSize), as: Float.self)
             kvp = buf
-            let keyChunk = max(nr, 256 / nr * nr)
+            let keyChunk = ab.prepackKeys
             let kTasks = (lk + keyChunk - 1) / keyChunk
             let vSl = (dv + nr - 1) / nr
-            ctx.pool.parallelFor(b * hkv * (kTasks + vSl)) { t, _ in
+            ctx.parallelFor(b * hkv * (kTasks + vSl)) { t, _ in
                 let head = t / (kTasks + vSl), part = t % (kTasks + vSl)
                 let kBase = k.raw + head * lk * d * es, vBase = v.raw + head * lk * dv * es
                 let dst = buf + head * (kSize + vSize)
@@ -139,7 +136,7 @@ extension CPUKernels {
         }
         // Partial states for split-KV: per (unit, chunk) rows × (dv + 2).
         let partials = chunks > 1 ? ctx.shared.buffer(3, units * chunks * br * (dv + 2), as: Float.self) : nil
-        ctx.pool.parallelFor(units * chunks) { task, w in
+        ctx.parallelFor(units * chunks) { task, w in
             let unit = task / chunks, chunk = task % chunks
             let head = unit / rowBlocks, rb = unit % rowBlocks
             let bi = head / hkv, kvh = head % hkv
@@ -192,7 +189,7 @@ extension CPUKernels {
         }
         guard let partials else { return }
         // Combine split-KV partials in chunk order (deterministic).
-        ctx.pool.parallelFor(units) { unit, w in
+        ctx.parallelFor(units) { unit, w in
             let head = unit / rowBlocks, rb = unit % rowBlocks
             let bi = head / hkv, kvh = head % hkv
             let (r0, rows) = block(rb)

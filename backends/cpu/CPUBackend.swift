@@ -2,13 +2,16 @@ import CPolychipKernels
 import Foundation
 import PolychipCore
 
-/// How a `cpu` device runs: thread count, pinning and memory placement.
+/// How a `cpu` device runs: thread count, pinning, memory placement and ISA path.
 ///
 /// Defaults come from the environment: `POLYCHIP_CPU_THREADS` (a count in 1…4096),
 /// `POLYCHIP_CPU_BIND` (`0` turns pinning off), `POLYCHIP_CPU_NUMA` (`0` turns libnuma
-/// placement off) and `POLYCHIP_CPU_TILING` (block-size overrides, see
+/// placement off), `POLYCHIP_CPU_ISA` (`scalar`, `avx2`, `avx512` or `neon`: force that
+/// path) and `POLYCHIP_CPU_TILING` (block-size overrides, see
 /// ``GemmBlocking/overridden(by:source:)``). On the command line the same options are a
-/// device profile: `cpu:threads=1`, `cpu:threads=2,bind=0`, `cpu:tiles=small`.
+/// device profile: `cpu:threads=1`, `cpu:threads=2,bind=0`, `cpu:isa=avx2`,
+/// `cpu:tiles=small`. `POLYCHIP_CPU_GEMM_TILE` / `tile=14x32` force one of the path's GEMM
+/// microkernel shapes (for tuning and tests).
 public struct CPUDeviceOptions: Sendable, Hashable, Codable {
     /// Worker threads; `nil` means one per core.
     public var threads: Int?
@@ -16,19 +19,38 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
     public var bind: Bool
     /// Place large buffers with libnuma when it is available.
     public var numa: Bool
+    /// The ISA path to run; `nil` lets the backend choose by measurement
+    /// (``CPUKernelPlan``). Opening a device with a path this CPU lacks throws.
+    public var isa: CPUISA?
+    /// The GEMM microkernel shape, `MRxNR` (`14x32`); `nil` lets the backend choose among
+    /// the path's shapes. Opening a device with a shape its path lacks throws.
+    public var tile: String?
     /// Block-size overrides (`small` or `key=value,…`); `nil` keeps the derived blocking.
     public var tiling: String?
 
     /// Creates options.
-    public init(threads: Int? = nil, bind: Bool = true, numa: Bool = true, tiling: String? = nil) {
-        self.threads = threads; self.bind = bind; self.numa = numa; self.tiling = tiling
+    public init(threads: Int? = nil, bind: Bool = true, numa: Bool = true, isa: CPUISA? = nil, tile: String? = nil, tiling: String? = nil) {
+        self.threads = threads; self.bind = bind; self.numa = numa; self.isa = isa; self.tile = tile; self.tiling = tiling
     }
 
-    /// Options from `POLYCHIP_CPU_THREADS`, `POLYCHIP_CPU_BIND` and `POLYCHIP_CPU_NUMA`.
+    /// `POLYCHIP_CPU_ISA` as a path (`nil` when unset or empty).
+    /// - Throws: ``PolychipError/unknownDevice(selector:reason:)`` for a name that is no path.
+    public static func isaFromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> CPUISA? {
+        guard let v = env["POLYCHIP_CPU_ISA"]?.trimmingCharacters(in: .whitespaces).lowercased(), !v.isEmpty else { return nil }
+        guard let isa = CPUISA(rawValue: v) else {
+            throw PolychipError.unknownDevice(selector: "POLYCHIP_CPU_ISA=\(Quoted(v))",
+                                              reason: "unknown ISA path (\(CPUISA.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return isa
+    }
+
+    /// Options from `POLYCHIP_CPU_THREADS`, `POLYCHIP_CPU_BIND`, `POLYCHIP_CPU_NUMA`,
+    /// `POLYCHIP_CPU_ISA`, `POLYCHIP_CPU_GEMM_TILE` and `POLYCHIP_CPU_TILING`.
     /// Unset or empty variables keep the defaults.
     /// - Throws: `PolychipError.unknownDevice` naming the variable when a value is not one
     ///   the variable takes (threads: a count in 1…``CPUThreadPool/maxThreads``; bind and
-    ///   numa: 0/1, true/false, yes/no, on/off) — a typo never silently falls back.
+    ///   numa: 0/1, true/false, yes/no, on/off; isa: a path name) — a typo never silently
+    ///   falls back.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> CPUDeviceOptions {
         var o = CPUDeviceOptions()
         func value(_ name: String) -> String? {
@@ -39,6 +61,8 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
         if let b = value("POLYCHIP_CPU_BIND") { o.bind = try parseSwitch(b, origin: "POLYCHIP_CPU_BIND") }
         if let n = value("POLYCHIP_CPU_NUMA") { o.numa = try parseSwitch(n, origin: "POLYCHIP_CPU_NUMA") }
         if let t = value("POLYCHIP_CPU_TILING") { o.tiling = t }
+        o.isa = try isaFromEnvironment(env)
+        if let t = value("POLYCHIP_CPU_GEMM_TILE") { o.tile = t.lowercased() }
         return o
     }
 
@@ -56,13 +80,13 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
         return v
     }
 
-    /// Parses a device profile `threads=N[,bind=0|1][,numa=0|1]` on top of `base`.
+    /// Parses a device profile `threads=N[,bind=0|1][,numa=0|1][,isa=PATH][,tile=MRxNR][,tiles=small]` on top of `base`.
     public init(profile: String, base: CPUDeviceOptions) throws {
         self = base
         for part in profile.split(separator: ",") {
             let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             guard kv.count == 2 else {
-                throw PolychipError.unknownDevice(selector: "cpu:\(Quoted(profile))", reason: "expected key=value options (threads=N, bind=0|1, numa=0|1)")
+                throw PolychipError.unknownDevice(selector: "cpu:\(Quoted(profile))", reason: "expected key=value options (threads=N, bind=0|1, numa=0|1, isa=PATH, tile=MRxNR, tiles=small)")
             }
             switch kv[0] {
             case "threads":
@@ -75,8 +99,16 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
             case "bind", "numa":
                 let v = try Self.parseSwitch(kv[1], origin: kv[0])
                 if kv[0] == "bind" { bind = v } else { numa = v }
+            case "isa":
+                guard let v = CPUISA(rawValue: kv[1]) else {
+                    throw PolychipError.unknownDevice(selector: "cpu",
+                                                      reason: "isa must be one of \(CPUISA.allCases.map(\.rawValue).joined(separator: ", ")), got \(Quoted(kv[1]))")
+                }
+                isa = v
+            case "tile":
+                tile = kv[1]
             default:
-                throw PolychipError.unknownDevice(selector: "cpu", reason: "unknown option \(Quoted(kv[0])) (threads, bind, numa, tiles)")
+                throw PolychipError.unknownDevice(selector: "cpu", reason: "unknown option \(Quoted(kv[0])) (threads, bind, numa, isa, tile, tiles)")
             }
         }
     }
@@ -87,6 +119,8 @@ public struct CPUDeviceOptions: Sendable, Hashable, Codable {
         if let threads { parts.append("threads=\(threads)") }
         if !bind { parts.append("bind=0") }
         if !numa { parts.append("numa=0") }
+        if let isa { parts.append("isa=\(isa.rawValue)") }
+        if let tile { parts.append("tile=\(tile)") }
         if let tiling { parts.append(tiling == "small" ? "tiles=small" : "tiling=\(tiling)") }
         return parts.joined(separator: ",")
     }
@@ -103,7 +137,8 @@ public struct CPUBackend: Backend {
 
     public var status: String {
         let t = HostTopology.current
-        return "1 device (\(t.cores.count) cores, \(String(cString: pck_isa_name())), \(t.source))"
+        let isa = (try? CPUDeviceOptions.isaFromEnvironment())?.rawValue ?? "isa by measurement"
+        return "1 device (\(t.cores.count) cores, \(isa), \(t.source); paths here: \(CPUISA.supported.map(\.rawValue).joined(separator: ", ")))"
     }
 
     public func devices() throws -> [any Device] { [try device(profile: nil, index: nil)] }
@@ -138,8 +173,13 @@ public final class CPUDevice: Device {
     public let topology: HostTopology
     /// The options it runs with.
     public let options: CPUDeviceOptions
-    /// Cache and register blocking of every kernel (with any tiling overrides applied).
+    /// Cache and register blocking of the GEMM family's table (with any tiling overrides
+    /// applied); ``blocking(for:)`` gives another family's.
     public let blocking: GemmBlocking
+    /// The blocking of every table the plan uses.
+    let blockings: [KernelTable: GemmBlocking]
+    /// The kernels this device runs and why (ISA path, GEMM shape, bf16 arithmetic).
+    public let plan: CPUKernelPlan
     /// Where large buffers are placed.
     public let placement: MemoryPlacement
     let pool: CPUThreadPool
@@ -151,16 +191,21 @@ public final class CPUDevice: Device {
     }
 
     /// Opens a CPU device with explicit options (the registry uses `CPUBackend`).
-    /// - Throws: `PolychipError.unknownDevice` for a bad `POLYCHIP_CPU_*` variable or a thread
-    ///   count outside 1…``CPUThreadPool/maxThreads``; `PolychipError.invalidArgument` for
-    ///   tiling overrides it cannot apply; `PolychipError.resourceExhausted` when the worker
-    ///   threads cannot be created.
+    /// - Throws: `PolychipError.unknownDevice` for a bad `POLYCHIP_CPU_*` variable, a thread
+    ///   count outside 1…``CPUThreadPool/maxThreads`` or an `options.isa` / `options.tile`
+    ///   this CPU cannot run; `PolychipError.invalidArgument` for tiling overrides it cannot
+    ///   apply; `PolychipError.resourceExhausted` when the worker threads cannot be created.
     public convenience init(options: CPUDeviceOptions) throws {
         let base = try CPUDeviceOptions.fromEnvironment()
         try self.init(options: options, id: CPUDevice.deviceID(for: options, defaults: base))
     }
 
     init(options: CPUDeviceOptions, id: String) throws {
+        let envISA = try? CPUDeviceOptions.isaFromEnvironment()
+        let selector = id != "cpu:0" ? id
+            : options.isa != nil && options.isa == envISA ? "POLYCHIP_CPU_ISA=\(options.isa!.rawValue)"
+            : options.tile.map { "POLYCHIP_CPU_GEMM_TILE=\($0)" } ?? id
+        plan = try CPUKernelPlan.make(isa: options.isa, tile: options.tile, selector: selector)
         self.id = id
         self.options = options
         let topo = HostTopology.current
@@ -169,20 +214,24 @@ public final class CPUDevice: Device {
             throw PolychipError.unknownDevice(selector: id, reason: "threads must be a count in 1…\(CPUThreadPool.maxThreads), got \(t)")
         }
         let threads = min(max(1, options.threads ?? topo.cores.count), CPUThreadPool.maxThreads)
-        // Tiling overrides are checked before any thread exists.
-        let derived = GemmBlocking(topology: topo, cores: min(threads, max(1, topo.cores.count)))
-        blocking = try options.tiling.map { try derived.overridden(by: $0, source: "POLYCHIP_CPU_TILING") } ?? derived
+        // Each table's blocking (its own MR × NR), with the tiling overrides applied to every
+        // one; checked before any thread exists.
+        let coresUsed = min(threads, max(1, topo.cores.count))
+        blockings = try Dictionary(uniqueKeysWithValues: plan.tables.map { table in
+            let derived = GemmBlocking(topology: topo, cores: coresUsed, table: table)
+            return (table, try options.tiling.map { try derived.overridden(by: $0, source: "POLYCHIP_CPU_TILING") } ?? derived)
+        })
+        blocking = blockings[plan.choices[.gemm]!.table]!
         let binding: [[Int]]? = options.bind ? topo.cores.map(\.processingUnits).filter { !$0.isEmpty } : nil
         pool = try CPUThreadPool(threads: threads, bindTo: (binding?.isEmpty ?? true) ? nil : binding)
         let usedCores = (0..<threads).map { topo.cores.isEmpty ? 0 : topo.cores[$0 % topo.cores.count].numaNode }
         allocator = NUMAAllocator(workerNodes: usedCores, numaDisabled: !options.numa)
         placement = allocator.placement
-        let isa = String(cString: pck_isa_name())
-        let mhz = CPUDevice.cpuMHz()
-        // FMA issue per cycle per core: 2 pipes × vector width × 2 flops.
-        let lanes: Double = isa == "avx512" ? 16 : isa == "avx2" ? 8 : isa == "neon" ? 4 : 1
-        var peak: [String: Double] = [:]
-        if let mhz { peak["f32"] = Double(min(threads, topo.cores.count)) * mhz * 1e6 * 2 * lanes * 2 }
+        let isa = plan.isa.rawValue
+        // Measured, not estimated from a clock and a lane count: a 512-bit FMA may be one
+        // operation or two 256-bit halves.
+        var peak = ["f32": Double(coresUsed) * plan.fmaGflopsPerCore * 1e9]
+        if plan.bf16Pairs { peak["bf16"] = 2 * peak["f32"]! }
         let caches = topo.caches.map { "L\($0.level) \($0.sizeBytes >> 10) KiB ×\($0.instances)" }.joined(separator: ", ")
         info = DeviceInfo(
             name: topo.cpuModel == "unknown" ? "Host CPU" : topo.cpuModel, vendor: topo.cpuVendor, kind: .cpu,
@@ -190,6 +239,11 @@ public final class CPUDevice: Device {
             dtypes: DType.allCases, peakFlops: peak, memoryBandwidth: nil,
             details: [
                 "isa": isa,
+                "gemm": "\(plan.choices[.gemm]!.gemmShape) — \(plan.choices[.gemm]!.reason)",
+                "attention": "\(plan.choices[.attention]!.gemmShape) — \(plan.choices[.attention]!.reason)",
+                "moe": "\(plan.choices[.moe]!.gemmShape) — \(plan.choices[.moe]!.reason)",
+                "bf16Gemm": "\(plan.choices[.bf16Gemm]!.gemmShape): \(plan.bf16Gemm)",
+                "fmaRate": plan.fmaNote,
                 "int4Weights": pck_int4_denormals_fast() != 0 ? "read as denormal floats" : "converted to float",
                 "threads": "\(threads)",
                 "binding": pool.pinned ? "pinned, one worker per core (hwloc)" : (options.bind ? "unpinned (binding failed)" : "unpinned"),
@@ -202,19 +256,11 @@ public final class CPUDevice: Device {
                 "topology": topo.source,
                 "gemmBlocking": "MR \(blocking.mr) NR \(blocking.nr) KC \(blocking.kc) MC \(blocking.mc) NC \(blocking.nc)"
                     + (options.tiling.map { " (tiling overrides: \($0))" } ?? ""),
-                "peakFlops": mhz == nil ? "unknown" : "estimated: cores × MHz × 2 FMA pipes × lanes × 2",
+                "peakFlops": String(format: "measured: %d cores × %.1f GFLOP/s (12 FMA chains at the path's width)", coresUsed, plan.fmaGflopsPerCore),
             ])
     }
 
     deinit { pool.shutdown() }
-
-    private static func cpuMHz() -> Double? {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("cpu MHz") {
-            if let v = line.split(separator: ":").last.flatMap({ Double($0.trimmingCharacters(in: .whitespaces)) }) { return v }
-        }
-        return nil
-    }
 
     /// Every catalog kernel runs natively in every float dtype.
     public func supports(_ kernel: OpKind, dtype: DType) -> Support {
@@ -267,8 +313,8 @@ public final class CPUDevice: Device {
         }
         try shared.withLock { ws in
             try withOperands(hostInputs, hostOutputs) { ins, outs in
-                let ctx = KernelContext(pool: pool, blocking: blocking, shared: ws, kernel: op.kind.name)
-                try CPUKernels.run(op, ctx, ins, outs)
+                let ctx = context(for: op, dtype: op.primaryDType(inDescs), shared: ws)
+                try ctx.table.with { try CPUKernels.run(op, ctx, ins, outs) }
             }
         }
     }
@@ -289,10 +335,19 @@ public final class CPUDevice: Device {
             let hostIns = try [q, k, w].map { HostOperand(try $0.hostPointer(on: self), $0.desc) }
             let hostOuts = try [indices, values].map { HostOperand(try $0.hostPointer(on: self), $0.desc) }
             try withOperands(hostIns, hostOuts) { ins, outs in
-                let ctx = KernelContext(pool: pool, blocking: blocking, shared: ws, kernel: "lightning-indexer-top-k")
-                CPUKernels.lightningIndexerTopK(ctx, ins[0], ins[1], ins[2], topK: topK, outs[0], outs[1])
+                let ctx = context(for: .lightningIndexer, dtype: q.desc.dtype, shared: ws, name: "lightning-indexer-top-k")
+                ctx.table.with { CPUKernels.lightningIndexerTopK(ctx, ins[0], ins[1], ins[2], topK: topK, outs[0], outs[1]) }
             }
         }
+    }
+
+    /// The kernels (table and blocking) of `op`'s family for `dtype`.
+    /// The blocking of the table that runs `family`'s kernels (tiling overrides applied).
+    public func blocking(for family: CPUKernelFamily) -> GemmBlocking { blockings[plan.choices[family]!.table]! }
+
+    private func context(for op: Op, dtype: DType, shared ws: Workspace, name: String? = nil) -> KernelContext {
+        let table = plan.table(for: op, dtype: dtype)
+        return KernelContext(pool: pool, blocking: blockings[table]!, table: table, shared: ws, kernel: name ?? op.kind.name)
     }
 
     /// Resolves operands; those whose address is not aligned to their element size go

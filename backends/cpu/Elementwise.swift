@@ -51,10 +51,13 @@ extension CPUKernels {
         let d = x.shape.last!, rows = x.count / d, dt = x.dtype
         let wf = ctx.shared.buffer(2, d, as: Float.self)
         loadF32(weight.raw, dt, d, into: wf)
+        let stream = dt == .f32 && x.count * 4 >= ctx.blocking.streamStoreBytes
         forRows(ctx, rows: rows, d: d) { r0, r1, w in
             let buf = ctx.pool.workspaces[w].buffer(2, d, as: Float.self)
             for r in r0..<r1 {
-                if dt == .f32 {
+                if stream && x.raw != y.raw {
+                    pck_rmsnorm_stream(d, x.f32() + r * d, wf, eps, y.f32() + r * d)
+                } else if dt == .f32 {
                     pck_rmsnorm(d, x.f32() + r * d, wf, eps, y.f32() + r * d)
                 } else {
                     loadF32(x.at(r * d), dt, d, into: buf)
@@ -68,11 +71,16 @@ extension CPUKernels {
     /// Softmax of one f32 row under the contract's rules (NaN row → NaN, `+inf` entries
     /// share the mass, all `−inf` → 0). `y` may equal `x`.
     static func softmaxRow(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        // Three passes on the common path: the max (NaN skipped), exp(x − max) with its sum,
+        // the scale. A NaN entry makes exp(NaN − max), so the sum, NaN; only +inf (max =
+        // +inf) and rows with no finite entry (max = −inf) need the slow rules below.
         let mx = pck_max(n, x)
-        let sum = pck_sum(n, x)
-        if mx != .infinity && !sum.isNaN {
-            pck_softmax(n, x, y)
-            return
+        if mx != .infinity && mx != -.infinity {
+            let l = pck_exp_sub_sum(n, x, mx, y)
+            if !l.isNaN {
+                pck_scale(n, 1 / l, y, y)
+                return
+            }
         }
         var posInf = 0, nan = false
         for i in 0..<n {

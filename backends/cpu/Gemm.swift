@@ -11,13 +11,27 @@ enum GemmA {
     /// (gathered while packing, tile by tile; the gathered matrix never exists whole).
     case gathered(UnsafeRawPointer, pck_dtype, ld: Int, rows: UnsafePointer<Int32>)
 
-    /// Packs rows `i0 ..< i0+mc`, depths `k0 ..< k0+kc` into `out` (MR slivers).
+    var dtype: pck_dtype {
+        switch self {
+        case let .strided(_, dt, _, _), let .gathered(_, dt, _, _): return dt
+        }
+    }
+
+    /// Packs rows `i0 ..< i0+mc`, depths `k0 ..< k0+kc` into `out` (MR slivers; bf16 pairs
+    /// when `pairs`).
     @inline(__always)
-    func pack(_ i0: Int, _ mc: Int, _ k0: Int, _ kc: Int, into out: UnsafeMutablePointer<Float>, ws: Workspace) {
+    func pack(_ i0: Int, _ mc: Int, _ k0: Int, _ kc: Int, into out: UnsafeMutablePointer<Float>, ws: Workspace, pairs: Bool = false) {
+        func packA(_ src: UnsafeRawPointer, _ dt: pck_dtype, _ rs: Int, _ cs: Int) {
+            if pairs {
+                pck_bgemm_pack_a(mc, kc, src.assumingMemoryBound(to: UInt16.self), rs, cs, UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self))
+            } else {
+                pck_sgemm_pack_a(dt, mc, kc, src, rs, cs, out)
+            }
+        }
         switch self {
         case let .strided(base, dt, rs, cs):
             let es = dt == PCK_DT_F32 ? 4 : 2
-            pck_sgemm_pack_a(dt, mc, kc, base + (i0 * rs + k0 * cs) * es, rs, cs, out)
+            packA(base + (i0 * rs + k0 * cs) * es, dt, rs, cs)
         case let .gathered(base, dt, ld, rows):
             let es = dt == PCK_DT_F32 ? 4 : 2
             let tile = ws.buffer(7, mc * kc * es, as: UInt8.self)
@@ -25,7 +39,7 @@ enum GemmA {
                 let src = base + (Int(rows[i0 + i]) * ld + k0) * es
                 (UnsafeMutableRawPointer(tile) + i * kc * es).copyMemory(from: src, byteCount: kc * es)
             }
-            pck_sgemm_pack_a(dt, mc, kc, tile, kc, 1, out)
+            packA(tile, dt, kc, 1)
         }
     }
 }
@@ -49,15 +63,68 @@ enum GemmB {
     /// INT4 weights, dequantized while packing.
     case int4(Int4Weights)
 
-    /// Packs depths `k0 ..< k0+kc`, columns `j0 ..< j0+nc` into `out` (NR slivers).
+    /// Whether the operand is bf16 storage (a bf16 pair GEMM needs both operands so).
+    var isBF16: Bool {
+        if case let .strided(_, dt, _, _) = self { return dt == PCK_DT_BF16 }
+        return false
+    }
+
+    /// Packs depths `k0 ..< k0+kc`, columns `j0 ..< j0+nc` into `out` (NR slivers; bf16
+    /// pairs when `pairs`).
     @inline(__always)
-    func pack(_ k0: Int, _ kc: Int, _ j0: Int, _ nc: Int, into out: UnsafeMutablePointer<Float>) {
+    func pack(_ k0: Int, _ kc: Int, _ j0: Int, _ nc: Int, into out: UnsafeMutablePointer<Float>, pairs: Bool = false) {
         switch self {
         case let .strided(base, dt, rs, cs):
             let es = dt == PCK_DT_F32 ? 4 : 2
-            pck_sgemm_pack_b(dt, kc, nc, base + (k0 * rs + j0 * cs) * es, rs, cs, out)
+            let src = base + (k0 * rs + j0 * cs) * es
+            if pairs {
+                pck_bgemm_pack_b(kc, nc, src.assumingMemoryBound(to: UInt16.self), rs, cs, UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self))
+            } else {
+                pck_sgemm_pack_b(dt, kc, nc, src, rs, cs, out)
+            }
         case let .int4(w):
             pck_int4_pack_b(kc, nc, k0, j0, w.groupSize, w.q, w.ldw, w.scales, w.lds, w.zeros, w.ldz, out)
+        }
+    }
+}
+
+extension GemmB {
+    /// Prefetches what `pack(k0, kc, j0, nc)` will read where that pays: INT4 weights, read
+    /// once per expert from memory in short runs per row. Float B needs none.
+    @inline(__always)
+    func prefetch(_ k0: Int, _ kc: Int, _ j0: Int, _ nc: Int) {
+        if case let .int4(w) = self, nc > 0 {
+            pck_int4_prefetch(kc, nc, k0, j0, w.groupSize, w.q, w.ldw, w.scales, w.lds)
+        }
+    }
+}
+
+/// How a GEMM multiplies: f32 slivers on the f32 tile, or (bf16 × bf16 on a table with the
+/// pair kernel) bf16 pairs on `vdpbf16ps`, whose packed depth is half the K depth and whose
+/// K blocks are twice as deep (the same bytes per sliver).
+struct GemmArithmetic {
+    /// bf16 pairs.
+    let pairs: Bool
+    /// K depth of a block.
+    let kc: Int
+
+    init(_ bl: GemmBlocking, a: GemmA, b: GemmB) {
+        pairs = a.dtype == PCK_DT_BF16 && b.isBF16 && pck_bgemm_available() != 0
+        kc = pairs ? bl.kcPairs : bl.kc
+    }
+
+    /// Packed 32-bit slots per row or column for `kcur` depths.
+    @inline(__always) func depth(_ kcur: Int) -> Int { pairs ? (kcur + 1) / 2 : kcur }
+
+    /// One tile: `C (+)= A·B` over `kcur` depths (see `pck_sgemm_kernel_pf`).
+    @inline(__always)
+    func tile(_ kcur: Int, _ ap: UnsafePointer<Float>, _ bp: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+              _ m: Int, _ n: Int, _ acc: Int32, prefetch: UnsafePointer<Float>? = nil) {
+        if pairs {
+            func u(_ p: UnsafePointer<Float>) -> UnsafePointer<UInt32> { UnsafeRawPointer(p).assumingMemoryBound(to: UInt32.self) }
+            pck_bgemm_kernel(kcur, u(ap), u(bp), c, ldc, m, n, acc, prefetch.map(u))
+        } else {
+            pck_sgemm_kernel_pf(kcur, ap, bp, c, ldc, m, n, acc, prefetch)
         }
     }
 }
@@ -77,9 +144,10 @@ enum Gemm {
         }
         let bl = ctx.blocking
         let (mr, nr) = (bl.mr, bl.nr)
+        let ar = GemmArithmetic(bl, a: a, b: b)
         // Small problems: one task, no shared panel.
         if m * n * k <= bl.serialMaxWork {
-            ctx.pool.parallelFor(1) { _, w in
+            ctx.parallelFor(1) { _, w in
                 serial(bl, m: m, i0: 0, n: n, j0: 0, k: k, a: a, b: b, c: c, ldc: ldc, accumulate: accumulate, ws: ctx.pool.workspaces[w])
             }
             return
@@ -89,11 +157,12 @@ enum Gemm {
         let workers = ctx.pool.workerCount
         let tiles = (m + mr - 1) / mr
         let mBlocks = min(tiles, ((m + bl.mc - 1) / bl.mc + workers - 1) / workers * workers)
-        let kBlocks = (k + bl.kc - 1) / bl.kc
+        let kBlocks = (k + ar.kc - 1) / ar.kc
         // Pack all of B (every K block) when it fits the budget (64 MiB), otherwise per column
         // panel of at most nc columns that fits it.
-        let budget = max(bl.packBudgetBytes, bl.nc * bl.kc * 4)
-        let panelCols = k * ((n + nr - 1) / nr * nr) * 4 <= budget ? n : max(nr, min(bl.nc, budget / (k * 4) / nr * nr))
+        let kdAll = kBlocks * ar.depth(ar.kc)  // packed slots per column, all K blocks
+        let budget = max(bl.packBudgetBytes, bl.nc * ar.depth(ar.kc) * 4)
+        let panelCols = kdAll * ((n + nr - 1) / nr * nr) * 4 <= budget ? n : max(nr, min(bl.nc, budget / (kdAll * 4) / nr * nr))
         // Column parts per A block when there are too few A blocks for about four tasks per
         // worker (each part packs the A block again, so no more than that).
         let jPartsWanted = max(1, (4 * workers + mBlocks - 1) / mBlocks)
@@ -103,7 +172,7 @@ enum Gemm {
             // B panel: kBlocks blocks of (slivers × nr × kcur) floats, packed sliver by sliver
             // by whichever task needs it first (state 0 unpacked, 1 being packed, 2 ready), so
             // that packing overlaps the other workers' tiles instead of being a phase of its own.
-            let panelStride = slivers * nr * bl.kc
+            let panelStride = slivers * nr * ar.depth(ar.kc)
             let bp = ctx.shared.buffer(0, panelStride * kBlocks, as: Float.self)
             let states = kBlocks * slivers
             let state = UnsafeMutablePointer<Atomic<Int32>>.allocate(capacity: states)
@@ -111,7 +180,7 @@ enum Gemm {
             defer { state.deinitialize(count: states); state.deallocate() }
             let jParts = max(1, min(slivers / 2, jPartsWanted))
             let slPerPart = (slivers + jParts - 1) / jParts
-            ctx.pool.parallelFor(mBlocks * jParts) { t, w in
+            ctx.parallelFor(mBlocks * jParts) { t, w in
                 let ib = t / jParts, jp = t % jParts
                 let i0 = tiles * ib / mBlocks * mr, mcur = min(m, tiles * (ib + 1) / mBlocks * mr) - i0
                 let s0 = jp * slPerPart, s1 = min(slivers, s0 + slPerPart)
@@ -119,21 +188,21 @@ enum Gemm {
                 let ws = ctx.pool.workspaces[w]
                 let skipped = ws.buffer(2, s1 - s0, as: Bool.self)
                 for pb in 0..<kBlocks {
-                    let pc = pb * bl.kc, kcur = min(bl.kc, k - pc)
-                    let ap = ws.buffer(0, (mcur + mr - 1) / mr * mr * kcur, as: Float.self)
-                    a.pack(i0, mcur, pc, kcur, into: ap, ws: ws)
+                    let pc = pb * ar.kc, kcur = min(ar.kc, k - pc), kd = ar.depth(kcur)
+                    let ap = ws.buffer(0, (mcur + mr - 1) / mr * mr * kd, as: Float.self)
+                    a.pack(i0, mcur, pc, kcur, into: ap, ws: ws, pairs: ar.pairs)
                     let acc: Int32 = accumulate || pb > 0 ? 1 : 0
                     let panel = bp + pb * panelStride
-                    // The tiles of sliver s; the last four also prefetch `next` into L1.
+                    // The tiles of sliver s; the last four also prefetch `next` into L1 (a
+                    // quarter of the sliver each).
                     func sliverTiles(_ s: Int, next: UnsafePointer<Float>?) {
                         let j = s * nr, nn = min(nr, ncur - j)
-                        let bs = panel + s * nr * kcur
+                        let bs = panel + s * nr * kd
                         let pfFrom = (mcur + mr - 1) / mr - 4
                         var ir = 0, tile = 0
                         while ir < mcur {
-                            let pf = tile >= pfFrom ? next.map { $0 + (tile - pfFrom) * kcur * 4 } : nil
-                            pck_sgemm_kernel_pf(kcur, ap + ir * kcur, bs, c + (i0 + ir) * ldc + jc + j, ldc,
-                                                min(mr, mcur - ir), nn, acc, pf)
+                            let pf = tile >= pfFrom ? next.map { $0 + (tile - pfFrom) * kd * nr / 4 } : nil
+                            ar.tile(kcur, ap + ir * kd, bs, c + (i0 + ir) * ldc + jc + j, ldc, min(mr, mcur - ir), nn, acc, prefetch: pf)
                             ir += mr
                             tile += 1
                         }
@@ -151,7 +220,7 @@ enum Gemm {
                         if st.pointee.load(ordering: .acquiring) != 2 {
                             if st.pointee.compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged {
                                 let j = s * nr
-                                b.pack(pc, kcur, jc + j, min(nr, ncur - j), into: panel + s * nr * kcur)
+                                b.pack(pc, kcur, jc + j, min(nr, ncur - j), into: panel + s * nr * kd, pairs: ar.pairs)
                                 st.pointee.store(2, ordering: .releasing)
                             } else if st.pointee.load(ordering: .acquiring) != 2 {
                                 skipped[s - s0] = true
@@ -159,8 +228,8 @@ enum Gemm {
                                 continue
                             }
                         }
-                        let next: UnsafePointer<Float>? = q + 1 < count ? UnsafePointer(panel + (s0 + (q + 1 + first) % count) * nr * kcur)
-                            : pb + 1 < kBlocks ? UnsafePointer(bp + (pb + 1) * panelStride + (s0 + first) * nr * min(bl.kc, k - pc - kcur)) : nil
+                        let next: UnsafePointer<Float>? = q + 1 < count ? UnsafePointer(panel + (s0 + (q + 1 + first) % count) * nr * kd)
+                            : pb + 1 < kBlocks ? UnsafePointer(bp + (pb + 1) * panelStride + (s0 + first) * nr * ar.depth(min(ar.kc, k - pc - kcur))) : nil
                         sliverTiles(s, next: next)
                     }
                     if deferred > 0 {
@@ -190,23 +259,25 @@ enum Gemm {
             return
         }
         let (mr, nr) = (bl.mr, bl.nr)
+        let ar = GemmArithmetic(bl, a: a, b: b)
         let mc = min(bl.mc, (m + mr - 1) / mr * mr)
         if m <= mc {
             // One A block: pack it per K block, then dequantize/pack B one sliver at a
             // time right before its tiles (the sliver never leaves L1).
             let slivers = (n + nr - 1) / nr
-            for pc in stride(from: 0, to: k, by: bl.kc) {
-                let kcur = min(bl.kc, k - pc)
+            for pc in stride(from: 0, to: k, by: ar.kc) {
+                let kcur = min(ar.kc, k - pc), kd = ar.depth(kcur)
                 let acc: Int32 = accumulate || pc > 0 ? 1 : 0
-                let ap = ws.buffer(0, (m + mr - 1) / mr * mr * kcur, as: Float.self)
-                a.pack(i0, m, pc, kcur, into: ap, ws: ws)
-                let bs = ws.buffer(1, nr * kcur, as: Float.self)
+                let ap = ws.buffer(0, (m + mr - 1) / mr * mr * kd, as: Float.self)
+                a.pack(i0, m, pc, kcur, into: ap, ws: ws, pairs: ar.pairs)
+                let bs = ws.buffer(1, nr * kd, as: Float.self)
                 for s in 0..<slivers {
                     let j = s * nr, nn = min(nr, n - j)
-                    b.pack(pc, kcur, j0 + j, nn, into: bs)
+                    b.pack(pc, kcur, j0 + j, nn, into: bs, pairs: ar.pairs)
+                    b.prefetch(pc, kcur, j0 + j + nr, min(nr, n - j - nr))  // the next sliver's source
                     var ir = 0
                     while ir < m {
-                        pck_sgemm_kernel(kcur, ap + ir * kcur, bs, c + ir * ldc + j, ldc, min(mr, m - ir), nn, acc)
+                        ar.tile(kcur, ap + ir * kd, bs, c + ir * ldc + j, ldc, min(mr, m - ir), nn, acc)
                         ir += mr
                     }
                 }
@@ -217,22 +288,21 @@ enum Gemm {
         for jc in stride(from: 0, to: n, by: ncMax) {
             let ncur = min(ncMax, n - jc)
             let slivers = (ncur + nr - 1) / nr
-            for pc in stride(from: 0, to: k, by: bl.kc) {
-                let kcur = min(bl.kc, k - pc)
-                let bp = ws.buffer(1, slivers * nr * kcur, as: Float.self)
-                b.pack(pc, kcur, j0 + jc, ncur, into: bp)
+            for pc in stride(from: 0, to: k, by: ar.kc) {
+                let kcur = min(ar.kc, k - pc), kd = ar.depth(kcur)
+                let bp = ws.buffer(1, slivers * nr * kd, as: Float.self)
+                b.pack(pc, kcur, j0 + jc, ncur, into: bp, pairs: ar.pairs)
                 let acc: Int32 = accumulate || pc > 0 ? 1 : 0
                 for ic in stride(from: 0, to: m, by: mc) {
                     let mcur = min(mc, m - ic)
-                    let ap = ws.buffer(0, (mcur + mr - 1) / mr * mr * kcur, as: Float.self)
-                    a.pack(i0 + ic, mcur, pc, kcur, into: ap, ws: ws)
+                    let ap = ws.buffer(0, (mcur + mr - 1) / mr * mr * kd, as: Float.self)
+                    a.pack(i0 + ic, mcur, pc, kcur, into: ap, ws: ws, pairs: ar.pairs)
                     for s in 0..<slivers {
                         let j = s * nr, nn = min(nr, ncur - j)
-                        let bs = bp + s * nr * kcur
+                        let bs = bp + s * nr * kd
                         var ir = 0
                         while ir < mcur {
-                            let mm = min(mr, mcur - ir)
-                            pck_sgemm_kernel(kcur, ap + ir * kcur, bs, c + (ic + ir) * ldc + jc + j, ldc, mm, nn, acc)
+                            ar.tile(kcur, ap + ir * kd, bs, c + (ic + ir) * ldc + jc + j, ldc, min(mr, mcur - ir), nn, acc)
                             ir += mr
                         }
                     }

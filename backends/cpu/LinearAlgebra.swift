@@ -52,7 +52,7 @@ extension CPUKernels {
                 }
             }
         }
-        ctx.pool.parallelFor(tasks.count) { t, w in
+        ctx.parallelFor(tasks.count) { t, w in
             let task = tasks[t]
             Gemm.serial(bl, m: task.m, i0: task.i0, n: task.nn, j0: task.j0, k: k, a: a, b: segments[task.seg].b,
                         c: c + task.i0 * ldc + task.j0, ldc: ldc, accumulate: false, ws: ctx.pool.workspaces[w])
@@ -124,13 +124,13 @@ extension CPUKernels {
             let xf = f32Input(ctx, x, slot: 2)
             let per = pck_int4_xprep_size(ctx.blocking.int4GemvMaxRows, k, w.groupSize)
             let xp = ctx.shared.buffer(3, per * small.count, as: Float.self)
-            ctx.pool.parallelFor(small.count) { i, _ in
+            ctx.parallelFor(small.count) { i, _ in
                 let e = small[i]
                 pck_int4_xprep(o[e + 1] - o[e], k, w.groupSize, xf + o[e] * k, k, xp + i * per)
             }
             let rowsPerTask = ctx.blocking.gemvRowsPerTask(n: n, k: k)
             let chunks = (n + rowsPerTask - 1) / rowsPerTask
-            ctx.pool.parallelFor(small.count * chunks) { t, _ in
+            ctx.parallelFor(small.count * chunks) { t, _ in
                 let i = t / chunks, e = small[i]
                 let n0 = (t % chunks) * rowsPerTask, n1 = min(n, n0 + rowsPerTask)
                 let we = expert(e)

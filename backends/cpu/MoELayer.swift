@@ -100,7 +100,7 @@ extension CPUKernels {
             return out
         }
         let phase1 = tasks(cols: f)
-        ctx.pool.parallelFor(phase1.count) { ti, w in
+        ctx.parallelFor(phase1.count) { ti, w in
             let task = phase1[ti]
             let ws = ctx.pool.workspaces[w]
             let g = hbuf + task.i0 * f + task.j0
@@ -127,7 +127,7 @@ extension CPUKernels {
         }
         let phase2 = tasks(cols: h)
         let ha = GemmA.strided(UnsafeRawPointer(hbuf), PCK_DT_F32, rs: f, cs: 1)
-        ctx.pool.parallelFor(phase2.count) { ti, w in
+        ctx.parallelFor(phase2.count) { ti, w in
             let task = phase2[ti]
             let ws = ctx.pool.workspaces[w]
             let d = dbuf + task.i0 * h + task.j0

@@ -79,14 +79,11 @@ struct TopKHeap {
 extension CPUKernels {
     static func topK(_ ctx: KernelContext, _ scores: Operand, _ k: Int, _ idx: Operand, _ vals: Operand) {
         let (t, s) = (scores.shape[0], scores.shape[1])
+        // Radix selection per row (C): the same result as a heap under the tie rule, O(S + k).
         forRows(ctx, rows: t, d: s) { r0, r1, w in
-            let ws = ctx.pool.workspaces[w]
-            let hv = ws.buffer(2, k, as: Float.self), hi = ws.buffer(3, k, as: Int32.self)
+            let scratch = ctx.pool.workspaces[w].buffer(2, pck_topk_scratch(s, k), as: UInt8.self)
             for r in r0..<r1 {
-                var heap = TopKHeap(capacity: k, values: hv, indices: hi)
-                let row = scores.f32() + r * s
-                for j in 0..<s where row[j] >= heap.threshold { heap.offer(row[j], Int32(j)) }
-                heap.drain(indices: idx.i32() + r * k, values: vals.f32() + r * k)
+                pck_topk_row(s, scores.f32() + r * s, k, idx.i32() + r * k, vals.f32() + r * k, scratch)
             }
         }
     }
@@ -99,7 +96,7 @@ extension CPUKernels {
                             _ body: (_ t: Int, _ s: Int, _ n: Int, _ scores: UnsafePointer<Float>) -> Void) {
         let (mr, nr) = (bl.mr, bl.nr)
         let rows = tb * hi
-        let sb = bl.indexerKeys
+        let sb = bl.attention.indexerKeys
         let dots = ws.buffer(10, rows * sb, as: Float.self)
         let acc = ws.buffer(11, sb, as: Float.self)
         var j0 = s0
@@ -136,7 +133,7 @@ extension CPUKernels {
     static func indexerOperands(_ ctx: KernelContext, _ k: Operand, _ w: Operand) -> (kp: UnsafeMutablePointer<Float>, wf: UnsafeMutablePointer<Float>) {
         let (s, d) = (k.shape[0], k.shape[1]), nr = ctx.blocking.nr
         let kp = ctx.shared.buffer(2, (s + nr - 1) / nr * nr * d, as: Float.self)
-        let chunk = max(nr, 512 / nr * nr)
+        let chunk = ctx.blocking.attention.indexerPackKeys
         ctx.forRanges(s, chunk: chunk) { a, b, _ in
             pck_sgemm_pack_b(k.dtype.pck, d, b - a, k.raw + a * d * k.dtype.elementBytes, 1, d, kp + a * d)
         }
@@ -145,7 +142,7 @@ extension CPUKernels {
     }
 
     /// Tokens per indexer tile: about 96 query rows (tokens × heads).
-    static func indexerTokens(_ bl: GemmBlocking, hi: Int) -> Int { max(1, bl.indexerRows / hi) }
+    static func indexerTokens(_ bl: GemmBlocking, hi: Int) -> Int { max(1, bl.attention.indexerRows / hi) }
 
     /// Packs the query rows of tokens `t0 ..< t0+tb` (`tb·Hi × D`) into worker slot 4.
     static func packIndexerQueries(_ bl: GemmBlocking, _ q: Operand, t0: Int, tb: Int, ws: Workspace) -> UnsafeMutablePointer<Float> {
@@ -162,10 +159,10 @@ extension CPUKernels {
         let (kp, wf) = indexerOperands(ctx, k, w)
         let tb = indexerTokens(bl, hi: hi)
         let tBlocks = (t + tb - 1) / tb
-        let sChunk = max(bl.nr, min(s, bl.indexerChunk) / bl.nr * bl.nr)
+        let sChunk = max(bl.nr, min(s, bl.attention.indexerTaskKeys) / bl.nr * bl.nr)
         let sChunks = (s + sChunk - 1) / sChunk
         let scores = out.f32()
-        ctx.pool.parallelFor(tBlocks * sChunks) { task, wk in
+        ctx.parallelFor(tBlocks * sChunks) { task, wk in
             let ws = ctx.pool.workspaces[wk]
             let t0 = (task / sChunks) * tb, cur = min(tb, t - t0)
             let s0 = (task % sChunks) * sChunk, s1 = min(s, s0 + sChunk)
@@ -184,7 +181,7 @@ extension CPUKernels {
         let bl = ctx.blocking
         let (kp, wf) = indexerOperands(ctx, k, w)
         let tb = indexerTokens(bl, hi: hi)
-        ctx.pool.parallelFor((t + tb - 1) / tb) { task, wk in
+        ctx.parallelFor((t + tb - 1) / tb) { task, wk in
             let ws = ctx.pool.workspaces[wk]
             let t0 = task * tb, cur = min(tb, t - t0)
             let hv = ws.buffer(5, cur * topK, as: Float.self), hix = ws.buffer(6, cur * topK, as: Int32.self)
@@ -215,7 +212,7 @@ extension CPUKernels {
         let (mr, nr) = (bl.mr, bl.nr)
         let dt = q.dtype, es = dt.elementBytes
         let o = outs[0], lse: Operand? = p.returnLSE ? outs[1] : nil
-        ctx.pool.parallelFor(t * hkv) { task, w in
+        ctx.parallelFor(t * hkv) { task, w in
             let ti = task / hkv, kvh = task % hkv
             let ws = ctx.pool.workspaces[w]
             let sel = ws.buffer(14, kk, as: Int.self)

@@ -1,4 +1,5 @@
-/* SGEMM: panel packing (f32/f16/bf16 sources) and the MR x NR register-blocked tiles. */
+/* SGEMM: panel packing (f32/f16/bf16 sources) and the MR x NR register-blocked tiles of
+ * the scalar, AVX2 and NEON tables. */
 #include "pck_internal.h"
 
 #if PCK_X86
@@ -58,7 +59,7 @@ void pck__sgemm_kernel_scalar(ptrdiff_t kc, const float *ap, const float *bp, fl
             c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i][j] : t[i][j];
 }
 
-/* ================================================================ AVX2 / AVX-512 */
+/* ================================================================ AVX2 (AVX-512: gemm_avx512.c) */
 #if PCK_X86
 
 PCK_INLINE PCK_AVX2 __m256 load8(pck_dtype dt, const void *p) {
@@ -69,25 +70,6 @@ PCK_INLINE PCK_AVX2 __m256 load8(pck_dtype dt, const void *p) {
             _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
     default: return _mm256_loadu_ps((const float *)p);
     }
-}
-
-PCK_INLINE PCK_AVX2 void transpose8(__m256 v[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-    __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-    __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-    __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
-    v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
 /* Store the first n (1..8) lanes of v. */
@@ -134,7 +116,7 @@ PCK_INLINE PCK_AVX2 void pack_rows_transpose(pck_dtype dt, ptrdiff_t R, ptrdiff_
             for (int i = 0; i < 8; i++)
                 v[i] = i < nrow ? load8(dt, elem_ptr(dt, src, (r0 + i) * sr + k))
                                 : _mm256_setzero_ps();
-            transpose8(v);
+            pck__transpose8(v);
             for (int i = 0; i < 8; i++) store_first(o + (k + i) * R + r0, v[i], nrow);
         }
     }
@@ -225,50 +207,6 @@ PCK_AVX2 void pck__sgemm_kernel_avx2(ptrdiff_t kc, const float *ap, const float 
     for (int i = 0; i < AMR; i++) {
         _mm256_storeu_ps(t[i], acc[i][0]);
         _mm256_storeu_ps(t[i] + 8, acc[i][1]);
-    }
-    for (ptrdiff_t i = 0; i < m; i++)
-        for (ptrdiff_t j = 0; j < n; j++)
-            c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i][j] : t[i][j];
-}
-
-/* 14x32: 28 zmm accumulators + 2 B vectors; the A broadcasts fold into the FMAs. */
-#define XMR 14
-#define XNR 32
-
-PCK_AVX512 void pck__sgemm_kernel_avx512(ptrdiff_t kc, const float *ap, const float *bp,
-                                         float *c, ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n,
-                                         int accumulate, const float *pf) {
-    (void)pf;
-    __m512 acc[XMR][2];
-    for (int i = 0; i < XMR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    for (int i = 0; i < XMR && i < m; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-    for (ptrdiff_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
-        for (int i = 0; i < XMR; i++) {
-            __m512 a = _mm512_set1_ps(ap[i]);
-            acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
-        }
-        ap += XMR;
-        bp += XNR;
-    }
-    if (m == XMR && n == XNR) {
-        for (int i = 0; i < XMR; i++) {
-            float *ci = c + i * ldc;
-            __m512 r0 = acc[i][0], r1 = acc[i][1];
-            if (accumulate) {
-                r0 = _mm512_add_ps(_mm512_loadu_ps(ci), r0);
-                r1 = _mm512_add_ps(_mm512_loadu_ps(ci + 16), r1);
-            }
-            _mm512_storeu_ps(ci, r0);
-            _mm512_storeu_ps(ci + 16, r1);
-        }
-        return;
-    }
-    float t[XMR][XNR];
-    for (int i = 0; i < XMR; i++) {
-        _mm512_storeu_ps(t[i], acc[i][0]);
-        _mm512_storeu_ps(t[i] + 16, acc[i][1]);
     }
     for (ptrdiff_t i = 0; i < m; i++)
         for (ptrdiff_t j = 0; j < n; j++)

@@ -175,46 +175,6 @@ PCK_INLINE float pow2f(int e) { /* 2^e, -126 <= e <= 127 */
     return c.f;
 }
 
-/* Ticks for 2048 FMAs in 8 chains with inputs a (bit pattern) and b (DAZ/FTZ cleared by
- * the caller). */
-static __attribute__((noinline)) PCK_AVX2 uint64_t i4_fma_ticks(int32_t abits, float bv) {
-    __m256 a = _mm256_castsi256_ps(_mm256_set1_epi32(abits)), b = _mm256_set1_ps(bv), c[8];
-    for (int q = 0; q < 8; q++) c[q] = _mm256_setzero_ps();
-    uint64_t t0 = __rdtsc();
-    for (int i = 0; i < 256; i++) {
-        __asm__ volatile("" : "+x"(a));
-        for (int q = 0; q < 8; q++) c[q] = _mm256_fmadd_ps(a, b, c[q]);
-    }
-    uint64_t t = __rdtsc() - t0;
-    for (int q = 1; q < 8; q++) c[0] = _mm256_add_ps(c[0], c[q]);
-    __asm__ volatile("" : : "x"(c[0]));
-    return t;
-}
-
-/* 1 if FMAs with denormal inputs run at full rate on this CPU (Zen 3 does; cores that take
- * a microcode assist per denormal operand would make the denormal path far slower).
- * Timed once per process: the best of 5 rounds of each, denormal within 25% of normal. */
-static PCK_AVX2 int i4_denormals_fast(void) {
-    static _Atomic int state; /* 0 not yet timed, 1 fast, 2 slow */
-    int st = atomic_load_explicit(&state, memory_order_relaxed);
-    if (st) return st == 1;
-    unsigned csr = _mm_getcsr();
-    _mm_setcsr(csr & ~(0x8040u));
-    uint64_t tn = UINT64_MAX, td = UINT64_MAX;
-    for (int r = 0; r < 5; r++) {
-        uint64_t a = i4_fma_ticks(0x40400000, 0x1p-20f);  /* 3.0: normal */
-        uint64_t b = i4_fma_ticks(0x00070000, 0x1p100f);   /* a denormal */
-        tn = a < tn ? a : tn;
-        td = b < td ? b : td;
-    }
-    _mm_setcsr(csr);
-    st = td * 4 <= tn * 5 ? 1 : 2;
-    atomic_store_explicit(&state, st, memory_order_relaxed);
-    return st == 1;
-}
-
-PCK_AVX2 int pck__int4_denormals_fast(void) { return i4_denormals_fast(); }
-
 /* max(e, 0) for row x[0..<k64] if it can take the denormal path, else -1 */
 PCK_INLINE PCK_AVX2 int i4_dn_exponent(const float *x, ptrdiff_t k64) {
     const __m256i absm = _mm256_set1_epi32(0x7fffffff), zero = _mm256_setzero_si256();
@@ -251,7 +211,7 @@ PCK_AVX2 void pck__int4_xprep_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const 
     /* one path for all m rows (the kernel shares each weight vector across them); each
      * row's exponent waits in its mode slot until every row is known to qualify */
     int dn = k64 > 0 && atomic_load_explicit(&pck__int4_dn_enabled, memory_order_relaxed) &&
-             i4_denormals_fast();
+             pck__int4_denormals_fast();
     for (ptrdiff_t i = 0; i < m && dn; i++) {
         int ep = i4_dn_exponent(x + i * ldx, k64);
         xp[i * xrow + mode] = (float)ep;
@@ -742,22 +702,8 @@ PCK_AVX2 void pck__int4_gemv_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const f
 PCK_INLINE PCK_AVX2 void transpose8i(__m256i v[8]) {
     __m256 t[8];
     for (int i = 0; i < 8; i++) t[i] = _mm256_castsi256_ps(v[i]);
-    __m256 a0 = _mm256_unpacklo_ps(t[0], t[1]), a1 = _mm256_unpackhi_ps(t[0], t[1]);
-    __m256 a2 = _mm256_unpacklo_ps(t[2], t[3]), a3 = _mm256_unpackhi_ps(t[2], t[3]);
-    __m256 a4 = _mm256_unpacklo_ps(t[4], t[5]), a5 = _mm256_unpackhi_ps(t[4], t[5]);
-    __m256 a6 = _mm256_unpacklo_ps(t[6], t[7]), a7 = _mm256_unpackhi_ps(t[6], t[7]);
-    __m256 b0 = _mm256_shuffle_ps(a0, a2, 0x44), b1 = _mm256_shuffle_ps(a0, a2, 0xee);
-    __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xee);
-    __m256 b4 = _mm256_shuffle_ps(a4, a6, 0x44), b5 = _mm256_shuffle_ps(a4, a6, 0xee);
-    __m256 b6 = _mm256_shuffle_ps(a5, a7, 0x44), b7 = _mm256_shuffle_ps(a5, a7, 0xee);
-    v[0] = _mm256_castps_si256(_mm256_permute2f128_ps(b0, b4, 0x20));
-    v[1] = _mm256_castps_si256(_mm256_permute2f128_ps(b1, b5, 0x20));
-    v[2] = _mm256_castps_si256(_mm256_permute2f128_ps(b2, b6, 0x20));
-    v[3] = _mm256_castps_si256(_mm256_permute2f128_ps(b3, b7, 0x20));
-    v[4] = _mm256_castps_si256(_mm256_permute2f128_ps(b0, b4, 0x31));
-    v[5] = _mm256_castps_si256(_mm256_permute2f128_ps(b1, b5, 0x31));
-    v[6] = _mm256_castps_si256(_mm256_permute2f128_ps(b2, b6, 0x31));
-    v[7] = _mm256_castps_si256(_mm256_permute2f128_ps(b3, b7, 0x31));
+    pck__transpose8(t);
+    for (int i = 0; i < 8; i++) v[i] = _mm256_castps_si256(t[i]);
 }
 
 /* 8 rows x 64 k into B-panel rows: a byte-lane transpose puts 8 weight rows in the 8

@@ -12,7 +12,9 @@
 /* Per-function targets: the package may not pass -mavx2, so each SIMD function carries
  * its own ISA and is only reached through the dispatch table. */
 #define PCK_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define PCK_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+#define PCK_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
+#define PCK_AVX512BF16 \
+    __attribute__((target("avx512bf16,avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
 #else
 #define PCK_X86 0
 #endif
@@ -25,14 +27,25 @@
 
 #define PCK_INLINE static inline __attribute__((always_inline))
 
-typedef struct pck_kernels {
-    pck_isa isa;
-    const char *name;
+/* The GEMM microkernel shape of a table: f32 tile and, where the ISA has one, the bf16
+ * pair tile of the same MR x NR. */
+typedef struct pck_gemm_shape {
+    const char *name; /* "avx512 14x32" */
     ptrdiff_t mr, nr;
     /* `pf`: memory to prefetch while the tile runs (kc / 4 cache lines from it), or NULL. */
     void (*sgemm_kernel)(ptrdiff_t kc, const float *ap, const float *bp, float *c,
                          ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate,
                          const float *pf);
+    /* kc counts elements; the kernel runs ceil(kc/2) pairs. NULL: no pair kernel. */
+    void (*bgemm_kernel)(ptrdiff_t kc, const uint32_t *ap, const uint32_t *bp, float *c,
+                         ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate,
+                         const uint32_t *pf);
+} pck_gemm_shape;
+
+struct pck_kernels {
+    pck_isa isa;
+    const char *name;
+    const pck_gemm_shape *gemm;
     /* Packs `count` rows/columns into slivers of width R (MR or NR):
      * out[s*kc*R + k*R + r] = src[(s*R + r)*stride_r + k*stride_k]. */
     void (*pack)(pck_dtype dt, ptrdiff_t width, ptrdiff_t count, ptrdiff_t kc,
@@ -69,17 +82,9 @@ typedef struct pck_kernels {
     float (*exp_sub_sum)(ptrdiff_t n, const float *x, float m, float *y);
     void (*silu)(ptrdiff_t n, const float *x, float *y);
     void (*swiglu)(ptrdiff_t n, const float *gate, const float *up, float *y);
-} pck_kernels;
+};
 
-/* The tables (dispatch.c) and the per-ISA functions they point at. */
-extern const pck_kernels pck__kernels_scalar;
-#if PCK_X86
-extern const pck_kernels pck__kernels_avx2;
-extern const pck_kernels pck__kernels_avx512;
-#endif
-#if PCK_ARM64
-extern const pck_kernels pck__kernels_neon;
-#endif
+/* The per-ISA functions the tables (dispatch.c) point at. */
 
 #define PCK_DECLARE_ISA(isa)                                                              \
     void pck__sgemm_kernel_##isa(ptrdiff_t, const float *, const float *, float *,        \
@@ -118,8 +123,18 @@ extern const pck_kernels pck__kernels_neon;
 PCK_DECLARE_ISA(scalar)
 #if PCK_X86
 PCK_DECLARE_ISA(avx2)
-void pck__sgemm_kernel_avx512(ptrdiff_t, const float *, const float *, float *, ptrdiff_t,
-                              ptrdiff_t, ptrdiff_t, int, const float *);
+/* gemm_avx512.c: the AVX-512 GEMM shapes (f32 tiles and bf16 pair tiles) and bf16 pair
+ * packing. */
+extern const pck_gemm_shape pck__gemm_shapes_avx512[];
+extern const int pck__gemm_shape_count_avx512;
+void pck__bpack_avx512(ptrdiff_t width, ptrdiff_t count, ptrdiff_t kc, const uint16_t *src,
+                       ptrdiff_t stride_r, ptrdiff_t stride_k, uint32_t *out);
+/* vector_avx512.c: the exp-bound row primitives (the rest of the AVX-512 tables is AVX2). */
+float pck__max_avx512(ptrdiff_t, const float *);
+void pck__exp_avx512(ptrdiff_t, const float *, float *);
+float pck__exp_sub_sum_avx512(ptrdiff_t, const float *, float, float *);
+void pck__silu_avx512(ptrdiff_t, const float *, float *);
+void pck__swiglu_avx512(ptrdiff_t, const float *, const float *, float *);
 #endif
 #if PCK_ARM64
 void pck__sgemm_kernel_neon(ptrdiff_t, const float *, const float *, float *, ptrdiff_t,
@@ -143,6 +158,30 @@ void pck__exp_neon(ptrdiff_t, const float *, float *);
 float pck__exp_sub_sum_neon(ptrdiff_t, const float *, float, float *);
 void pck__silu_neon(ptrdiff_t, const float *, float *);
 void pck__swiglu_neon(ptrdiff_t, const float *, const float *, float *);
+#endif
+
+#if PCK_X86
+#include <immintrin.h>
+/* 8 x 8 transpose of 32-bit lanes (packing A and B slivers, f32 and bf16 pairs). */
+PCK_INLINE PCK_AVX2 void pck__transpose8(__m256 v[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+    __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
 #endif
 
 /* ---- scalar helpers shared by every path (bit-exact definitions) ---- */
@@ -213,6 +252,21 @@ PCK_INLINE float pck__clampf(float v, float lo, float hi) {
     v = (v >= lo) ? v : lo;
     return (v <= hi) ? v : hi;
 }
+
+/* expf on every path (vector.c, vector_avx512.c): x = n*ln2 + r, a degree-6 polynomial
+ * for exp(r), 2^n as two exact power-of-two factors; inputs clamped to [-104, 89]. */
+#define PCK_EXP_LO -104.0f
+#define PCK_EXP_HI 89.0f
+#define PCK_LOG2E 1.44269504088896341f
+#define PCK_EXP_C2 4.999999404e-01f
+#define PCK_EXP_C3 1.666652113e-01f
+#define PCK_EXP_C4 4.166838899e-02f
+#define PCK_EXP_C5 8.368710056e-03f
+#define PCK_EXP_C6 1.381460810e-03f
+/* ln2 = HI + LO; HI has 9 trailing zero bits so n*HI is exact for |n| <= 256 */
+#define PCK_LN2_HI 0.693145751953125f
+#define PCK_LN2_LO 1.428606765330187e-06f
+#define PCK_ROUND_MAGIC 12582912.0f /* 1.5 * 2^23: adding it rounds to an integer (RNE) */
 
 /* Per-group INT4 parameters, shared by every ISA so they agree bit for bit. */
 PCK_INLINE float pck__sym_scale(float amax) { return amax / 7.0f; }

@@ -1,4 +1,5 @@
-/* Row primitives for softmax, attention and norms, and a vectorised expf.
+/* Row primitives for softmax, attention and norms, and a vectorised expf (constants in
+ * pck_internal.h; the AVX-512 versions of the exp-bound ones: vector_avx512.c).
  *
  * exp: x = n*ln2 + r, |r| <= ln2/2 (Cody-Waite, two-part ln2), exp(r) by a degree-6
  * polynomial fitted for relative error (3e-9 before rounding), then 2^n applied as two
@@ -14,41 +15,59 @@
 #include <arm_neon.h>
 #endif
 
-#define EXP_LO -104.0f
-#define EXP_HI 89.0f
-#define LOG2E 1.44269504088896341f
-#define C2 4.999999404e-01f
-#define C3 1.666652113e-01f
-#define C4 4.166838899e-02f
-#define C5 8.368710056e-03f
-#define C6 1.381460810e-03f
-/* ln2 = HI + LO; HI has 9 trailing zero bits so n*HI is exact for |n| <= 256 */
-#define LN2_HI 0.693145751953125f
-#define LN2_LO 1.428606765330187e-06f
-#define ROUND_MAGIC 12582912.0f /* 1.5 * 2^23: adding it rounds to an integer (RNE) */
+/* ================================================================ streaming stores */
+
+void pck_scale_mul_stream(ptrdiff_t n, float a, const float *x, const float *w, float *y) {
+    ptrdiff_t i = 0;
+#if PCK_X86
+    /* SSE2 (every x86-64): (x * a) * w per element, as every scale_mul computes it, so the
+     * bits are the table's; dst aligned to 16 bytes, then non-temporal 16-byte stores */
+    while (i < n && ((uintptr_t)(y + i) & 15) != 0) {
+        y[i] = w ? (x[i] * a) * w[i] : x[i] * a;
+        i++;
+    }
+    if (((uintptr_t)(y + i) & 15) == 0) {
+        __m128 av = _mm_set1_ps(a);
+        if (w)
+            for (; i + 4 <= n; i += 4)
+                _mm_stream_ps(y + i, _mm_mul_ps(_mm_mul_ps(_mm_loadu_ps(x + i), av), _mm_loadu_ps(w + i)));
+        else
+            for (; i + 4 <= n; i += 4) _mm_stream_ps(y + i, _mm_mul_ps(_mm_loadu_ps(x + i), av));
+        _mm_sfence(); /* order them before the pool's release of the task */
+    }
+#endif
+    for (; i < n; i++) y[i] = w ? (x[i] * a) * w[i] : x[i] * a;
+}
 
 /* ================================================================ scalar */
 
 float pck__exp1(float x) {
     if (x != x) return x;
-    x = x < EXP_LO ? EXP_LO : (x > EXP_HI ? EXP_HI : x);
-    float n = (x * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
-    float r = (x - n * LN2_HI) - n * LN2_LO;
-    float p = C6;
-    p = p * r + C5;
-    p = p * r + C4;
-    p = p * r + C3;
-    p = p * r + C2;
+    x = x < PCK_EXP_LO ? PCK_EXP_LO : (x > PCK_EXP_HI ? PCK_EXP_HI : x);
+    float n = (x * PCK_LOG2E + PCK_ROUND_MAGIC) - PCK_ROUND_MAGIC;
+    float r = (x - n * PCK_LN2_HI) - n * PCK_LN2_LO;
+    float p = PCK_EXP_C6;
+    p = p * r + PCK_EXP_C5;
+    p = p * r + PCK_EXP_C4;
+    p = p * r + PCK_EXP_C3;
+    p = p * r + PCK_EXP_C2;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
     int32_t ni = (int32_t)n, n1 = ni / 2, n2 = ni - n1;
     return p * pck__bits_f32((uint32_t)(n1 + 127) << 23) * pck__bits_f32((uint32_t)(n2 + 127) << 23);
 }
 
+/* The scalar reductions keep 8 partial sums (element i in sum i % 8), added pairwise at the
+ * end, like the SIMD paths' lanes: one serial chain over a 32K-long softmax row is off by
+ * NMSE 8e-10, past the conformance tolerance of 1e-10. */
+PCK_INLINE float pck__sum8(const float s[8]) {
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 float pck__dot_scalar(ptrdiff_t n, const float *x, const float *y) {
-    float s = 0.0f;
-    for (ptrdiff_t i = 0; i < n; i++) s += x[i] * y[i];
-    return s;
+    float s[8] = {0};
+    for (ptrdiff_t i = 0; i < n; i++) s[i & 7] += x[i] * y[i];
+    return pck__sum8(s);
 }
 
 void pck__axpy_scalar(ptrdiff_t n, float a, const float *x, float *y) {
@@ -69,9 +88,9 @@ float pck__max_scalar(ptrdiff_t n, const float *x) {
 }
 
 float pck__sum_scalar(ptrdiff_t n, const float *x) {
-    float s = 0.0f;
-    for (ptrdiff_t i = 0; i < n; i++) s += x[i];
-    return s;
+    float s[8] = {0};
+    for (ptrdiff_t i = 0; i < n; i++) s[i & 7] += x[i];
+    return pck__sum8(s);
 }
 
 void pck__exp_scalar(ptrdiff_t n, const float *x, float *y) {
@@ -79,12 +98,12 @@ void pck__exp_scalar(ptrdiff_t n, const float *x, float *y) {
 }
 
 float pck__exp_sub_sum_scalar(ptrdiff_t n, const float *x, float m, float *y) {
-    float s = 0.0f;
+    float s[8] = {0};
     for (ptrdiff_t i = 0; i < n; i++) {
         y[i] = pck__exp1(x[i] - m);
-        s += y[i];
+        s[i & 7] += y[i];
     }
-    return s;
+    return pck__sum8(s);
 }
 
 void pck__silu_scalar(ptrdiff_t n, const float *x, float *y) {
@@ -100,16 +119,16 @@ void pck__swiglu_scalar(ptrdiff_t n, const float *gate, const float *up, float *
 
 PCK_INLINE PCK_AVX2 __m256 exp8(__m256 x) {
     /* max/min return the second operand when one is NaN, so NaN passes through */
-    x = _mm256_min_ps(_mm256_set1_ps(EXP_HI), _mm256_max_ps(_mm256_set1_ps(EXP_LO), x));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
+    x = _mm256_min_ps(_mm256_set1_ps(PCK_EXP_HI), _mm256_max_ps(_mm256_set1_ps(PCK_EXP_LO), x));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(PCK_LOG2E)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-    __m256 p = _mm256_set1_ps(C6);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(C5));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(C4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(C3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(C2));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(PCK_LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(PCK_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(PCK_EXP_C6);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(PCK_EXP_C5));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(PCK_EXP_C4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(PCK_EXP_C3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(PCK_EXP_C2));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     __m256i ni = _mm256_cvtps_epi32(n);
@@ -261,15 +280,15 @@ PCK_AVX2 void pck__swiglu_avx2(ptrdiff_t n, const float *gate, const float *up, 
 
 PCK_INLINE float32x4_t exp4(float32x4_t x) {
     /* vmaxnm/vminnm would drop NaN; vmax/vmin propagate it */
-    x = vminq_f32(vdupq_n_f32(EXP_HI), vmaxq_f32(vdupq_n_f32(EXP_LO), x));
-    float32x4_t n = vrndnq_f32(vmulq_n_f32(x, LOG2E));
+    x = vminq_f32(vdupq_n_f32(PCK_EXP_HI), vmaxq_f32(vdupq_n_f32(PCK_EXP_LO), x));
+    float32x4_t n = vrndnq_f32(vmulq_n_f32(x, PCK_LOG2E));
     float32x4_t r = vfmsq_n_f32(x, n, 0.693147182464599609375f);
     r = vfmsq_n_f32(r, n, -1.904654299957768e-09f);
-    float32x4_t p = vdupq_n_f32(C6);
-    p = vfmaq_f32(vdupq_n_f32(C5), p, r);
-    p = vfmaq_f32(vdupq_n_f32(C4), p, r);
-    p = vfmaq_f32(vdupq_n_f32(C3), p, r);
-    p = vfmaq_f32(vdupq_n_f32(C2), p, r);
+    float32x4_t p = vdupq_n_f32(PCK_EXP_C6);
+    p = vfmaq_f32(vdupq_n_f32(PCK_EXP_C5), p, r);
+    p = vfmaq_f32(vdupq_n_f32(PCK_EXP_C4), p, r);
+    p = vfmaq_f32(vdupq_n_f32(PCK_EXP_C3), p, r);
+    p = vfmaq_f32(vdupq_n_f32(PCK_EXP_C2), p, r);
     p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
     p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
     int32x4_t ni = vcvtq_s32_f32(n);

@@ -8,8 +8,12 @@
  * Conventions
  *  - Counts and strides are ptrdiff_t (Swift Int), strides in elements unless noted.
  *  - f16 and bf16 values are passed as their raw 16-bit patterns (uint16_t).
- *  - The ISA is chosen once, on first use, from CPUID (x86_64) or the architecture
- *    (aarch64 always has NEON); pck_isa_select() can force another one (tests).
+ *  - Every entry point runs the kernels of a table: one ISA's vector kernels plus one
+ *    GEMM microkernel shape. The table is per thread (pck_use, set by the Swift backend
+ *    for its submitting thread and in every pool task, so devices with different tables
+ *    run side by side); a thread that set none uses the process default, the best ISA
+ *    from CPUID (x86_64) or the architecture (aarch64 always has NEON), with that ISA's
+ *    first GEMM shape; pck_isa_select() changes the default.
  *  - No alignment is required anywhere; 64-byte aligned packed buffers are a bit faster.
  */
 #ifndef CPOLYCHIPKERNELS_H
@@ -27,7 +31,7 @@ extern "C" {
 typedef enum pck_isa {
     PCK_ISA_SCALAR = 0, /* portable C, any CPU */
     PCK_ISA_AVX2 = 1,   /* x86_64 AVX2 + FMA + F16C */
-    PCK_ISA_AVX512 = 2, /* x86_64 AVX-512F (+ AVX2/FMA/F16C) */
+    PCK_ISA_AVX512 = 2, /* x86_64 AVX-512 F/VL/BW/DQ (+ AVX2/FMA/F16C) */
     PCK_ISA_NEON = 3    /* aarch64 Advanced SIMD */
 } pck_isa;
 
@@ -43,6 +47,8 @@ enum {
     PCK_FEAT_AVX512BW = 1u << 7,
     PCK_FEAT_AVX512DQ = 1u << 8,
     PCK_FEAT_AVX512VL = 1u << 9,
+    PCK_FEAT_AVX512BF16 = 1u << 10, /* vdpbf16ps */
+    PCK_FEAT_AVX512VNNI = 1u << 11,
     PCK_FEAT_NEON = 1u << 16
 };
 
@@ -58,17 +64,42 @@ const char *pck_isa_name(void);
 const char *pck_isa_name_of(pck_isa isa);
 /* 1 if this CPU (and this build) can run `isa`, else 0. */
 int pck_isa_supported(pck_isa isa);
-/* Use `isa` from now on; returns 0, or -1 (nothing changed) if unsupported.
- * Not to be called while kernels run on other threads: packed panels and INT4
- * activation workspaces are ISA-specific, so re-pack after switching. */
+/* Make `isa` the process default (threads that called pck_use keep their table);
+ * returns 0, or -1 (nothing changed) if unsupported. Not to be called while kernels run
+ * on threads without a table of their own: packed panels and INT4 activation workspaces
+ * are table-specific, so re-pack after switching. */
 int pck_isa_select(pck_isa isa);
+
+/* A kernel table: one ISA's kernels with one GEMM microkernel shape. Tables are static;
+ * pointers stay valid for the life of the process. */
+typedef struct pck_kernels pck_kernels;
+/* Number of GEMM microkernel shapes `isa` offers (0 if this CPU or build lacks it). */
+int pck_gemm_shapes(pck_isa isa);
+/* The table for `isa` with GEMM shape `shape` (0 ..< pck_gemm_shapes(isa)), or NULL. */
+const pck_kernels *pck_table(pck_isa isa, int shape);
+/* The table's ISA, GEMM register tile and the tile's name ("avx512 14x32"). */
+pck_isa pck_table_isa(const pck_kernels *t);
+ptrdiff_t pck_table_mr(const pck_kernels *t);
+ptrdiff_t pck_table_nr(const pck_kernels *t);
+const char *pck_table_gemm_name(const pck_kernels *t);
+/* Run this thread's kernels from `t` (NULL: the process default). Cheap (one
+ * thread-local store); returns the previous table of the thread (NULL if none). */
+const pck_kernels *pck_use(const pck_kernels *t);
+/* The table this thread runs now. */
+const pck_kernels *pck_current(void);
+
+/* Runs `iterations` rounds of 12 independent FMA chains at `isa`'s vector width (a
+ * multiply-add for scalar) and returns the floating-point operations done (0 if the CPU
+ * lacks `isa`); the caller times it. Tells a full-width 512-bit FMA unit from one that
+ * runs 512-bit FMAs as two 256-bit halves (Zen 4), and gives the measured FMA peak. */
+double pck_fma_burn(pck_isa isa, int64_t iterations);
 
 /* ---------------------------------------------------------------- SGEMM */
 
 /* Storage type of packed-from operands (values are widened to f32 while packing). */
 typedef enum pck_dtype { PCK_DT_F32 = 0, PCK_DT_F16 = 1, PCK_DT_BF16 = 2 } pck_dtype;
 
-/* Register tile of the current ISA: scalar 4x8, AVX2 6x16, AVX-512 14x32, NEON 8x12. */
+/* Register tile of the current table: scalar 4x8, AVX2 6x16, AVX-512 14x32 or 8x48, NEON 8x12. */
 ptrdiff_t pck_sgemm_mr(void);
 ptrdiff_t pck_sgemm_nr(void);
 
@@ -106,6 +137,37 @@ void pck_sgemm_kernel_pf(ptrdiff_t kc, const float *ap, const float *bp, float *
                          ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate,
                          const float *prefetch);
 
+/* ---------------------------------------------------------------- BF16 pair GEMM */
+/*
+ * Where the CPU has AVX512_BF16, bf16 x bf16 GEMMs can run on vdpbf16ps: operands stay
+ * bf16, packed as pairs of consecutive k (one 32-bit lane), and each instruction adds two
+ * exact bf16 products per lane into an f32 accumulator. Numerics differ from the widened
+ * path (docs/kernels.md, "bf16 GEMM on AVX512_BF16"): the two products of a pair are added
+ * into the accumulator by the instruction (on Intel, odd then even, each rounded to nearest
+ * even), and bf16 subnormal inputs and f32 subnormal results flush to zero. Same register
+ * tile (MR x NR) as the table's f32 GEMM; packed depth is kp = ceil(kc / 2) pairs, an odd
+ * kc padded with zero.
+ */
+
+/* 1 if the current table has the pair kernel (AVX-512 table on a CPU with AVX512_BF16). */
+int pck_bgemm_available(void);
+/* 32-bit slots needed by pck_bgemm_pack_a(mc, kc) / pck_bgemm_pack_b(kc, nc). */
+ptrdiff_t pck_bgemm_packed_a_size(ptrdiff_t mc, ptrdiff_t kc);
+ptrdiff_t pck_bgemm_packed_b_size(ptrdiff_t kc, ptrdiff_t nc);
+/* As pck_sgemm_pack_a / _b for bf16 sources (raw 16-bit patterns), into pairs:
+ * ap[s*kp*MR + p*MR + r] = A(s*MR + r, 2p) | A(s*MR + r, 2p + 1) << 16 (zero past mc, kc);
+ * bp[s*kp*NR + p*NR + c] = B(2p, s*NR + c) | B(2p + 1, s*NR + c) << 16. */
+void pck_bgemm_pack_a(ptrdiff_t mc, ptrdiff_t kc, const uint16_t *a, ptrdiff_t rs_a,
+                      ptrdiff_t cs_a, uint32_t *ap);
+void pck_bgemm_pack_b(ptrdiff_t kc, ptrdiff_t nc, const uint16_t *b, ptrdiff_t rs_b,
+                      ptrdiff_t cs_b, uint32_t *bp);
+/* One MR x NR tile over kp = ceil(kc/2) pairs: C = (accumulate ? C : 0) + sum of pair
+ * products, f32 C as pck_sgemm_kernel. `prefetch` as pck_sgemm_kernel_pf (may be NULL).
+ * Only valid when pck_bgemm_available(). */
+void pck_bgemm_kernel(ptrdiff_t kc, const uint32_t *ap, const uint32_t *bp, float *c,
+                      ptrdiff_t ldc, ptrdiff_t m, ptrdiff_t n, int accumulate,
+                      const uint32_t *prefetch);
+
 /* ---------------------------------------------------------------- INT4 (W4) */
 /*
  * Packed weights W[N,K], row n at w + n*ldw (ldw in bytes, >= K/2). Byte j of a row holds
@@ -133,6 +195,12 @@ int pck_int4_denormals_fast(void);
 /* 1 if the workspace xp from pck_int4_xprep(m, k, g, ...) takes the denormal path. */
 int pck_int4_xprep_denormal(const float *xp, ptrdiff_t k, ptrdiff_t g);
 
+/* The probe behind pck_int4_denormals_fast: the best of 5 rounds of 2048 FMAs with normal
+ * and with denormal inputs, in TSC ticks (0, 0 off x86 / without AVX2). */
+void pck_denormal_probe(uint64_t *normal_ticks, uint64_t *denormal_ticks);
+/* The probe's decision: 1 (denormals at full rate) iff denormal <= 1.25 x normal ticks. */
+int pck_denormal_verdict(uint64_t normal_ticks, uint64_t denormal_ticks);
+
 /* W4A16 GEMV / small-M GEMM on rows n0..<n1 of W:
  *   y[i*ldy + n] = (accumulate ? y[i*ldy + n] : 0) + sum_k x[i,k] * w[n,k],  i < m.
  * xp from pck_int4_xprep(m, k, g, ...) under the same ISA. Each weight byte is read from
@@ -155,6 +223,12 @@ void pck_int4_gemv(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
 void pck_int4_pack_b(ptrdiff_t kc, ptrdiff_t nc, ptrdiff_t k0, ptrdiff_t n0, ptrdiff_t g,
                      const uint8_t *w, ptrdiff_t ldw, const float *scales, ptrdiff_t lds,
                      const int8_t *zeros, ptrdiff_t ldz, float *bp);
+
+/* Prefetches (into L1) what pck_int4_pack_b(kc, nc, k0, n0, ...) will read: each row's
+ * kc/2 weight bytes from k0 and its first scale. A GEMM calls it for the next B sliver while
+ * the current one's tiles run (expert weights come from memory; MoE layer -2.5% CPU time). */
+void pck_int4_prefetch(ptrdiff_t kc, ptrdiff_t nc, ptrdiff_t k0, ptrdiff_t n0, ptrdiff_t g,
+                       const uint8_t *w, ptrdiff_t ldw, const float *scales, ptrdiff_t lds);
 
 /* Dequantize rows n0..<n1, all k: out[(n-n0)*ldo + k] = s * (u - z) (exact f32 product). */
 void pck_int4_dequantize(ptrdiff_t n0, ptrdiff_t n1, ptrdiff_t k, ptrdiff_t g,
@@ -215,6 +289,29 @@ void pck_softmax(ptrdiff_t n, const float *x, float *y);
  * alpha = exp(m_old - m_new) by which the caller rescales its output accumulator before
  * adding p.V (alpha = 1 while everything seen is masked; never NaN). */
 float pck_online_softmax_step(ptrdiff_t n, const float *s, float *m, float *l, float *p);
+/* pck_online_softmax_step for the `rows` rows of a flash-attention score block, and the
+ * output rescale: row r has n scores at s + r*lds, of which the first
+ * clamp(limit[r] - j0, 0, n) are visible (the rest become p = 0); p is written over s.
+ * o row r (dv floats at o + r*ldo) is multiplied by alpha where alpha != 1. A row whose
+ * running sum l is NaN (a NaN score was seen: exp(NaN - m) is NaN) keeps l = NaN and its o
+ * untouched; the caller writes it as NaN. */
+void pck_flash_softmax(ptrdiff_t rows, ptrdiff_t n, float *s, ptrdiff_t lds,
+                       const ptrdiff_t *limit, ptrdiff_t j0, float *m, float *l, float *o,
+                       ptrdiff_t ldo, ptrdiff_t dv);
+/* y[i] = (x[i] * a) * (w ? w[i] : 1), the bits of pck_scale / the rmsnorm scale, written
+ * with non-temporal stores where the CPU has them (x86-64), then a store fence: a large
+ * output written once is not read for ownership first and does not evict the working set.
+ * y must be 4-byte aligned and must not overlap x or w. */
+void pck_scale_mul_stream(ptrdiff_t n, float a, const float *x, const float *w, float *y);
+/* pck_rmsnorm writing y with pck_scale_mul_stream. */
+void pck_rmsnorm_stream(ptrdiff_t n, const float *x, const float *w, float eps, float *y);
+/* Top-k of one row (the catalog's topK): the k largest of x[0..<n] in descending order,
+ * equal values in ascending index order; NaN and -inf never selected; fewer than k
+ * selectable entries are padded with (-1, -inf). Values are the inputs' own bits.
+ * `scratch`: pck_topk_scratch(n, k) bytes, 4-byte aligned. O(n + k). */
+ptrdiff_t pck_topk_scratch(ptrdiff_t n, ptrdiff_t k);
+void pck_topk_row(ptrdiff_t n, const float *x, ptrdiff_t k, int32_t *idx, float *val,
+                  void *scratch);
 /* y[i] = x[i] * (1/sqrt(mean(x^2) + eps)) * (w ? w[i] : 1) (y may equal x). */
 void pck_rmsnorm(ptrdiff_t n, const float *x, const float *w, float eps, float *y);
 /* y[i] = x[i] * sigmoid(x[i]) (y may equal x). */
