@@ -20,6 +20,9 @@ public enum BoundaryCases {
                     var s = base
                     for (k, v) in b.context { s.dims[k] = max(s.dims[k] ?? 0, v) }
                     s.dims[b.dim] = value
+                    // A grouped kernel's row boundary is per expert segment; random offsets
+                    // would split T among the experts and no segment would cross it.
+                    if b.dim == "T" && (kind == .groupedMatmul || kind == .int4GroupedMatmul) { s.dims["E"] = 1 }
                     s.note = "\(b.name): \(tag)"
                     out.append(s)
                 }
