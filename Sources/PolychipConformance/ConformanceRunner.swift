@@ -78,6 +78,8 @@ public enum ConformanceRunner {
     public static func runCase(_ c: ConformanceCase, on device: any Device) -> CaseResult {
         var result = CaseResult(kernel: c.op.kind.name, device: device.id, dtype: c.dtype.rawValue, shape: c.label,
                                 status: .fail, threshold: c.op.kind.tolerance(c.dtype), seed: c.seed)
+        let accumulator = device.accumulator(for: c.op.kind)
+        result.threshold = Comparison.tolerance(c, accumulator: accumulator)
         let support = device.support(for: c.op, inputs: c.inputs.map(\.desc))
         result.support = support.description
         result.path = device.path(of: c.op, inputs: c.inputs.map(\.desc))
@@ -104,7 +106,7 @@ public enum ConformanceRunner {
                 result.message = "input '\(c.op.inputNames[i])' was modified"
                 return result
             }
-            let outcome = Comparison.compare(c, expected: expected, got: got)
+            let outcome = Comparison.compare(c, expected: expected, got: got, accumulator: accumulator)
             result.nmse = outcome.nmse
             if let f = outcome.failure { result.message = f } else { result.status = .pass; result.message = outcome.note }
         } catch PolychipError.unsupported(_, _, let why) {

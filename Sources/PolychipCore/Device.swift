@@ -135,6 +135,11 @@ public protocol Device: AnyObject, Sendable {
     /// The code path `op` takes on this device for these inputs, in the device's words
     /// (`"gemm parallel, 2 K blocks"`); `nil` when the device does not say.
     func path(of op: Op, inputs: [TensorDesc]) -> String?
+    /// The 16-bit accumulator this device declares for `kind` (a simulated chip whose
+    /// profile accumulates in f16 or bf16), or nil for f32 or wider. Conformance judges such
+    /// a kernel within that accumulator's error (docs/conformance.md), never a real device's
+    /// own claim: the default is nil.
+    func accumulator(for kind: OpKind) -> DType?
 }
 
 extension Device {
@@ -144,6 +149,7 @@ extension Device {
     public func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown? { nil }
     public var tiling: DeviceTiling { .none }
     public func path(of op: Op, inputs: [TensorDesc]) -> String? { nil }
+    public func accumulator(for kind: OpKind) -> DType? { nil }
 
     /// Allocates an uninitialised tensor.
     public func allocate(_ desc: TensorDesc) throws -> Tensor {

@@ -45,3 +45,25 @@ struct LowPrecisionArithmeticTests {
         }
     }
 }
+
+/// Conformance on a profile that accumulates in 16 bits: judged within the accumulator's
+/// error (`Comparison.accumulatorFactor`), with the contract's non-finite rules unchanged.
+@Suite("Conformance on a 16-bit-accumulator profile")
+struct LowPrecisionConformanceTests {
+    @Test("quick level passes on every kernel the accumulator changes", arguments: ["f16", "bf16"])
+    func quickPasses(acc: String) throws {
+        let settings = ["matmul", "attention", "vector"].map { "numerics.accumulator.\($0)=\(acc)" }
+        let device = try SimulatedBackend(settings: settings).device(profile: "ascend-910b", index: 6)
+        var options = ConformanceOptions()
+        options.kernels = LowPrecisionArithmeticTests.kinds
+        options.level = .quick
+        let results = ConformanceRunner.run(on: device, options: options)
+        #expect(!results.isEmpty)
+        for r in results where r.status != .pass {
+            Issue.record("\(r.kernel) \(r.dtype) \(r.shape): \(r.status) \(r.message ?? "")")
+        }
+        // The accumulator widens the bound; an f32-accumulating device keeps the contract's.
+        #expect(device.accumulator(for: .attention) == (acc == "f16" ? .f16 : .bf16))
+        #expect(try SimulatedBackend().device(profile: "ascend-910b", index: 0).accumulator(for: .attention) == nil)
+    }
+}

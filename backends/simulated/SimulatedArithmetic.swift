@@ -374,6 +374,8 @@ struct LowPrecision {
     /// Softmax-weighted sum of `v` rows (`[rows, dv]`) over `logits` (already scaled) with the
     /// masked-row rule (no logits → zeros, lse −inf): the row sum and `P·V` rounded.
     func attend(_ logits: [Float], _ v: [Float], dv: Int) throws -> (out: [Float], lse: Float) {
+        // A NaN score makes the row NaN (docs/kernels.md, non-finite inputs), as on every backend.
+        if logits.contains(where: \.isNaN) { return ([Float](repeating: .nan, count: dv), .nan) }
         guard let m = logits.max(), m > -.infinity else { return ([Float](repeating: 0, count: dv), -.infinity) }
         let e = logits.map { r(Foundation.exp($0 - m)) }
         let s = sum(e)

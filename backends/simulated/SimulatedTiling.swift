@@ -32,6 +32,13 @@ extension SimulatedDevice {
     }
 
     /// The arithmetic path (engine, reference or a 16-bit accumulator) and the engine's path.
+    /// The profile's 16-bit accumulator for `kind` when the device computes it in one
+    /// (``ArithmeticPath/lowPrecision(_:)``); nil otherwise.
+    public func accumulator(for kind: OpKind) -> DType? {
+        if case .lowPrecision(let d) = profile.arithmeticPath(for: kind) { return d }
+        return nil
+    }
+
     public func path(of op: Op, inputs: [TensorDesc]) -> String? {
         let arithmetic = profile.arithmeticPath(for: op.kind)
         guard case .cpuEngine = arithmetic, let engine = try? CPUBackend.engine() else { return "\(arithmetic)" }

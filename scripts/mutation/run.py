@@ -58,6 +58,7 @@ def conform(scratch, m, binary):
         cmd += ["--kernel", k]
     for d in m.get("dtypes", []):
         cmd += ["--dtype", d]
+    cmd += m.get("args", [])  # e.g. --set overrides that put a simulated device on the mutated path
     status, secs, out = sh(cmd, scratch, m.get("timeout", 1800), env=m.get("env"))
     failed = 0
     try:
