@@ -137,8 +137,8 @@ public protocol Device: AnyObject, Sendable {
     func path(of op: Op, inputs: [TensorDesc]) -> String?
     /// The 16-bit accumulator this device declares for `kind` (a simulated chip whose
     /// profile accumulates in f16 or bf16), or nil for f32 or wider. Conformance judges such
-    /// a kernel within that accumulator's error (docs/conformance.md), never a real device's
-    /// own claim: the default is nil.
+    /// a kernel within that accumulator's error (docs/conformance.md) on simulated devices
+    /// (``supportsDryRun``) only, never on a real device's claim about itself; the default is nil.
     func accumulator(for kind: OpKind) -> DType?
 }
 

@@ -31,7 +31,6 @@ extension SimulatedDevice {
         return out
     }
 
-    /// The arithmetic path (engine, reference or a 16-bit accumulator) and the engine's path.
     /// The profile's 16-bit accumulator for `kind` when the device computes it in one
     /// (``ArithmeticPath/lowPrecision(_:)``); nil otherwise.
     public func accumulator(for kind: OpKind) -> DType? {
@@ -39,6 +38,7 @@ extension SimulatedDevice {
         return nil
     }
 
+    /// The arithmetic path (engine, reference or a 16-bit accumulator) and the engine's path.
     public func path(of op: Op, inputs: [TensorDesc]) -> String? {
         let arithmetic = profile.arithmeticPath(for: op.kind)
         guard case .cpuEngine = arithmetic, let engine = try? CPUBackend.engine() else { return "\(arithmetic)" }
