@@ -129,14 +129,17 @@ struct ConformCommand: ParsableCommand {
         try writeReports(ConformanceReport(results: results), files: files)
     }
 
-    /// The console matrix, then the files asked for (all or nothing); exit status 1 when
-    /// anything failed.
-    func writeReports(_ report: ConformanceReport, files: OutputFiles) throws {
-        print(report.consoleMatrix())
-        if let json { try files.stage(json, try report.json()) }
-        if let junit { try files.stage(junit, Data(report.junitXML().utf8)) }
-        if let markdown { try files.stage(markdown, Data(report.markdownMatrix().utf8)) }
-        try files.commit()
+    /// The console matrix, then the files asked for (all or nothing), from the process that
+    /// reports (`lead`: every process but an MPI rank other than 0); exit status 1 when
+    /// anything failed, on every process.
+    func writeReports(_ report: ConformanceReport, files: OutputFiles, lead: Bool = true) throws {
+        if lead {
+            print(report.consoleMatrix())
+            if let json { try files.stage(json, try report.json()) }
+            if let junit { try files.stage(junit, Data(report.junitXML().utf8)) }
+            if let markdown { try files.stage(markdown, Data(report.markdownMatrix().utf8)) }
+            try files.commit()
+        }
         if report.failed { throw ExitCode(1) }
     }
 }

@@ -48,14 +48,7 @@ extension ConformCommand {
                 for r in mine { eprint("  rank \(group.rank): \(r.status.rawValue.uppercased()) \(r.kernel) \(r.dtype) \(r.shape)\(r.message.map { ": " + $0 } ?? "")") }
             }
             let report = ConformanceReport(results: try DistributedConformance.gather(mine, group: group))
-            if lead {
-                print(report.consoleMatrix())
-                if let json { try files.stage(json, try report.json()) }
-                if let junit { try files.stage(junit, Data(report.junitXML().utf8)) }
-                if let markdown { try files.stage(markdown, Data(report.markdownMatrix().utf8)) }
-                try files.commit()
-            }
-            if report.failed { throw ExitCode(1) }
+            try writeReports(report, files: files, lead: lead)
         }
     }
 }
