@@ -76,11 +76,10 @@ public enum ConformanceRunner {
     /// Runs one case: reference on the host, the same inputs on the device with guarded
     /// outputs, then the comparison.
     public static func runCase(_ c: ConformanceCase, on device: any Device) -> CaseResult {
-        var result = CaseResult(kernel: c.op.kind.name, device: device.id, dtype: c.dtype.rawValue, shape: c.label,
-                                status: .fail, threshold: c.op.kind.tolerance(c.dtype), seed: c.seed)
         // Only a simulated device's declared numerics widen the bound, never a real device's.
         let accumulator = device.supportsDryRun ? device.accumulator(for: c.op.kind) : nil
-        result.threshold = Comparison.tolerance(c, accumulator: accumulator)
+        var result = CaseResult(kernel: c.op.kind.name, device: device.id, dtype: c.dtype.rawValue, shape: c.label,
+                                status: .fail, threshold: Comparison.tolerance(c, accumulator: accumulator), seed: c.seed)
         let support = device.support(for: c.op, inputs: c.inputs.map(\.desc))
         result.support = support.description
         result.path = device.path(of: c.op, inputs: c.inputs.map(\.desc))

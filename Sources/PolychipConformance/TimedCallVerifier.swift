@@ -83,7 +83,7 @@ public enum TimedCallVerifier {
         let dtype = op.primaryDType(inputs.map(\.desc))
         let c = ConformanceCase(op: op, inputs: inputs, dtype: dtype, label: method, seed: 0)
         let outcome = Comparison.compare(c, expected: expected, got: got)
-        let tol = op.kind.tolerance(op.kind == .topK ? .f32 : dtype)
+        let tol = Comparison.tolerance(c)
         if let failure = outcome.failure { return CallCheck(method: method, passed: false, detail: failure) }
         return CallCheck(method: method, passed: true, detail: "NMSE \(outcome.nmse.map { "\($0)" } ?? "0") ≤ \(tol)", note: outcome.note)
     }
