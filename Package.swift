@@ -45,10 +45,10 @@ let package = Package(
         .target(name: "PolychipReference", dependencies: ["PolychipCore"], path: "backends/reference"),
         // SIMD microkernels in C with per-function target attributes and runtime ISA
         // dispatch (no build flags), used by the CPU backend.
-        .target(name: "CPolychipKernels", path: "backends/cpu/CKernels"),
+        .target(name: "CPolychipKernels", path: "kernels/cpu", exclude: ["README.md"]),
         // The fast CPU backend: hwloc topology, NUMA placement, pinned thread pool.
         .target(name: "PolychipCPU", dependencies: ["PolychipCore", "CPolychipKernels", "CHwloc", "CNuma"],
-                path: "backends/cpu", exclude: ["CKernels"]),
+                path: "backends/cpu"),
 
         // OpenCL backend; kernels/opencl/*.cl are embedded at build time by the EmbedFiles
         // plugin, so an installed binary never reads them from the source tree.

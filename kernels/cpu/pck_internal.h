@@ -285,7 +285,7 @@ PCK_INLINE float pck__asym_zero(float mn, float s) {
 /* Layout of the INT4 activation workspace, per activation row:
  * [k floats: x in the ISA's order][pad to 16][k/g group sums][pad to 16][16: mode].
  * mode[0] (AVX2): 0 = the kernel converts nibbles to float; otherwise the nibbles are
- * read as denormal floats and mode[0] = 2^-E undoes the activations' scale (int4.c). */
+ * read as denormal floats and mode[0] = 2^-E undoes the activations' scale (int4_avx2.c). */
 PCK_INLINE ptrdiff_t pck__round16(ptrdiff_t v) { return (v + 15) & ~(ptrdiff_t)15; }
 PCK_INLINE ptrdiff_t pck__xprep_mode(ptrdiff_t k, ptrdiff_t g) {
     return pck__round16(k) + pck__round16(g > 0 ? k / g : 0);

@@ -1,0 +1,22 @@
+/* Scalar helpers shared by the INT4 kernels of every ISA (int4_scalar.c, int4_avx2.c,
+ * int4_neon.c): read one nibble, one zero point, one dequantized weight. */
+#ifndef PCK_INT4_INTERNAL_H
+#define PCK_INT4_INTERNAL_H
+#include "pck_internal.h"
+
+PCK_INLINE int nib(const uint8_t *row, ptrdiff_t k) {
+    uint8_t b = row[k >> 1];
+    return (k & 1) ? (b >> 4) : (b & 15);
+}
+
+PCK_INLINE int zero_at(const int8_t *z, ptrdiff_t n, ptrdiff_t ldz, ptrdiff_t gi) {
+    return z ? z[n * ldz + gi] : 8;
+}
+
+PCK_INLINE float deq1(const uint8_t *w, ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                      const int8_t *z, ptrdiff_t ldz, ptrdiff_t g, ptrdiff_t n, ptrdiff_t k) {
+    ptrdiff_t gi = k / g;
+    return (float)(nib(w + n * ldw, k) - zero_at(z, n, ldz, gi)) * s[n * lds + gi];
+}
+
+#endif
