@@ -45,25 +45,7 @@ public enum Workloads {
     }
 
     /// Default dimensions per kernel (used with `--kernel` when no `--shape` is given).
-    public static func defaults(_ kind: OpKind) -> [String: Int] {
-        switch kind {
-        case .matmul: return ["M": 2048, "N": 2048, "K": 2048]
-        case .groupedMatmul: return ["T": 4096, "N": 1024, "K": 2048, "E": 64]
-        case .int4Matmul: return ["M": 1, "N": 4096, "K": 14336, "G": 32]
-        case .int4GroupedMatmul: return ["T": 512, "N": 1024, "K": 2048, "E": 64, "G": 32]
-        case .rmsNorm, .softmax, .silu, .swiglu, .add, .scale: return ["R": 4096, "D": 4096]
-        case .rope: return ["T": 4096, "H": 32, "D": 128]
-        case .attention: return ["B": 1, "Hq": 32, "Hkv": 8, "Lq": 2048, "Lk": 2048, "D": 128, "causal": 1]
-        case .lightningIndexer: return ["T": 256, "Hi": 32, "D": 64, "S": 2048]
-        case .topK: return ["T": 64, "S": 8192, "k": 2048]
-        case .sparseAttention: return ["T": 256, "H": 32, "Hkv": 1, "S": 8192, "D": 128, "k": 2048]
-        case .moeRouter: return ["T": 4096, "E": 256, "k": 8, "groups": 8, "keep": 4]
-        case .moePermute: return ["T": 4096, "H": 2048, "k": 8, "E": 64]
-        case .moeCombine: return ["T": 4096, "H": 2048, "k": 8]
-        case .moeLayer: return ["T": 512, "H": 2048, "F": 1024, "E": 64, "k": 8, "G": 32]
-        case .quantizeInt4, .dequantizeInt4: return ["N": 4096, "K": 4096, "G": 32]
-        }
-    }
+    public static func defaults(_ kind: OpKind) -> [String: Int] { kind.descriptor.benchmarkDims }
 
     /// A small workload of the same kernel and parameters, for verification against the reference.
     public static func reduced(_ w: Workload) throws -> Workload {
@@ -87,84 +69,12 @@ public enum Workloads {
     public static func make(_ kind: OpKind, _ dims: [String: Int], _ dtype: DType) throws -> Workload {
         var d = defaults(kind)
         for (k, v) in dims { d[k] = v }
-        func v(_ k: String) throws -> Int {
-            guard let x = d[k], x >= 0 else { throw PolychipError.invalidArgument(kernel: kind.name, argument: "shape", reason: "needs \(k) ≥ 0") }
-            return x
+        for (k, x) in d.sorted(by: { $0.key < $1.key }) where x < 0 {
+            throw PolychipError.invalidArgument(kernel: kind.name, argument: "shape", reason: "needs \(k) ≥ 0")
         }
-        let op: Op
-        var ins: [TensorDesc]
-        switch kind {
-        case .matmul:
-            op = .matmul(transposeB: true)
-            ins = [.init([try v("M"), try v("K")], dtype), .init([try v("N"), try v("K")], dtype)]
-        case .groupedMatmul:
-            op = .groupedMatmul(transposeB: true)
-            ins = [.init([try v("T"), try v("K")], dtype), .init([try v("E"), try v("N"), try v("K")], dtype), .init([try v("E") + 1], .i32)]
-        case .int4Matmul:
-            let f = Int4Format(groupSize: try v("G"))
-            op = .int4Matmul(f)
-            ins = [.init([try v("M"), try v("K")], dtype), .init([try v("N"), try v("K")], .int4), .init([try v("N"), try v("K") / f.groupSize], .f32)]
-        case .int4GroupedMatmul:
-            let f = Int4Format(groupSize: try v("G"))
-            op = .int4GroupedMatmul(f)
-            ins = [.init([try v("T"), try v("K")], dtype), .init([try v("E"), try v("N"), try v("K")], .int4),
-                   .init([try v("E"), try v("N"), try v("K") / f.groupSize], .f32), .init([try v("E") + 1], .i32)]
-        case .rmsNorm:
-            op = .rmsNorm(eps: 1e-6)
-            ins = [.init([try v("R"), try v("D")], dtype), .init([try v("D")], dtype)]
-        case .softmax, .silu, .scale:
-            op = kind == .softmax ? .softmax : kind == .silu ? .silu : .scale(alpha: 0.5)
-            ins = [.init([try v("R"), try v("D")], dtype)]
-        case .swiglu, .add:
-            op = kind == .swiglu ? .swiglu : .add
-            ins = [.init([try v("R"), try v("D")], dtype), .init([try v("R"), try v("D")], dtype)]
-        case .rope:
-            op = .rope(RopeParams())
-            ins = [.init([try v("T"), try v("H"), try v("D")], dtype), .init([try v("T")], .i32)]
-        case .attention:
-            op = .attention(AttentionParams(causal: (d["causal"] ?? 1) != 0))
-            let (b, hq, hkv, lq, lk, dd) = (try v("B"), try v("Hq"), try v("Hkv"), try v("Lq"), try v("Lk"), try v("D"))
-            ins = [.init([b, hq, lq, dd], dtype), .init([b, hkv, lk, dd], dtype), .init([b, hkv, lk, dd], dtype)]
-        case .lightningIndexer:
-            op = .lightningIndexer
-            ins = [.init([try v("T"), try v("Hi"), try v("D")], dtype), .init([try v("S"), try v("D")], dtype), .init([try v("T"), try v("Hi")], dtype)]
-        case .topK:
-            op = .topK(k: try v("k"))
-            ins = [.init([try v("T"), try v("S")], .f32)]
-        case .sparseAttention:
-            op = .sparseAttention(SparseAttentionParams())
-            let (t, h, hkv, s, dd, k) = (try v("T"), try v("H"), try v("Hkv"), try v("S"), try v("D"), try v("k"))
-            ins = [.init([t, h, dd], dtype), .init([s, hkv, dd], dtype), .init([s, hkv, dd], dtype), .init([t, k], .i32)]
-        case .moeRouter:
-            let e = try v("E")
-            op = .moeRouter(RouterParams(scoring: .sigmoid, topK: try v("k"), nGroup: d["groups"] ?? 1, topkGroup: d["keep"] ?? 1,
-                                         renormalize: true, routedScale: 2.5, hasBias: true))
-            ins = [.init([try v("T"), e], dtype), .init([e], .f32)]
-        case .moePermute:
-            op = .moePermute(numExperts: try v("E"))
-            ins = [.init([try v("T"), try v("H")], dtype), .init([try v("T"), try v("k")], .i32)]
-        case .moeCombine:
-            let (t, h, k) = (try v("T"), try v("H"), try v("k"))
-            op = .moeCombine
-            ins = [.init([t * k, h], dtype), .init([t * k], .i32), .init([t, k], .f32)]
-        case .moeLayer:
-            let (t, h, f, e, g) = (try v("T"), try v("H"), try v("F"), try v("E"), try v("G"))
-            let fmt = Int4Format(groupSize: g)
-            op = .moeLayer(MoELayerParams(router: RouterParams(scoring: .sigmoid, topK: try v("k"), renormalize: true, routedScale: 2.5),
-                                          experts: .int4(fmt), hasShared: true))
-            ins = [.init([t, h], dtype), .init([e, h], dtype)]
-            for (n, k) in [(f, h), (f, h), (h, f)] {
-                ins += [.init([e, n, k], .int4), .init([e, n, k / g], .f32)]
-            }
-            ins += [.init([f, h], dtype), .init([f, h], dtype), .init([h, f], dtype)]
-        case .quantizeInt4:
-            op = .quantizeInt4(Int4Format(groupSize: try v("G")))
-            ins = [.init([try v("N"), try v("K")], dtype)]
-        case .dequantizeInt4:
-            let f = Int4Format(groupSize: try v("G"))
-            op = .dequantizeInt4(f, output: dtype)
-            ins = [.init([try v("N"), try v("K")], .int4), .init([try v("N"), try v("K") / f.groupSize], .f32)]
-        }
+        var op = try kind.descriptor.benchmarkOp(dims: d)
+        if case .dequantizeInt4(let f, _) = op { op = .dequantizeInt4(f, output: dtype) }
+        let ins = kind.descriptor.inputShapes(op, dims: d, dtype: dtype)
         _ = try op.validate(ins)
         return Workload(kind: kind, dims: d, dtype: dtype, op: op, inputs: ins)
     }

@@ -14,6 +14,10 @@ struct RunCommand: ParsableCommand {
         'gate.q' INT4 experts and 'sharedGate' the shared expert of moe-layer. INT4 tensors are \
         packed uint8 arrays with the last dimension halved; bf16 arrays are uint16 bit patterns.
 
+        Kernel parameters (from the kernel descriptors; a parameter of another kernel is reported \
+        and ignored):
+        \(KernelOptions.help)
+
         --retries N runs the kernel again after a transient device fault (kernel launch failure, \
         memory error, timeout), and after a lost device on the next --fallback-device; each attempt \
         uploads the inputs afresh, and every failed attempt is listed on stderr. Simulated faults \
@@ -45,7 +49,8 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Check this call's outputs against the reference at full size (Freivalds' check for GEMMs, sampled rows for attention, DSA, the router and the MoE layer, a full check otherwise); exit 1 if they differ.")
     var verify = false
 
-    @OptionGroup var params: KernelParameters
+    @Argument(parsing: .allUnrecognized, help: "Kernel parameters, e.g. --eps 1e-5 (listed below).")
+    var kernelParameters: [String] = []
 
     @OptionGroup(title: "Simulated devices") var simulation: SimulationOptions
 
@@ -68,8 +73,9 @@ struct RunCommand: ParsableCommand {
             }
             named[name] = t
         }
-        let op = try params.op(kind, inputs: named)
-        for flag in params.ignored(by: kind) { eprint("run: warning: \(flag) does not apply to \(kind.name); ignored") }
+        let params = try KernelOptions(kernelParameters, for: kind)
+        let op = try params.op(kind, inputs: Set(named.keys))
+        for flag in params.ignored { eprint("run: warning: \(flag) does not apply to \(kind.name); ignored") }
         let unknown = Set(named.keys).subtracting(op.inputNames)
         guard unknown.isEmpty else {
             throw ValidationError("\(kind.name) takes inputs \(op.inputNames.joined(separator: ", ")); unexpected: \(unknown.sorted().joined(separator: ", "))")
@@ -164,112 +170,5 @@ struct RunCommand: ParsableCommand {
             return try HostTensor(t.desc.shape.dropLast() + [last / 2], int8s: bytes.map { Int8($0) })
         }
         throw ValidationError("input \(Quoted(name)): uint8 zero point \(bytes[bad]) (element \(bad)) is not a zero point 0…15")
-    }
-}
-
-/// Kernel parameters as command-line options (each kernel reads the ones it has; a given
-/// option the kernel does not read is reported, not silently ignored). Numeric options take
-/// negative values after a space (`--routed-scale -1`).
-struct KernelParameters: ParsableArguments {
-    @Flag(help: "matmul/grouped-matmul: B is [N,K] (weight layout).") var transposeB = false
-    @Option(parsing: .unconditional, help: "rms-norm epsilon (default 1e-6).") var eps: Double?
-    @Option(parsing: .unconditional, help: "scale: multiplier (default 1).") var alpha: Double?
-    @Option(help: "rope: neox or gptj (default neox).") var style: String?
-    @Option(parsing: .unconditional, help: "rope: θ base (default 10000).") var base: Double?
-    @Option(parsing: .unconditional, help: "rope: rotated dimensions.") var rotaryDim: Int?
-    @Flag(help: "attention: bottom-right causal mask.") var causal = false
-    @Option(parsing: .unconditional, help: "attention/sparse-attention: logit scale (default 1/sqrt(D)).") var scale: Double?
-    @Flag(help: "attention/sparse-attention: also output lse.") var lse = false
-    @Option(parsing: .unconditional, help: "top-k: k (default 1).") var k: Int?
-    @Option(help: "moe-router/moe-layer: softmax or sigmoid (default softmax).") var scoring: String?
-    @Option(parsing: .unconditional, help: "moe-router/moe-layer: experts per token (default 1).") var topK: Int?
-    @Option(parsing: .unconditional, help: "moe-router/moe-layer: expert groups (default 1).") var nGroup: Int?
-    @Option(parsing: .unconditional, help: "moe-router/moe-layer: groups kept (default 1).") var topkGroup: Int?
-    @Flag(inversion: .prefixedNo, help: "moe-router/moe-layer: renormalize chosen weights (default on).") var renormalize: Bool?
-    @Option(parsing: .unconditional, help: "moe-router/moe-layer: routed scaling factor (default 1).") var routedScale: Double?
-    @Option(parsing: .unconditional, help: "moe-permute: number of experts.") var numExperts: Int?
-    @Option(parsing: .unconditional, help: "INT4 kernels: group size (default 32).") var groupSize: Int?
-    @Flag(help: "quantize-int4: asymmetric format (other INT4 kernels infer it from a 'zeros' input).") var asymmetric = false
-    @Option(help: "dequantize-int4: output dtype (default f32).") var outputDtype: String?
-
-    /// The options given on the command line, by flag name.
-    var given: [String] {
-        var out: [String] = []
-        func add(_ name: String, _ present: Bool) { if present { out.append(name) } }
-        add("--transpose-b", transposeB); add("--eps", eps != nil); add("--alpha", alpha != nil); add("--style", style != nil)
-        add("--base", base != nil); add("--rotary-dim", rotaryDim != nil); add("--causal", causal); add("--scale", scale != nil)
-        add("--lse", lse); add("--k", k != nil); add("--scoring", scoring != nil); add("--top-k", topK != nil)
-        add("--n-group", nGroup != nil); add("--topk-group", topkGroup != nil); add("--renormalize", renormalize != nil)
-        add("--routed-scale", routedScale != nil); add("--num-experts", numExperts != nil); add("--group-size", groupSize != nil)
-        add("--asymmetric", asymmetric); add("--output-dtype", outputDtype != nil)
-        return out
-    }
-
-    /// The options `kind` reads.
-    static func applicable(to kind: OpKind) -> Set<String> {
-        let router: Set<String> = ["--scoring", "--top-k", "--n-group", "--topk-group", "--renormalize", "--routed-scale"]
-        switch kind {
-        case .matmul, .groupedMatmul: return ["--transpose-b"]
-        case .rmsNorm: return ["--eps"]
-        case .scale: return ["--alpha"]
-        case .rope: return ["--style", "--base", "--rotary-dim"]
-        case .attention: return ["--causal", "--scale", "--lse"]
-        case .sparseAttention: return ["--scale", "--lse"]
-        case .topK: return ["--k"]
-        case .moeRouter: return router
-        case .moeLayer: return router.union(["--group-size"])
-        case .moePermute: return ["--num-experts"]
-        case .quantizeInt4: return ["--group-size", "--asymmetric"]
-        case .dequantizeInt4: return ["--group-size", "--output-dtype"]
-        case .int4Matmul, .int4GroupedMatmul: return ["--group-size"]
-        case .softmax, .silu, .swiglu, .add, .lightningIndexer, .moeCombine: return []
-        }
-    }
-
-    /// The given options `kind` does not read (reported by `run` as ignored).
-    func ignored(by kind: OpKind) -> [String] { given.filter { !Self.applicable(to: kind).contains($0) } }
-
-    func op(_ kind: OpKind, inputs: [String: HostTensor]) throws -> Op {
-        func router() throws -> RouterParams {
-            let name = scoring ?? "softmax"
-            guard let s = RouterScoring(rawValue: name) else { throw ValidationError("--scoring must be softmax or sigmoid, got \(Quoted(name))") }
-            return RouterParams(scoring: s, topK: topK ?? 1, nGroup: nGroup ?? 1, topkGroup: topkGroup ?? 1, renormalize: renormalize ?? true,
-                                routedScale: routedScale ?? 1, hasBias: inputs["bias"] != nil)
-        }
-        let g = groupSize ?? 32
-        func fmt(_ zerosName: String) -> Int4Format { Int4Format(groupSize: g, symmetric: inputs[zerosName] == nil) }
-        switch kind {
-        case .matmul: return .matmul(transposeB: transposeB)
-        case .groupedMatmul: return .groupedMatmul(transposeB: transposeB)
-        case .rmsNorm: return .rmsNorm(eps: eps ?? 1e-6)
-        case .softmax: return .softmax
-        case .silu: return .silu
-        case .swiglu: return .swiglu
-        case .add: return .add
-        case .scale: return .scale(alpha: alpha ?? 1)
-        case .rope:
-            let name = style ?? "neox"
-            guard let st = RopeStyle(rawValue: name) else { throw ValidationError("--style must be neox or gptj, got \(Quoted(name))") }
-            return .rope(RopeParams(style: st, base: base ?? 10000, rotaryDim: rotaryDim))
-        case .attention: return .attention(AttentionParams(causal: causal, scale: scale, returnLSE: lse))
-        case .lightningIndexer: return .lightningIndexer
-        case .topK: return .topK(k: k ?? 1)
-        case .sparseAttention: return .sparseAttention(SparseAttentionParams(scale: scale, returnLSE: lse))
-        case .moeRouter: return .moeRouter(try router())
-        case .moePermute:
-            guard let e = numExperts else { throw ValidationError("moe-permute needs --num-experts") }
-            return .moePermute(numExperts: e)
-        case .moeCombine: return .moeCombine
-        case .moeLayer:
-            let experts: ExpertFormat = inputs["gate.q"] != nil ? .int4(fmt("gate.zeros")) : .float
-            return .moeLayer(MoELayerParams(router: try router(), experts: experts, hasShared: inputs["sharedGate"] != nil))
-        case .quantizeInt4: return .quantizeInt4(Int4Format(groupSize: g, symmetric: !asymmetric))
-        case .dequantizeInt4:
-            let name = outputDtype ?? "f32"
-            guard let d = DType(rawValue: name), d.isFloat else { throw ValidationError("--output-dtype must be f32, f16 or bf16, got \(Quoted(name))") }
-            return .dequantizeInt4(fmt("zeros"), output: d)
-        case .int4Matmul: return .int4Matmul(fmt("zeros"))
-        case .int4GroupedMatmul: return .int4GroupedMatmul(fmt("zeros"))
-        }
     }
 }

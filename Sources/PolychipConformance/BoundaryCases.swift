@@ -66,7 +66,7 @@ public enum BoundaryCases {
         switch kind {
         case .matmul, .int4Matmul: dims = ["M", "N", "K"]
         case .groupedMatmul, .int4GroupedMatmul: dims = ["T", "N", "K"]
-        case .rmsNorm, .softmax, .silu, .scale, .swiglu, .add: dims = ["R", "D"]
+        case .rmsNorm, .addRmsNorm, .softmax, .silu, .scale, .swiglu, .add: dims = ["R", "D"]
         case .rope: dims = ["T", "D"]
         case .attention: dims = ["Lq", "Lk"]
         case .lightningIndexer: dims = ["T", "S"]
@@ -90,6 +90,7 @@ public enum BoundaryCases {
             return [CaseSpec(.groupedMatmul(transposeB: true), ["T": 9, "K": 9, "N": 7, "E": 3]),
                     CaseSpec(.groupedMatmul(transposeB: false), ["T": 9, "K": 9, "N": 7, "E": 3])]
         case .rmsNorm: return [CaseSpec(.rmsNorm(eps: 1e-6), ["R": 3, "D": 9])]
+        case .addRmsNorm: return [CaseSpec(.addRmsNorm(eps: 1e-6), ["R": 3, "D": 9])]
         case .softmax: return [CaseSpec(.softmax, ["R": 3, "D": 9])]
         case .silu: return [CaseSpec(.silu, ["R": 3, "D": 9])]
         case .scale: return [CaseSpec(.scale(alpha: 0.731), ["R": 3, "D": 9])]

@@ -1,89 +1,10 @@
 import PolychipCore
 
-/// What kind of values a case's inputs hold beyond "seeded random, never zero".
-public enum InputPattern: String, Sendable, Hashable, Codable {
-    /// Seeded random values (the default).
-    case random
-    /// Attention: logits rise with the key index, so every later key block holds a new row
-    /// maximum (an online softmax that skips the rescale is wrong by a large factor).
-    case risingLogits
-    /// Attention: logits fall with the key index (the row maximum stays in the first block).
-    case fallingLogits
-    /// Top-k and router: values repeat exactly, with ties placed at the k (and group) boundary.
-    case ties
-    /// Top-k: every value of a row is equal (the tie rule alone decides).
-    case allEqual
-    /// NaN, `+inf` and `−inf` written into one float input (``NonFiniteCases``): the seeded
-    /// inputs of the same spec with pattern `random`, poisoned, so no new shapes are compiled.
-    case nonFinite
-    /// Router: hand-made logit rows (a `+inf` logit, two, an all-`−inf` row, `−inf` entries);
-    /// `T` is 4 and `E` is 8.
-    case nonFiniteLogits
-    /// `add` and `scale`: results exact in f32 that lie halfway between two neighbours of the
-    /// dtype (and a quarter ulp either side), so only round-to-nearest-even gives the
-    /// reference's bits; the case is compared bit for bit (truncating or ties-away
-    /// conversions pass any NMSE threshold, not this).
-    case roundingTies
-    /// Top-k: rows of +0 and −0 (with a few values either side) across the k cut: the two
-    /// zeros are equal, so the lower index must win whatever the sign (an order on raw
-    /// bits puts −0 below +0).
-    case signedZeros
-    /// RMSNorm: rows whose mean square is comparable to eps, so where eps enters the formula
-    /// (under the square root, not after it) changes the result.
-    case smallRows
-}
-
-/// One conformance case before its inputs exist: the call (with all its parameters), its
-/// dimensions by name and the input pattern. ``CaseBuilder`` turns it into a
-/// ``ConformanceCase``; the tiling-derived and adversarial cases are specs with other dims.
-public struct CaseSpec: Sendable, Hashable, Codable {
-    /// The kernel and its parameters (shapes come from `dims`).
-    public var op: Op
-    /// Dimensions by name (`M`, `K`, `Lq`, …), as ``CaseBuilder/dimensionNames(_:)`` lists them.
-    public var dims: [String: Int]
-    /// Input values beyond plain random.
-    public var pattern: InputPattern
-    /// Why the case exists (`gemm.kc (parallel): b+1`), shown in its label.
-    public var note: String?
-    /// Upload every input at an odd element offset inside a larger buffer.
-    public var offsetViews: Bool
-
-    /// Creates a spec.
-    public init(_ op: Op, _ dims: [String: Int], pattern: InputPattern = .random, note: String? = nil, offsetViews: Bool = false) {
-        self.op = op; self.dims = dims; self.pattern = pattern; self.note = note; self.offsetViews = offsetViews
-    }
-
-    /// The kernel.
-    public var kind: OpKind { op.kind }
-
-    /// Float outputs are compared bit for bit with the reference (the rounding-tie cases),
-    /// not only by NMSE.
-    public var comparesExactly: Bool { pattern == .roundingTies }
-}
-
 /// Builds cases from specs: normalizes the dimensions to what the kernel accepts, makes
 /// seeded inputs and labels them.
 public enum CaseBuilder {
-    /// The dimensions a kernel's spec names, in label order.
-    public static func dimensionNames(_ kind: OpKind) -> [String] {
-        switch kind {
-        case .matmul: return ["M", "K", "N"]
-        case .groupedMatmul: return ["T", "K", "N", "E"]
-        case .rmsNorm, .softmax, .silu, .scale, .swiglu, .add: return ["L", "R", "D"]
-        case .rope: return ["T", "H", "D", "Rd"]
-        case .attention: return ["B", "Hq", "Hkv", "Lq", "Lk", "D", "Dv"]
-        case .lightningIndexer: return ["T", "Hi", "D", "S"]
-        case .topK: return ["T", "S", "k"]
-        case .sparseAttention: return ["T", "H", "Hkv", "S", "D", "Dv", "k"]
-        case .moeRouter: return ["T", "E"]
-        case .moePermute: return ["T", "H", "k", "E"]
-        case .moeCombine: return ["T", "H", "k"]
-        case .moeLayer: return ["T", "H", "F", "E"]
-        case .quantizeInt4, .dequantizeInt4: return ["N", "K"]
-        case .int4Matmul: return ["M", "N", "K"]
-        case .int4GroupedMatmul: return ["T", "N", "K", "E"]
-        }
-    }
+    /// The dimensions a kernel's spec names, in label order (from the kernel's descriptor).
+    public static func dimensionNames(_ kind: OpKind) -> [String] { kind.descriptor.dimensions }
 
     /// Dimensions that may be 0 in a spec (absent: the shape has no such axis).
     static let optionalDims: Set<String> = ["L", "R", "Rd"]
@@ -167,26 +88,7 @@ public enum CaseBuilder {
         return text
     }
 
-    static func parameterWords(_ op: Op) -> [String] {
-        switch op {
-        case .matmul(let tb), .groupedMatmul(let tb): return tb ? ["Bᵀ"] : []
-        case .rope(let p): return [p.style.rawValue]
-        case .attention(let p): return (p.causal ? ["causal"] : []) + (p.returnLSE ? ["lse"] : [])
-        case .topK(let k): return ["k\(k)"]
-        case .moeRouter(let p): return routerWords(p)
-        case .moeLayer(let p):
-            var w = routerWords(p.router)
-            if p.hasShared { w.append("shared") }
-            if case .int4(let f) = p.experts { w.append("int4 \(f)") }
-            return w
-        case .quantizeInt4(let f), .dequantizeInt4(let f, _), .int4Matmul(let f), .int4GroupedMatmul(let f): return ["\(f)"]
-        default: return []
-        }
-    }
-
-    static func routerWords(_ p: RouterParams) -> [String] {
-        ["k\(p.topK)", p.scoring.rawValue, "g\(p.nGroup)/\(p.topkGroup)"] + (p.hasBias ? ["bias"] : [])
-    }
+    static func parameterWords(_ op: Op) -> [String] { op.kind.descriptor.labelWords(op) }
 
     /// Builds the case: seeded inputs (never zeros; data-dependent operands valid) in `dtype`.
     public static func make(_ spec: CaseSpec, dtype: DType, seed: UInt64) throws -> ConformanceCase {
@@ -218,68 +120,8 @@ public enum CaseBuilder {
     /// The input descriptors of a (normalized) spec, in the op's input order: what a case
     /// allocates, and what its cost is computed from before any data exists.
     public static func inputDescs(_ s: CaseSpec, dtype: DType) -> [TensorDesc] {
-        let d = s.dims
-        func v(_ n: String) -> Int { d[n] ?? 1 }
-        func t(_ shape: [Int], _ dt: DType? = nil) -> TensorDesc { TensorDesc(shape, dt ?? dtype) }
-        func int4(_ lead: [Int], _ n: Int, _ k: Int, _ f: Int4Format) -> [TensorDesc] {
-            let g = lead + [n, k / f.groupSize]
-            return [t(lead + [n, k], .int4), t(g, .f32)] + (f.symmetric ? [] : [t(g, .i8)])
-        }
-        switch s.op {
-        case .matmul(let tb):
-            let (m, k, n) = (v("M"), v("K"), v("N"))
-            return [t([m, k]), t(tb ? [n, k] : [k, n])]
-        case .groupedMatmul(let tb):
-            let (rows, k, n, e) = (v("T"), v("K"), v("N"), v("E"))
-            return [t([rows, k]), t(tb ? [e, n, k] : [e, k, n]), t([e + 1], .i32)]
-        case .rmsNorm:
-            return [t(rowShape(d)), t([v("D")])]
-        case .softmax, .silu, .scale:
-            return [t(rowShape(d))]
-        case .swiglu, .add:
-            return [t(rowShape(d)), t(rowShape(d))]
-        case .rope:
-            return [t([v("T"), v("H"), v("D")]), t([v("T")], .i32)]
-        case .attention:
-            let (b, hkv, lk) = (v("B"), v("Hkv"), v("Lk"))
-            return [t([b, v("Hq"), v("Lq"), v("D")]), t([b, hkv, lk, v("D")]), t([b, hkv, lk, v("Dv")])]
-        case .lightningIndexer:
-            return [t([v("T"), v("Hi"), v("D")]), t([v("S"), v("D")]), t([v("T"), v("Hi")])]
-        case .topK:
-            return [t([v("T"), v("S")], .f32)]
-        case .sparseAttention:
-            let (sn, hkv) = (v("S"), v("Hkv"))
-            return [t([v("T"), v("H"), v("D")]), t([sn, hkv, v("D")]), t([sn, hkv, v("Dv")]), t([v("T"), v("k")], .i32)]
-        case .moeRouter(let p):
-            return [t([v("T"), v("E")])] + (p.hasBias ? [t([v("E")], .f32)] : [])
-        case .moePermute:
-            return [t([v("T"), v("H")]), t([v("T"), v("k")], .i32)]
-        case .moeCombine:
-            let (tt, k) = (v("T"), v("k"))
-            return [t([tt * k, v("H")]), t([tt * k], .i32), t([tt, k], .f32)]
-        case .moeLayer(let p):
-            let (h, ff, e) = (v("H"), v("F"), v("E"))
-            var out = [t([v("T"), h]), t([e, h])] + (p.router.hasBias ? [t([e], .f32)] : [])
-            for (n, k) in [(ff, h), (ff, h), (h, ff)] {
-                switch p.experts {
-                case .float: out.append(t([e, n, k]))
-                case .int4(let f): out += int4([e], n, k, f)
-                }
-            }
-            return out + (p.hasShared ? [t([ff, h]), t([ff, h]), t([h, ff])] : [])
-        case .quantizeInt4:
-            return [t([v("N"), v("K")])]
-        case .dequantizeInt4(let f, _):
-            return int4([], v("N"), v("K"), f)
-        case .int4Matmul(let f):
-            return [t([v("M"), v("K")])] + int4([], v("N"), v("K"), f)
-        case .int4GroupedMatmul(let f):
-            return [t([v("T"), v("K")])] + int4([v("E")], v("N"), v("K"), f) + [t([v("E") + 1], .i32)]
-        }
+        s.kind.descriptor.inputShapes(s.op, dims: s.dims, dtype: dtype)
     }
-
-    /// Row kernels: `[L, R, D]`, `[R, D]` or `[D]` (L and R absent or 0).
-    static func rowShape(_ d: [String: Int]) -> [Int] { [d["L"] ?? 0, d["R"] ?? 0].filter { $0 > 0 } + [d["D"] ?? 1] }
 
     /// Seeded values for each input descriptor, chosen by the operand's name: valid
     /// data-dependent operands (offsets, ids, indices, source maps, INT4 weights), value
@@ -314,7 +156,7 @@ public enum CaseBuilder {
                 out.append(try HostTensor(desc.shape, int32s: Array(0..<desc.elementCount).shuffled(using: &r).map { Int32($0) }))
             case (.sparseAttention, "indices"):
                 out.append(try sparseIndices(t: desc.shape[0], k: desc.shape[1], s: descs[1].shape[0], &r))
-            case (.rmsNorm, "weight"): out.append(try floats(0.5, 1.5))
+            case (.rmsNorm, "weight"), (.addRmsNorm, "weight"): out.append(try floats(0.5, 1.5))
             case (.moeRouter, "bias"), (.moeLayer, "bias"): out.append(try floats(0.001, 0.1))
             case (.moeRouter, "logits"): out.append(try floats(0.05, 3))
             case (.moeCombine, "weights"): out.append(try floats(0.05, 1))

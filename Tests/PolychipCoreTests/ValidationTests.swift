@@ -12,6 +12,7 @@ import Testing
         (.matmul(transposeB: false), [.init([4, 8], .f32), .init([8, 3], .f32)]),
         (.groupedMatmul(transposeB: true), [.init([5, 8], .f32), .init([2, 3, 8], .f32), .init([3], .i32)]),
         (.rmsNorm(eps: 1e-6), [.init([2, 8], .f16), .init([8], .f16)]),
+        (.addRmsNorm(eps: 1e-6), [.init([2, 8], .bf16), .init([2, 8], .bf16), .init([8], .bf16)]),
         (.softmax, [.init([2, 8], .f32)]),
         (.silu, [.init([8], .bf16)]),
         (.swiglu, [.init([2, 8], .f32), .init([2, 8], .f32)]),
@@ -71,7 +72,7 @@ import Testing
 
     /// One shape mismatch per kernel: (kernel, input index, bad shape).
     static let shapeMismatches: [(OpKind, Int, [Int])] = [
-        (.matmul, 1, [7, 3]), (.groupedMatmul, 1, [3, 3, 8]), (.rmsNorm, 1, [7]), (.softmax, 0, [2, 0]),
+        (.matmul, 1, [7, 3]), (.groupedMatmul, 1, [3, 3, 8]), (.rmsNorm, 1, [7]), (.addRmsNorm, 1, [2, 7]), (.softmax, 0, [2, 0]),
         (.silu, 0, []), (.swiglu, 1, [2, 7]), (.rope, 0, [3, 2]), (.add, 1, [8, 2]), (.scale, 0, [0]),
         (.attention, 1, [1, 2, 5, 7]), (.lightningIndexer, 2, [3, 3]), (.topK, 0, [15]),
         (.sparseAttention, 3, [2, 2]), (.moeRouter, 1, [7]), (.moePermute, 1, [4, 2]), (.moeCombine, 0, [5, 8]),

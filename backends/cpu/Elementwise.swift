@@ -68,6 +68,31 @@ extension CPUKernels {
         }
     }
 
+    /// Fused residual add + RMSNorm, one pass over each row: `h = x + residual` is stored in
+    /// the activation dtype and `y` normalizes that stored value (docs/kernels.md).
+    static func addRmsNorm(_ ctx: KernelContext, _ x: Operand, _ residual: Operand, _ weight: Operand, _ eps: Float,
+                           y: Operand, residualOut h: Operand) {
+        let d = x.shape.last!, rows = x.count / d, dt = x.dtype
+        let wf = ctx.shared.buffer(2, d, as: Float.self)
+        loadF32(weight.raw, dt, d, into: wf)
+        forRows(ctx, rows: rows, d: d) { r0, r1, w in
+            let a = ctx.pool.workspaces[w].buffer(2, d, as: Float.self), b = ctx.pool.workspaces[w].buffer(3, d, as: Float.self)
+            for r in r0..<r1 {
+                if dt == .f32 {
+                    pck_add_rmsnorm(d, x.f32() + r * d, residual.f32() + r * d, wf, eps, h.f32() + r * d, y.f32() + r * d)
+                } else {
+                    loadF32(x.at(r * d), dt, d, into: a)
+                    loadF32(residual.at(r * d), dt, d, into: b)
+                    add_(d, a, b, a)
+                    storeF32(a, d, to: h.at(r * d), dt)
+                    loadF32(h.at(r * d), dt, d, into: a)  // normalize the stored (rounded) residual
+                    pck_rmsnorm(d, a, wf, eps, a)
+                    storeF32(a, d, to: y.at(r * d), dt)
+                }
+            }
+        }
+    }
+
     /// Softmax of one f32 row under the contract's rules (NaN row → NaN, `+inf` entries
     /// share the mass, all `−inf` → 0). `y` may equal `x`.
     static func softmaxRow(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {

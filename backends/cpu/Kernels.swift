@@ -16,6 +16,7 @@ enum CPUKernels {
         case .int4GroupedMatmul(let f):
             try int4GroupedMatmul(ctx, ins[0], int4(ins, from: 1, f), ins[ins.count - 1], f, outs[0])
         case .rmsNorm(let eps): rmsNorm(ctx, ins[0], ins[1], Float(eps), outs[0])
+        case .addRmsNorm(let eps): addRmsNorm(ctx, ins[0], ins[1], ins[2], Float(eps), y: outs[0], residualOut: outs[1])
         case .softmax: softmax(ctx, ins[0], outs[0])
         case .silu: unary(ctx, ins[0], outs[0]) { n, x, y in pck_silu(n, x, y) }
         case .scale(let alpha): unary(ctx, ins[0], outs[0]) { n, x, y in pck_scale(n, Float(alpha), x, y) }

@@ -153,12 +153,13 @@ extension CPUDevice {
                 TileBoundary("T", max(1, attn.indexerRows / 4), name: "indexer.rows / Hi (tokens per tile)", context: ["Hi": 4]),
             ]),
         ]
-        let rowKernels: [OpKind] = [.rmsNorm, .softmax, .quantizeInt4, .dequantizeInt4, .topK]
+        let rowKernels: [OpKind] = [.rmsNorm, .addRmsNorm, .softmax, .quantizeInt4, .dequantizeInt4, .topK]
+        let normRows: Set<OpKind> = [.rmsNorm, .addRmsNorm, .softmax]
         for kind in rowKernels {
-            let d = kind == .topK ? "S" : kind == .rmsNorm || kind == .softmax ? "D" : "K"
-            let rows = kind == .topK ? "T" : kind == .rmsNorm || kind == .softmax ? "R" : "N"
+            let d = kind == .topK ? "S" : normRows.contains(kind) ? "D" : "K"
+            let rows = kind == .topK ? "T" : normRows.contains(kind) ? "R" : "N"
             var b = [TileBoundary(rows, 2, .threshold, name: "element.grain (row chunks)", context: [d: bl.elementGrain + 1])]
-            if kind == .rmsNorm || kind == .softmax { b += vector(d) }
+            if normRows.contains(kind) { b += vector(d) }
             if kind == .rmsNorm {
                 // f32 outputs of at least streamStoreBytes are written with non-temporal stores.
                 b.append(TileBoundary("R", (bl.streamStoreBytes + 63) / 64, .threshold,
@@ -216,7 +217,7 @@ extension CPUDevice {
             return "attention \(plan.perHead ? "per-head" : "head-spanning") row blocks (\(plan.rowBlocks)), "
                 + "\(blocks(lk, bl.attention.bc)) key block(s), K/V \(plan.prepack ? "pre-packed per kv head" : "packed per block")"
                 + (plan.chunks > 1 ? ", split-KV \(plan.chunks) chunks" : "")
-        case .rmsNorm, .softmax, .topK, .quantizeInt4, .dequantizeInt4:
+        case .rmsNorm, .addRmsNorm, .softmax, .topK, .quantizeInt4, .dequantizeInt4:
             guard let x = inputs.first, x.rank >= 1 else { return nil }
             let bl = blocking(for: .gemm)
             let d = x.shape.last!, rows = x.elementCount / max(1, d)

@@ -1,4 +1,4 @@
-// KernelCall+Elementwise.swift — OpenCL launches of RMSNorm, softmax, the elementwise kernels and RoPE (one KernelCall extension per kernel family).
+// KernelCall+Elementwise.swift — OpenCL launches of RMSNorm, fused add + RMSNorm, softmax, the elementwise kernels and RoPE (one KernelCall extension per kernel family).
 
 import Foundation
 import PolychipCore
@@ -11,6 +11,14 @@ extension KernelCall {
         let d = x.desc.shape.last!, rows = x.desc.elementCount / d
         let p = try device.catalogProgram(.elementwise, dtype: x.desc.dtype)
         try sub.launch(p, "rms_norm", x.args + w.args + y.args + [.int(rows), .int(d), .f32(Float(eps))],
+                       global: [rows * t.rowWG], local: [t.rowWG])
+    }
+
+    func addRmsNorm(_ eps: Double) throws {
+        let x = self["x"], r = self["residual"], w = self["weight"], y = outs[0], h = outs[1]
+        let d = x.desc.shape.last!, rows = x.desc.elementCount / d
+        let p = try device.catalogProgram(.elementwise, dtype: x.desc.dtype)
+        try sub.launch(p, "add_rms_norm", x.args + r.args + w.args + y.args + h.args + [.int(rows), .int(d), .f32(Float(eps))],
                        global: [rows * t.rowWG], local: [t.rowWG])
     }
 

@@ -24,7 +24,7 @@ extension OpenCLDevice {
         switch kind {
         case .matmul, .groupedMatmul: return [.gemm]
         case .int4Matmul, .int4GroupedMatmul, .quantizeInt4, .dequantizeInt4: return [.int4]
-        case .rmsNorm, .softmax, .silu, .swiglu, .rope, .add, .scale: return [.elementwise]
+        case .rmsNorm, .addRmsNorm, .softmax, .silu, .swiglu, .rope, .add, .scale: return [.elementwise]
         case .attention, .sparseAttention: return [.attention]
         case .lightningIndexer, .topK: return [.dsa]
         case .moeRouter, .moePermute, .moeCombine: return [.moe]
@@ -104,6 +104,7 @@ struct KernelCall {
         case .matmul(let tb): try matmul(tb)
         case .groupedMatmul(let tb): try groupedMatmul(tb)
         case .rmsNorm(let eps): try rmsNorm(eps)
+        case .addRmsNorm(let eps): try addRmsNorm(eps)
         case .softmax: try softmax()
         case .silu, .scale, .swiglu, .add: try elementwise()
         case .rope(let p): try rope(p)

@@ -48,7 +48,7 @@ extension OpenCLDevice {
             KernelTiling(.moePermute, [TileBoundary("T", t.permuteBlock, name: "permute block (pairs)", context: ["k": 1])]),
             KernelTiling(.moeRouter, [TileBoundary("E", t.rowWG, name: "router work-group")]),
         ]
-        for kind in [OpKind.rmsNorm, .softmax] {
+        for kind in [OpKind.rmsNorm, .addRmsNorm, .softmax] {
             kernels.append(KernelTiling(kind, [TileBoundary("D", t.rowWG, name: "row work-group"),
                                                TileBoundary("D", 8 * t.rowWG, name: "row work-group × float8")]))
         }

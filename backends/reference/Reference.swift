@@ -15,6 +15,7 @@ public enum Reference {
         case .int4Matmul(let f): return [try int4Matmul(a, f, outs[0])]
         case .int4GroupedMatmul(let f): return [try int4GroupedMatmul(a, f, outs[0])]
         case .rmsNorm(let eps): return [try rmsNorm(a, eps)]
+        case .addRmsNorm(let eps): return try addRmsNorm(a, eps)
         case .softmax: return [try rowwise(a["x"]) { softmaxRow($0) }]
         case .silu: return [try map(a["x"]) { silu($0) }]
         case .scale(let alpha): return [try map(a["x"]) { alpha * $0 }]

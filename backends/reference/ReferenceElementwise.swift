@@ -3,12 +3,24 @@ import PolychipCore
 
 extension Reference {
     static func rmsNorm(_ a: Args, _ eps: Double) throws -> HostTensor {
-        let w = a["weight"].doubles
-        return try rowwise(a["x"]) { row in
+        try rmsNorm(a["x"], weight: a["weight"].doubles, eps)
+    }
+
+    static func rmsNorm(_ x: HostTensor, weight w: [Double], _ eps: Double) throws -> HostTensor {
+        try rowwise(x) { row in
             let ms = row.reduce(0) { $0 + $1 * $1 } / Double(row.count)
             let inv = 1 / (ms + eps).squareRoot()
             return row.enumerated().map { $0.element * inv * w[$0.offset] }
         }
+    }
+
+    /// docs/kernels.md: the new residual `h = x + residual` is rounded to the activation dtype
+    /// (it is stored there), and `y` normalizes that stored `h`: the fused kernel equals
+    /// `add` followed by `rms-norm`.
+    static func addRmsNorm(_ a: Args, _ eps: Double) throws -> [HostTensor] {
+        let x = a["x"], r = a["residual"].doubles
+        let h = try output(x.desc.shape, x.desc.dtype, zip(x.doubles, r).map { $0 + $1 })
+        return [try rmsNorm(h, weight: a["weight"].doubles, eps), h]
     }
 
     static func rope(_ a: Args, _ p: RopeParams) throws -> HostTensor {

@@ -2,6 +2,7 @@
 // consistent with each other).
 
 import Foundation
+import PolychipCore
 
 // MARK: - Semantic validation
 

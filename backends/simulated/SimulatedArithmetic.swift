@@ -100,7 +100,7 @@ extension DeviceProfile {
         guard let d = low(acc) else { return .cpuEngine }
         switch kind {
         case .matmul, .groupedMatmul, .int4Matmul, .int4GroupedMatmul, .attention, .sparseAttention,
-             .lightningIndexer, .softmax, .rmsNorm, .moeRouter, .moeCombine:
+             .lightningIndexer, .softmax, .rmsNorm, .addRmsNorm, .moeRouter, .moeCombine:
             return .lowPrecision(d)
         case .silu, .swiglu, .rope, .add, .scale, .topK, .moePermute, .quantizeInt4, .dequantizeInt4:
             return .cpuEngine  // nothing accumulates
@@ -198,6 +198,10 @@ struct SimulatedArithmetic {
             try outs[0].store(floats: lp.softmax(ins[0].floats(), rowLength: ins[0].desc.shape.last ?? 1))
         case .rmsNorm(let eps):
             try outs[0].store(floats: lp.rmsNorm(ins[0].floats(), weight: ins[1].floats(), eps: Float(eps)))
+        case .addRmsNorm(let eps):
+            // The new residual is stored in the activation dtype; y normalizes the stored value.
+            try outs[1].store(floats: zip(ins[0].floats(), ins[1].floats()).map { $0 + $1 })
+            try outs[0].store(floats: lp.rmsNorm(outs[1].floats(), weight: ins[2].floats(), eps: Float(eps)))
         case .moeRouter(let p):
             try lp.router(p, ins, outs)
         case .moeCombine:

@@ -21,7 +21,7 @@ extension SimulatedDevice {
                                                             TileBoundary("Lk", kc, name: "matrix.tile.k (\(name), PV)")]))
             case .lightningIndexer: own.append(KernelTiling(kind, [TileBoundary("D", kc, name: "matrix.tile.k (\(name))"),
                                                                    TileBoundary("Hi", lanes, name: "vector.tile.n (\(name))")]))
-            case .softmax, .rmsNorm: own.append(KernelTiling(kind, [TileBoundary("D", lanes, name: "vector.tile.n (\(name) lanes)")]))
+            case .softmax, .rmsNorm, .addRmsNorm: own.append(KernelTiling(kind, [TileBoundary("D", lanes, name: "vector.tile.n (\(name) lanes)")]))
             default: break
             }
         }

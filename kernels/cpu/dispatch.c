@@ -467,6 +467,20 @@ void pck_rmsnorm(ptrdiff_t n, const float *x, const float *w, float eps, float *
     t->scale_mul(n, rms_inv(t, n, x, eps), x, w, y);
 }
 
+void pck_add_rmsnorm(ptrdiff_t n, const float *x, const float *r, const float *w, float eps,
+                     float *h, float *y) {
+    const pck_kernels *t = K();
+    /* h = x + r, one rounding per element (fma(1, r, h) is the sum correctly rounded), in
+     * whichever order keeps an aliased input readable. */
+    if (h == r) {
+        t->axpy(n, 1.0f, x, h);
+    } else {
+        if (h != x) __builtin_memmove(h, x, (size_t)n * sizeof(float));
+        t->axpy(n, 1.0f, r, h);
+    }
+    t->scale_mul(n, rms_inv(t, n, h, eps), h, w, y);
+}
+
 void pck_rmsnorm_stream(ptrdiff_t n, const float *x, const float *w, float eps, float *y) {
     pck_scale_mul_stream(n, rms_inv(K(), n, x, eps), x, w, y);
 }

@@ -1,5 +1,5 @@
 /*
- * elementwise.cl -- rmsNorm, softmax, silu, swiglu, rope, add, scale
+ * elementwise.cl -- rmsNorm, addRmsNorm, softmax, silu, swiglu, rope, add, scale
  * (common.cl is prepended by the host).
  *
  * Build macros: DTYPE; WG = local size of the row kernels (rms_norm,
@@ -83,6 +83,39 @@ void rms_norm(const __global st_t *X, ulong x_off,
 #endif
         for (int i = dv + tid; i < D; i += WG) st(Y, base + i, ld(X, base + i) * r * ld(W, i));
     }
+}
+
+/* Fused residual add + RMSNorm: H = X + R, stored in the activation dtype (the new
+ * residual), and Y = H / sqrt(mean(H^2) + eps) * weight of that stored H, so the result
+ * equals add then rms_norm. X, R, Y, H [rows, D], weight [D].
+ * global = (rows * WG), local = (WG); local memory 4*WG bytes. Every work-item reads back
+ * only the H elements it wrote, so no barrier separates the passes. The host stages
+ * outputs that overlap an input. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void add_rms_norm(const __global st_t *X, ulong x_off,
+                  const __global st_t *R, ulong r_off,
+                  const __global st_t *W, ulong w_off,
+                  __global st_t *Y, ulong y_off,
+                  __global st_t *H, ulong h_off,
+                  int rows, int D, float eps)
+{
+    __local float red[WG];
+    X += x_off; R += r_off; W += w_off; Y += y_off; H += h_off;
+    const int row = get_group_id(0);
+    const int tid = get_local_id(0);
+    const size_t base = (size_t)pc_min_i(row, rows - 1) * (size_t)D;
+    float ss = 0.0f;
+    if (row < rows) {
+        for (int i = tid; i < D; i += WG) {
+            st(H, base + i, ld(X, base + i) + ld(R, base + i));
+            const float h = ld(H, base + i);
+            ss = fma(h, h, ss);
+        }
+    }
+    ss = wg_sum(ss, red);
+    const float r = 1.0f / sqrt(ss / (float)D + eps);
+    if (row < rows)
+        for (int i = tid; i < D; i += WG) st(Y, base + i, ld(H, base + i) * r * ld(W, i));
 }
 
 /* The non-finite rows of softmax (docs/kernels.md): a NaN anywhere gives NaN (also

@@ -27,7 +27,7 @@ public enum ErrorBudget {
         switch op {
         case .matmul(let tb): return tb ? dim(1, -1) : dim(0, -1)
         case .groupedMatmul, .int4Matmul, .int4GroupedMatmul: return dim(0, -1)
-        case .rmsNorm, .softmax: return dim(0, -1)
+        case .rmsNorm, .addRmsNorm, .softmax: return dim(0, -1)
         case .attention: return max(dim(0, -1), dim(1, 2))
         case .sparseAttention: return max(dim(0, -1), dim(3, -1))
         case .lightningIndexer: return dim(0, -1) * dim(0, 1)

@@ -9,9 +9,34 @@ extension Op {
         if lq <= lk { return q * ((k - q + 1) + k) / 2 }
         return k * (k + 1) / 2
     }
+}
 
-    func validateAttention(_ c: Check) throws -> [TensorDesc] {
-        switch self {
+/// Attention and DeepSeek Sparse Attention: dense `attention` (GQA, bottom-right causal,
+/// optional LSE), the DSA `lightning-indexer`, row `top-k` (lower index wins ties) and
+/// `sparse-attention` over the selected keys.
+enum AttentionKernels: KernelFamily {
+    static let kinds: [OpKind] = [.attention, .lightningIndexer, .topK, .sparseAttention]
+
+    static func inputNames(_ op: Op) -> [String] {
+        switch op {
+        case .attention: return ["q", "k", "v"]
+        case .lightningIndexer: return ["q", "k", "w"]
+        case .topK: return ["scores"]
+        default: return ["q", "k", "v", "indices"]
+        }
+    }
+
+    static func outputNames(_ op: Op) -> [String] {
+        switch op {
+        case .attention(let p): return p.returnLSE ? ["o", "lse"] : ["o"]
+        case .sparseAttention(let p): return p.returnLSE ? ["o", "lse"] : ["o"]
+        case .lightningIndexer: return ["scores"]
+        default: return ["indices", "values"]
+        }
+    }
+
+    static func validate(_ op: Op, _ c: Check) throws -> [TensorDesc] {
+        switch op {
         case .attention(let p):
             try c.float("q"); try c.sameDType("k", as: "q"); try c.sameDType("v", as: "q")
             let q = try c.rank("q", 4, "[B, Hq, Lq, D]")
@@ -62,10 +87,10 @@ extension Op {
         }
     }
 
-    func attentionCost(_ i: [TensorDesc]) -> Cost {
+    static func cost(_ op: Op, _ i: [TensorDesc]) -> Cost {
         let dt = i[0].dtype
         let eb = Double(dt.bitWidth / 8)
-        switch self {
+        switch op {
         case .attention(let p):
             let q = i[0].shape, k = i[1].shape, v = i[2].shape
             let (b, hq, lq, d, lk, dv) = (q[0], q[1], q[2], q[3], k[2], v[3])
@@ -98,6 +123,124 @@ extension Op {
                         dtype: dt)
         default:
             return Cost(flops: 0, bytes: 0, unit: .vector, dtype: dt)
+        }
+    }
+
+    static func tolerance(_ kind: OpKind) -> ToleranceTable { kind == .topK ? .elementwise : .reduction }
+
+    static func timeClass(_ kind: OpKind) -> KernelClass {
+        switch kind {
+        case .attention: return .attention
+        case .lightningIndexer: return .gemm
+        case .topK: return .selection
+        default: return .sparseAttention
+        }
+    }
+
+    static func parameters(_ kind: OpKind) -> [KernelParameter] {
+        let scale = KernelParameter("scale", .real, default: "1/sqrt(D)", "logit scale")
+        let lse = KernelParameter("lse", .flag(inverted: false), "also output the log-sum-exp per query row")
+        switch kind {
+        case .attention: return [KernelParameter("causal", .flag(inverted: false), "bottom-right causal mask"), scale, lse]
+        case .sparseAttention: return [scale, lse]
+        case .topK: return [KernelParameter("k", .integer, default: "1", "values kept per row")]
+        default: return []
+        }
+    }
+
+    static func op(_ kind: OpKind, _ a: KernelArguments) throws -> Op {
+        switch kind {
+        case .attention: return .attention(AttentionParams(causal: a.flag("causal"), scale: try a.real("scale"), returnLSE: a.flag("lse")))
+        case .lightningIndexer: return .lightningIndexer
+        case .topK: return .topK(k: try a.integer("k", 1))
+        default: return .sparseAttention(SparseAttentionParams(scale: try a.real("scale"), returnLSE: a.flag("lse")))
+        }
+    }
+
+    static func dimensions(_ kind: OpKind) -> [String] {
+        switch kind {
+        case .attention: return ["B", "Hq", "Hkv", "Lq", "Lk", "D", "Dv"]
+        case .lightningIndexer: return ["T", "Hi", "D", "S"]
+        case .topK: return ["T", "S", "k"]
+        default: return ["T", "H", "Hkv", "S", "D", "Dv", "k"]
+        }
+    }
+
+    static func inputShapes(_ op: Op, _ d: [String: Int], _ dtype: DType) -> [TensorDesc] {
+        func t(_ shape: [Int], _ dt: DType? = nil) -> TensorDesc { TensorDesc(shape, dt ?? dtype) }
+        let dk = dim(d, "D"), dv = d["Dv"] ?? dk  // value head dim defaults to the key's
+        switch op {
+        case .attention:
+            let (b, hkv, lk) = (dim(d, "B"), dim(d, "Hkv"), dim(d, "Lk"))
+            return [t([b, dim(d, "Hq"), dim(d, "Lq"), dk]), t([b, hkv, lk, dk]), t([b, hkv, lk, dv])]
+        case .lightningIndexer:
+            return [t([dim(d, "T"), dim(d, "Hi"), dk]), t([dim(d, "S"), dk]), t([dim(d, "T"), dim(d, "Hi")])]
+        case .topK:
+            return [t([dim(d, "T"), dim(d, "S")], .f32)]
+        default:
+            let (sn, hkv) = (dim(d, "S"), dim(d, "Hkv"))
+            return [t([dim(d, "T"), dim(d, "H"), dk]), t([sn, hkv, dk]), t([sn, hkv, dv]), t([dim(d, "T"), dim(d, "k")], .i32)]
+        }
+    }
+
+    static func quickCases(_ kind: OpKind) -> [CaseSpec] {
+        switch kind {
+        case .attention:
+            let shapes: [(Int, Int, Int, Int, Int, Int, Int, Bool, Bool)] = [
+                (1, 1, 1, 1, 1, 8, 8, false, false),      // one key: output is V
+                (2, 4, 2, 7, 7, 16, 16, true, true),      // GQA 2:1, causal square
+                (1, 8, 2, 1, 37, 32, 32, true, true),     // decode Lq = 1
+                (1, 2, 2, 9, 5, 8, 12, true, true),       // Lq > Lk: fully masked rows
+                (1, 3, 1, 5, 70, 24, 16, true, false),    // MQA, Lq < Lk causal
+                (2, 2, 1, 13, 13, 64, 64, false, false),
+                // GPU register-tiled prefill (64-row/64-key tiles): partial tiles, bottom-right
+                // causal diagonal across tile edges, GQA, Dv ≠ D
+                (1, 4, 2, 70, 100, 128, 128, true, true),
+                (1, 2, 1, 33, 129, 128, 64, true, true),
+            ]
+            return shapes.map { (b, hq, hkv, lq, lk, d, dv, causal, lse) in
+                CaseSpec(.attention(AttentionParams(causal: causal, scale: nil, returnLSE: lse)),
+                         ["B": b, "Hq": hq, "Hkv": hkv, "Lq": lq, "Lk": lk, "D": d, "Dv": dv])
+            }
+        case .lightningIndexer:
+            return [(1, 1, 4, 1), (5, 4, 16, 9), (16, 8, 32, 40), (3, 2, 128, 3), (21, 3, 64, 300)].map {
+                CaseSpec(.lightningIndexer, ["T": $0.0, "Hi": $0.1, "D": $0.2, "S": $0.3])
+            }
+        case .topK:
+            return [(1, 1, 1, false), (4, 50, 8, false), (3, 20, 25, false), (6, 64, 16, true), (2, 1000, 33, false)].map {
+                CaseSpec(.topK(k: $0.2), ["T": $0.0, "S": $0.1, "k": $0.2], pattern: $0.3 ? .ties : .random)
+            }
+        default:
+            return [(1, 1, 1, 1, 8, 8, 1), (6, 4, 1, 20, 16, 16, 8), (9, 4, 2, 9, 32, 24, 12), (4, 2, 1, 64, 64, 64, 40)].map {
+                CaseSpec(.sparseAttention(SparseAttentionParams(returnLSE: true)),
+                         ["T": $0.0, "H": $0.1, "Hkv": $0.2, "S": $0.3, "D": $0.4, "Dv": $0.5, "k": $0.6])
+            }
+        }
+    }
+
+    static func benchmarkDims(_ kind: OpKind) -> [String: Int] {
+        switch kind {
+        case .attention: return ["B": 1, "Hq": 32, "Hkv": 8, "Lq": 2048, "Lk": 2048, "D": 128, "causal": 1]
+        case .lightningIndexer: return ["T": 256, "Hi": 32, "D": 64, "S": 2048]
+        case .topK: return ["T": 64, "S": 8192, "k": 2048]
+        default: return ["T": 256, "H": 32, "Hkv": 1, "S": 8192, "D": 128, "k": 2048]
+        }
+    }
+
+    static func benchmarkOp(_ kind: OpKind, _ d: [String: Int]) throws -> Op {
+        switch kind {
+        case .attention: return .attention(AttentionParams(causal: (d["causal"] ?? 1) != 0))
+        case .lightningIndexer: return .lightningIndexer
+        case .topK: return .topK(k: try required(d, "k", kind))
+        default: return .sparseAttention(SparseAttentionParams())
+        }
+    }
+
+    static func labelWords(_ op: Op) -> [String] {
+        switch op {
+        case .attention(let p): return (p.causal ? ["causal"] : []) + (p.returnLSE ? ["lse"] : [])
+        case .topK(let k): return ["k\(k)"]
+        default: return []
         }
     }
 }

@@ -9,9 +9,43 @@ extension RouterParams {
     }
 }
 
-extension Op {
-    func validateMoE(_ c: Check) throws -> [TensorDesc] {
-        switch self {
+/// Mixture of experts: `moe-router` (softmax or sigmoid scoring, group-limited top-k),
+/// `moe-permute` / `moe-combine` (group token copies by expert and scatter them back) and the
+/// composite `moe-layer` (router, SwiGLU experts in float or INT4, optional shared expert).
+enum MoEKernels: KernelFamily {
+    static let kinds: [OpKind] = [.moeRouter, .moePermute, .moeCombine, .moeLayer]
+
+    static func inputNames(_ op: Op) -> [String] {
+        switch op {
+        case .moeRouter(let p): return p.hasBias ? ["logits", "bias"] : ["logits"]
+        case .moePermute: return ["x", "ids"]
+        case .moeCombine: return ["y", "sourceMap", "weights"]
+        case .moeLayer(let p):
+            var names = ["x", "routerWeight"]
+            if p.router.hasBias { names.append("bias") }
+            for w in ["gate", "up", "down"] {
+                switch p.experts {
+                case .float: names.append(w)
+                case .int4(let f): names += Op.int4Names(prefix: w + ".", f)
+                }
+            }
+            if p.hasShared { names += ["sharedGate", "sharedUp", "sharedDown"] }
+            return names
+        default: return []
+        }
+    }
+
+    static func outputNames(_ op: Op) -> [String] {
+        switch op {
+        case .moeRouter: return ["weights", "ids"]
+        case .moePermute: return ["rows", "offsets", "sourceMap"]
+        case .moeCombine: return ["out"]
+        default: return ["y"]
+        }
+    }
+
+    static func validate(_ op: Op, _ c: Check) throws -> [TensorDesc] {
+        switch op {
         case .moeRouter(let p):
             try c.float("logits")
             let l = try c.rank("logits", 2, "[T, E]")
@@ -76,9 +110,9 @@ extension Op {
         }
     }
 
-    func moeCost(_ i: [TensorDesc]) -> Cost {
+    static func cost(_ op: Op, _ i: [TensorDesc]) -> Cost {
         let dt = i[0].dtype
-        switch self {
+        switch op {
         case .moeRouter(let p):
             let l = i[0].shape
             return Cost(flops: dprod(l[0], l[1]) * 8, bytes: totalBytes(i) + dprod(l[0], p.topK, 8), unit: .vector, dtype: dt)
@@ -90,7 +124,7 @@ extension Op {
             let y = i[0].shape, w = i[2].shape
             return Cost(flops: 2 * dprod(y[0], y[1]), bytes: totalBytes(i) + dprod(w[0], y[1]) * Double(dt.bitWidth / 8), unit: .vector, dtype: dt)
         case .moeLayer(let p):
-            return Op.moeLayerCost(p, i)
+            return moeLayerCost(p, i)
         default:
             return Cost(flops: 0, bytes: 0, unit: .vector, dtype: dt)
         }
@@ -133,5 +167,153 @@ extension Op {
             bytes += ["sharedGate", "sharedUp", "sharedDown"].compactMap(desc).reduce(0) { $0 + Double($1.byteCount) }
         }
         return Cost(flops: flops, bytes: bytes, unit: .matrix, gemms: gemms, dtype: dt)
+    }
+
+    static func tolerance(_ kind: OpKind) -> ToleranceTable { kind == .moeLayer ? .composite : .elementwise }
+
+    static func timeClass(_ kind: OpKind) -> KernelClass {
+        switch kind {
+        case .moeRouter: return .routing
+        case .moeLayer: return .gemm
+        default: return .elementwise
+        }
+    }
+
+    static let routerParameters = [
+        KernelParameter("scoring", .choice(RouterScoring.allCases.map(\.rawValue)), default: "softmax", "scoring function"),
+        KernelParameter("top-k", .integer, default: "1", "experts per token"),
+        KernelParameter("n-group", .integer, default: "1", "expert groups"),
+        KernelParameter("topk-group", .integer, default: "1", "groups kept per token"),
+        KernelParameter("renormalize", .flag(inverted: true), default: "on", "divide the chosen weights by their sum"),
+        KernelParameter("routed-scale", .real, default: "1", "routed scaling factor"),
+    ]
+
+    static func parameters(_ kind: OpKind) -> [KernelParameter] {
+        switch kind {
+        case .moeRouter: return routerParameters
+        case .moeLayer: return routerParameters + [KernelParameter("group-size", .integer, default: "32", "INT4 expert group size (INT4 experts when 'gate.q' is given)")]
+        case .moePermute: return [KernelParameter("num-experts", .integer, "number of experts (required)")]
+        default: return []
+        }
+    }
+
+    static func router(_ a: KernelArguments) throws -> RouterParams {
+        // Ranges are the catalog's validation's job (one rule, one place).
+        RouterParams(scoring: try a.choice("scoring", RouterScoring.softmax), topK: try a.integer("top-k", 1),
+                            nGroup: try a.integer("n-group", 1), topkGroup: try a.integer("topk-group", 1),
+                            renormalize: a.flag("renormalize", true), routedScale: try a.real("routed-scale", 1), hasBias: a.has("bias"))
+    }
+
+    static func op(_ kind: OpKind, _ a: KernelArguments) throws -> Op {
+        switch kind {
+        case .moeRouter: return .moeRouter(try router(a))
+        case .moePermute:
+            guard let e = try a.integer("num-experts") else {
+                throw PolychipError.invalidArgument(kernel: kind.name, argument: "num-experts", reason: "is required")
+            }
+            return .moePermute(numExperts: e)
+        case .moeCombine: return .moeCombine
+        default:
+            let f = Int4Format(groupSize: try a.integer("group-size", 32), symmetric: !a.has("gate.zeros"))
+            return .moeLayer(MoELayerParams(router: try router(a), experts: a.has("gate.q") ? .int4(f) : .float, hasShared: a.has("sharedGate")))
+        }
+    }
+
+    static func dimensions(_ kind: OpKind) -> [String] {
+        switch kind {
+        case .moeRouter: return ["T", "E"]
+        case .moePermute: return ["T", "H", "k", "E"]
+        case .moeCombine: return ["T", "H", "k"]
+        default: return ["T", "H", "F", "E"]
+        }
+    }
+
+    static func inputShapes(_ op: Op, _ d: [String: Int], _ dtype: DType) -> [TensorDesc] {
+        func t(_ shape: [Int], _ dt: DType? = nil) -> TensorDesc { TensorDesc(shape, dt ?? dtype) }
+        let (tt, e, h, k) = (dim(d, "T"), dim(d, "E"), dim(d, "H"), dim(d, "k"))
+        switch op {
+        case .moeRouter(let p): return [t([tt, e])] + (p.hasBias ? [t([e], .f32)] : [])
+        case .moePermute: return [t([tt, h]), t([tt, k], .i32)]
+        case .moeCombine: return [t([tt * k, h]), t([tt * k], .i32), t([tt, k], .f32)]
+        case .moeLayer(let p):
+            let ff = dim(d, "F")
+            var out = [t([tt, h]), t([e, h])] + (p.router.hasBias ? [t([e], .f32)] : [])
+            for (n, kk) in [(ff, h), (ff, h), (h, ff)] {
+                switch p.experts {
+                case .float: out.append(t([e, n, kk]))
+                case .int4(let f): out += Op.int4Shapes([e], n, kk, f)
+                }
+            }
+            return out + (p.hasShared ? [t([ff, h]), t([ff, h]), t([h, ff])] : [])
+        default: return []
+        }
+    }
+
+    static func quickCases(_ kind: OpKind) -> [CaseSpec] {
+        switch kind {
+        case .moeRouter:
+            let configs: [(Int, Int, RouterParams)] = [
+                (1, 1, RouterParams(scoring: .softmax, topK: 1, renormalize: false)),
+                (9, 16, RouterParams(scoring: .softmax, topK: 4, renormalize: true)),
+                (7, 64, RouterParams(scoring: .sigmoid, topK: 8, nGroup: 8, topkGroup: 4, renormalize: true, routedScale: 2.5, hasBias: true)),
+                (5, 12, RouterParams(scoring: .sigmoid, topK: 3, nGroup: 4, topkGroup: 2, renormalize: false, routedScale: 1.5, hasBias: true)),
+            ]
+            return configs.map { CaseSpec(.moeRouter($0.2), ["T": $0.0, "E": $0.1]) }
+        case .moePermute:
+            return [(1, 1, 1, 1), (9, 7, 2, 4), (33, 16, 8, 64)].map {
+                CaseSpec(.moePermute(numExperts: $0.3), ["T": $0.0, "H": $0.1, "k": $0.2, "E": $0.3])
+            }
+        case .moeCombine:
+            return [(1, 1, 1), (9, 7, 2), (20, 33, 8)].map { CaseSpec(.moeCombine, ["T": $0.0, "H": $0.1, "k": $0.2]) }
+        default:
+            let router = RouterParams(scoring: .sigmoid, topK: 2, nGroup: 2, topkGroup: 1, renormalize: true, routedScale: 2.5, hasBias: true)
+            let configs: [(Int, Int, Int, Int, ExpertFormat, Bool, RouterParams)] = [
+                (1, 8, 4, 1, .float, false, RouterParams(scoring: .softmax, topK: 1)),
+                (11, 16, 8, 4, .float, true, router),
+                (6, 32, 16, 4, .int4(Int4Format(groupSize: 16, symmetric: true)), true, router),
+                (5, 32, 8, 4, .int4(Int4Format(groupSize: 8, symmetric: false)), false, RouterParams(scoring: .softmax, topK: 2)),
+            ]
+            return configs.map { (t, h, ff, e, fmt, shared, rp) in
+                CaseSpec(.moeLayer(MoELayerParams(router: rp, experts: fmt, hasShared: shared)), ["T": t, "H": h, "F": ff, "E": e])
+            }
+        }
+    }
+
+    static func benchmarkDims(_ kind: OpKind) -> [String: Int] {
+        switch kind {
+        case .moeRouter: return ["T": 4096, "E": 256, "k": 8, "groups": 8, "keep": 4]
+        case .moePermute: return ["T": 4096, "H": 2048, "k": 8, "E": 64]
+        case .moeCombine: return ["T": 4096, "H": 2048, "k": 8]
+        default: return ["T": 512, "H": 2048, "F": 1024, "E": 64, "k": 8, "G": 32]
+        }
+    }
+
+    static func benchmarkOp(_ kind: OpKind, _ d: [String: Int]) throws -> Op {
+        switch kind {
+        case .moeRouter:
+            return .moeRouter(RouterParams(scoring: .sigmoid, topK: try required(d, "k", kind), nGroup: d["groups"] ?? 1,
+                                           topkGroup: d["keep"] ?? 1, renormalize: true, routedScale: 2.5, hasBias: true))
+        case .moePermute: return .moePermute(numExperts: try required(d, "E", kind))
+        case .moeCombine: return .moeCombine
+        default:
+            let router = RouterParams(scoring: .sigmoid, topK: try required(d, "k", kind), renormalize: true, routedScale: 2.5)
+            return .moeLayer(MoELayerParams(router: router, experts: .int4(Int4Format(groupSize: try required(d, "G", kind))), hasShared: true))
+        }
+    }
+
+    static func labelWords(_ op: Op) -> [String] {
+        switch op {
+        case .moeRouter(let p): return routerWords(p)
+        case .moeLayer(let p):
+            var w = routerWords(p.router)
+            if p.hasShared { w.append("shared") }
+            if case .int4(let f) = p.experts { w.append("int4 \(f)") }
+            return w
+        default: return []
+        }
+    }
+
+    static func routerWords(_ p: RouterParams) -> [String] {
+        ["k\(p.topK)", p.scoring.rawValue, "g\(p.nGroup)/\(p.topkGroup)"] + (p.hasBias ? ["bias"] : [])
     }
 }

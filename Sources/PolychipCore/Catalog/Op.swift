@@ -115,6 +115,9 @@ public enum Op: Sendable, Hashable, Codable {
     case groupedMatmul(transposeB: Bool)
     /// RMS normalization over the last dimension.
     case rmsNorm(eps: Double)
+    /// Fused residual add + RMSNorm: `h = x + residual`, `y = rmsNorm(h)·weight`; outputs
+    /// `y` and the new residual `h`.
+    case addRmsNorm(eps: Double)
     /// Row-wise stable softmax.
     case softmax
     /// `x·σ(x)`.
@@ -158,6 +161,7 @@ public enum Op: Sendable, Hashable, Codable {
         case .matmul: return .matmul
         case .groupedMatmul: return .groupedMatmul
         case .rmsNorm: return .rmsNorm
+        case .addRmsNorm: return .addRmsNorm
         case .softmax: return .softmax
         case .silu: return .silu
         case .swiglu: return .swiglu
@@ -179,60 +183,20 @@ public enum Op: Sendable, Hashable, Codable {
         }
     }
 
-    /// Names of the inputs this call takes, in order.
-    public var inputNames: [String] {
-        switch self {
-        case .matmul, .add: return ["a", "b"]
-        case .groupedMatmul: return ["x", "w", "offsets"]
-        case .rmsNorm: return ["x", "weight"]
-        case .softmax, .silu, .scale: return ["x"]
-        case .swiglu: return ["gate", "up"]
-        case .rope: return ["x", "positions"]
-        case .attention: return ["q", "k", "v"]
-        case .lightningIndexer: return ["q", "k", "w"]
-        case .topK: return ["scores"]
-        case .sparseAttention: return ["q", "k", "v", "indices"]
-        case .moeRouter(let p): return p.hasBias ? ["logits", "bias"] : ["logits"]
-        case .moePermute: return ["x", "ids"]
-        case .moeCombine: return ["y", "sourceMap", "weights"]
-        case .moeLayer(let p):
-            var names = ["x", "routerWeight"]
-            if p.router.hasBias { names.append("bias") }
-            for w in ["gate", "up", "down"] {
-                switch p.experts {
-                case .float: names.append(w)
-                case .int4(let f): names += Op.int4Names(prefix: w + ".", f)
-                }
-            }
-            if p.hasShared { names += ["sharedGate", "sharedUp", "sharedDown"] }
-            return names
-        case .quantizeInt4: return ["x"]
-        case .dequantizeInt4(let f, _): return Op.int4Names(prefix: "", f)
-        case .int4Matmul(let f): return ["x"] + Op.int4Names(prefix: "", f)
-        case .int4GroupedMatmul(let f): return ["x"] + Op.int4Names(prefix: "", f) + ["offsets"]
-        }
-    }
+    /// Names of the inputs this call takes, in order (from the kernel's family).
+    public var inputNames: [String] { kind.familyType.inputNames(self) }
 
     /// Names of the outputs this call produces, in order.
-    public var outputNames: [String] {
-        switch self {
-        case .matmul, .add: return ["c"]
-        case .groupedMatmul, .rmsNorm, .softmax, .silu, .swiglu, .rope, .scale, .int4Matmul, .int4GroupedMatmul, .moeLayer:
-            return ["y"]
-        case .attention(let p): return p.returnLSE ? ["o", "lse"] : ["o"]
-        case .sparseAttention(let p): return p.returnLSE ? ["o", "lse"] : ["o"]
-        case .lightningIndexer: return ["scores"]
-        case .topK: return ["indices", "values"]
-        case .moeRouter: return ["weights", "ids"]
-        case .moePermute: return ["rows", "offsets", "sourceMap"]
-        case .moeCombine: return ["out"]
-        case .quantizeInt4(let f): return Op.int4Names(prefix: "", f)
-        case .dequantizeInt4: return ["x"]
-        }
-    }
+    public var outputNames: [String] { kind.familyType.outputNames(self) }
 
     static func int4Names(prefix: String, _ f: Int4Format) -> [String] {
         f.symmetric ? [prefix + "q", prefix + "scales"] : [prefix + "q", prefix + "scales", prefix + "zeros"]
+    }
+
+    /// Descriptors of an INT4 weight `[lead..., n, k]`: codes, f32 scales, i8 zero points when asymmetric.
+    static func int4Shapes(_ lead: [Int], _ n: Int, _ k: Int, _ f: Int4Format) -> [TensorDesc] {
+        let g = lead + [n, k / max(1, f.groupSize)]
+        return [TensorDesc(lead + [n, k], .int4), TensorDesc(g, .f32)] + (f.symmetric ? [] : [TensorDesc(g, .i8)])
     }
 
     /// The dtype a device's ``Device/supports(_:dtype:)`` is asked about: the activation dtype.

@@ -1,7 +1,7 @@
 /// Every kernel in the catalog, by name. See docs/kernels.md for the semantics.
 public enum OpKind: String, Sendable, Hashable, CaseIterable, Codable, CustomStringConvertible {
     case matmul, groupedMatmul
-    case rmsNorm, softmax, silu, swiglu, rope, add, scale
+    case rmsNorm, addRmsNorm, softmax, silu, swiglu, rope, add, scale
     case attention
     case lightningIndexer, topK, sparseAttention
     case moeRouter, moePermute, moeCombine, moeLayer
@@ -27,7 +27,7 @@ public enum OpKind: String, Sendable, Hashable, CaseIterable, Codable, CustomStr
     public var family: OpFamily {
         switch self {
         case .matmul, .groupedMatmul, .int4Matmul, .int4GroupedMatmul: return .linearAlgebra
-        case .rmsNorm, .softmax, .silu, .swiglu, .rope, .add, .scale: return .elementwise
+        case .rmsNorm, .addRmsNorm, .softmax, .silu, .swiglu, .rope, .add, .scale: return .elementwise
         case .attention, .sparseAttention, .lightningIndexer: return .attention
         case .topK, .moeRouter, .moePermute, .moeCombine: return .routing
         case .moeLayer: return .composite

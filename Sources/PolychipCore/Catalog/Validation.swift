@@ -123,27 +123,11 @@ extension Op {
         return outputs
     }
 
-    private func validateOperands(_ c: Check) throws -> [TensorDesc] {
-        switch self {
-        case .matmul, .groupedMatmul, .int4Matmul, .int4GroupedMatmul: return try validateLinearAlgebra(c)
-        case .rmsNorm, .softmax, .silu, .swiglu, .rope, .add, .scale: return try validateElementwise(c)
-        case .attention, .lightningIndexer, .topK, .sparseAttention: return try validateAttention(c)
-        case .moeRouter, .moePermute, .moeCombine, .moeLayer: return try validateMoE(c)
-        case .quantizeInt4, .dequantizeInt4: return try validateQuantization(c)
-        }
-    }
+    private func validateOperands(_ c: Check) throws -> [TensorDesc] { try kind.familyType.validate(self, c) }
 
     /// FLOPs and minimum bytes for inputs that passed ``validate(_:)``.
     /// Routing-dependent kernels assume balanced routing.
-    public func cost(_ inputs: [TensorDesc]) -> Cost {
-        switch self {
-        case .matmul, .groupedMatmul, .int4Matmul, .int4GroupedMatmul: return linearAlgebraCost(inputs)
-        case .rmsNorm, .softmax, .silu, .swiglu, .rope, .add, .scale: return elementwiseCost(inputs)
-        case .attention, .lightningIndexer, .topK, .sparseAttention: return attentionCost(inputs)
-        case .moeRouter, .moePermute, .moeCombine, .moeLayer: return moeCost(inputs)
-        case .quantizeInt4, .dequantizeInt4: return quantizationCost(inputs)
-        }
-    }
+    public func cost(_ inputs: [TensorDesc]) -> Cost { kind.familyType.cost(self, inputs) }
 }
 
 /// The product of dimensions in floating point: cost formulas multiply dimensions of

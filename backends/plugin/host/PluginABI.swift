@@ -18,6 +18,7 @@ public enum PluginABI {
         case .matmul: k = POLYCHIP_KERNEL_MATMUL
         case .groupedMatmul: k = POLYCHIP_KERNEL_GROUPED_MATMUL
         case .rmsNorm: k = POLYCHIP_KERNEL_RMS_NORM
+        case .addRmsNorm: k = POLYCHIP_KERNEL_ADD_RMS_NORM
         case .softmax: k = POLYCHIP_KERNEL_SOFTMAX
         case .silu: k = POLYCHIP_KERNEL_SILU
         case .swiglu: k = POLYCHIP_KERNEL_SWIGLU
@@ -69,7 +70,7 @@ public enum PluginABI {
         switch op {
         case .matmul(let tb), .groupedMatmul(let tb):
             o.matmul.transpose_b = tb ? 1 : 0
-        case .rmsNorm(let eps):
+        case .rmsNorm(let eps), .addRmsNorm(let eps):
             o.elementwise.eps = eps
         case .scale(let alpha):
             o.elementwise.alpha = alpha

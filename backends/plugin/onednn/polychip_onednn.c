@@ -69,7 +69,7 @@ static const char *kernel_name(uint32_t k) {
     static const char *names[POLYCHIP_KERNEL_COUNT] = {
         "matmul", "grouped-matmul", "rms-norm", "softmax", "silu", "swiglu", "rope", "add", "scale", "attention",
         "lightning-indexer", "top-k", "sparse-attention", "moe-router", "moe-permute", "moe-combine", "moe-layer",
-        "quantize-int4", "dequantize-int4", "int4-matmul", "int4-grouped-matmul"};
+        "quantize-int4", "dequantize-int4", "int4-matmul", "int4-grouped-matmul", "add-rms-norm"};
     return k < POLYCHIP_KERNEL_COUNT ? names[k] : "?";
 }
 
@@ -98,7 +98,7 @@ static int dnnl_type(int32_t d, dnnl_data_type_t *out) {
 /* Why the kernel is not here: the catalog kernels oneDNN 2.6 has no primitive for. */
 static const char *missing_reason(uint32_t k) {
     switch (k) {
-    case POLYCHIP_KERNEL_RMS_NORM:
+    case POLYCHIP_KERNEL_RMS_NORM: case POLYCHIP_KERNEL_ADD_RMS_NORM:
         return "oneDNN 2.6 has no RMS normalization (its layer normalization always subtracts the mean)";
     case POLYCHIP_KERNEL_ROPE: return "oneDNN has no rotary-embedding primitive";
     case POLYCHIP_KERNEL_ATTENTION:

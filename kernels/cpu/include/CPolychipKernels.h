@@ -314,6 +314,10 @@ void pck_topk_row(ptrdiff_t n, const float *x, ptrdiff_t k, int32_t *idx, float 
                   void *scratch);
 /* y[i] = x[i] * (1/sqrt(mean(x^2) + eps)) * (w ? w[i] : 1) (y may equal x). */
 void pck_rmsnorm(ptrdiff_t n, const float *x, const float *w, float eps, float *y);
+/* Fused residual add + RMSNorm of one row: h = x + r (the new residual), then
+ * y = pck_rmsnorm(h); h may equal x or r, y may equal x or r. */
+void pck_add_rmsnorm(ptrdiff_t n, const float *x, const float *r, const float *w, float eps,
+                     float *h, float *y);
 /* y[i] = x[i] * sigmoid(x[i]) (y may equal x). */
 void pck_silu(ptrdiff_t n, const float *x, float *y);
 /* y[i] = silu(gate[i]) * up[i] (y may equal gate or up). */

@@ -109,7 +109,8 @@ typedef enum polychip_kernel {
     POLYCHIP_KERNEL_DEQUANTIZE_INT4 = 18,
     POLYCHIP_KERNEL_INT4_MATMUL = 19,
     POLYCHIP_KERNEL_INT4_GROUPED_MATMUL = 20,
-    POLYCHIP_KERNEL_COUNT = 21
+    POLYCHIP_KERNEL_ADD_RMS_NORM = 21,
+    POLYCHIP_KERNEL_COUNT = 22
 } polychip_kernel;
 
 /* ---------------------------------------------------------------- kernel parameters
@@ -126,7 +127,7 @@ typedef struct polychip_matmul_params {
     int32_t reserved;
 } polychip_matmul_params;
 
-/** rms-norm (`eps`), scale (`alpha`). */
+/** rms-norm and add-rms-norm (`eps`), scale (`alpha`). */
 typedef struct polychip_elementwise_params {
     double eps;
     double alpha;

@@ -1,5 +1,3 @@
-import PolychipCore
-
 /// A class of kernels that share an implementation strategy, and so a fraction of the
 /// device's roofline: the key of a profile's optional `kernelEfficiency` table.
 ///
@@ -27,7 +25,8 @@ public enum KernelClass: String, Codable, Sendable, CaseIterable, Hashable, Cust
     /// Element-wise kernels, one pass: `silu`, `swiglu`, `rope`, `add`, `scale`,
     /// `moe-permute`, `moe-combine`. The vector unit's peak is measured on `silu`/`swiglu`.
     case elementwise
-    /// Row normalisation (a sum-of-squares pass, then a scaling pass): `rms-norm`.
+    /// Row normalisation (a sum-of-squares pass, then a scaling pass): `rms-norm`,
+    /// `add-rms-norm`.
     case normalization
     /// Row-wise softmax: max, exp-and-sum and scaling passes, an exp per element: `softmax`.
     case softmax
@@ -38,21 +37,8 @@ public enum KernelClass: String, Codable, Sendable, CaseIterable, Hashable, Cust
     /// Group-wise INT4 quantisation and dequantisation: `quantize-int4`, `dequantize-int4`.
     case quantization
 
-    /// The class of a catalog kernel.
-    public init(_ kind: OpKind) {
-        switch kind {
-        case .matmul, .groupedMatmul, .lightningIndexer, .moeLayer: self = .gemm
-        case .int4Matmul, .int4GroupedMatmul: self = .int4Gemm
-        case .attention: self = .attention
-        case .sparseAttention: self = .sparseAttention
-        case .silu, .swiglu, .rope, .add, .scale, .moePermute, .moeCombine: self = .elementwise
-        case .rmsNorm: self = .normalization
-        case .softmax: self = .softmax
-        case .topK: self = .selection
-        case .moeRouter: self = .routing
-        case .quantizeInt4, .dequantizeInt4: self = .quantization
-        }
-    }
+    /// The class of a catalog kernel (from its family's descriptor).
+    public init(_ kind: OpKind) { self = kind.descriptor.timeClass }
 
     /// The catalog kernels of this class.
     public var kernels: [OpKind] { OpKind.allCases.filter { KernelClass($0) == self } }
