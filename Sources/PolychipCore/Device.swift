@@ -113,18 +113,20 @@ public protocol Device: AnyObject, Sendable {
     var info: DeviceInfo { get }
     /// Whether `kernel` can run with `dtype` as its primary (activation) dtype.
     func supports(_ kernel: OpKind, dtype: DType) -> Support
-    /// Whether this exact call (kernel, parameters, input shapes and dtypes) can run. The
-    /// default is ``supports(_:dtype:)`` for the call's primary dtype; a device whose support
-    /// depends on shapes or parameters (a plugin's vendor kernels) answers per call.
-    func support(for op: Op, inputs: [TensorDesc]) -> Support
+    /// Whether this exact call (kernel, parameters, input and output shapes and dtypes) can
+    /// run. The default is ``supports(_:dtype:)`` for the call's primary dtype; a device whose
+    /// support depends on shapes or parameters (index widths, local memory, a plugin's vendor
+    /// kernels) answers per call, before anything is launched.
+    func support(for call: ValidatedCall) -> Support
     /// Allocates a device buffer of `byteCount` bytes; throws ``PolychipError/outOfMemory(device:requested:available:)``.
     func allocateBuffer(byteCount: Int) throws -> any DeviceBuffer
     /// Copies host bytes into a buffer at a byte offset.
     func write(_ source: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, at offset: Int) throws
     /// Copies bytes out of a buffer at a byte offset.
     func read(from buffer: any DeviceBuffer, at offset: Int, into destination: UnsafeMutableRawBufferPointer) throws
-    /// Runs one kernel on validated tensors of this device. Called by ``Queue``.
-    func execute(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming
+    /// Runs one validated call on tensors of this device whose descriptors are the call's
+    /// (``Queue`` checked them and ``support(for:)``; the device does not validate again).
+    func execute(_ call: ValidatedCall, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming
     /// Whether the device can model a kernel on meta tensors (no data): simulated devices can.
     var supportsDryRun: Bool { get }
     /// Models the time of a kernel without running it (dry run); `nil` when not supported.
@@ -144,7 +146,12 @@ public protocol Device: AnyObject, Sendable {
 
 extension Device {
     /// The default: ``supports(_:dtype:)`` for the call's primary dtype.
-    public func support(for op: Op, inputs: [TensorDesc]) -> Support { supports(op.kind, dtype: op.primaryDType(inputs)) }
+    public func support(for call: ValidatedCall) -> Support { supports(call.kind, dtype: call.primaryDType) }
+
+    /// ``support(for:)`` of `op` on `inputs`; an invalid call is unsupported, with the reason.
+    public func support(for op: Op, inputs: [TensorDesc]) -> Support {
+        do { return support(for: try op.validated(inputs)) } catch { return .unsupported("invalid call: \(error)") }
+    }
     public var supportsDryRun: Bool { false }
     public func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown? { nil }
     public var tiling: DeviceTiling { .none }
@@ -184,11 +191,11 @@ extension Device {
     /// Convenience for one-off work: uploads `inputs`, runs `op` on a fresh queue,
     /// downloads the outputs.
     public func run(_ op: Op, _ inputs: [HostTensor]) throws -> [HostTensor] {
-        let outDescs = try op.validate(inputs.map(\.desc))
+        let call = try op.validated(inputs.map(\.desc))
         let ins = try inputs.map { try tensor($0) }
-        let outs = try outDescs.map { try allocate($0) }
+        let outs = try call.outputs.map { try allocate($0) }
         let queue = Queue(device: self)
-        try queue.enqueue(op, inputs: ins, outputs: outs)
+        _ = try queue.submit(call, inputs: ins, outputs: outs, attempt: nil)
         return try outs.map { try download($0) }
     }
 }

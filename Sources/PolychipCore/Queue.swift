@@ -87,20 +87,19 @@ public final class Queue: Sendable {
 
     /// ``enqueue(_:inputs:outputs:)`` whose record carries `attempt` (retrying callers).
     func submit(_ op: Op, inputs: [Tensor], outputs: [Tensor], attempt: Int?) throws -> KernelRecord {
-        let expected = try op.validate(inputs.map(\.desc))
-        let name = op.kind.name
-        guard outputs.count == expected.count else {
-            throw PolychipError.arityMismatch(kernel: name, what: "outputs (\(op.outputNames.joined(separator: ", ")))",
-                                              expected: expected.count, got: outputs.count)
-        }
-        for (i, (o, e)) in zip(outputs, expected).enumerated() where o.desc != e {
-            throw PolychipError.shapeMismatch(kernel: name, argument: op.outputNames[i], expected: e.description, got: o.desc.description)
-        }
-        let support = device.support(for: op, inputs: inputs.map(\.desc))
-        if case .unsupported(let why) = support {
+        try submit(try op.validated(inputs.map(\.desc)), inputs: inputs, outputs: outputs, attempt: attempt)
+    }
+
+    /// Runs a call validated once by its caller: checks the tensors against it, asks the
+    /// device whether it can run this exact call, and hands it over (the device does not
+    /// validate again).
+    func submit(_ call: ValidatedCall, inputs: [Tensor], outputs: [Tensor], attempt: Int?) throws -> KernelRecord {
+        let op = call.op, name = op.kind.name
+        try call.check(inputs: inputs.map(\.desc), outputs: outputs.map(\.desc))
+        if case .unsupported(let why) = device.support(for: call) {
             throw PolychipError.unsupported(kernel: name, device: device.id, reason: why)
         }
-        let cost = op.cost(inputs.map(\.desc))
+        let cost = call.cost
         let all = inputs + outputs
         if all.contains(where: \.isMeta) {
             guard device.supportsDryRun, let modeled = try device.model(op, inputs: inputs.map(\.desc)) else {
@@ -110,7 +109,7 @@ public final class Queue: Sendable {
         }
         for t in all { _ = try t.requireBuffer(on: device) }
         let timing: KernelTiming = try order.withLock { _ in
-            try device.execute(op, inputs: inputs, outputs: outputs)
+            try device.execute(call, inputs: inputs, outputs: outputs)
         }
         return record(op, inputs, cost, timing, attempt)
     }

@@ -43,7 +43,8 @@ public final class RetryingExecutor: Sendable {
     /// - Throws: a validation error at once (nothing runs); the last device fault when the policy
     ///   does not retry it, attempts run out, or no device is left.
     public func run(_ op: Op, _ inputs: [HostTensor]) throws -> Outcome {
-        let outDescs = try op.validate(inputs.map(\.desc))
+        let call = try op.validated(inputs.map(\.desc))  // once, for every attempt and device
+        let outDescs = call.outputs
         let name = op.kind.name
         // The outputs come back to the host (and on host-memory devices live there twice
         // meanwhile, with a device copy of the inputs): refused up front when they cannot fit.
@@ -61,7 +62,7 @@ public final class RetryingExecutor: Sendable {
             do {
                 let ins = try inputs.map { try dev.tensor($0) }
                 let outs = try outDescs.map { try dev.allocate($0) }
-                let rec = try queues[i].submit(op, inputs: ins, outputs: outs, attempt: attempt > 1 ? attempt : nil)
+                let rec = try queues[i].submit(call, inputs: ins, outputs: outs, attempt: attempt > 1 ? attempt : nil)
                 let values = try outs.map { try dev.download($0) }
                 return Outcome(outputs: values, record: rec, device: dev.id, attempts: attempt)
             } catch {

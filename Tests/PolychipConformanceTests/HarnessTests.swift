@@ -26,7 +26,8 @@ final class FaultyDevice: Device, @unchecked Sendable {
     func read(from buffer: any DeviceBuffer, at offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
         try HostMemory.read(from: buffer, at: offset, into: destination, device: id)
     }
-    func execute(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
+    func execute(_ call: ValidatedCall, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
+        let op = call.op
         let results = try Reference.evaluate(op, inputs.map { try $0.hostValue(on: self) })
         for (o, r) in zip(outputs, results) { try o.storeHostValue(r, on: self) }
         let out = try outputs[0].hostPointer(on: self)

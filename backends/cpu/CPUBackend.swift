@@ -284,11 +284,11 @@ public final class CPUDevice: Device {
         try HostMemory.read(from: buffer, at: offset, into: destination, device: id)
     }
 
-    public func execute(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
+    public func execute(_ call: ValidatedCall, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
         let ins = try inputs.map { HostOperand(try $0.hostPointer(on: self), $0.desc) }
         let outs = try outputs.map { HostOperand(try $0.hostPointer(on: self), $0.desc) }
         let t0 = Queue.wallClock()
-        try run(op, hostInputs: ins, hostOutputs: outs)
+        try run(call, hostInputs: ins, hostOutputs: outs)
         return .measured(seconds: Queue.wallClock() - t0)
     }
 
@@ -303,11 +303,15 @@ public final class CPUDevice: Device {
     /// - Throws: ``PolychipError`` for a kernel/dtype this device does not run
     ///   (``supports(_:dtype:)``), mismatched descriptors or invalid data.
     public func run(_ op: Op, hostInputs: [HostOperand], hostOutputs: [HostOperand]) throws {
-        let inDescs = hostInputs.map(\.desc)
-        let outDescs = try op.validate(inDescs)
-        guard outDescs == hostOutputs.map(\.desc) else {
-            throw PolychipError.invalidTensor(reason: "\(op.kind.name): outputs \(hostOutputs.map(\.desc)) do not match \(outDescs)")
-        }
+        try run(try op.validated(hostInputs.map(\.desc)), hostInputs: hostInputs, hostOutputs: hostOutputs)
+    }
+
+    /// ``run(_:hostInputs:hostOutputs:)`` of a call validated by the caller (a queue, or a
+    /// simulated device that prices and computes the same call): the operands are checked
+    /// against it, not validated again.
+    public func run(_ call: ValidatedCall, hostInputs: [HostOperand], hostOutputs: [HostOperand]) throws {
+        let op = call.op, inDescs = call.inputs
+        try call.check(inputs: hostInputs.map(\.desc), outputs: hostOutputs.map(\.desc))
         if case .unsupported(let why) = supports(op.kind, dtype: op.primaryDType(inDescs)) {
             throw PolychipError.unsupported(kernel: op.kind.name, device: id, reason: why)
         }

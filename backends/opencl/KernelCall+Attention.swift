@@ -9,7 +9,7 @@ extension KernelCall {
     /// The attention program for head dims (hd, hdv) with the first of `candidates`
     /// whose work-group local memory fits the device.
     func attentionProgram(_ dtype: DType, hd: Int, hdv: Int, _ candidates: [AttentionTiles]) throws -> (OpenCLProgram, AttentionTiles) {
-        guard let tiles = candidates.first(where: { $0.localBytes(hd: hd, hdv: hdv) <= device.limits.localMemBytes }) else {
+        guard let tiles = device.fittingAttentionTiles(hd: hd, hdv: hdv, candidates) else {
             throw unsupported("head dims D = \(hd), Dv = \(hdv) need more local memory than the device's \(device.limits.localMemBytes) bytes")
         }
         let p = try device.catalogProgram(.attention, dtype: dtype, [("HD", hd), ("HDV", hdv), ("ATT_CPU", t.attCPU ? 1 : 0)] + tiles.macros)
@@ -20,12 +20,8 @@ extension KernelCall {
     /// `t.rowsPrefill` that is valid for the chunk widths and fits local memory; nil when
     /// the tuning does not use it or none fits (the flash core is used then).
     func attentionRowsProgram(_ dtype: DType, hd: Int, hdv: Int) throws -> (OpenCLProgram, AttentionTiles)? {
-        guard t.attRows else { return nil }
         let (kc, dc) = (t.attKC, t.attDC)
-        guard let tiles = t.rowsPrefill.first(where: {
-            $0.rq >= 1 && $0.bq % $0.rq == 0 && $0.bk % (8 * kc) == 0
-                && $0.rowsLocalBytes(hd: hd, hdv: hdv, dc: dc) <= device.limits.localMemBytes
-        }) else { return nil }
+        guard let tiles = device.fittingRowsTiles(hd: hd, hdv: hdv) else { return nil }
         let p = try device.catalogProgram(.attention, dtype: dtype,
                                           [("HD", hd), ("HDV", hdv), ("ATT_CPU", 1), ("ATT_ROWS", 1), ("BQ", tiles.bq), ("BK", tiles.bk),
                                            ("RQ", tiles.rq), ("TC", 1), ("KC", kc), ("DC", dc)])

@@ -20,6 +20,19 @@ extension OpenCLDevice {
         return .native
     }
 
+    /// What the kernels cannot take whatever the dtype: tensors past 32-bit indexing, and head
+    /// dims or a top-k `k` whose tiles do not fit the device's local memory (answered here,
+    /// before anything is launched or built).
+    public func support(for call: ValidatedCall) -> Support {
+        let base = supports(call.kind, dtype: call.primaryDType)
+        guard base.isRunnable else { return base }
+        if let t = (call.inputs + call.outputs).first(where: { $0.elementCount > Int(Int32.max) }) {
+            return .unsupported("\(t) has more than 2³¹−1 elements (the kernels index with 32-bit ints)")
+        }
+        if let why = localMemoryRefusal(call) { return .unsupported(why) }
+        return base
+    }
+
     static func files(for kind: OpKind) -> [CLFile] {
         switch kind {
         case .matmul, .groupedMatmul: return [.gemm]
@@ -36,18 +49,8 @@ extension OpenCLDevice {
     /// maps, zero points) are checked on the host before anything is launched, so a bad
     /// call throws the reference's `invalidArgument` and leaves the outputs untouched.
     /// Returns the summed device time of the OpenCL commands (profiling events).
-    public func execute(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
-        let expected = try op.validate(inputs.map(\.desc))
-        guard outputs.count == expected.count, zip(outputs, expected).allSatisfy({ $0.desc == $1 }) else {
-            throw PolychipError.invalidTensor(reason: "\(op.kind.name): outputs \(outputs.map(\.desc)) do not match \(expected)")
-        }
-        if case .unsupported(let why) = supports(op.kind, dtype: op.primaryDType(inputs.map(\.desc))) {
-            throw PolychipError.unsupported(kernel: op.kind.name, device: id, reason: why)
-        }
-        for t in inputs + outputs where t.desc.elementCount > Int(Int32.max) {
-            throw PolychipError.unsupported(kernel: op.kind.name, device: id,
-                                            reason: "\(t.desc) has more than 2³¹−1 elements (the kernels index with 32-bit ints)")
-        }
+    public func execute(_ call: ValidatedCall, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
+        let op = call.op
         let ins = try inputs.map(operand)
         let outs = try outputs.map(operand)
         let sub = Submission(device: self)

@@ -6,7 +6,12 @@ import PolychipCore
 public enum Reference {
     /// Validates `inputs` for `op` and computes its outputs.
     public static func evaluate(_ op: Op, _ inputs: [HostTensor]) throws -> [HostTensor] {
-        let outs = try op.validate(inputs.map(\.desc))
+        try compute(try op.validated(inputs.map(\.desc)), inputs)
+    }
+
+    /// Computes a validated call's outputs from `inputs` (whose descriptors are the call's).
+    static func compute(_ call: ValidatedCall, _ inputs: [HostTensor]) throws -> [HostTensor] {
+        let op = call.op, outs = call.outputs
         for (i, name) in op.zeroPointInputs { try Int4Format.checkZeroPoints(inputs[i].ints, kernel: op.kind.name, argument: name) }
         let a = Args(op: op, values: inputs)
         switch op {

@@ -50,10 +50,10 @@ public final class ReferenceDevice: Device {
         try HostMemory.read(from: buffer, at: offset, into: destination, device: id)
     }
 
-    public func execute(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
+    public func execute(_ call: ValidatedCall, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
         let t0 = Queue.wallClock()
         let values = try inputs.map { try $0.hostValue(on: self) }
-        let results = try Reference.evaluate(op, values)
+        let results = try Reference.compute(call, values)
         // Results are complete before anything is stored: a failure leaves outputs untouched.
         for (o, r) in zip(outputs, results) { try o.storeHostValue(r, on: self) }
         return .measured(seconds: Queue.wallClock() - t0)

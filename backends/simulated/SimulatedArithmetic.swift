@@ -125,7 +125,8 @@ struct SimulatedArithmetic {
     let engine: CPUDevice
 
     /// Computes `op` from `inputs` into `outputs` (descriptors already validated).
-    func compute(_ op: Op, inputs: [HostOperand], outputs: [HostOperand]) throws {
+    func compute(_ call: ValidatedCall, inputs: [HostOperand], outputs: [HostOperand]) throws {
+        let op = call.op
         let path = profile.arithmeticPath(for: op.kind)
         switch path {
         case .reference:
@@ -133,17 +134,18 @@ struct SimulatedArithmetic {
         case .lowPrecision(let acc):
             let lp = LowPrecision(acc: acc, kc: max(1, profile.compute.matrix.tile.k),
                                   lanes: max(1, profile.compute.vector.tile.n), engine: engine)
-            try lowPrecision(op, lp, inputs, outputs)
+            try lowPrecision(call, lp, inputs, outputs)
         case .cpuEngine, .unmodeledAccumulator:
-            try onEngine(op, inputs, outputs)
+            try onEngine(call, inputs, outputs)
         case .roundedInputs(let mode):
-            try MatrixInputRounding.withRoundedInputs(op, inputs, mode: mode, device: "sim:\(profile.name)") { try onEngine(op, $0, outputs) }
+            try MatrixInputRounding.withRoundedInputs(op, inputs, mode: mode, device: "sim:\(profile.name)") { try onEngine(call, $0, outputs) }
         }
         try profile.finishOutputs(op, outputs)
     }
 
     /// f32 arithmetic on the CPU engine (INT4 weights expanded as the profile says).
-    private func onEngine(_ op: Op, _ inputs: [HostOperand], _ outputs: [HostOperand]) throws {
+    private func onEngine(_ call: ValidatedCall, _ inputs: [HostOperand], _ outputs: [HostOperand]) throws {
+        let op = call.op
         switch op {
         case .int4Matmul(let f) where profile.expandsInt4(activation: inputs[0].desc.dtype):
             try int4Expanded(op, f, grouped: false, inputs, outputs, gemm: nil)
@@ -151,7 +153,7 @@ struct SimulatedArithmetic {
             try int4Expanded(op, f, grouped: true, inputs, outputs, gemm: nil)
         default:
             if engine.supports(op.kind, dtype: op.primaryDType(inputs.map(\.desc))).isRunnable {
-                try engine.run(op, hostInputs: inputs, hostOutputs: outputs)
+                try engine.run(call, hostInputs: inputs, hostOutputs: outputs)
             } else {
                 try viaReference(op, inputs, outputs)
             }
@@ -166,7 +168,8 @@ struct SimulatedArithmetic {
 
     // MARK: Low precision
 
-    private func lowPrecision(_ op: Op, _ lp: LowPrecision, _ ins: [HostOperand], _ outs: [HostOperand]) throws {
+    private func lowPrecision(_ call: ValidatedCall, _ lp: LowPrecision, _ ins: [HostOperand], _ outs: [HostOperand]) throws {
+        let op = call.op
         switch op {
         case .matmul(let tb):
             let a = ins[0].floats(), b = ins[1].floats()
@@ -207,7 +210,7 @@ struct SimulatedArithmetic {
         case .moeCombine:
             try lp.combine(ins, outs)
         default:
-            try engine.run(op, hostInputs: ins, hostOutputs: outs)
+            try engine.run(call, hostInputs: ins, hostOutputs: outs)
         }
     }
 

@@ -141,13 +141,9 @@ public final class SimulatedDevice: Device {
     /// Runs a kernel: fault checks (device lost, launch failure), the arithmetic into host
     /// temporaries, a memory-error check, and only then the store into `outputs`, so a fault
     /// leaves inputs and outputs as they were.
-    public func execute(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
-        let name = op.kind.name
-        let descs = inputs.map(\.desc)
-        let expected = try op.validate(descs)
-        guard expected == outputs.map(\.desc) else {
-            throw PolychipError.invalidTensor(reason: "\(name): outputs \(outputs.map(\.desc)) do not match \(expected)")
-        }
+    public func execute(_ call: ValidatedCall, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
+        let op = call.op, name = op.kind.name
+        let descs = call.inputs, expected = call.outputs
         let ins = try inputs.map { HostOperand(try address($0), $0.desc) }
         let dst = try outputs.map { try address($0) }
         try checkFaults(.kernel(name))
@@ -156,7 +152,7 @@ public final class SimulatedDevice: Device {
         }
         let temps = try expected.map { d -> HostBuffer in try HostBuffer.allocate(byteCount: try d.checkedByteCount(), deviceID: id) }
         let outs = zip(temps, expected).map { HostOperand($0.pointer, $1) }
-        try SimulatedArithmetic(profile: profile, engine: try CPUBackend.engine()).compute(op, inputs: ins, outputs: outs)
+        try SimulatedArithmetic(profile: profile, engine: try CPUBackend.engine()).compute(call, inputs: ins, outputs: outs)
         try checkMemoryError(name)
         for (p, t) in zip(dst, temps) where t.byteCount > 0 { p.copyMemory(from: t.pointer, byteCount: t.byteCount) }
         return .modeled(modeled)

@@ -118,20 +118,20 @@ public final class PluginDevice: Device, @unchecked Sendable {
     }
 
     /// The plugin's answer for this exact call (its `query`), after the host's own validation.
-    public func support(for op: Op, inputs: [TensorDesc]) -> Support {
-        query(op, inputs).support
+    public func support(for call: ValidatedCall) -> Support {
+        query(call).support
     }
 
     /// For a native call, the code path the plugin says it takes.
     public func path(of op: Op, inputs: [TensorDesc]) -> String? {
-        let q = query(op, inputs)
+        guard let call = try? op.validated(inputs) else { return nil }
+        let q = query(call)
         guard case .native = q.support, !q.reason.isEmpty else { return nil }
         return q.reason
     }
 
-    func query(_ op: Op, _ inputs: [TensorDesc]) -> (support: Support, reason: String) {
-        let outputs: [TensorDesc]
-        do { outputs = try op.validate(inputs) } catch { return (.unsupported("invalid call: \(error)"), "") }
+    func query(_ call: ValidatedCall) -> (support: Support, reason: String) {
+        let (op, inputs, outputs) = (call.op, call.inputs, call.outputs)
         guard (inputs + outputs).allSatisfy({ $0.rank <= Int(POLYCHIP_MAX_RANK) }) else {
             return (.unsupported("a tensor has more than \(POLYCHIP_MAX_RANK) dimensions, the ABI's limit"), "")
         }
@@ -203,13 +203,8 @@ public final class PluginDevice: Device, @unchecked Sendable {
 
     // MARK: Execution
 
-    public func execute(_ op: Op, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
-        let kernel = op.kind.name
-        // Queue validated the call; a direct caller gets the same checks here.
-        let expected = try op.validate(inputs.map(\.desc))
-        guard expected == outputs.map(\.desc) else {
-            throw PolychipError.arityMismatch(kernel: kernel, what: "outputs matching \(expected)", expected: expected.count, got: outputs.count)
-        }
+    public func execute(_ call: ValidatedCall, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
+        let op = call.op, kernel = op.kind.name
         func operand(_ t: Tensor) throws -> (TensorDesc, OpaquePointer?, Int) {
             let buffer = try t.requireBuffer(on: self)
             return (t.desc, try pluginBuffer(buffer, t.byteOffset, try t.desc.checkedByteCount()).handle, t.byteOffset)
