@@ -89,7 +89,8 @@ let package = Package(
         // The MPI communicator: process-per-rank collectives on device tensors (host-staged).
         .target(name: "PolychipMPI", dependencies: ["PolychipCore", "CMPI"], path: "Sources/PolychipMPI"),
 
-        .target(name: "PolychipConformance", dependencies: ["Polychip", "PolychipReference", "PolychipModels"],
+        // Depends on what it uses: the catalog, the oracle, and the models (expert-parallel runs).
+        .target(name: "PolychipConformance", dependencies: ["PolychipCore", "PolychipReference", "PolychipModels"],
                 path: "Sources/PolychipConformance"),
 
         .target(name: "PolychipBench", dependencies: ["PolychipCore", "PolychipConformance", "PolychipSimulated"],

@@ -99,18 +99,7 @@ struct ConformCommand: ParsableCommand {
             let prepared = try ExpertParallelConformance.prepare(dtypes: dts.isEmpty ? DType.floats : dts, seed: seed)
             for d in devs {
                 for p in expertParallel {
-                    let mesh: Mesh
-                    let spareDevices: [any Device]
-                    if let sim = d as? SimulatedDevice {
-                        // Fresh devices of the same profile (--set overrides and fault plan included),
-                        // ranks 0..<P and spares P..<P+S: faults on one mesh never reach another.
-                        let fresh = try (0..<(p + spares)).map { try SimulatedDevice(profile: sim.profile, index: $0) }
-                        mesh = try SimulatedBackend.mesh(devices: Array(fresh.prefix(p)))
-                        spareDevices = Array(fresh.dropFirst(p))
-                    } else {
-                        mesh = try Mesh(devices: Array(repeating: d, count: p))
-                        spareDevices = Array(repeating: d, count: spares)
-                    }
+                    let (mesh, spareDevices) = try Mesh.replicating(d, ranks: p, spares: spares)
                     eprint("conform: expert-parallel MoE on \(p) × \(d.id)")
                     let verbose = self.verbose
                     let log = RetryLog()

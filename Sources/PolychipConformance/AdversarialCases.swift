@@ -82,9 +82,10 @@ public enum AdversarialCases {
                     out.append(CaseSpec(op, ["N": 5, "K": k], note: "K%64=\(k % 64)"))
                 }
             }
-        case .rmsNorm:
+        case .rmsNorm, .addRmsNorm:
             for d in [64, 203] {
-                out.append(CaseSpec(.rmsNorm(eps: 1e-5), ["R": 4, "D": d], pattern: .smallRows, note: "mean square near eps"))
+                let op: Op = kind == .rmsNorm ? .rmsNorm(eps: 1e-5) : .addRmsNorm(eps: 1e-5)
+                out.append(CaseSpec(op, ["R": 4, "D": d], pattern: .smallRows, note: "mean square near eps"))
             }
         case .add, .scale:
             // Correct rounding: ties and near-ties of the dtype, compared bit for bit.

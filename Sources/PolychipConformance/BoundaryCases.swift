@@ -59,73 +59,14 @@ public enum BoundaryCases {
         return list.filter { $0.0 >= 1 && seen.insert($0.0).inserted }
     }
 
-    /// Blocks common accelerators use (16 and 64 along the main dimensions), for a device
-    /// that reports no tiling of its own.
+    /// Blocks common accelerators use (16 and 64 along the kernel's main dimensions), for a
+    /// device that reports no tiling of its own.
     static func generic(_ kind: OpKind) -> [TileBoundary] {
-        let dims: [String]
-        switch kind {
-        case .matmul, .int4Matmul: dims = ["M", "N", "K"]
-        case .groupedMatmul, .int4GroupedMatmul: dims = ["T", "N", "K"]
-        case .rmsNorm, .addRmsNorm, .softmax, .silu, .scale, .swiglu, .add: dims = ["R", "D"]
-        case .rope: dims = ["T", "D"]
-        case .attention: dims = ["Lq", "Lk"]
-        case .lightningIndexer: dims = ["T", "S"]
-        case .topK: dims = ["S", "k"]
-        case .sparseAttention: dims = ["k", "S"]
-        case .moeRouter: dims = ["T", "E"]
-        case .moePermute, .moeCombine: dims = ["T", "H"]
-        case .moeLayer: dims = ["T"]
-        case .quantizeInt4, .dequantizeInt4: dims = ["N", "K"]
-        }
-        return dims.flatMap { d in [16, 64].map { TileBoundary(d, $0, name: "generic \(d) block \($0)") } }
+        kind.descriptor.blockedDimensions.flatMap { d in [16, 64].map { TileBoundary(d, $0, name: "generic \(d) block \($0)") } }
     }
 
     /// Small base shapes the boundaries are applied to (the first at standard, all at
-    /// thorough). Head dims reuse those of the quick set, so no new OpenCL programs build.
-    public static func baseSpecs(_ kind: OpKind) -> [CaseSpec] {
-        switch kind {
-        case .matmul:
-            return [CaseSpec(.matmul(transposeB: true), ["M": 5, "K": 9, "N": 7]), CaseSpec(.matmul(transposeB: false), ["M": 5, "K": 9, "N": 7])]
-        case .groupedMatmul:
-            return [CaseSpec(.groupedMatmul(transposeB: true), ["T": 9, "K": 9, "N": 7, "E": 3]),
-                    CaseSpec(.groupedMatmul(transposeB: false), ["T": 9, "K": 9, "N": 7, "E": 3])]
-        case .rmsNorm: return [CaseSpec(.rmsNorm(eps: 1e-6), ["R": 3, "D": 9])]
-        case .addRmsNorm: return [CaseSpec(.addRmsNorm(eps: 1e-6), ["R": 3, "D": 9])]
-        case .softmax: return [CaseSpec(.softmax, ["R": 3, "D": 9])]
-        case .silu: return [CaseSpec(.silu, ["R": 3, "D": 9])]
-        case .scale: return [CaseSpec(.scale(alpha: 0.731), ["R": 3, "D": 9])]
-        case .swiglu: return [CaseSpec(.swiglu, ["R": 3, "D": 9])]
-        case .add: return [CaseSpec(.add, ["R": 3, "D": 9])]
-        case .rope: return [CaseSpec(.rope(RopeParams()), ["T": 3, "H": 2, "D": 16]), CaseSpec(.rope(RopeParams(style: .gptj)), ["T": 3, "H": 2, "D": 16])]
-        case .attention:
-            let dims = ["B": 1, "Hq": 4, "Hkv": 2, "Lq": 5, "Lk": 9, "D": 16, "Dv": 16]
-            return [CaseSpec(.attention(AttentionParams(causal: true, returnLSE: true)), dims),
-                    CaseSpec(.attention(AttentionParams(causal: false, returnLSE: true)), dims)]
-        case .lightningIndexer: return [CaseSpec(.lightningIndexer, ["T": 4, "Hi": 2, "D": 16, "S": 9])]
-        case .topK: return [CaseSpec(.topK(k: 5), ["T": 3, "S": 20, "k": 5])]
-        case .sparseAttention:
-            return [CaseSpec(.sparseAttention(SparseAttentionParams(returnLSE: true)), ["T": 3, "H": 4, "Hkv": 2, "S": 12, "D": 16, "Dv": 16, "k": 5])]
-        case .moeRouter:
-            return [CaseSpec(.moeRouter(RouterParams(scoring: .sigmoid, topK: 4, nGroup: 4, topkGroup: 2, renormalize: true,
-                                                     routedScale: 2.5, hasBias: true)), ["T": 5, "E": 16]),
-                    CaseSpec(.moeRouter(RouterParams(scoring: .softmax, topK: 2)), ["T": 5, "E": 16])]
-        case .moePermute: return [CaseSpec(.moePermute(numExperts: 4), ["T": 5, "H": 7, "k": 2, "E": 4])]
-        case .moeCombine: return [CaseSpec(.moeCombine, ["T": 5, "H": 7, "k": 2])]
-        case .moeLayer:
-            let router = RouterParams(scoring: .sigmoid, topK: 2, nGroup: 2, topkGroup: 1, renormalize: true, routedScale: 2.5, hasBias: true)
-            return [CaseSpec(.moeLayer(MoELayerParams(router: router, experts: .int4(Int4Format(groupSize: 16, symmetric: false)), hasShared: true)),
-                             ["T": 5, "H": 32, "F": 16, "E": 4]),
-                    CaseSpec(.moeLayer(MoELayerParams(router: router, experts: .float, hasShared: true)), ["T": 5, "H": 16, "F": 8, "E": 4])]
-        case .quantizeInt4:
-            return [CaseSpec(.quantizeInt4(Int4Format(groupSize: 32, symmetric: false)), ["N": 3, "K": 64]),
-                    CaseSpec(.quantizeInt4(Int4Format(groupSize: 32, symmetric: true)), ["N": 3, "K": 64])]
-        case .dequantizeInt4:
-            return [CaseSpec(.dequantizeInt4(Int4Format(groupSize: 32, symmetric: false), output: .f32), ["N": 3, "K": 64])]
-        case .int4Matmul:
-            return [CaseSpec(.int4Matmul(Int4Format(groupSize: 32, symmetric: false)), ["M": 1, "N": 9, "K": 96]),
-                    CaseSpec(.int4Matmul(Int4Format(groupSize: 64, symmetric: true)), ["M": 3, "N": 9, "K": 128])]
-        case .int4GroupedMatmul:
-            return [CaseSpec(.int4GroupedMatmul(Int4Format(groupSize: 32, symmetric: false)), ["T": 9, "N": 9, "K": 96, "E": 3])]
-        }
-    }
+    /// thorough), from the kernel's descriptor. Head dims reuse those of the quick set, so no
+    /// new OpenCL programs build.
+    public static func baseSpecs(_ kind: OpKind) -> [CaseSpec] { kind.descriptor.baseCases }
 }

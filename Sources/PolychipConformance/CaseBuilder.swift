@@ -174,8 +174,11 @@ public enum CaseBuilder {
         }
         switch (s.op, s.pattern) {
         case (.attention, .risingLogits), (.attention, .fallingLogits): shapeLogits(&out, s.pattern)
-        case (.rmsNorm, .smallRows):
-            out[0] = try HostTensor(descs[0].shape, descs[0].dtype, floats: out[0].floats.map { $0 * 3e-3 })
+        case (.rmsNorm, .smallRows), (.addRmsNorm, .smallRows):
+            // x (and the residual added to it) small enough that eps matters.
+            for i in 0..<(s.kind == .addRmsNorm ? 2 : 1) {
+                out[i] = try HostTensor(descs[i].shape, descs[i].dtype, floats: out[i].floats.map { $0 * 3e-3 })
+            }
         case (.add, .roundingTies), (.scale, .roundingTies):
             out = try roundingTieInputs(s.op, descs, &r)
         case (.moeRouter(let p), .ties):

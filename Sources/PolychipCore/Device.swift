@@ -1,15 +1,24 @@
-/// What kind of hardware a device is.
-public enum DeviceKind: String, Sendable, Codable, Hashable {
-    /// The strict reference implementation on the host CPU.
-    case reference
+/// What kind of hardware a device is. Core names the hardware classes; a backend whose
+/// devices are something else names its own kind in its module (the reference backend's
+/// `.reference`, the simulated backend's `.simulated`), so core knows no backend.
+public struct DeviceKind: RawRepresentable, Sendable, Codable, Hashable, CustomStringConvertible {
+    /// The kind's name, as records and JSON write it (`"cpu"`).
+    public let rawValue: String
+    /// A kind by name.
+    public init(rawValue: String) { self.rawValue = rawValue }
     /// A host CPU.
-    case cpu
-    /// A GPU (through OpenCL).
-    case gpu
-    /// Another accelerator reached through OpenCL.
-    case accelerator
-    /// A simulated device driven by a profile.
-    case simulated
+    public static let cpu = DeviceKind(rawValue: "cpu")
+    /// A GPU (through OpenCL or a vendor plugin).
+    public static let gpu = DeviceKind(rawValue: "gpu")
+    /// Another accelerator (an NPU, a DSP) reached through OpenCL or a vendor plugin.
+    public static let accelerator = DeviceKind(rawValue: "accelerator")
+
+    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+    public var description: String { rawValue }
 }
 
 /// Static facts about a device.
@@ -129,6 +138,9 @@ public protocol Device: AnyObject, Sendable {
     func execute(_ call: ValidatedCall, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming
     /// Whether the device can model a kernel on meta tensors (no data): simulated devices can.
     var supportsDryRun: Bool { get }
+    /// Whether the device's buffers live in host memory (so a device copy of host data
+    /// takes host memory twice); the default is false.
+    var usesHostMemory: Bool { get }
     /// Models the time of a kernel without running it (dry run); `nil` when not supported.
     func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown?
     /// The block sizes and path thresholds of this device's kernels, from which the
@@ -153,6 +165,7 @@ extension Device {
         do { return support(for: try op.validated(inputs)) } catch { return .unsupported("invalid call: \(error)") }
     }
     public var supportsDryRun: Bool { false }
+    public var usesHostMemory: Bool { false }
     public func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown? { nil }
     public var tiling: DeviceTiling { .none }
     public func path(of op: Op, inputs: [TensorDesc]) -> String? { nil }

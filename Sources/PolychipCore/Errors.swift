@@ -23,7 +23,7 @@ public enum PolychipError: Error, Sendable, Equatable, CustomStringConvertible {
     case unknownDevice(selector: String, reason: String)
     /// A (simulated or real) device fault during a kernel or transfer.
     case deviceFault(device: String, kernel: String, kind: String, detail: String)
-    /// An OpenCL program failed to build; carries the compiler log.
+    /// A device program (an OpenCL kernel source, a plugin's JIT) failed to build; carries the compiler log.
     case buildFailure(device: String, program: String, log: String)
     /// A backend API call failed (OpenCL status codes, hwloc, …).
     case backendFailure(backend: String, call: String, code: Int, detail: String)
@@ -51,7 +51,7 @@ public enum PolychipError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .invalidTensor(why): return "invalid tensor: \(r(why))"
         case let .unknownDevice(s, why): return "no device for '\(b(s))': \(r(why))"
         case let .deviceFault(d, k, kind, detail): return "\(b(kind)) fault on \(b(d)) during \(b(k)): \(r(detail))"
-        case let .buildFailure(d, p, log): return "OpenCL build of \(b(p)) failed on \(b(d)):\n\(log)"
+        case let .buildFailure(d, p, log): return "the build of device program \(b(p)) failed on \(b(d)):\n\(log)"
         case let .backendFailure(be, c, code, detail): return "\(b(be)): \(b(c)) failed (\(code)): \(r(detail))"
         case let .malformedFile(p, f, why): return "\(b(p)): field '\(b(f))': \(r(why))"
         case let .io(p, why): return "\(b(p)): \(r(why))"

@@ -49,7 +49,7 @@ public final class RetryingExecutor: Sendable {
         // The outputs come back to the host (and on host-memory devices live there twice
         // meanwhile, with a device copy of the inputs): refused up front when they cannot fit.
         let outBytes = outDescs.reduce(0.0) { $0 + Double($1.byteCount) }, inBytes = inputs.reduce(0.0) { $0 + Double($1.desc.byteCount) }
-        let hostDevice = [DeviceKind.cpu, .reference].contains(devices[0].info.kind) || devices[0].supportsDryRun
+        let hostDevice = devices[0].usesHostMemory
         try HostMemory.reserve(outBytes + (hostDevice ? outBytes + inBytes : 0), for: "\(name) outputs", device: devices[0].id)
         var attempt = 1
         var index = firstLive(from: 0)

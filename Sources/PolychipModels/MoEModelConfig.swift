@@ -171,11 +171,11 @@ public struct MoEModelConfig: Sendable, Hashable, Codable {
     /// A nested `text_config` object is read instead of the top level when present.
     public static func decode(_ data: Data, path: String = "<memory>") throws -> MoEModelConfig {
         let top: JSONValue
-        do { top = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
+        do { top = try JSONValue.parse(data) } catch {
             throw PolychipError.malformedFile(path: path, field: "(root)", reason: "not JSON: \(error)")
         }
-        guard case .object(var obj) = top else { throw PolychipError.malformedFile(path: path, field: "(root)", reason: "expected a JSON object") }
-        if case .object(let nested)? = obj["text_config"] {
+        guard var obj = top.members else { throw PolychipError.malformedFile(path: path, field: "(root)", reason: "expected a JSON object") }
+        if let nested = obj["text_config"]?.members {
             let outerName = obj["name"]
             obj = nested
             if let outerName, obj["name"] == nil { obj["name"] = outerName }

@@ -161,39 +161,20 @@ public struct ModelSimulator {
     mutating func price(_ op: Op, _ inputs: [TensorDesc], count: Int = 1, quant: Quant = .none, bytes: Double? = nil) throws -> OpTime {
         let key = OpKey(op: op, inputs: inputs, count: count, quant: quant, bytesOverride: bytes)
         if let hit = cache[key] { return hit }
-        _ = try op.validate(inputs)
-        let t: OpTime
-        if count == 1, quant == .none, bytes == nil {
-            guard let b = try device.model(op, inputs: inputs) else {
-                throw PolychipError.unsupported(kernel: op.kind.name, device: device.id, reason: "no time model")
-            }
-            t = OpTime(total: b.total, launch: b.launch, busy: b.total - b.launch, computeBound: b.compute >= b.memory)
-        } else {
-            var cost = op.cost(inputs)
-            var dtype: ProfileDType = cost.dtype == .f16 ? .f16 : cost.dtype == .bf16 ? .bf16 : .f32
-            switch quant {
-            case .none: break
-            case .w8a8:  // int8 weights and activations: both read at half the bf16 bytes
-                cost.bytes -= (Double(inputs[0].byteCount) + Double(inputs[1].byteCount)) / 2
-                dtype = .int8
-            case .w4a8:  // int8 activations against INT4 weights
-                cost.bytes -= Double(inputs[0].byteCount) / 2
-                dtype = .int8
-            }
-            if let bytes { cost.bytes = bytes }
-            let c = Double(count)
-            let shape: KernelShape
-            if cost.unit == .matrix, !cost.gemms.isEmpty {
-                let g = cost.gemms.map { PolychipSimulated.GemmShape(m: $0.m, n: $0.n, k: $0.k, batch: $0.batch * count) }
-                shape = g.count == 1 ? .gemm(g[0]) : .groupedGemm(g)
-            } else {
-                let last = max(1, inputs.first?.shape.last ?? 1)
-                shape = .rows(count: max(1, (inputs.first?.elementCount ?? 1) / last) * count, length: last)
-            }
-            t = try timeQuery(KernelCostQuery(name: op.kind.name, unit: cost.unit == .matrix ? .matrix : .vector, dtype: dtype,
-                                              flops: cost.flops * c, bytes: cost.bytes * c, shape: shape,
-                                              kernelClass: KernelClass(op.kind)))
+        // One pricing path with SimulatedDevice (KernelCostQuery(call)); quantized GEMMs and
+        // repeated kernels override the dtype, the bytes or the count.
+        let call = try op.validated(inputs)
+        var traffic = bytes, dtype: ProfileDType? = nil
+        switch quant {
+        case .none: break
+        case .w8a8:  // int8 weights and activations: both read at half the bf16 bytes
+            traffic = traffic ?? call.cost.bytes - (Double(inputs[0].byteCount) + Double(inputs[1].byteCount)) / 2
+            dtype = .int8
+        case .w4a8:  // int8 activations against INT4 weights
+            traffic = traffic ?? call.cost.bytes - Double(inputs[0].byteCount) / 2
+            dtype = .int8
         }
+        let t = try timeQuery(KernelCostQuery(call, count: count, dtype: dtype, bytes: traffic))
         cache[key] = t
         return t
     }

@@ -169,6 +169,7 @@ public struct CPUBackend: Backend {
 public final class CPUDevice: Device {
     public let id: String
     public let info: DeviceInfo
+    public var usesHostMemory: Bool { true }
     /// The topology the device was planned from.
     public let topology: HostTopology
     /// The options it runs with.

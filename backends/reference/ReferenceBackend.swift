@@ -1,6 +1,11 @@
 import Foundation
 import PolychipCore
 
+extension DeviceKind {
+    /// The strict reference implementation on the host CPU.
+    public static let reference = DeviceKind(rawValue: "reference")
+}
+
 /// The strict reference backend: one device, `reference:0`, backed by host memory.
 public struct ReferenceBackend: Backend {
     private static let shared = ReferenceDevice()
@@ -24,6 +29,7 @@ public struct ReferenceBackend: Backend {
 public final class ReferenceDevice: Device {
     public let id = "reference:0"
     public let info: DeviceInfo
+    public var usesHostMemory: Bool { true }
 
     /// Creates the device.
     public init() {

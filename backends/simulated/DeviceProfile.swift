@@ -1,6 +1,6 @@
 // DeviceProfile.swift — the device-profile schema. Loading is ProfileLoading.swift, the
 // decode/override pipeline ProfileDecoding.swift, validation ProfileValidation.swift, the JSON
-// layer ProfileJSON.swift, errors ProfileError.swift. Foundation only; every public type is
+// layer JSONValue.swift, errors ProfileError.swift. Foundation only; every public type is
 // Sendable.
 //
 // A profile is one JSON file per device (backends/profiles/*.json). Every figure is a
@@ -808,7 +808,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
                         throw ProfileIntegerFailure(path: path, found: nil)
                     }
                     guard let i = profileInteger(d) else {
-                        throw ProfileIntegerFailure(path: path, found: "number " + formatProfileJSONNumber(d))
+                        throw ProfileIntegerFailure(path: path, found: "number " + JSONValue.formatNumber(d))
                     }
                     out.append(i)
                 }

@@ -2,6 +2,7 @@
 // decode → unknown-field check, with JSON paths in every error.
 
 import Foundation
+import PolychipCore
 
 // MARK: - Build pipeline (parse → override → decode → unknown-field check → validate)
 
@@ -45,7 +46,7 @@ extension KeyedDecodingContainer {
             throw ProfileIntegerFailure(path: profileCodingPathComponents(codingPath + [key]), found: nil)
         }
         guard let i = profileInteger(d) else {
-            throw ProfileIntegerFailure(path: profileCodingPathComponents(codingPath + [key]), found: "number " + formatProfileJSONNumber(d))
+            throw ProfileIntegerFailure(path: profileCodingPathComponents(codingPath + [key]), found: "number " + JSONValue.formatNumber(d))
         }
         return i
     }
@@ -97,8 +98,8 @@ extension DeviceProfile {
         let createdAt: String?
     }
 
-    static func parseJSON(_ data: Data, origin: String) throws(ProfileError) -> ProfileJSON {
-        var parser = ProfileJSONParser(bytes: [UInt8](data))
+    static func parseJSON(_ data: Data, origin: String) throws(ProfileError) -> JSONValue {
+        var parser = JSONParser(bytes: [UInt8](data))
         do {
             return try parser.parseDocument()
         } catch {
@@ -106,7 +107,7 @@ extension DeviceProfile {
         }
     }
 
-    static func build(tree input: ProfileJSON, origin: String, settings: [(path: String, value: String)]) throws(ProfileError) -> DeviceProfile {
+    static func build(tree input: JSONValue, origin: String, settings: [(path: String, value: String)]) throws(ProfileError) -> DeviceProfile {
         guard case .object = input else {
             throw .wrongType(file: origin, path: "(document)", expected: "a JSON object", found: input.typeDescription)
         }
@@ -155,7 +156,7 @@ extension DeviceProfile {
         return result
     }
 
-    static func mapDecodingError(_ error: DecodingError, tree: ProfileJSON, origin: String, applied: [AppliedOverride]) -> ProfileError {
+    static func mapDecodingError(_ error: DecodingError, tree: JSONValue, origin: String, applied: [AppliedOverride]) -> ProfileError {
         func overrideFor(_ path: String) -> AppliedOverride? { applied.last { $0.target == path } }
         switch error {
         case .keyNotFound(let key, let ctx):
@@ -205,7 +206,7 @@ extension DeviceProfile {
 
     /// The first key present (and non-null) in `input` but absent from `canonical`, depth first
     /// in document order. Keys starting with `_` or `$` are comments.
-    static func firstUnknownField(input: ProfileJSON, canonical: ProfileJSON, prefix: [ProfilePathComponent]) -> [ProfilePathComponent]? {
+    static func firstUnknownField(input: JSONValue, canonical: JSONValue, prefix: [ProfilePathComponent]) -> [ProfilePathComponent]? {
         switch (input, canonical) {
         case let (.object(inMembers), .object(canMembers)):
             for (k, v) in inMembers {
@@ -227,7 +228,7 @@ extension DeviceProfile {
 
     // MARK: Overrides on the JSON tree
 
-    static func applyOverride(_ tree: inout ProfileJSON, path written: String, value: String, origin: String) throws(ProfileError) -> AppliedOverride {
+    static func applyOverride(_ tree: inout JSONValue, path written: String, value: String, origin: String) throws(ProfileError) -> AppliedOverride {
         let normalized = written.replacingOccurrences(of: "[", with: ".").replacingOccurrences(of: "]", with: "")
         let comps = normalized.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         if comps.isEmpty || comps.contains(where: { $0.isEmpty }) {
@@ -239,8 +240,8 @@ extension DeviceProfile {
         return AppliedOverride(written: written, value: value, target: renderProfilePath(resolved), createdAt: createdAt.map(renderProfilePath))
     }
 
-    private static func setNode(_ node: ProfileJSON, _ comps: ArraySlice<String>, written: String, value: String, origin: String,
-                                resolved: inout [ProfilePathComponent], createdAt: inout [ProfilePathComponent]?) throws(ProfileError) -> ProfileJSON {
+    private static func setNode(_ node: JSONValue, _ comps: ArraySlice<String>, written: String, value: String, origin: String,
+                                resolved: inout [ProfilePathComponent], createdAt: inout [ProfilePathComponent]?) throws(ProfileError) -> JSONValue {
         guard let head = comps.first else {
             return try replacement(for: node, written: written, value: value, origin: origin, resolved: &resolved)
         }
@@ -252,7 +253,7 @@ extension DeviceProfile {
                 members[i].1 = try setNode(members[i].1, rest, written: written, value: value, origin: origin, resolved: &resolved, createdAt: &createdAt)
             } else {
                 if createdAt == nil { createdAt = resolved }
-                let fresh: ProfileJSON = rest.isEmpty ? .null : .object([])
+                let fresh: JSONValue = rest.isEmpty ? .null : .object([])
                 members.append((head, try setNode(fresh, rest, written: written, value: value, origin: origin, resolved: &resolved, createdAt: &createdAt)))
             }
             return .object(members)
@@ -273,19 +274,19 @@ extension DeviceProfile {
         case .null:
             // Creating a missing intermediate object.
             resolved.append(.key(head))
-            let fresh: ProfileJSON = rest.isEmpty ? .null : .object([])
+            let fresh: JSONValue = rest.isEmpty ? .null : .object([])
             return .object([(head, try setNode(fresh, rest, written: written, value: value, origin: origin, resolved: &resolved, createdAt: &createdAt))])
         default:
             throw .unknownOverridePath(file: origin, path: written)
         }
     }
 
-    private static func replacement(for node: ProfileJSON, written: String, value: String, origin: String,
-                                    resolved: inout [ProfilePathComponent]) throws(ProfileError) -> ProfileJSON {
+    private static func replacement(for node: JSONValue, written: String, value: String, origin: String,
+                                    resolved: inout [ProfilePathComponent]) throws(ProfileError) -> JSONValue {
         let trimmed = value.trimmingCharacters(in: .whitespaces)
-        var literal: ProfileJSON? = nil
+        var literal: JSONValue? = nil
         if trimmed.hasPrefix("[") || trimmed.hasPrefix("{") {
-            var p = ProfileJSONParser(bytes: Array(trimmed.utf8))
+            var p = JSONParser(bytes: Array(trimmed.utf8))
             do {
                 literal = try p.parseDocument()
             } catch {
@@ -297,7 +298,7 @@ extension DeviceProfile {
            let vi = members.firstIndex(where: { $0.0 == "value" }),
            members.contains(where: { $0.0 == "source" }) {
             if let lit = literal, case .object = lit { return lit }
-            let newValue: ProfileJSON
+            let newValue: JSONValue
             if let lit = literal {
                 newValue = lit
             } else {
@@ -319,9 +320,9 @@ extension DeviceProfile {
         return try convert(value, like: node, written: written, origin: origin)
     }
 
-    private static func convert(_ text: String, like existing: ProfileJSON, written: String, origin: String) throws(ProfileError) -> ProfileJSON {
+    private static func convert(_ text: String, like existing: JSONValue, written: String, origin: String) throws(ProfileError) -> JSONValue {
         let t = text.trimmingCharacters(in: .whitespaces)
-        func number() throws(ProfileError) -> ProfileJSON {
+        func number() throws(ProfileError) -> JSONValue {
             guard let d = parseOverrideNumber(t) else {
                 throw .overrideWrongType(file: origin, path: written, value: text, expected: "a number")
             }
@@ -346,7 +347,7 @@ extension DeviceProfile {
             let parts = t.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             var isNumeric = false
             if case .number? = items.first { isNumeric = true }
-            var out: [ProfileJSON] = []
+            var out: [JSONValue] = []
             for p in parts {
                 if isNumeric {
                     guard let d = parseOverrideNumber(p), d.isFinite else {
@@ -379,5 +380,25 @@ extension DeviceProfile {
         if ["-inf", "-infinity"].contains(lower) { return -.infinity }
         guard !s.isEmpty, s.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 101 || $0 == 69 || $0 == 43 || $0 == 45 }) else { return nil }
         return Double(s)
+    }
+}
+
+extension JSONValue {
+    /// The node at a profile path, nil when absent.
+    func lookup(_ path: [ProfilePathComponent]) -> JSONValue? {
+        var node = self
+        for c in path {
+            switch (c, node) {
+            case let (.key(k), .object(m)):
+                guard let v = m.first(where: { $0.0 == k })?.1 else { return nil }
+                node = v
+            case let (.index(i), .array(a)):
+                guard i >= 0, i < a.count else { return nil }
+                node = a[i]
+            default:
+                return nil
+            }
+        }
+        return node
     }
 }

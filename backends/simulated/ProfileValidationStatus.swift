@@ -3,6 +3,7 @@
 // optional schema fields that say so (called from DeviceProfile.validate()).
 
 import Foundation
+import PolychipCore
 
 /// How far to trust one figure of a profile. Figures copied from a datasheet or measured need
 /// none; estimates say how rough they are, so a user knows which numbers to replace with
@@ -91,7 +92,7 @@ extension DeviceProfile {
     public func estimatedFigures() -> [(path: String, confidence: FigureConfidence, source: String)] {
         guard let data = try? encoded(), let tree = try? DeviceProfile.parseJSON(data, origin: origin) else { return [] }
         var out: [(String, FigureConfidence, String)] = []
-        func walk(_ node: ProfileJSON, _ path: [ProfilePathComponent]) {
+        func walk(_ node: JSONValue, _ path: [ProfilePathComponent]) {
             switch node {
             case .object(let members):
                 var src = ""

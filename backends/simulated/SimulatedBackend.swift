@@ -157,3 +157,13 @@ public struct SimulatedBackend: Backend {
         try SimulatedBackend().mesh(profile: profile, count: count)
     }
 }
+
+extension SimulatedDevice {
+    /// Fresh devices of this profile (its `--set` overrides and fault plan included), ranks
+    /// 0..<ranks and spares after them, wired as the profile says: faults on one mesh never
+    /// reach another.
+    public func makeMesh(ranks: Int, spares: Int) throws -> (mesh: Mesh, spares: [any Device]) {
+        let fresh = try (0..<(ranks + spares)).map { try SimulatedDevice(profile: profile, index: $0) }
+        return (try SimulatedBackend.mesh(devices: Array(fresh.prefix(ranks))), Array(fresh.dropFirst(ranks)))
+    }
+}

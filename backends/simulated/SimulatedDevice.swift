@@ -3,11 +3,16 @@ import PolychipCore
 import PolychipCPU
 import PolychipReference
 
+extension DeviceKind {
+    /// A simulated device driven by a profile.
+    public static let simulated = DeviceKind(rawValue: "simulated")
+}
+
 /// A device shaped by a ``DeviceProfile``: it executes every kernel for real on host memory
 /// (through the fast CPU engine, in the profile's numerics: see SimulatedArithmetic.swift),
 /// enforces the memory capacity, injects the profile's faults (FaultInjection.swift) and
 /// reports each kernel's time from the ``TimeModel``.
-public final class SimulatedDevice: Device {
+public final class SimulatedDevice: Device, MeshBuildingDevice {
     public let id: String
     public let info: DeviceInfo
     /// The profile this device follows.
@@ -47,6 +52,7 @@ public final class SimulatedDevice: Device {
     }
 
     public var supportsDryRun: Bool { true }
+    public var usesHostMemory: Bool { true }
 
     /// Bytes currently allocated.
     public var allocatedBytes: Int { budget.used.withLock { $0 } }
@@ -142,12 +148,11 @@ public final class SimulatedDevice: Device {
     /// temporaries, a memory-error check, and only then the store into `outputs`, so a fault
     /// leaves inputs and outputs as they were.
     public func execute(_ call: ValidatedCall, inputs: [Tensor], outputs: [Tensor]) throws -> KernelTiming {
-        let op = call.op, name = op.kind.name
-        let descs = call.inputs, expected = call.outputs
+        let name = call.kind.name, expected = call.outputs
         let ins = try inputs.map { HostOperand(try address($0), $0.desc) }
         let dst = try outputs.map { try address($0) }
         try checkFaults(.kernel(name))
-        guard let modeled = try modelTime(op, inputs: descs) else {
+        guard let modeled = try modelTime(call) else {
             throw PolychipError.unsupported(kernel: name, device: id, reason: "no time model")
         }
         let temps = try expected.map { d -> HostBuffer in try HostBuffer.allocate(byteCount: try d.checkedByteCount(), deviceID: id) }
@@ -160,31 +165,16 @@ public final class SimulatedDevice: Device {
 
     public func model(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown? {
         try checkLost(op.kind.name)
-        return try modelTime(op, inputs: inputs)
+        return try modelTime(try op.validated(inputs))
     }
 
     /// The kernel's modeled time (no fault checks).
-    func modelTime(_ op: Op, inputs: [TensorDesc]) throws -> ModeledBreakdown? {
-        let cost = op.cost(inputs)
-        let dtype = ProfileDType(cost.dtype) ?? .f32
-        let shape: KernelShape?
-        if cost.unit == .matrix, !cost.gemms.isEmpty {
-            shape = cost.gemms.count == 1 ? .gemm(cost.gemms[0]) : .groupedGemm(cost.gemms)
-        } else if let last = inputs.first?.shape.last {
-            shape = .rows(count: max(1, (inputs.first?.elementCount ?? 1) / max(1, last)), length: last)
-        } else {
-            shape = nil
-        }
-        // The outputs are the written bytes (the read bandwidth prices the rest).
-        let written = ((try? op.validate(inputs)) ?? []).reduce(0.0) { $0 + Double($1.byteCount) }
-        let query = KernelCostQuery(name: op.kind.name, unit: cost.unit == .matrix ? .matrix : .vector, dtype: dtype,
-                                    flops: cost.flops, bytes: cost.bytes, shape: shape,
-                                    kernelClass: KernelClass(op.kind), writeBytes: min(written, cost.bytes))
+    func modelTime(_ call: ValidatedCall) throws -> ModeledBreakdown? {
         do {
-            let t = try model.kernelTime(query)
+            let t = try model.kernelTime(KernelCostQuery(call))
             return ModeledBreakdown(launch: t.launch, compute: t.compute, memory: t.memory, total: t.total, bound: t.bound.rawValue)
         } catch {
-            throw PolychipError.unsupported(kernel: op.kind.name, device: id, reason: "\(error)")
+            throw PolychipError.unsupported(kernel: call.kind.name, device: id, reason: "\(error)")
         }
     }
 }

@@ -92,6 +92,32 @@ public struct KernelCostQuery: Sendable, Hashable {
     }
 }
 
+extension KernelCostQuery {
+    /// The time model's question for a validated catalog call: its cost, the class and unit
+    /// the kernel's descriptor gives, the GEMM shapes (tile padding) or rows, and the outputs
+    /// as the written bytes. The one pricing path of `SimulatedDevice` and the model simulator;
+    /// `count` repeats the call (per-sequence kernels), `dtype` and `bytes` override the
+    /// arithmetic dtype and the traffic (int8-activation GEMMs), and then the written bytes are
+    /// left to the read bandwidth as before.
+    public init(_ call: ValidatedCall, count: Int = 1, dtype: ProfileDType? = nil, bytes: Double? = nil) {
+        let cost = call.cost, inputs = call.inputs, c = Double(count)
+        let shape: KernelShape?
+        if cost.unit == .matrix, !cost.gemms.isEmpty {
+            let g = cost.gemms.map { GemmShape(m: $0.m, n: $0.n, k: $0.k, batch: $0.batch * count) }
+            shape = g.count == 1 ? .gemm(g[0]) : .groupedGemm(g)
+        } else if let last = inputs.first?.shape.last {
+            shape = .rows(count: max(1, (inputs.first?.elementCount ?? 1) / max(1, last)) * count, length: last)
+        } else {
+            shape = nil
+        }
+        let plain = count == 1 && dtype == nil && bytes == nil
+        let written = call.outputs.reduce(0.0) { $0 + Double($1.byteCount) }
+        self.init(name: call.kind.name, unit: cost.unit == .matrix ? .matrix : .vector, dtype: dtype ?? ProfileDType(cost.dtype) ?? .f32,
+                  flops: cost.flops * c, bytes: (bytes ?? cost.bytes) * c, shape: shape, kernelClass: call.kind.descriptor.timeClass,
+                  writeBytes: plain ? min(written, cost.bytes) : nil)
+    }
+}
+
 /// A kernel's modeled time and its breakdown. All times in seconds.
 public struct ModeledTime: Sendable, Hashable {
     /// What dominates the kernel's time.

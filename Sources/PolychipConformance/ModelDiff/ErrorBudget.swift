@@ -19,23 +19,7 @@ public enum ErrorBudget {
 
     /// The length of the sum behind each output element of `op` (1 for element-wise kernels).
     public static func reductionLength(_ op: Op, _ inputs: [TensorDesc]) -> Int {
-        func dim(_ i: Int, _ axis: Int) -> Int {
-            guard i < inputs.count else { return 1 }
-            let s = inputs[i].shape
-            return axis < 0 ? (s.count + axis >= 0 ? s[s.count + axis] : 1) : (axis < s.count ? s[axis] : 1)
-        }
-        switch op {
-        case .matmul(let tb): return tb ? dim(1, -1) : dim(0, -1)
-        case .groupedMatmul, .int4Matmul, .int4GroupedMatmul: return dim(0, -1)
-        case .rmsNorm, .addRmsNorm, .softmax: return dim(0, -1)
-        case .attention: return max(dim(0, -1), dim(1, 2))
-        case .sparseAttention: return max(dim(0, -1), dim(3, -1))
-        case .lightningIndexer: return dim(0, -1) * dim(0, 1)
-        case .moeRouter: return dim(0, -1)
-        case .moeCombine: return dim(2, -1)
-        case .moeLayer: return dim(0, -1)
-        case .silu, .swiglu, .rope, .add, .scale, .topK, .moePermute, .quantizeInt4, .dequantizeInt4: return 1
-        }
+        op.kind.descriptor.reductionLength(op, inputs: inputs)
     }
 
     /// The dtype the op's tolerance is read for: the activation dtype (f32 for top-k, whose

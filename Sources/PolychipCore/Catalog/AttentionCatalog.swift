@@ -218,6 +218,37 @@ enum AttentionKernels: KernelFamily {
         }
     }
 
+    static func baseCases(_ kind: OpKind) -> [CaseSpec] {
+        switch kind {
+        case .attention:
+            let dims = ["B": 1, "Hq": 4, "Hkv": 2, "Lq": 5, "Lk": 9, "D": 16, "Dv": 16]
+            return [CaseSpec(.attention(AttentionParams(causal: true, returnLSE: true)), dims),
+                    CaseSpec(.attention(AttentionParams(causal: false, returnLSE: true)), dims)]
+        case .lightningIndexer: return [CaseSpec(.lightningIndexer, ["T": 4, "Hi": 2, "D": 16, "S": 9])]
+        case .topK: return [CaseSpec(.topK(k: 5), ["T": 3, "S": 20, "k": 5])]
+        default:
+            return [CaseSpec(.sparseAttention(SparseAttentionParams(returnLSE: true)), ["T": 3, "H": 4, "Hkv": 2, "S": 12, "D": 16, "Dv": 16, "k": 5])]
+        }
+    }
+
+    static func blockedDimensions(_ kind: OpKind) -> [String] {
+        switch kind {
+        case .attention: return ["Lq", "Lk"]
+        case .lightningIndexer: return ["T", "S"]
+        case .topK: return ["S", "k"]
+        default: return ["k", "S"]
+        }
+    }
+
+    static func reductionLength(_ op: Op, _ inputs: [TensorDesc]) -> Int {
+        switch op {
+        case .attention: return max(axis(inputs, 0, -1), axis(inputs, 1, 2))
+        case .sparseAttention: return max(axis(inputs, 0, -1), axis(inputs, 3, -1))
+        case .lightningIndexer: return axis(inputs, 0, -1) * axis(inputs, 0, 1)
+        default: return 1
+        }
+    }
+
     static func benchmarkDims(_ kind: OpKind) -> [String: Int] {
         switch kind {
         case .attention: return ["B": 1, "Hq": 32, "Hkv": 8, "Lq": 2048, "Lk": 2048, "D": 128, "causal": 1]

@@ -26,7 +26,7 @@ public enum InputPattern: String, Sendable, Hashable, Codable {
     /// zeros are equal, so the lower index must win whatever the sign (an order on raw
     /// bits puts −0 below +0).
     case signedZeros
-    /// RMSNorm: rows whose mean square is comparable to eps, so where eps enters the formula
+    /// RMSNorm and add + RMSNorm: rows whose mean square is comparable to eps, so where eps enters the formula
     /// (under the square root, not after it) changes the result.
     case smallRows
 }

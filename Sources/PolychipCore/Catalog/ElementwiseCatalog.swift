@@ -151,6 +151,24 @@ enum ElementwiseKernels: KernelFamily {
         }
     }
 
+    static func baseCases(_ kind: OpKind) -> [CaseSpec] {
+        switch kind {
+        case .rope: return [CaseSpec(.rope(RopeParams()), ["T": 3, "H": 2, "D": 16]), CaseSpec(.rope(RopeParams(style: .gptj)), ["T": 3, "H": 2, "D": 16])]
+        default:
+            let ops: [Op] = [.rmsNorm(eps: 1e-6), .addRmsNorm(eps: 1e-6), .softmax, .silu, .scale(alpha: 0.731), .swiglu, .add]
+            return ops.filter { $0.kind == kind }.map { CaseSpec($0, ["R": 3, "D": 9]) }
+        }
+    }
+
+    static func blockedDimensions(_ kind: OpKind) -> [String] { kind == .rope ? ["T", "D"] : ["R", "D"] }
+
+    static func reductionLength(_ op: Op, _ inputs: [TensorDesc]) -> Int {
+        switch op {
+        case .rmsNorm, .addRmsNorm, .softmax: return axis(inputs, 0, -1)
+        default: return 1
+        }
+    }
+
     static func benchmarkDims(_ kind: OpKind) -> [String: Int] { kind == .rope ? ["T": 4096, "H": 32, "D": 128] : ["R": 4096, "D": 4096] }
 
     static func benchmarkOp(_ kind: OpKind, _ d: [String: Int]) throws -> Op {

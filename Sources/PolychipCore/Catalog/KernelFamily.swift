@@ -32,6 +32,13 @@ protocol KernelFamily {
     static func inputShapes(_ op: Op, _ dims: [String: Int], _ dtype: DType) -> [TensorDesc]
     /// The fixed hand-picked conformance cases (edge shapes).
     static func quickCases(_ kind: OpKind) -> [CaseSpec]
+    /// Small base shapes that the tiling's boundary sizes are applied to (conformance).
+    static func baseCases(_ kind: OpKind) -> [CaseSpec]
+    /// The main dimensions a device that reports no tiling is probed along (blocks 16 and 64).
+    static func blockedDimensions(_ kind: OpKind) -> [String]
+    /// The length of the sum behind each output element (1 for element-wise work): how the
+    /// error budget of a model-level comparison scales the tolerance.
+    static func reductionLength(_ op: Op, _ inputs: [TensorDesc]) -> Int
     /// The benchmark's default dimensions of a kernel.
     static func benchmarkDims(_ kind: OpKind) -> [String: Int]
     /// The benchmark's call at dimensions `dims` (which may carry parameters such as `G`, `k`).
@@ -185,6 +192,12 @@ public struct KernelDescriptor: Sendable {
     public func inputShapes(_ op: Op, dims: [String: Int], dtype: DType) -> [TensorDesc] { family.inputShapes(op, dims, dtype) }
     /// The fixed hand-picked conformance cases.
     public var quickCases: [CaseSpec] { family.quickCases(kind) }
+    /// Small base shapes the tiling's boundary sizes are applied to.
+    public var baseCases: [CaseSpec] { family.baseCases(kind) }
+    /// The main dimensions probed (blocks 16 and 64) on a device that reports no tiling.
+    public var blockedDimensions: [String] { family.blockedDimensions(kind) }
+    /// The length of the sum behind each output element of `op` (1 for element-wise work).
+    public func reductionLength(_ op: Op, inputs: [TensorDesc]) -> Int { family.reductionLength(op, inputs) }
     /// The benchmark's default dimensions.
     public var benchmarkDims: [String: Int] { family.benchmarkDims(kind) }
     /// The benchmark's call at `dims`.
@@ -198,17 +211,6 @@ extension OpKind {
     /// kernel class, case shapes and benchmark call, in one place.
     public var descriptor: KernelDescriptor { KernelDescriptor(kind: self) }
 
-    /// The one switch a new kernel joins: which family file describes it.
-    var familyType: any KernelFamily.Type {
-        switch self {
-        case .matmul, .groupedMatmul, .int4Matmul, .int4GroupedMatmul: return MatmulKernels.self
-        case .rmsNorm, .addRmsNorm, .softmax, .silu, .swiglu, .rope, .add, .scale: return ElementwiseKernels.self
-        case .attention, .lightningIndexer, .topK, .sparseAttention: return AttentionKernels.self
-        case .moeRouter, .moePermute, .moeCombine, .moeLayer: return MoEKernels.self
-        case .quantizeInt4, .dequantizeInt4: return QuantizationKernels.self
-        }
-    }
-
     /// Conformance threshold on NMSE = Σ(a−b)²/Σa² for float outputs of this kernel in `dtype`
     /// (docs/kernels.md, "Conformance tolerances").
     public func tolerance(_ dtype: DType) -> Double { descriptor.tolerance[dtype] }
@@ -219,6 +221,13 @@ func rowShape(_ d: [String: Int]) -> [Int] { [d["L"] ?? 0, d["R"] ?? 0].filter {
 
 /// A dimension's value, 1 when absent.
 func dim(_ d: [String: Int], _ name: String) -> Int { d[name] ?? 1 }
+
+/// Axis `axis` of input `i` (negative counts from the end), 1 when absent.
+func axis(_ inputs: [TensorDesc], _ i: Int, _ axis: Int) -> Int {
+    guard i < inputs.count else { return 1 }
+    let s = inputs[i].shape
+    return axis < 0 ? (s.count + axis >= 0 ? s[s.count + axis] : 1) : (axis < s.count ? s[axis] : 1)
+}
 
 /// A required benchmark dimension.
 func required(_ d: [String: Int], _ name: String, _ kind: OpKind) throws -> Int {

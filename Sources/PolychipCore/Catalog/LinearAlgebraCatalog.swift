@@ -157,6 +157,28 @@ enum MatmulKernels: KernelFamily {
         }
     }
 
+    static func baseCases(_ kind: OpKind) -> [CaseSpec] {
+        switch kind {
+        case .matmul:
+            return [CaseSpec(.matmul(transposeB: true), ["M": 5, "K": 9, "N": 7]), CaseSpec(.matmul(transposeB: false), ["M": 5, "K": 9, "N": 7])]
+        case .groupedMatmul:
+            return [CaseSpec(.groupedMatmul(transposeB: true), ["T": 9, "K": 9, "N": 7, "E": 3]),
+                    CaseSpec(.groupedMatmul(transposeB: false), ["T": 9, "K": 9, "N": 7, "E": 3])]
+        case .int4Matmul:
+            return [CaseSpec(.int4Matmul(Int4Format(groupSize: 32, symmetric: false)), ["M": 1, "N": 9, "K": 96]),
+                    CaseSpec(.int4Matmul(Int4Format(groupSize: 64, symmetric: true)), ["M": 3, "N": 9, "K": 128])]
+        default:
+            return [CaseSpec(.int4GroupedMatmul(Int4Format(groupSize: 32, symmetric: false)), ["T": 9, "N": 9, "K": 96, "E": 3])]
+        }
+    }
+
+    static func blockedDimensions(_ kind: OpKind) -> [String] { kind == .matmul || kind == .int4Matmul ? ["M", "N", "K"] : ["T", "N", "K"] }
+
+    static func reductionLength(_ op: Op, _ inputs: [TensorDesc]) -> Int {
+        if case .matmul(let tb) = op { return tb ? axis(inputs, 1, -1) : axis(inputs, 0, -1) }
+        return axis(inputs, 0, -1)
+    }
+
     static func benchmarkDims(_ kind: OpKind) -> [String: Int] {
         switch kind {
         case .matmul: return ["M": 2048, "N": 2048, "K": 2048]

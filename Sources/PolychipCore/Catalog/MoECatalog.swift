@@ -279,6 +279,38 @@ enum MoEKernels: KernelFamily {
         }
     }
 
+    static func baseCases(_ kind: OpKind) -> [CaseSpec] {
+        switch kind {
+        case .moeRouter:
+            return [CaseSpec(.moeRouter(RouterParams(scoring: .sigmoid, topK: 4, nGroup: 4, topkGroup: 2, renormalize: true,
+                                                     routedScale: 2.5, hasBias: true)), ["T": 5, "E": 16]),
+                    CaseSpec(.moeRouter(RouterParams(scoring: .softmax, topK: 2)), ["T": 5, "E": 16])]
+        case .moePermute: return [CaseSpec(.moePermute(numExperts: 4), ["T": 5, "H": 7, "k": 2, "E": 4])]
+        case .moeCombine: return [CaseSpec(.moeCombine, ["T": 5, "H": 7, "k": 2])]
+        default:
+            let router = RouterParams(scoring: .sigmoid, topK: 2, nGroup: 2, topkGroup: 1, renormalize: true, routedScale: 2.5, hasBias: true)
+            return [CaseSpec(.moeLayer(MoELayerParams(router: router, experts: .int4(Int4Format(groupSize: 16, symmetric: false)), hasShared: true)),
+                             ["T": 5, "H": 32, "F": 16, "E": 4]),
+                    CaseSpec(.moeLayer(MoELayerParams(router: router, experts: .float, hasShared: true)), ["T": 5, "H": 16, "F": 8, "E": 4])]
+        }
+    }
+
+    static func blockedDimensions(_ kind: OpKind) -> [String] {
+        switch kind {
+        case .moeRouter: return ["T", "E"]
+        case .moeLayer: return ["T"]
+        default: return ["T", "H"]
+        }
+    }
+
+    static func reductionLength(_ op: Op, _ inputs: [TensorDesc]) -> Int {
+        switch op {
+        case .moeRouter, .moeLayer: return axis(inputs, 0, -1)
+        case .moeCombine: return axis(inputs, 2, -1)
+        default: return 1
+        }
+    }
+
     static func benchmarkDims(_ kind: OpKind) -> [String: Int] {
         switch kind {
         case .moeRouter: return ["T": 4096, "E": 256, "k": 8, "groups": 8, "keep": 4]

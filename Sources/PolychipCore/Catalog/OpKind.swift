@@ -35,6 +35,17 @@ public enum OpKind: String, Sendable, Hashable, CaseIterable, Codable, CustomStr
         }
     }
 
+    /// Which family file under `Catalog/` describes the kernel (``descriptor``).
+    var familyType: any KernelFamily.Type {
+        switch self {
+        case .matmul, .groupedMatmul, .int4Matmul, .int4GroupedMatmul: return MatmulKernels.self
+        case .rmsNorm, .addRmsNorm, .softmax, .silu, .swiglu, .rope, .add, .scale: return ElementwiseKernels.self
+        case .attention, .lightningIndexer, .topK, .sparseAttention: return AttentionKernels.self
+        case .moeRouter, .moePermute, .moeCombine, .moeLayer: return MoEKernels.self
+        case .quantizeInt4, .dequantizeInt4: return QuantizationKernels.self
+        }
+    }
+
     public var description: String { name }
 }
 

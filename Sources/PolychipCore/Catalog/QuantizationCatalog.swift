@@ -87,6 +87,18 @@ enum QuantizationKernels: KernelFamily {
         }
     }
 
+    static func baseCases(_ kind: OpKind) -> [CaseSpec] {
+        if kind == .quantizeInt4 {
+            return [CaseSpec(.quantizeInt4(Int4Format(groupSize: 32, symmetric: false)), ["N": 3, "K": 64]),
+                    CaseSpec(.quantizeInt4(Int4Format(groupSize: 32, symmetric: true)), ["N": 3, "K": 64])]
+        }
+        return [CaseSpec(.dequantizeInt4(Int4Format(groupSize: 32, symmetric: false), output: .f32), ["N": 3, "K": 64])]
+    }
+
+    static func blockedDimensions(_ kind: OpKind) -> [String] { ["N", "K"] }
+
+    static func reductionLength(_ op: Op, _ inputs: [TensorDesc]) -> Int { 1 }
+
     static func benchmarkDims(_ kind: OpKind) -> [String: Int] { ["N": 4096, "K": 4096, "G": 32] }
 
     static func benchmarkOp(_ kind: OpKind, _ d: [String: Int]) throws -> Op {

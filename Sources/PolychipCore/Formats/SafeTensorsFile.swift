@@ -82,7 +82,7 @@ public enum SafeTensorsFile {
         }
         let headerEnd = 8 + Int(n)
         let json: JSONValue
-        do { json = try JSONDecoder().decode(JSONValue.self, from: Data(data[8..<headerEnd])) } catch {
+        do { json = try JSONValue.parse(Data(data[8..<headerEnd])) } catch {
             throw bad("header", "not JSON: \(error)")
         }
         guard case .object(let header) = json else { throw bad("header", "expected a JSON object") }
@@ -99,7 +99,7 @@ public enum SafeTensorsFile {
                 }
                 continue
             }
-            guard case .object(let e) = value else { throw bad(name, "expected an object with dtype, shape and data_offsets") }
+            guard let e = value.members else { throw bad(name, "expected an object with dtype, shape and data_offsets") }
             guard case .string(let ts)? = e["dtype"] else { throw bad("\(name).dtype", "missing or not a string") }
             guard let type = ElementType(rawValue: ts) else {
                 throw bad("\(name).dtype", "unsupported dtype \(ts); supported: \(ElementType.allCases.map(\.rawValue).joined(separator: ", "))")

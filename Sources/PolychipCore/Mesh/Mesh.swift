@@ -130,3 +130,20 @@ public final class Mesh: Sendable {
         return try zip(devices, outs).map { try $0.download($1) }
     }
 }
+
+/// A device whose backend builds meshes of fresh devices like it (its own communicator and
+/// interconnect model), instead of ranks that alias one device joined by host staging.
+public protocol MeshBuildingDevice: Device {
+    /// A mesh of `ranks` fresh devices like this one, and `spares` more for failover.
+    func makeMesh(ranks: Int, spares: Int) throws -> (mesh: Mesh, spares: [any Device])
+}
+
+extension Mesh {
+    /// `ranks` devices like `device` for collective and expert-parallel work: the backend's
+    /// own mesh where it builds one (``MeshBuildingDevice``), otherwise `device` repeated with
+    /// the host-staged communicator; `spares` devices for failover either way.
+    public static func replicating(_ device: any Device, ranks: Int, spares: Int) throws -> (mesh: Mesh, spares: [any Device]) {
+        if let builder = device as? any MeshBuildingDevice { return try builder.makeMesh(ranks: ranks, spares: spares) }
+        return (try Mesh(devices: Array(repeating: device, count: ranks)), Array(repeating: device, count: spares))
+    }
+}

@@ -1,48 +1,32 @@
-// ProfileJSON.swift — the minimal JSON tree profiles are read through: a strict parser that
-// reports line and column, and a serializer that keeps key order.
+// JSON.swift — the one JSON layer: a tree whose objects keep document order, a strict
+// parser that reports line and column (device profiles, model configs, safetensors headers),
+// and a serializer that keeps key order.
 
 import Foundation
 
-// MARK: - Minimal JSON tree, strict parser (with line/column) and serializer
-
 /// A JSON document as a tree; object members keep document order.
-enum ProfileJSON: Sendable {
+public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
     case null
     case bool(Bool)
     case number(Double)
     case string(String)
-    case array([ProfileJSON])
-    case object([(String, ProfileJSON)])
+    case array([JSONValue])
+    case object([(String, JSONValue)])
 
-    var typeDescription: String {
+    /// The value's kind (and short value) for error messages: `number 3`, `an object`.
+    public var typeDescription: String {
         switch self {
         case .null: return "null"
         case .bool(let b): return "boolean \(b)"
-        case .number(let d): return "number \(formatProfileJSONNumber(d))"
+        case .number(let d): return "number \(JSONValue.formatNumber(d))"
         case .string(let s): return "string \"\(s.count > 40 ? String(s.prefix(40)) + "…" : s)\""
         case .array: return "an array"
         case .object: return "an object"
         }
     }
 
-    func lookup(_ path: [ProfilePathComponent]) -> ProfileJSON? {
-        var node = self
-        for c in path {
-            switch (c, node) {
-            case let (.key(k), .object(m)):
-                guard let v = m.first(where: { $0.0 == k })?.1 else { return nil }
-                node = v
-            case let (.index(i), .array(a)):
-                guard i >= 0, i < a.count else { return nil }
-                node = a[i]
-            default:
-                return nil
-            }
-        }
-        return node
-    }
-
-    func serialized() -> String {
+    /// The value as compact JSON text, object members in order.
+    public func serialized() -> String {
         var out = ""
         write(into: &out)
         return out
@@ -52,8 +36,8 @@ enum ProfileJSON: Sendable {
         switch self {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
-        case .number(let d): out += formatProfileJSONNumber(d)
-        case .string(let s): writeProfileJSONString(s, into: &out)
+        case .number(let d): out += JSONValue.formatNumber(d)
+        case .string(let s): JSONValue.writeString(s, into: &out)
         case .array(let items):
             out += "["
             for (i, v) in items.enumerated() {
@@ -65,7 +49,7 @@ enum ProfileJSON: Sendable {
             out += "{"
             for (i, (k, v)) in members.enumerated() {
                 if i > 0 { out += "," }
-                writeProfileJSONString(k, into: &out)
+                JSONValue.writeString(k, into: &out)
                 out += ":"
                 v.write(into: &out)
             }
@@ -74,41 +58,46 @@ enum ProfileJSON: Sendable {
     }
 }
 
-func formatProfileJSONNumber(_ d: Double) -> String {
-    guard d.isFinite else { return "null" }
-    if d == d.rounded(), abs(d) < 9.0e15 { return String(Int64(d)) }
-    return "\(d)"
-}
+extension JSONValue {
+    /// A number as JSON writes it: whole numbers without a fraction, non-finite as null.
+    public static func formatNumber(_ d: Double) -> String {
+        guard d.isFinite else { return "null" }
+        if d == d.rounded(), abs(d) < 9.0e15 { return String(Int64(d)) }
+        return "\(d)"
+    }
 
-func writeProfileJSONString(_ s: String, into out: inout String) {
-    out += "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 {
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(u)
+    /// A string as a JSON literal (escaped, quoted), appended to `out`.
+    public static func writeString(_ s: String, into out: inout String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
             }
         }
+        out += "\""
     }
-    out += "\""
 }
 
 /// A strict RFC 8259 parser over UTF-8 bytes that reports 1-based line and column (in
 /// characters) of the first error. Nesting is limited to 256 levels so hostile input cannot
 /// exhaust the stack; duplicate object keys are errors.
-struct ProfileJSONParser {
-    struct Failure: Error {
-        let line: Int
-        let column: Int
-        let message: String
+public struct JSONParser {
+    /// Where and why a document is not JSON (1-based line and column).
+    public struct Failure: Error, Sendable {
+        public let line: Int
+        public let column: Int
+        public let message: String
     }
 
     let bytes: [UInt8]
@@ -118,9 +107,11 @@ struct ProfileJSONParser {
     var depth = 0
     static let maxDepth = 256
 
-    init(bytes: [UInt8]) { self.bytes = bytes }
+    /// A parser over UTF-8 bytes.
+    public init(bytes: [UInt8]) { self.bytes = bytes }
 
-    mutating func parseDocument() throws(Failure) -> ProfileJSON {
+    /// Parses one JSON document (a UTF-8 BOM is skipped).
+    public mutating func parseDocument() throws(Failure) -> JSONValue {
         if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { pos = 3 }
         skipWhitespace()
         if pos >= bytes.count { throw fail("empty document") }
@@ -156,7 +147,7 @@ struct ProfileJSONParser {
         }
     }
 
-    private mutating func parseValue() throws(Failure) -> ProfileJSON {
+    private mutating func parseValue() throws(Failure) -> JSONValue {
         guard pos < bytes.count else { throw fail("unexpected end of input, expected a value") }
         switch bytes[pos] {
         case UInt8(ascii: "{"): return try parseObject()
@@ -179,13 +170,13 @@ struct ProfileJSONParser {
 
     private mutating func enter() throws(Failure) {
         depth += 1
-        if depth > ProfileJSONParser.maxDepth { throw fail("nesting deeper than \(ProfileJSONParser.maxDepth) levels") }
+        if depth > JSONParser.maxDepth { throw fail("nesting deeper than \(JSONParser.maxDepth) levels") }
     }
 
-    private mutating func parseObject() throws(Failure) -> ProfileJSON {
+    private mutating func parseObject() throws(Failure) -> JSONValue {
         try enter()
         advance()  // {
-        var members: [(String, ProfileJSON)] = []
+        var members: [(String, JSONValue)] = []
         var keys: Set<String> = []
         skipWhitespace()
         if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") {
@@ -218,10 +209,10 @@ struct ProfileJSONParser {
         return .object(members)
     }
 
-    private mutating func parseArray() throws(Failure) -> ProfileJSON {
+    private mutating func parseArray() throws(Failure) -> JSONValue {
         try enter()
         advance()  // [
-        var items: [ProfileJSON] = []
+        var items: [JSONValue] = []
         skipWhitespace()
         if pos < bytes.count, bytes[pos] == UInt8(ascii: "]") {
             advance()
@@ -309,7 +300,7 @@ struct ProfileJSONParser {
         return s
     }
 
-    private mutating func parseNumber() throws(Failure) -> ProfileJSON {
+    private mutating func parseNumber() throws(Failure) -> JSONValue {
         let start = pos
         let startLine = line, startColumn = column
         func digit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
@@ -338,4 +329,52 @@ struct ProfileJSONParser {
         }
         return .number(d)
     }
+}
+
+extension JSONValue {
+    /// Parses a whole document.
+    /// - Throws: ``JSONParser/Failure`` with the line and column of the first error.
+    public static func parse(_ data: Data) throws(JSONParser.Failure) -> JSONValue {
+        var p = JSONParser(bytes: [UInt8](data))
+        return try p.parseDocument()
+    }
+
+    /// An object's members by key (nil for any other value).
+    public var members: [String: JSONValue]? {
+        guard case .object(let m) = self else { return nil }
+        return Dictionary(m, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The value as a whole number, if it is one (and exactly representable).
+    public var wholeNumber: Int? {
+        guard case .number(let d) = self, d == d.rounded(), abs(d) < 9e15 else { return nil }
+        return Int(d)
+    }
+
+    public var description: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return "\(b)"
+        case .number(let d): return "\(d)"
+        case .string(let s): return "\"\(s)\""
+        case .array(let a): return "an array of \(a.count)"
+        case .object: return "an object"
+        }
+    }
+
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): return true
+        case let (.bool(x), .bool(y)): return x == y
+        case let (.number(x), .number(y)): return x == y
+        case let (.string(x), .string(y)): return x == y
+        case let (.array(x), .array(y)): return x == y
+        case let (.object(x), .object(y)): return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        default: return false
+        }
+    }
+}
+
+extension JSONParser.Failure: CustomStringConvertible {
+    public var description: String { "line \(line), column \(column): \(message)" }
 }
