@@ -1,11 +1,13 @@
 /// Every kernel in the catalog, by name. See docs/kernels.md for the semantics.
 public enum OpKind: String, Sendable, Hashable, CaseIterable, Codable, CustomStringConvertible {
     case matmul, groupedMatmul
-    case rmsNorm, addRmsNorm, softmax, silu, swiglu, rope, add, scale
+    case rmsNorm, softmax, silu, swiglu, rope, add, scale
     case attention
     case lightningIndexer, topK, sparseAttention
     case moeRouter, moePermute, moeCombine, moeLayer
     case quantizeInt4, dequantizeInt4, int4Matmul, int4GroupedMatmul
+    // Later additions go last: the order is the plugin ABI's kernel ids (polychip_backend.h).
+    case addRmsNorm
 
     /// The kebab-case name used on the command line and in records (`int4-matmul`).
     public var name: String {
