@@ -98,6 +98,42 @@ func determinismCases() throws -> [(Op, [HostTensor])] {
         #expect(b.kc >= 64 && b.mc % b.mr == 0 && b.nc % b.nr == 0)
     }
 
+    /// The MoE layer's two schedules give the same bits on every path: one task per expert
+    /// (gate and up from one packed A, SwiGLU on each finished column strip, then down; taken
+    /// from `moe.wholeRowExperts` active experts on) and column chunks in two phases. Cases:
+    /// INT4 experts of about 12 rows (packed GEMM, a few on the GEMV), of about 3 rows (GEMV),
+    /// asymmetric INT4, and bf16 float experts (the pair kernel where there is one); the
+    /// per-expert device also has one-tile row blocks (`gemm.mc`), so an expert spans several.
+    @Test(arguments: everyCPUPath) func moeLayerSchedulesAgree(_ options: CPUDeviceOptions) throws {
+        var perExpert = options, chunked = options
+        perExpert.tiling = "moe.wholeRowExperts=1,gemm.mc=1"
+        chunked.tiling = "moe.wholeRowExperts=100000"
+        let (a, b) = (try CPUDevice(options: perExpert), try CPUDevice(options: chunked))
+        var r = Inputs(23)
+        let router = RouterParams(scoring: .softmax, topK: 2)
+        let (h, f, e) = (96, 64, 16)
+        for (t, experts, dt) in [(96, ExpertFormat.int4(Int4Format(groupSize: 32, symmetric: true)), DType.f32),
+                                 (24, .int4(Int4Format(groupSize: 16, symmetric: true)), .f32),
+                                 (80, .int4(Int4Format(groupSize: 32, symmetric: false)), .f16),
+                                 (64, .float, .bf16)] {
+            let op = Op.moeLayer(MoELayerParams(router: router, experts: experts, hasShared: false))
+            var ins = [try r.floats([t, h], dt), try r.floats([e, h], dt)]
+            for (n, k) in [(f, h), (f, h), (h, f)] {
+                switch experts {
+                case .int4(let fmt): ins += try r.int4([e], n, k, fmt)
+                case .float: ins.append(try r.floats([e, n, k], dt, -0.3, 0.3))
+                }
+            }
+            let x = try a.run(op, ins), y = try b.run(op, ins)
+            #expect(x == y, "\(experts) \(dt) T\(t): the per-expert and column-chunk schedules differ on \(a.id)")
+            let ref = try Reference.evaluate(op, ins)[0]
+            let pairs = zip(x[0].floats, ref.floats)
+            let num = pairs.reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+            let den = pairs.reduce(0.0) { $0 + Double($1.1) * Double($1.1) }
+            #expect(num / max(den, 1e-30) < OpKind.moeLayer.tolerance(dt), "\(experts) \(dt) NMSE \(num / den)")
+        }
+    }
+
     @Test func threadCountOverride() throws {
         let o = try CPUDeviceOptions(profile: "threads=1,bind=0", base: CPUDeviceOptions())
         #expect(o.threads == 1 && !o.bind)
