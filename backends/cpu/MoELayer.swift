@@ -131,12 +131,16 @@ extension CPUKernels {
             // reads the expert's h rows while they are still in L2, and no barrier waits for
             // the slowest gate/up task), largest experts first so that the last tasks to
             // start are the short ones and the workers finish together.
+            // Row blocks of at most mc rows, as the column chunks below take them (so both
+            // schedules put the same rows on the GEMV), bound the task's scratch.
             let order = active.sorted { (off[$0 + 1] - off[$0], $1) > (off[$1 + 1] - off[$1], $0) }
             ctx.parallelFor(order.count) { ti, w in
-                let ex = order[ti], i0 = off[ex], m = off[ex + 1] - off[ex]
+                let ex = order[ti], rows = off[ex + 1] - off[ex]
                 let ws = ctx.pool.workspaces[w]
-                gateUp(Task(e: ex, i0: i0, m: m, j0: 0, nn: f), ws)
-                downProjection(Task(e: ex, i0: i0, m: m, j0: 0, nn: h), ws)
+                let mcTask = rows <= gemvRows ? rows : min(rows, bl.mc)
+                let blocks = stride(from: off[ex], to: off[ex + 1], by: mcTask).map { Task(e: ex, i0: $0, m: min(mcTask, off[ex + 1] - $0), j0: 0, nn: 0) }
+                for b in blocks { gateUp(Task(e: ex, i0: b.i0, m: b.m, j0: 0, nn: f), ws) }
+                for b in blocks { downProjection(Task(e: ex, i0: b.i0, m: b.m, j0: 0, nn: h), ws) }
             }
         } else {
             // Few experts: column chunks of `moeColumns` (rows in blocks of at most mc), gate/up
