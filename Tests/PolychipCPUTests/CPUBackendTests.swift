@@ -98,6 +98,84 @@ func determinismCases() throws -> [(Op, [HostTensor])] {
         #expect(b.kc >= 64 && b.mc % b.mr == 0 && b.nc % b.nr == 0)
     }
 
+    /// The MoE layer's two schedules give the same bits on every path: one task per expert
+    /// (gate and up from one packed A, SwiGLU on each finished column strip, then down; taken
+    /// from `moe.wholeRowExperts` active experts on) and column chunks in two phases. Cases:
+    /// INT4 experts of about 12 rows (packed GEMM, a few on the GEMV), of about 3 rows (GEMV),
+    /// asymmetric INT4, and bf16 float experts (the pair kernel where there is one); both
+    /// devices have one-tile row blocks (`gemm.mc`), so an expert spans several.
+    @Test(arguments: everyCPUPath) func moeLayerSchedulesAgree(_ options: CPUDeviceOptions) throws {
+        var perExpert = options, chunked = options
+        perExpert.tiling = "moe.wholeRowExperts=1,gemm.mc=1"
+        chunked.tiling = "moe.wholeRowExperts=100000,gemm.mc=1"  // the same row blocks (and GEMV rows) as perExpert
+        let (a, b) = (try CPUDevice(options: perExpert), try CPUDevice(options: chunked))
+        var r = Inputs(23)
+        let router = RouterParams(scoring: .softmax, topK: 2)
+        let (h, f, e) = (96, 64, 16)
+        for (t, experts, dt) in [(96, ExpertFormat.int4(Int4Format(groupSize: 32, symmetric: true)), DType.f32),
+                                 (24, .int4(Int4Format(groupSize: 16, symmetric: true)), .f32),
+                                 (80, .int4(Int4Format(groupSize: 32, symmetric: false)), .f16),
+                                 (64, .float, .bf16)] {
+            let op = Op.moeLayer(MoELayerParams(router: router, experts: experts, hasShared: false))
+            var ins = [try r.floats([t, h], dt), try r.floats([e, h], dt)]
+            for (n, k) in [(f, h), (f, h), (h, f)] {
+                switch experts {
+                case .int4(let fmt): ins += try r.int4([e], n, k, fmt)
+                case .float: ins.append(try r.floats([e, n, k], dt, -0.3, 0.3))
+                }
+            }
+            let x = try a.run(op, ins), y = try b.run(op, ins)
+            #expect(x == y, "\(experts) \(dt) T\(t): the per-expert and column-chunk schedules differ on \(a.id)")
+            let ref = try Reference.evaluate(op, ins)[0]
+            let pairs = zip(x[0].floats, ref.floats)
+            let num = pairs.reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+            let den = pairs.reduce(0.0) { $0 + Double($1.1) * Double($1.1) }
+            #expect(num / max(den, 1e-30) < OpKind.moeLayer.tolerance(dt), "\(experts) \(dt) NMSE \(num / den)")
+        }
+    }
+
+    /// `Gemm.serialPair` gives each product the bits `Gemm.serial` gives it, also when the
+    /// rows span several A blocks (mc one tile) and K several blocks, and hands every
+    /// element to `strip` exactly once, after its last K block.
+    @Test(arguments: everyCPUPath) func serialPairMatchesTwoSerialGemms(_ options: CPUDeviceOptions) throws {
+        let device = try CPUDevice(options: options)
+        var r = Inputs(29)
+        let (m, n, k) = (37, 70, 300)
+        let a = try r.floats([m, k]).floats, b1 = try r.floats([k, n]).floats, b2 = try r.floats([k, n]).floats
+        var bl = device.blocking(for: .moe)
+        bl.mc = bl.mr
+        let table = device.plan.choices[.moe]!.table
+        let ws = Workspace()
+        var (c1, c2, e1, e2) = ([Float](repeating: .nan, count: m * n), [Float](repeating: .nan, count: m * n),
+                                [Float](repeating: .nan, count: m * n), [Float](repeating: .nan, count: m * n))
+        var seen = [Int](repeating: 0, count: m * n)
+        a.withUnsafeBytes { pa in b1.withUnsafeBytes { p1 in b2.withUnsafeBytes { p2 in
+            let aop = GemmA.strided(pa.baseAddress!, PCK_DT_F32, rs: k, cs: 1)
+            let (bop1, bop2) = (GemmB.strided(p1.baseAddress!, PCK_DT_F32, rs: n, cs: 1), GemmB.strided(p2.baseAddress!, PCK_DT_F32, rs: n, cs: 1))
+            table.with {
+                c1.withUnsafeMutableBufferPointer { q1 in c2.withUnsafeMutableBufferPointer { q2 in
+                    Gemm.serialPair(bl, m: m, i0: 0, n: n, j0: 0, k: k, a: aop, b1: bop1, b2: bop2, c1: q1.baseAddress!, ldc1: n,
+                                    c2: q2.baseAddress!, ldc2: n, ws: ws) { r0, rows, j, nn in
+                        for i in r0..<(r0 + rows) {
+                            for c in j..<(j + nn) {
+                                seen[i * n + c] += 1
+                                if q1[i * n + c].isNaN || q2[i * n + c].isNaN { seen[i * n + c] += 100 }
+                            }
+                        }
+                    }
+                } }
+                e1.withUnsafeMutableBufferPointer { q in
+                    Gemm.serial(bl, m: m, i0: 0, n: n, j0: 0, k: k, a: aop, b: bop1, c: q.baseAddress!, ldc: n, accumulate: false, ws: ws)
+                }
+                e2.withUnsafeMutableBufferPointer { q in
+                    Gemm.serial(bl, m: m, i0: 0, n: n, j0: 0, k: k, a: aop, b: bop2, c: q.baseAddress!, ldc: n, accumulate: false, ws: ws)
+                }
+            }
+        } } }
+        #expect(c1 == e1 && c2 == e2, "serialPair differs from serial on \(device.id)")
+        #expect(seen.allSatisfy { $0 == 1 }, "strip missed or repeated elements on \(device.id)")
+    }
+
     @Test func threadCountOverride() throws {
         let o = try CPUDeviceOptions(profile: "threads=1,bind=0", base: CPUDeviceOptions())
         #expect(o.threads == 1 && !o.bind)

@@ -248,6 +248,60 @@ enum Gemm {
         }
     }
 
+    /// Two GEMMs with one A on the calling thread (an MoE expert's gate and up projections):
+    /// `C1 = A[i0..<i0+m, :] · B1[:, j0..<j0+n]` and `C2 = A · B2` over the same columns,
+    /// each with the same bits as `serial` gives it. Each A block is packed once per K block
+    /// for both products (not once per product), the two B slivers of the same columns are
+    /// dequantized/packed one after the other, and once a column strip of both is complete
+    /// (after the last K block) `strip(r0, rows, j, nn)` runs on it — rows `r0 ..< r0+rows`,
+    /// columns `j ..< j+nn` relative to the tiles — while it is still in cache.
+    static func serialPair(_ bl: GemmBlocking, m: Int, i0: Int, n: Int, j0: Int, k: Int, a: GemmA, b1: GemmB, b2: GemmB,
+                           c1: UnsafeMutablePointer<Float>, ldc1: Int, c2: UnsafeMutablePointer<Float>, ldc2: Int, ws: Workspace,
+                           strip: (_ r0: Int, _ rows: Int, _ j: Int, _ nn: Int) -> Void) {
+        guard m > 0, n > 0 else { return }
+        guard k > 0 else {
+            for i in 0..<m {
+                (c1 + i * ldc1).update(repeating: 0, count: n)
+                (c2 + i * ldc2).update(repeating: 0, count: n)
+            }
+            strip(0, m, 0, n)
+            return
+        }
+        let (mr, nr) = (bl.mr, bl.nr)
+        let ar = GemmArithmetic(bl, a: a, b: b1)
+        let mc = max(mr, bl.mc / mr * mr)
+        let slivers = (n + nr - 1) / nr
+        // Row blocks of at most mc rows (an expert segment usually fits one), K blocks in
+        // order inside each: every C element sums its K blocks in the order `serial` does.
+        for ic in stride(from: 0, to: m, by: mc) {
+            let mcur = min(mc, m - ic)
+            for pc in stride(from: 0, to: k, by: ar.kc) {
+                let kcur = min(ar.kc, k - pc), kd = ar.depth(kcur)
+                let acc: Int32 = pc > 0 ? 1 : 0
+                let ap = ws.buffer(0, (mcur + mr - 1) / mr * mr * kd, as: Float.self)
+                a.pack(i0 + ic, mcur, pc, kcur, into: ap, ws: ws, pairs: ar.pairs)
+                let bs = ws.buffer(1, nr * kd, as: Float.self)
+                // One sliver of `b` through the A block's tiles; `next` (and its first column)
+                // is the sliver packed after it, whose source is prefetched meanwhile.
+                func sliver(_ b: GemmB, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ j: Int, _ nn: Int, next: GemmB, at jn: Int) {
+                    b.pack(pc, kcur, j0 + j, nn, into: bs, pairs: ar.pairs)
+                    next.prefetch(pc, kcur, j0 + jn, min(nr, n - jn))
+                    var ir = 0
+                    while ir < mcur {
+                        ar.tile(kcur, ap + ir * kd, bs, c + (ic + ir) * ldc + j, ldc, min(mr, mcur - ir), nn, acc)
+                        ir += mr
+                    }
+                }
+                for s in 0..<slivers {
+                    let j = s * nr, nn = min(nr, n - j)
+                    sliver(b1, c1, ldc1, j, nn, next: b2, at: j)
+                    sliver(b2, c2, ldc2, j, nn, next: b1, at: j + nr)
+                    if pc + kcur == k { strip(ic, mcur, j, nn) }
+                }
+            }
+        }
+    }
+
     /// The same GEMM on the calling thread (used inside tasks: grouped and MoE GEMMs):
     /// `C[0..<m, 0..<n] (+)= A[i0..<i0+m, :] · B[:, j0..<j0+n]`, with `c` pointing at the
     /// tile's element `(0, 0)`.

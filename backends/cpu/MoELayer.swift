@@ -75,34 +75,19 @@ extension CPUKernels {
             gate = w("gate", f, h); up = w("up", f, h); down = w("down", h, f)
         }
 
-        // 3. Gate/up GEMMs straight from the token rows (gathered tile by tile while
-        //    packing), SwiGLU in the tile; then the down GEMM over the expert-ordered h.
+        // 3. Experts: gate/up GEMMs straight from the token rows (gathered tile by tile while
+        //    packing, A packed once for both), SwiGLU on each finished column strip, then the
+        //    down GEMM over the expert-ordered h.
         let hbuf = sh.buffer(10, n * f, as: Float.self)
         let dbuf = sh.buffer(11, n * h, as: Float.self)
         let xa = GemmA.gathered(x.raw, pdt, ld: h, rows: token)
+        let ha = GemmA.strided(UnsafeRawPointer(hbuf), PCK_DT_F32, rs: f, cs: 1)
         let gemvRows = gate.isInt4 ? ctx.blocking.int4GemvMaxRows : 0
+        /// Rows `i0 ..< i0+m` of expert `ex`, output columns `j0 ..< j0+nn`.
         struct Task { var e: Int; var i0: Int; var m: Int; var j0: Int; var nn: Int }
-        let activeExperts = (0..<e).filter { off[$0 + 1] > off[$0] }.count
-        func tasks(cols: Int) -> [Task] {
-            // Whole output rows per expert when there are enough experts to share out
-            // (A is then packed once per expert); else column chunks of `moeColumns`.
-            let ncTask = activeExperts >= bl.moeWholeRowExperts ? cols : max(bl.nr, bl.moeColumns / bl.nr * bl.nr)
-            var out: [Task] = []
-            for ex in 0..<e where off[ex + 1] > off[ex] {
-                let rows = off[ex + 1] - off[ex]
-                let mcTask = rows <= gemvRows ? rows : min(rows, bl.mc)
-                for i0 in stride(from: off[ex], to: off[ex + 1], by: mcTask) {
-                    for j0 in stride(from: 0, to: cols, by: ncTask) {
-                        out.append(Task(e: ex, i0: i0, m: min(mcTask, off[ex + 1] - i0), j0: j0, nn: min(ncTask, cols - j0)))
-                    }
-                }
-            }
-            return out
-        }
-        let phase1 = tasks(cols: f)
-        ctx.parallelFor(phase1.count) { ti, w in
-            let task = phase1[ti]
-            let ws = ctx.pool.workspaces[w]
+
+        // h[rows, cols] = round(silu(round(x·gateᵀ)) · round(x·upᵀ)).
+        func gateUp(_ task: Task, _ ws: Workspace) {
             let g = hbuf + task.i0 * f + task.j0
             if task.m <= gemvRows, case .int4(let gw, _) = gate, case .int4(let uw, _) = up {
                 let xt = ws.buffer(14, task.m * h, as: Float.self)
@@ -119,17 +104,13 @@ extension CPUKernels {
                 return
             }
             let ub = ws.buffer(12, task.m * task.nn, as: Float.self)
-            Gemm.serial(bl, m: task.m, i0: task.i0, n: task.nn, j0: task.j0, k: h, a: xa, b: gate.b(task.e),
-                        c: g, ldc: f, accumulate: false, ws: ws)
-            Gemm.serial(bl, m: task.m, i0: task.i0, n: task.nn, j0: task.j0, k: h, a: xa, b: up.b(task.e),
-                        c: ub, ldc: task.nn, accumulate: false, ws: ws)
-            swigluTile(g, ldg: f, ub, ldu: task.nn, rows: task.m, cols: task.nn, dt, ws: ws)
+            Gemm.serialPair(bl, m: task.m, i0: task.i0, n: task.nn, j0: task.j0, k: h, a: xa, b1: gate.b(task.e), b2: up.b(task.e),
+                            c1: g, ldc1: f, c2: ub, ldc2: task.nn, ws: ws) { r0, rows, j, nn in
+                swigluTile(g + r0 * f + j, ldg: f, ub + r0 * task.nn + j, ldu: task.nn, rows: rows, cols: nn, dt, ws: ws)
+            }
         }
-        let phase2 = tasks(cols: h)
-        let ha = GemmA.strided(UnsafeRawPointer(hbuf), PCK_DT_F32, rs: f, cs: 1)
-        ctx.parallelFor(phase2.count) { ti, w in
-            let task = phase2[ti]
-            let ws = ctx.pool.workspaces[w]
+        // d[rows, cols] = round(h · downᵀ).
+        func downProjection(_ task: Task, _ ws: Workspace) {
             let d = dbuf + task.i0 * h + task.j0
             if task.m <= gemvRows, case .int4(let dw, _) = down {
                 let xp = ws.buffer(15, pck_int4_xprep_size(task.m, f, dw.groupSize), as: Float.self)
@@ -142,6 +123,46 @@ extension CPUKernels {
                             c: d, ldc: h, accumulate: false, ws: ws)
             }
             roundTile(d, rows: task.m, cols: task.nn, ld: h, dt, ws: ws)
+        }
+
+        let active = (0..<e).filter { off[$0 + 1] > off[$0] }
+        if active.count >= bl.moeWholeRowExperts {
+            // Enough experts to share out: one task per expert, its whole FFN (the down GEMM
+            // reads the expert's h rows while they are still in L2, and no barrier waits for
+            // the slowest gate/up task), largest experts first so that the last tasks to
+            // start are the short ones and the workers finish together.
+            // Row blocks of at most mc rows, as the column chunks below take them (so both
+            // schedules put the same rows on the GEMV), bound the task's scratch.
+            let order = active.sorted { (off[$0 + 1] - off[$0], $1) > (off[$1 + 1] - off[$1], $0) }
+            ctx.parallelFor(order.count) { ti, w in
+                let ex = order[ti], rows = off[ex + 1] - off[ex]
+                let ws = ctx.pool.workspaces[w]
+                let mcTask = rows <= gemvRows ? rows : min(rows, bl.mc)
+                let blocks = stride(from: off[ex], to: off[ex + 1], by: mcTask).map { Task(e: ex, i0: $0, m: min(mcTask, off[ex + 1] - $0), j0: 0, nn: 0) }
+                for b in blocks { gateUp(Task(e: ex, i0: b.i0, m: b.m, j0: 0, nn: f), ws) }
+                for b in blocks { downProjection(Task(e: ex, i0: b.i0, m: b.m, j0: 0, nn: h), ws) }
+            }
+        } else {
+            // Few experts: column chunks of `moeColumns` (rows in blocks of at most mc), gate/up
+            // for all, then down.
+            func tasks(cols: Int) -> [Task] {
+                let ncTask = max(bl.nr, bl.moeColumns / bl.nr * bl.nr)
+                var out: [Task] = []
+                for ex in active {
+                    let rows = off[ex + 1] - off[ex]
+                    let mcTask = rows <= gemvRows ? rows : min(rows, bl.mc)
+                    for i0 in stride(from: off[ex], to: off[ex + 1], by: mcTask) {
+                        for j0 in stride(from: 0, to: cols, by: ncTask) {
+                            out.append(Task(e: ex, i0: i0, m: min(mcTask, off[ex + 1] - i0), j0: j0, nn: min(ncTask, cols - j0)))
+                        }
+                    }
+                }
+                return out
+            }
+            let phase1 = tasks(cols: f)
+            ctx.parallelFor(phase1.count) { ti, w in gateUp(phase1[ti], ctx.pool.workspaces[w]) }
+            let phase2 = tasks(cols: h)
+            ctx.parallelFor(phase2.count) { ti, w in downProjection(phase2[ti], ctx.pool.workspaces[w]) }
         }
 
         // 4. Shared expert on all tokens.
