@@ -113,9 +113,9 @@ void add_rms_norm(const __global st_t *X, ulong x_off,
         }
     }
     ss = wg_sum(ss, red);
-    const float r = 1.0f / sqrt(ss / (float)D + eps);
+    const float inv = 1.0f / sqrt(ss / (float)D + eps);
     if (row < rows)
-        for (int i = tid; i < D; i += WG) st(Y, base + i, ld(H, base + i) * r * ld(W, i));
+        for (int i = tid; i < D; i += WG) st(Y, base + i, ld(H, base + i) * inv * ld(W, i));
 }
 
 /* The non-finite rows of softmax (docs/kernels.md): a NaN anywhere gives NaN (also
