@@ -6,7 +6,7 @@ import PolychipMPI
 
 /// `calibrate --interconnect` options.
 struct InterconnectCalibrationOptions: ParsableArguments {
-    @Flag(help: "Fit the profile's interconnect (overhead, latency, bandwidth) to collectives measured across the ranks of an MPI job (start with mpirun -np N; implies --mesh mpi).")
+    @Flag(help: "Fit the profile's interconnect to collectives measured across the ranks of an MPI job, per level: latency and bandwidth within a host (its ranks) and between hosts (one rank per host), and the per-collective overhead (start with mpirun -np N; implies --mesh mpi).")
     var interconnect = false
 
     @Option(name: .customLong("base-profile"), help: ArgumentHelp("With --interconnect: the profile whose compute and memory sections are kept (a file or bundled name; default: a quick calibration of rank 0's device).", valueName: "file"))
@@ -70,12 +70,12 @@ extension CalibrateCommand {
             if layout.ranksPerHost >= 2 {
                 if lead { eprint("calibrate: intra-host level: the \(layout.ranksPerHost) ranks on \(group.hostNames[0])…") }
                 if group.hostIndex[group.rank] == 0 { intra = try measure(hostGroup) }
-                try group.barrier(timeout: 3600)
+                try group.barrier(timeout: 3600, idle: true)
             }
             if layout.hosts >= 2 {
                 if lead { eprint("calibrate: inter-host level: one rank on each of the \(layout.hosts) hosts…") }
                 if group.localRank == 0 { inter = try measure(column) }
-                try group.barrier(timeout: 3600)
+                try group.barrier(timeout: 3600, idle: true)
             }
             if layout.ranksPerHost >= 2 && layout.hosts >= 2 {
                 if lead { eprint("calibrate: the whole job (\(layout)), to check the two-level model (not fitted)…") }
@@ -93,7 +93,7 @@ extension CalibrateCommand {
                                                       progress: { eprint($0) })
                 base = try result.profile(name: "base")
             }
-            try group.barrier(timeout: 3600)
+            try group.barrier(timeout: 3600, idle: true)
             guard lead, let base else { return }
             let fit = try InterconnectModel.fit(intraHost: intra, interHost: inter, base: base, layout: layout)
             let date = ISO8601DateFormatter().string(from: Date()).prefix(10)
