@@ -2,7 +2,7 @@
 # More than one host on one machine: network namespaces joined through a bridge by veth links
 # shaped with tc, and mpirun starting ranks in them through an rsh agent (MPI over TCP).
 #
-#   scripts/mpi-netns.sh up [--hosts N] [--rate 1gbit] [--delay 200us]
+#   scripts/mpi-netns.sh up [--hosts N] [--rate 1gbit] [--delay 200us] [--burst 32kb]
 #   scripts/mpi-netns.sh run [--ranks-per-host K] -- polychip ARGS...   (e.g. .build/release/polychip conform --mesh mpi)
 #   scripts/mpi-netns.sh ping                                           (one-way latency and bandwidth, Open MPI ping-pong)
 #   scripts/mpi-netns.sh down
@@ -22,25 +22,27 @@ shift || true
 die() { echo "mpi-netns: $*" >&2; exit 1; }
 hosts_up() { cat "$STATE/hosts.count" 2>/dev/null || echo 0; }
 
-shape() {  # shape NETNS DEV RATE DELAY
-    local ns=$1 dev=$2 rate=$3 delay=$4
+shape() {  # shape NETNS DEV RATE DELAY BURST
+    local ns=$1 dev=$2 rate=$3 delay=$4 burst=$5
     if [ -n "$delay" ] && ip netns exec "$ns" tc qdisc add dev "$dev" root netem delay "$delay" rate "$rate" limit 100000 2>/dev/null; then
         echo "netem"
         return
     fi
-    # tbf: burst of 32 KiB (about 260 us at 1 Gbit/s), so even short messages see the rate; a
-    # queue of at most 10 ms, about a switch port's buffer.
-    ip netns exec "$ns" tc qdisc add dev "$dev" root tbf rate "$rate" burst 32kb latency 10ms
+    # tbf: a bucket of BURST bytes (default 32 KiB, about 260 us at 1 Gbit/s) passes unshaped
+    # after an idle period — a message no larger goes at the veth's own speed; a queue of at most
+    # 10 ms, about a switch port's buffer.
+    ip netns exec "$ns" tc qdisc add dev "$dev" root tbf rate "$rate" burst "$burst" latency 10ms
     echo "tbf"
 }
 
 up() {
-    local n=2 rate=1gbit delay=200us
+    local n=2 rate=1gbit delay=200us burst=32kb
     while [ $# -gt 0 ]; do
         case $1 in
             --hosts) n=$2; shift 2 ;;
             --rate) rate=$2; shift 2 ;;
             --delay) delay=$2; shift 2 ;;
+            --burst) burst=$2; shift 2 ;;
             *) die "unknown option $1" ;;
         esac
     done
@@ -73,8 +75,8 @@ up() {
         ip -n $ns link set eth0 up
         ip -n pc-sw link set p$i master br0
         ip -n pc-sw link set p$i up
-        how=$(shape $ns eth0 "$rate" "$delay")
-        shape pc-sw p$i "$rate" "$delay" >/dev/null
+        how=$(shape $ns eth0 "$rate" "$delay" "$burst")
+        shape pc-sw p$i "$rate" "$delay" "$burst" >/dev/null
         echo "10.78.$i.2 slots=64" >> "$STATE/hosts"
     done
     # The rsh agent: "AGENT HOST CMD..." runs CMD in the namespace that owns HOST.
@@ -93,10 +95,10 @@ EOF
     echo "$rate" > "$STATE/rate"
     if [ "$how" = netem ]; then
         echo "$delay" > "$STATE/delay"
-        echo "mpi-netns: $n hosts, links shaped with netem: $rate, $delay each way"
+        echo "mpi-netns: $n hosts, links shaped with netem: $rate and $delay per link, each way (host to host crosses two links: 2 x $delay one way)"
     else
         echo "none (no netem in this kernel)" > "$STATE/delay"
-        echo "mpi-netns: $n hosts, links rate-shaped with tbf at $rate each way."
+        echo "mpi-netns: $n hosts, links rate-shaped with tbf at $rate each way (burst $burst)."
         echo "mpi-netns: no added delay: 'tc qdisc add … netem' failed (the kernel has no sch_netem); the latency is the veth path's own."
     fi
 }
@@ -173,5 +175,5 @@ case $cmd in
     run) run "$@" ;;
     ping) ping_pong ;;
     down) down ;;
-    *) die "usage: $0 up [--hosts N] [--rate R] [--delay D] | run [--ranks-per-host K] -- CMD... | ping | down" ;;
+    *) die "usage: $0 up [--hosts N] [--rate R] [--delay D] [--burst B] | run [--ranks-per-host K] -- CMD... | ping | down" ;;
 esac

@@ -6,32 +6,21 @@ import PolychipSimulated
 /// profile's interconnect to measured times (`polychip calibrate --interconnect`), and the
 /// per-size comparison (`polychip bench --validate --collective …`).
 ///
-/// The fit uses the model itself: for a profile of `p` devices on one switch running the
-/// `direct` algorithms (those of `PolychipMPI`), every collective's modeled time is
-/// `overhead + φ·latency + X / bandwidth`, where `φ` (latency terms on the critical path) and
-/// `X` (bytes on the busiest port along it) depend only on the collective, its size and `p`.
-/// They are read off the model with two probe profiles (unit latency and unbounded bandwidth;
-/// zero latency and 1 B/s), so the fitted parameters mean exactly what the model does with
-/// them. The parameters minimise the sum of |log(modeled/measured)| over every measured point —
-/// over- and under-prediction weigh alike, and a few anomalous points (a noisy host's) cannot
-/// drag the rest, as the median |error| reported afterwards asks — with none allowed below zero
+/// The fit uses the model itself, level by level. A job of `hosts` hosts with `k` ranks each is
+/// modeled as the profile's interconnect has it: one switch of `k` ports (`link`) on one host;
+/// on several, `twoLevel` — that switch inside each host and a network between hosts
+/// (`interNode`, one NIC per host shared by its ranks). A collective on a sub-communicator that
+/// stays in one level — the ranks of one host, or one rank per host — with the `direct`
+/// algorithms (those of `PolychipMPI`) takes `overhead + φ·latency + X / bandwidth` of that
+/// level, where `φ` (latency terms on the critical path) and `X` (bytes on the busiest port or
+/// NIC along it) depend only on the collective, its size and the group. They are read off the
+/// model with probe profiles (one parameter at 1, a bandwidth at 1 B/s, the rest at nothing),
+/// so the fitted parameters mean exactly what the model does with them. The parameters
+/// minimise the sum of |log(modeled/measured)| over every measured point — over- and
+/// under-prediction weigh alike, and a few anomalous points (a noisy host's) cannot drag the
+/// rest, as the median |error| reported afterwards asks — with none allowed below zero
 /// (iteratively reweighted Gauss–Newton from a relative least-squares start).
 public enum InterconnectModel {
-    /// A fitted interconnect.
-    public struct Fit: Sendable, Codable, Equatable {
-        /// Per-collective overhead, seconds (`interconnect.collectiveOverhead`).
-        public var overhead: Double
-        /// Per-phase latency, seconds (`interconnect.link.latency`).
-        public var latency: Double
-        /// Achieved port bandwidth, bytes per second (`interconnect.link.bandwidth`, efficiency 1).
-        public var bandwidth: Double
-        /// Ranks the fit is for.
-        public var ranks: Int
-        /// Measured points and the median |modeled/measured − 1| over them (in sample).
-        public var points: Int
-        public var medianAbsoluteError: Double
-    }
-
     /// One size of one collective: measured against modeled.
     public struct Point: Sendable, Codable, Equatable {
         public var collective: String
@@ -40,6 +29,69 @@ public enum InterconnectModel {
         public var modeledSeconds: Double
         /// `modeled / measured − 1`.
         public var error: Double
+    }
+
+    /// One level's latency (seconds per phase) and achieved bandwidth (bytes per second).
+    public struct Figures: Sendable, Codable, Equatable {
+        public var latency: Double
+        public var bandwidth: Double
+        public init(latency: Double, bandwidth: Double) {
+            self.latency = latency
+            self.bandwidth = bandwidth
+        }
+    }
+
+    /// The two levels of a job's interconnect.
+    public enum Level: String, Sendable, Codable, CaseIterable {
+        /// Between the ranks of one host (shared memory or the host's fabric): `interconnect.link`.
+        case intraHost = "intra-host"
+        /// Between hosts (the network): `interconnect.interNode`.
+        case interHost = "inter-host"
+    }
+
+    /// Where the ranks are: `hosts` hosts of `ranksPerHost` ranks each. Host `h`'s local rank
+    /// `i` is the model's device `h·ranksPerHost + i`.
+    public struct Layout: Sendable, Codable, Equatable, CustomStringConvertible {
+        public var hosts: Int
+        public var ranksPerHost: Int
+        public init(hosts: Int, ranksPerHost: Int) {
+            self.hosts = hosts
+            self.ranksPerHost = ranksPerHost
+        }
+        /// The model's devices of the sub-communicator that measures `level`: host 0's ranks
+        /// (intra-host), or local rank 0 of every host (inter-host).
+        public func devices(_ level: Level) -> [Int] {
+            switch level {
+            case .intraHost: return Array(0..<ranksPerHost)
+            case .interHost: return (0..<hosts).map { $0 * ranksPerHost }
+            }
+        }
+        public var description: String { "\(hosts) host\(hosts == 1 ? "" : "s") × \(ranksPerHost) rank\(ranksPerHost == 1 ? "" : "s")" }
+    }
+
+    /// One level's fitted figures and its in-sample error.
+    public struct LevelFit: Sendable, Codable, Equatable {
+        public var level: Level
+        /// Ranks of the sub-communicator that measured it.
+        public var ranks: Int
+        /// Per-phase latency, seconds, and achieved bandwidth, bytes per second.
+        public var latency: Double
+        public var bandwidth: Double
+        /// Measured points and the median |modeled/measured − 1| over them.
+        public var points: Int
+        public var medianAbsoluteError: Double
+    }
+
+    /// The fit of every measured level of a layout.
+    public struct LevelsFit: Sendable, Codable, Equatable {
+        public var layout: Layout
+        /// Per-collective overhead, seconds (shared by the levels: the profile has one).
+        public var overhead: Double
+        /// The levels measured (nil: not measured, see `notMeasured`).
+        public var intraHost: LevelFit?
+        public var interHost: LevelFit?
+        /// One line per level that was not measured, saying why and what the profile holds instead.
+        public var notMeasured: [String]
     }
 
     /// The model's time for `kind` at nccl-tests size `size` (the `CollectiveBenchRow.size`
@@ -69,15 +121,53 @@ public enum InterconnectModel {
     /// direct algorithms with the given figures, each sourced with `source`.
     public static func profile(base: DeviceProfile, ranks: Int, overhead: Double, latency: Double, bandwidth: Double,
                                name: String? = nil, source: String) throws -> DeviceProfile {
+        try profile(base: base, layout: Layout(hosts: 1, ranksPerHost: ranks), overhead: overhead,
+                    intraHost: Figures(latency: latency, bandwidth: bandwidth), interHost: nil, name: name, source: source)
+    }
+
+    /// `base` with its interconnect replaced by the one of `layout` running the direct
+    /// algorithms: on one host a switch of `ranksPerHost` ports (`link` = `intraHost`); on
+    /// several, `twoLevel` — a switch per host (`link` = `intraHost`, or the base's link, marked
+    /// not measured, where it is nil) and a network with one NIC per host shared by its ranks
+    /// (`interNode` = `interHost`).
+    public static func profile(base: DeviceProfile, layout: Layout, overhead: Double, intraHost: Figures?, interHost: Figures?,
+                               name: String? = nil, source: String) throws -> DeviceProfile {
         var p = base
         if let name { p.name = name }
         func s<T>(_ v: T, _ why: String) -> Sourced<T> { Sourced(v, source: "\(source): \(why)") }
+        func invalid(_ why: String) -> PolychipError {
+            PolychipError.invalidArgument(kernel: "calibrate --interconnect", argument: "levels", reason: why)
+        }
+        guard layout.hosts >= 1, layout.ranksPerHost >= 1 else { throw invalid("a layout needs ≥ 1 host and ≥ 1 rank per host, got \(layout)") }
+        let link: DeviceProfile.Link
+        if let f = intraHost {
+            link = DeviceProfile.Link(bandwidth: s(f.bandwidth, "fitted intra-host port bandwidth"), latency: s(f.latency, "fitted intra-host per-phase latency"),
+                                      efficiency: s(1.0, "the fitted bandwidth is the achieved one"))
+        } else if layout.hosts >= 2 {
+            // Not invented: the base's own figures, each marked as not measured here.
+            func kept<T>(_ v: Sourced<T>) -> Sourced<T> {
+                Sourced(v.value, source: "not measured (one rank per host): kept from the base profile — \(v.source)", note: v.note, confidence: v.confidence)
+            }
+            link = DeviceProfile.Link(bandwidth: kept(base.interconnect.link.bandwidth), latency: kept(base.interconnect.link.latency),
+                                      efficiency: kept(base.interconnect.link.efficiency))
+        } else {
+            throw invalid("ranks on one host need the intra-host figures")
+        }
+        var interNode: DeviceProfile.InterNode? = nil
+        if layout.hosts >= 2 {
+            guard let f = interHost else { throw invalid("ranks on \(layout.hosts) hosts need the inter-host figures") }
+            interNode = DeviceProfile.InterNode(bandwidth: s(f.bandwidth, "fitted inter-host bandwidth (one rank per host sending)"),
+                                                latency: s(f.latency, "fitted inter-host per-phase latency"),
+                                                efficiency: s(1.0, "the fitted bandwidth is the achieved one"),
+                                                nicsPerNode: s(1, "one network interface per host, shared by its ranks"))
+        }
         p.interconnect = DeviceProfile.Interconnect(
-            topology: s(.switch, "every rank reaches every other through its own port (MPI over the host's or network's fabric)"),
-            devicesPerNode: s(max(1, ranks), "the ranks measured"),
+            topology: layout.hosts >= 2 ? s(.twoLevel, "ranks on \(layout.hosts) hosts: a fabric inside each host, a network between them")
+                                        : s(.switch, "every rank reaches every other through its own port (MPI over the host's fabric)"),
+            nodeTopology: layout.hosts >= 2 ? s(.switch, "every rank of a host reaches the others through its own port") : nil,
+            devicesPerNode: s(layout.ranksPerHost, "the ranks per host measured"),
             linksPerDevice: s(1, "one port per rank"),
-            link: DeviceProfile.Link(bandwidth: s(bandwidth, "fitted port bandwidth"), latency: s(latency, "fitted per-phase latency"),
-                                     efficiency: s(1.0, "the fitted bandwidth is the achieved one")),
+            link: link, interNode: interNode,
             collectiveOverhead: s(overhead, "fitted per-collective overhead"),
             collectiveAlgorithms: s([.direct], "PolychipMPI's collectives are the direct algorithms"))
         do { try p.validate() } catch {
@@ -86,38 +176,94 @@ public enum InterconnectModel {
         return p
     }
 
-    /// Fits overhead, latency and bandwidth of a one-switch interconnect of `ranks` ports to
-    /// `rows` (our measured collectives) over `base` (whose other sections are kept).
-    public static func fit(_ rows: [CollectiveBenchRow], base: DeviceProfile, ranks: Int) throws -> Fit {
-        let usable = rows.filter { $0.seconds > 0 && $0.seconds.isFinite && $0.ranks == ranks }
-        guard ranks >= 2 else {
-            throw PolychipError.invalidArgument(kernel: "calibrate --interconnect", argument: "ranks", reason: "one rank has no interconnect; start it with mpirun -np 2 or more")
+    /// `base` with the interconnect of `fit` (its measured levels; see
+    /// ``profile(base:layout:overhead:intraHost:interHost:name:source:)``).
+    public static func profile(base: DeviceProfile, fit: LevelsFit, name: String? = nil, source: String) throws -> DeviceProfile {
+        try profile(base: base, layout: fit.layout, overhead: fit.overhead,
+                    intraHost: fit.intraHost.map { Figures(latency: $0.latency, bandwidth: $0.bandwidth) },
+                    interHost: fit.interHost.map { Figures(latency: $0.latency, bandwidth: $0.bandwidth) }, name: name, source: source)
+    }
+
+    /// One line per level of `fit` (figures and in-sample error, or why it was not measured).
+    public static func summary(_ fit: LevelsFit) -> [String] {
+        var lines = [String(format: "%@: overhead %.2f us per collective", fit.layout.description, fit.overhead * 1e6)]
+        for l in [fit.intraHost, fit.interHost].compactMap({ $0 }) {
+            lines.append(String(format: "%@ (%d ranks): latency %.2f us per phase, bandwidth %.4g GB/s per %@; in-sample median |error| %.1f%% over %d points",
+                                l.level.rawValue, l.ranks, l.latency * 1e6, l.bandwidth / 1e9, l.level == .intraHost ? "port" : "host",
+                                l.medianAbsoluteError * 100, l.points))
         }
-        guard usable.count >= 3 else {
-            throw PolychipError.invalidArgument(kernel: "calibrate --interconnect", argument: "points", reason: "need at least 3 measured sizes, got \(usable.count)")
+        return lines + fit.notMeasured
+    }
+
+    /// Fits the interconnect of `layout` level by level: `intraHost` measured on the ranks of one
+    /// host (`ranksPerHost` of them), `interHost` on one rank per host (`hosts` of them). Each
+    /// level's latency and bandwidth come from its own points; the per-collective overhead is
+    /// shared (the profile has one). A level with no points is not fitted (`LevelsFit.notMeasured`
+    /// says why), and needs none where the layout has no such level.
+    public static func fit(intraHost: [CollectiveBenchRow], interHost: [CollectiveBenchRow], base: DeviceProfile, layout: Layout) throws -> LevelsFit {
+        func invalid(_ argument: String, _ why: String) -> PolychipError {
+            PolychipError.invalidArgument(kernel: "calibrate --interconnect", argument: argument, reason: why)
         }
-        // φ and X of every point, from the probe profiles.
-        let phaseProbe = try profile(base: base, ranks: ranks, overhead: 0, latency: 1, bandwidth: 1e30, source: "probe")
-        let byteProbe = try profile(base: base, ranks: ranks, overhead: 0, latency: 0, bandwidth: 1, source: "probe")
+        let k = layout.ranksPerHost, h = layout.hosts
+        guard k >= 1, h >= 1, k * h >= 2 else { throw invalid("ranks", "one rank has no interconnect; start it with mpirun -np 2 or more") }
+        func usable(_ rows: [CollectiveBenchRow], ranks: Int) -> [CollectiveBenchRow] {
+            rows.filter { $0.seconds > 0 && $0.seconds.isFinite && $0.ranks == ranks && CollectiveKind(rawValue: $0.collective) != nil }
+        }
+        let intra = k >= 2 ? usable(intraHost, ranks: k) : [], inter = h >= 2 ? usable(interHost, ranks: h) : []
+        if !intraHost.isEmpty && k < 2 { throw invalid("intra-host points", "one rank per host has no intra-host level to measure") }
+        if !interHost.isEmpty && h < 2 { throw invalid("inter-host points", "one host has no inter-host level to measure") }
+        for (name, rows, all) in [("intra-host", intra, intraHost), ("inter-host", inter, interHost)] where !all.isEmpty && rows.count < 3 {
+            throw invalid("points", "need at least 3 measured sizes of the \(name) level, got \(rows.count)")
+        }
+        guard !intra.isEmpty || !inter.isEmpty else { throw invalid("points", "need at least 3 measured sizes, got 0") }
+        guard h == 1 || !inter.isEmpty else { throw invalid("inter-host points", "ranks on \(h) hosts: the inter-host level must be measured") }
+
+        // The model is linear in (overhead, α_intra, 1/B_intra, α_inter, 1/B_inter) for a group
+        // that uses one level only; each coefficient is read off a probe profile that sets that
+        // parameter to 1 (a bandwidth to 1 B/s) and the others to nothing.
+        let none = Figures(latency: 0, bandwidth: 1e30)
+        let probes = try [(Figures(latency: 1, bandwidth: 1e30), none), (Figures(latency: 0, bandwidth: 1), none),
+                          (none, Figures(latency: 1, bandwidth: 1e30)), (none, Figures(latency: 0, bandwidth: 1))].map {
+            try profile(base: base, layout: layout, overhead: 0, intraHost: $0.0, interHost: h >= 2 ? $0.1 : nil, source: "probe")
+        }
+        let points = intra.map { ($0, Level.intraHost) } + inter.map { ($0, Level.interHost) }
         var design: [[Double]] = []
-        for r in usable {
+        for (r, level) in points {
             guard let kind = CollectiveKind(rawValue: r.collective) else { continue }
-            let phi = try modeledSeconds(phaseProbe, kind, size: r.size, ranks: ranks).rounded()
-            let x = try modeledSeconds(byteProbe, kind, size: r.size, ranks: ranks)
-            design.append([1, phi, x])
+            let devices = layout.devices(level)
+            var row = [1.0]
+            for (j, probe) in probes.enumerated() {
+                let v = try modeledSeconds(probe, kind, size: r.size, ranks: devices.count, devices: devices)
+                row.append(j % 2 == 0 ? v.rounded() : v)  // latency terms count phases
+            }
+            design.append(row)
         }
-        let t = usable.map(\.seconds)
-        // Relative least squares: rows and targets divided by the measured time; coefficients ≥ 0.
-        let a = zip(design, t).map { row, ti in row.map { $0 / ti } }
-        let c = logLeastAbsolute(design, t, start: nonNegativeLeastSquares(a, Array(repeating: 1, count: a.count)))
-        let bandwidth = c[2] > 0 ? 1 / c[2] : 1e30
-        let fitted = try profile(base: base, ranks: ranks, overhead: c[0], latency: c[1], bandwidth: bandwidth, source: "fit")
-        let errors = try usable.map { r -> Double in
-            guard let kind = CollectiveKind(rawValue: r.collective) else { return 0 }
-            return abs(try modeledSeconds(fitted, kind, size: r.size, ranks: ranks) / r.seconds - 1)
+        let t = points.map(\.0.seconds)
+        // Only the measured levels' columns take part; the others stay zero.
+        let columns = [0] + (intra.isEmpty ? [] : [1, 2]) + (inter.isEmpty ? [] : [3, 4])
+        let a = design.map { row in columns.map { row[$0] } }
+        // Relative least squares (rows and targets over the measured time, coefficients ≥ 0) as
+        // the start of the log-L1 fit.
+        let relative = zip(a, t).map { row, ti in row.map { $0 / ti } }
+        let solved = logLeastAbsolute(a, t, start: nonNegativeLeastSquares(relative, Array(repeating: 1, count: a.count)))
+        var c = [Double](repeating: 0, count: 5)
+        for (k, j) in columns.enumerated() { c[j] = solved[k] }
+        let intraFigures = intra.isEmpty ? nil : Figures(latency: c[1], bandwidth: c[2] > 0 ? 1 / c[2] : 1e30)
+        let interFigures = inter.isEmpty ? nil : Figures(latency: c[3], bandwidth: c[4] > 0 ? 1 / c[4] : 1e30)
+        let fitted = try profile(base: base, layout: layout, overhead: c[0], intraHost: intraFigures, interHost: interFigures, source: "fit")
+        func level(_ l: Level, _ rows: [CollectiveBenchRow], _ f: Figures?) throws -> LevelFit? {
+            guard let f, !rows.isEmpty else { return nil }
+            let errors = try compare(rows, profile: fitted, devices: layout.devices(l)).map { abs($0.error) }
+            return LevelFit(level: l, ranks: layout.devices(l).count, latency: f.latency, bandwidth: f.bandwidth, points: rows.count,
+                            medianAbsoluteError: CollectiveBenchmark.median(errors))
         }
-        return Fit(overhead: c[0], latency: c[1], bandwidth: bandwidth, ranks: ranks, points: usable.count,
-                   medianAbsoluteError: CollectiveBenchmark.median(errors))
+        var notMeasured: [String] = []
+        if intra.isEmpty {
+            notMeasured.append("intra-host: not measured (one rank per host)" + (h >= 2 ? "; the profile keeps the base's link figures, marked so" : ""))
+        }
+        if inter.isEmpty { notMeasured.append("inter-host: not measured (all \(k) ranks on one host); the profile has no inter-node level") }
+        return LevelsFit(layout: layout, overhead: c[0], intraHost: try level(.intraHost, intra, intraFigures),
+                         interHost: try level(.interHost, inter, interFigures), notMeasured: notMeasured)
     }
 
     /// Modeled against measured for every row (`devices`: the ranks' global device indices).

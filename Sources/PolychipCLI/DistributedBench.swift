@@ -107,6 +107,12 @@ extension BenchCommand {
         let group = try mesh.group()
         try MeshOptions.asRank(group) {
             let lead = group.rank == 0
+            // The model's view of the job (only --validate needs it: every host the same rank count).
+            let layout = validateModel ? try group.interconnectLayout() : InterconnectModel.Layout(hosts: 1, ranksPerHost: group.size)
+            // One level can be fitted to the job's own collectives; two cannot be told apart in them.
+            if validateModel && simulation.profiles.isEmpty && layout.hosts > 1 && layout.ranksPerHost > 1 {
+                throw ValidationError("--validate on \(layout) needs --profile FILE: one job's collectives mix the intra- and inter-host levels; calibrate --interconnect measures each on its own sub-communicator")
+            }
             let rows = try collectiveOptions.measure(collectiveOptions.kinds, sizes: list, group: group, dtype: dt, minTime: minTime,
                                                      comparePeer: !collectiveOptions.noPeer)
             let cpu = HostReport.cpuModelName ?? "unknown CPU"
@@ -121,12 +127,12 @@ extension BenchCommand {
                     profileName = profile.name
                 } else {
                     let base = try SimulatedBackend.loadProfile("h100-sxm")
-                    let fit = try InterconnectModel.fit(rows, base: base, ranks: group.size)
-                    profile = try InterconnectModel.profile(base: base, ranks: group.size, overhead: fit.overhead, latency: fit.latency,
-                                                            bandwidth: fit.bandwidth, source: "fitted to this run (in sample)")
+                    let fit = try InterconnectModel.fit(intraHost: layout.hosts == 1 ? rows : [], interHost: layout.hosts == 1 ? [] : rows,
+                                                        base: base, layout: layout)
+                    profile = try InterconnectModel.profile(base: base, fit: fit, source: "fitted to this run (in sample)")
                     profileName = "an interconnect fitted to this run (in sample; pass --profile FILE from calibrate --interconnect)"
                 }
-                points = try InterconnectModel.compare(rows, profile: profile)
+                points = try InterconnectModel.compare(rows, profile: profile, devices: group.modelDevices(layout))
                 for p in points { modeled[p.collective, default: [:]][p.size] = p.modeledSeconds }
             }
             if rows.contains(where: { $0.wrong > 0 }) && !lead { throw ExitCode(1) }

@@ -270,22 +270,23 @@ final class MPIEngine: @unchecked Sendable {
         }
     }
 
-    /// Waits until every rank arrives, for at most `timeout` seconds (default: the engine's).
-    func barrier(timeout limit: Double? = nil) throws {
+    /// Waits until every rank arrives, for at most `timeout` seconds (default: the engine's);
+    /// `idle`: sleep between polls instead of yielding (see `wait`).
+    func barrier(timeout limit: Double? = nil, idle: Bool = false) throws {
         try guarded("barrier") { _ in
-            try waitNonBlocking("barrier", buffers: [], timeout: limit) { req in MPI_Ibarrier(comm, req) }
+            try waitNonBlocking("barrier", buffers: [], timeout: limit, idle: idle) { req in MPI_Ibarrier(comm, req) }
         }
     }
 
     /// Starts a non-blocking MPI collective with `start` and waits for it under the timeout.
-    private func waitNonBlocking(_ what: String, buffers: [ScratchBuffer], timeout limit: Double? = nil,
+    private func waitNonBlocking(_ what: String, buffers: [ScratchBuffer], timeout limit: Double? = nil, idle: Bool = false,
                                  _ start: (UnsafeMutablePointer<MPI_Request?>) -> Int32) throws {
         var x = Exchange()
         var req: MPI_Request? = nil
         let rc = start(&req)
         guard rc == MPI_SUCCESS else { throw MPIRuntime.failure(what, rc) }
         x.append(req, peer: -1, expected: -1, group: 0, segment: 0)
-        do { try wait(&x, what, timeout: limit) { _, _ in } } catch {
+        do { try wait(&x, what, timeout: limit, idle: idle) { _, _ in } } catch {
             abandoned += buffers  // a non-blocking collective cannot be cancelled: its buffers stay alive
             throw error
         }
@@ -312,7 +313,10 @@ final class MPIEngine: @unchecked Sendable {
     /// Waits for every request of `x`, calling `completed(i)` as request `i` completes. Throws a
     /// typed error when a peer process has exited, when no request completes for `timeout`
     /// seconds, when a message has the wrong size, or when MPI reports an error.
-    private func wait(_ x: inout Exchange, _ what: String, timeout limit: Double? = nil, _ completed: (Int, inout Exchange) throws -> Void) throws {
+    /// `idle`: between polls, sleep 1 ms instead of yielding the CPU — for a rank that only waits
+    /// while others work (they keep the cores; the wait ends up to 1 ms late).
+    private func wait(_ x: inout Exchange, _ what: String, timeout limit: Double? = nil, idle: Bool = false,
+                      _ completed: (Int, inout Exchange) throws -> Void) throws {
         let limit = limit ?? timeout
         let started = Queue.wallClock()
         var lastProgress = started, lastLiveness = started
@@ -375,7 +379,7 @@ final class MPIEngine: @unchecked Sendable {
                     throw PolychipError.deviceFault(device: waiting.first.map(label) ?? "mpi", kernel: what, kind: "linkDown",
                                                     detail: String(format: "no data from %@ to or from rank %d for %.1f s (timeout): a peer has died or hangs, or a link is down", whom, rank, limit))
                 }
-                sched_yield()
+                if idle { usleep(1000) } else { sched_yield() }
             }
         } catch {
             x.cancelAll()

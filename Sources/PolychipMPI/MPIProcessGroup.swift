@@ -159,9 +159,11 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         try locked { try $0.allGather(bytes: bytes) }
     }
 
-    /// Waits until every rank arrives (at most `timeout` seconds; default ``timeout``).
-    public func barrier(timeout: Double? = nil) throws {
-        try locked { try $0.barrier(timeout: timeout) }
+    /// Waits until every rank arrives (at most `timeout` seconds; default ``timeout``). With
+    /// `idle`, the rank sleeps between polls (1 ms) instead of yielding the CPU: for ranks that
+    /// wait while others measure or compute on the same host.
+    public func barrier(timeout: Double? = nil, idle: Bool = false) throws {
+        try locked { try $0.barrier(timeout: timeout, idle: idle) }
     }
 
     // MARK: Host buffers (benchmarks)

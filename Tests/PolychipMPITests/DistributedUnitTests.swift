@@ -68,30 +68,87 @@ import PolychipMPI
         #expect(CollectiveBenchmark.countWrong(.allReduce, output: out, count: n, dtype: .f32, rank: 0, ranks: p) == 1)
     }
 
-    @Test func theInterconnectFitRecoversTheModelsOwnParameters() throws {
-        let base = try SimulatedBackend.loadProfile("h100-sxm")
-        let truth = try InterconnectModel.profile(base: base, ranks: 4, overhead: 20e-6, latency: 35e-6, bandwidth: 1.1e8, source: "truth")
+    /// The model's own times on `profile` for every collective and size over `devices`.
+    private func modeledRows(_ profile: DeviceProfile, devices: [Int], sizes: String = "64K:64M:4") throws -> [CollectiveBenchRow] {
         var rows: [CollectiveBenchRow] = []
         for k in CollectiveKind.allCases {
-            for s in try CollectiveBenchmark.sizes(parsing: "64K:64M:4") {
-                let t = try InterconnectModel.modeledSeconds(truth, k, size: s, ranks: 4)
-                rows.append(CollectiveBenchRow(collective: k.rawValue, ranks: 4, hosts: 4, dtype: "f32", size: s, count: s / 4, seconds: t,
+            for s in try CollectiveBenchmark.sizes(parsing: sizes) {
+                let t = try InterconnectModel.modeledSeconds(profile, k, size: s, ranks: devices.count, devices: devices)
+                rows.append(CollectiveBenchRow(collective: k.rawValue, ranks: devices.count, hosts: 1, dtype: "f32", size: s, count: s / 4, seconds: t,
                                                minSeconds: t, maxSeconds: t, algbw: 0, busbw: 0, wrong: 0, iterations: 1, rounds: 1))
             }
         }
-        let fit = try InterconnectModel.fit(rows, base: base, ranks: 4)
-        #expect(abs(fit.overhead - 20e-6) < 1e-9 && abs(fit.latency - 35e-6) < 1e-9 && abs(fit.bandwidth / 1.1e8 - 1) < 1e-6, "\(fit)")
-        #expect(fit.medianAbsoluteError < 1e-9 && fit.points == rows.count)
+        return rows
+    }
+
+    @Test func theInterconnectFitRecoversTheModelsOwnParameters() throws {
+        let base = try SimulatedBackend.loadProfile("h100-sxm")
+        let truth = try InterconnectModel.profile(base: base, ranks: 4, overhead: 20e-6, latency: 35e-6, bandwidth: 1.1e8, source: "truth")
+        let layout = InterconnectModel.Layout(hosts: 1, ranksPerHost: 4)
+        let rows = try modeledRows(truth, devices: layout.devices(.intraHost))
+        let fit = try InterconnectModel.fit(intraHost: rows, interHost: [], base: base, layout: layout)
+        let intra = try #require(fit.intraHost)
+        #expect(abs(fit.overhead - 20e-6) < 1e-9 && abs(intra.latency - 35e-6) < 1e-9 && abs(intra.bandwidth / 1.1e8 - 1) < 1e-6, "\(fit)")
+        #expect(intra.medianAbsoluteError < 1e-9 && intra.points == rows.count)
+        // One host: the inter-host level is not measured, and said so; the profile is one switch.
+        #expect(fit.interHost == nil && fit.notMeasured.count == 1 && fit.notMeasured[0].hasPrefix("inter-host: not measured"))
+        #expect(try InterconnectModel.profile(base: base, fit: fit, source: "t").interconnect.topology.value == .switch)
         // The all-reduce of the direct algorithm: two phases, each (p−1)/p of the buffer through a port.
         let ar = try InterconnectModel.modeledSeconds(truth, .allReduce, size: 1 << 20, ranks: 4)
         #expect(abs(ar - (20e-6 + 2 * (35e-6 + 0.75 * Double(1 << 20) / 1.1e8))) < 1e-12)
         // One point measured ten times too fast does not drag the fit of the others with it.
         var outlier = rows
         outlier[3].seconds /= 10
-        let robust = try InterconnectModel.fit(outlier, base: base, ranks: 4)
+        let robust = try #require(try InterconnectModel.fit(intraHost: outlier, interHost: [], base: base, layout: layout).intraHost)
         #expect(robust.medianAbsoluteError < 0.05 && abs(robust.bandwidth / 1.1e8 - 1) < 0.1, "\(robust)")
-        #expect(throws: PolychipError.self) { try InterconnectModel.fit(Array(rows.prefix(2)), base: base, ranks: 4) }
-        #expect(throws: PolychipError.self) { try InterconnectModel.fit(rows, base: base, ranks: 1) }
+        #expect(throws: PolychipError.self) { try InterconnectModel.fit(intraHost: Array(rows.prefix(2)), interHost: [], base: base, layout: layout) }
+        #expect(throws: PolychipError.self) {
+            try InterconnectModel.fit(intraHost: rows, interHost: [], base: base, layout: .init(hosts: 1, ranksPerHost: 1))
+        }
+    }
+
+    @Test func theTwoLevelFitRecoversEachLevelFromItsOwnSubCommunicator() throws {
+        let base = try SimulatedBackend.loadProfile("h100-sxm")
+        let layout = InterconnectModel.Layout(hosts: 3, ranksPerHost: 2)
+        let truthIntra = InterconnectModel.Figures(latency: 4e-6, bandwidth: 6e9), truthInter = InterconnectModel.Figures(latency: 60e-6, bandwidth: 1.2e8)
+        let truth = try InterconnectModel.profile(base: base, layout: layout, overhead: 15e-6, intraHost: truthIntra, interHost: truthInter, source: "truth")
+        #expect(truth.interconnect.topology.value == .twoLevel && truth.interconnect.devicesPerNode.value == 2)
+        #expect(layout.devices(.intraHost) == [0, 1] && layout.devices(.interHost) == [0, 2, 4])
+        // Synthetic measurements: host 0's two ranks, and one rank on each of the three hosts.
+        let intraRows = try modeledRows(truth, devices: layout.devices(.intraHost))
+        let interRows = try modeledRows(truth, devices: layout.devices(.interHost))
+        // The levels differ (a flat fit of both would be off): 64 MiB all-reduce, 50× apart.
+        #expect(interRows[5].seconds / intraRows[5].seconds > 40)
+        let fit = try InterconnectModel.fit(intraHost: intraRows, interHost: interRows, base: base, layout: layout)
+        let intra = try #require(fit.intraHost), inter = try #require(fit.interHost)
+        #expect(abs(fit.overhead - 15e-6) < 1e-9, "\(fit)")
+        #expect(abs(intra.latency - 4e-6) < 1e-9 && abs(intra.bandwidth / 6e9 - 1) < 1e-6 && intra.ranks == 2, "\(intra)")
+        #expect(abs(inter.latency - 60e-6) < 1e-9 && abs(inter.bandwidth / 1.2e8 - 1) < 1e-6 && inter.ranks == 3, "\(inter)")
+        #expect(fit.notMeasured.isEmpty && intra.medianAbsoluteError < 1e-9 && inter.medianAbsoluteError < 1e-9)
+        // The fitted profile prices the whole job (both levels in one collective) as the truth does.
+        let fitted = try InterconnectModel.profile(base: base, fit: fit, source: "t")
+        for k in CollectiveKind.allCases {
+            let a = try InterconnectModel.modeledSeconds(fitted, k, size: 1 << 24, ranks: 6)
+            let b = try InterconnectModel.modeledSeconds(truth, k, size: 1 << 24, ranks: 6)
+            #expect(abs(a / b - 1) < 1e-6, "\(k)")
+        }
+        // Noise on the measurements (±10%, fixed pattern) moves each level's figures by about as much, no more.
+        let noisy = { (rows: [CollectiveBenchRow]) in rows.enumerated().map { i, r in var r = r; r.seconds *= 1 + 0.1 * sin(Double(i) * 2.1); return r } }
+        let rough = try InterconnectModel.fit(intraHost: noisy(intraRows), interHost: noisy(interRows), base: base, layout: layout)
+        let roughIntra = try #require(rough.intraHost), roughInter = try #require(rough.interHost)
+        #expect(abs(roughIntra.bandwidth / 6e9 - 1) < 0.15 && abs(roughInter.bandwidth / 1.2e8 - 1) < 0.15, "\(rough)")
+
+        // One rank per host: only the inter-host level exists; the profile keeps the base's link, marked.
+        let columns = InterconnectModel.Layout(hosts: 2, ranksPerHost: 1)
+        let only = try InterconnectModel.fit(intraHost: [], interHost: try modeledRows(truth, devices: [0, 2]), base: base, layout: columns)
+        #expect(only.intraHost == nil && only.notMeasured.count == 1 && only.notMeasured[0].hasPrefix("intra-host: not measured"))
+        let onlyInter = try #require(only.interHost)
+        #expect(abs(onlyInter.bandwidth / 1.2e8 - 1) < 1e-6 && abs(onlyInter.latency - 60e-6) < 1e-9)
+        let kept = try InterconnectModel.profile(base: base, fit: only, source: "t").interconnect
+        #expect(kept.link.bandwidth.value == base.interconnect.link.bandwidth.value && kept.link.bandwidth.source.hasPrefix("not measured"))
+        // Bad inputs are typed errors: intra-host points with one rank per host, a missing inter-host level.
+        #expect(throws: PolychipError.self) { try InterconnectModel.fit(intraHost: intraRows, interHost: interRows, base: base, layout: columns) }
+        #expect(throws: PolychipError.self) { try InterconnectModel.fit(intraHost: intraRows, interHost: [], base: base, layout: layout) }
     }
 
     @Test func faultSpecs() throws {

@@ -1,6 +1,7 @@
 // MPIJobTests.swift — process-per-rank meshes end to end: the built `polychip` binary under
 // `mpirun` (conformance with 2 and 4 ranks, a killed rank, a silent rank, the collective
-// benchmark, interconnect calibration, the expert-parallel layer through `run`).
+// benchmark, interconnect calibration on one host and on two named hosts, the expert-parallel
+// layer through `run`).
 //
 // CI installs openmpi-bin, so these run there; where `mpirun` is absent they are skipped with
 // that reason. As root, mpirun needs --allow-run-as-root; --oversubscribe lets 4 ranks share
@@ -36,12 +37,12 @@ struct MPIJob {
     }
 }
 
-/// Runs `mpirun -np N polychip ARGS` (killing it after `limit` seconds).
-func mpirun(_ n: Int, _ args: [String], recovery: Bool = true, limit: Double = 600) throws -> MPIJob {
+/// Runs `mpirun -np N [LAUNCHER…] polychip ARGS` (killing it after `limit` seconds).
+func mpirun(_ n: Int, _ args: [String], recovery: Bool = true, limit: Double = 600, launcher: [String] = []) throws -> MPIJob {
     guard let mpirun = mpirunPath, let bin = TestSupport.binary else { throw PolychipError.io(path: "mpirun", reason: "not found") }
     let p = Process()
     p.executableURL = URL(fileURLWithPath: mpirun)
-    p.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(n)"] + (recovery ? ["--enable-recovery"] : []) + [bin.path] + args
+    p.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(n)"] + (recovery ? ["--enable-recovery"] : []) + launcher + [bin.path] + args
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
@@ -61,6 +62,24 @@ func mpirun(_ n: Int, _ args: [String], recovery: Bool = true, limit: Double = 6
 }
 
 let hasMPI = mpirunPath != nil && TestSupport.binary != nil
+
+/// Whether this process may give a child a host name of its own (`unshare --uts`: root).
+let canNameHosts: Bool = {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+    p.arguments = ["--uts", "/bin/true"]
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return false }
+    p.waitUntilExit()
+    return p.terminationStatus == 0
+}()
+
+/// Starts each rank in a UTS namespace of its own named `pc-test-hH`, H = rank / `ranksPerHost`:
+/// the ranks see `ranks / ranksPerHost` hosts (their messages still go through shared memory).
+func hostNaming(ranksPerHost: Int) -> [String] {
+    ["/usr/bin/unshare", "--uts", "/bin/sh", "-c",
+     "hostname pc-test-h$((OMPI_COMM_WORLD_RANK / \(ranksPerHost))) && exec \"$0\" \"$@\""]
+}
 
 @Suite(.serialized, .enabled(if: hasMPI, "mpirun not found: install openmpi-bin (CI installs it) to run the MPI tests"))
 struct MPIJobTests {
@@ -137,6 +156,8 @@ struct MPIJobTests {
         let job = try mpirun(2, ["calibrate", "--interconnect", "--base-profile", "h100-sxm", "--sizes", "16K:1M:4",
                                  "--min-time", "0.02", "--out", file] + patient)
         #expect(job.status == 0, "\(job.err)")
+        // One host: the inter-host level is not measured, and calibrate says so.
+        #expect(job.err.contains("inter-host: not measured (all 2 ranks on one host)"), "\(job.err)")
         let profile = try SimulatedBackend.loadProfile(file)
         #expect(profile.name == "mpi2")
         #expect(profile.interconnect.topology.value == .switch && profile.interconnect.devicesPerNode.value == 2)
@@ -145,6 +166,41 @@ struct MPIJobTests {
         let validated = try mpirun(2, ["bench", "--mesh", "mpi", "--collective", "all-reduce", "--sizes", "64K", "--rounds", "1",
                                        "--min-time", "0.01", "--validate", "--profile", file] + patient)
         #expect(validated.status == 0 && validated.out.contains("modeled (mpi2)"), "\(validated.err)")
+    }
+
+    @Test(.enabled(if: canNameHosts, "unshare --uts is not permitted here (needs root): ranks cannot name hosts of their own"))
+    func twoLevelCalibrationOnRanksOfTwoNamedHosts() throws {
+        let dir = try TestSupport.tempDir(prefix: "polychip-mpi")
+        let file = dir.appendingPathComponent("two.json").path
+        // 2 hosts × 2 ranks: each level measured on its own sub-communicator, then the whole job.
+        let job = try mpirun(4, ["calibrate", "--interconnect", "--base-profile", "h100-sxm", "--sizes", "16K:256K:4",
+                                 "--min-time", "0.02", "--out", file] + patient, launcher: hostNaming(ranksPerHost: 2))
+        #expect(job.status == 0, "\(job.err)")
+        for line in ["intra-host (2 ranks): latency", "inter-host (2 ranks): latency", "the whole job, out of sample"] {
+            #expect(job.err.contains(line), "\(line)\n\(job.err)")
+        }
+        let ic = try SimulatedBackend.loadProfile(file).interconnect
+        #expect(ic.topology.value == .twoLevel && ic.nodeTopology?.value == .switch && ic.devicesPerNode.value == 2)
+        #expect(ic.link.bandwidth.source.contains("fitted intra-host") && ic.interNode?.bandwidth.source.contains("fitted inter-host") == true)
+        #expect(ic.interNode?.nicsPerNode.value == 1)
+        // The profile prices the whole job: each rank is device host × 2 + local rank.
+        let validated = try mpirun(4, ["bench", "--mesh", "mpi", "--collective", "all-to-all", "--sizes", "64K", "--rounds", "1",
+                                       "--min-time", "0.01", "--no-peer", "--validate", "--profile", file] + patient,
+                                   launcher: hostNaming(ranksPerHost: 2))
+        #expect(validated.status == 0 && validated.out.contains("modeled (two)") && validated.out.contains("median |error|"), "\(validated.err)")
+        // Without a profile the two levels cannot be told apart in the job's own collectives: refused.
+        let refused = try mpirun(4, ["bench", "--mesh", "mpi", "--collective", "all-to-all", "--sizes", "64K", "--rounds", "1",
+                                     "--min-time", "0.01", "--no-peer", "--validate"] + patient,
+                                 recovery: false, launcher: hostNaming(ranksPerHost: 2))
+        #expect(refused.status != 0 && refused.err.contains("needs --profile FILE") && !refused.err.contains("bench: all-to-all"), "\(refused.err)")
+
+        // 2 hosts × 1 rank: the intra-host level is not measured, and the profile says so.
+        let columns = dir.appendingPathComponent("columns.json").path
+        let one = try mpirun(2, ["calibrate", "--interconnect", "--base-profile", "h100-sxm", "--sizes", "16K:256K:4",
+                                 "--min-time", "0.02", "--out", columns] + patient, launcher: hostNaming(ranksPerHost: 1))
+        #expect(one.status == 0 && one.err.contains("intra-host: not measured (one rank per host)"), "\(one.err)")
+        let kept = try SimulatedBackend.loadProfile(columns).interconnect
+        #expect(kept.topology.value == .twoLevel && kept.devicesPerNode.value == 1 && kept.link.bandwidth.source.hasPrefix("not measured"))
     }
 
     @Test func runMoELayerExpertParallelMatchesTheReference() throws {
