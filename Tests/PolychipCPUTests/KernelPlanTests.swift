@@ -117,3 +117,29 @@ import CPolychipKernels
         #expect(try Reference.evaluate(.matmul(transposeB: false), [small, small2])[0].floats == [0x1p-127])
     }
 }
+
+/// The per-machine record of probed choices: what one process probed, the next one reuses.
+@Suite struct KernelPlanCacheTests {
+    @Test func choicesRoundTripPerMachineAndBuild() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("polychip-plan-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("cpu-plan.json")
+        let key = KernelPlanCache.key(candidates: ["avx2 6x16", "avx512 14x32"])
+        #expect(key.contains("avx2 6x16,avx512 14x32"))
+        #expect(KernelPlanCache.load(key: key, at: file) == nil)
+        let entries = ["moe": KernelPlanCache.Entry(gemmShape: "avx2 6x16", reason: "measured fastest: avx2 6x16 96, avx512 14x32 87")]
+        KernelPlanCache.store(key: key, entries, at: file)
+        #expect(KernelPlanCache.load(key: key, at: file) == entries)
+        // Another build's candidates (or another CPU) is another entry; the first is kept.
+        let other = KernelPlanCache.key(candidates: ["avx2 6x16"])
+        #expect(KernelPlanCache.load(key: other, at: file) == nil)
+        KernelPlanCache.store(key: other, ["gemm": KernelPlanCache.Entry(gemmShape: "avx2 6x16", reason: "only")], at: file)
+        #expect(KernelPlanCache.load(key: key, at: file) == entries)
+        // A damaged file is no cache, not an error, and is replaced whole by the next store.
+        try Data("{not json".utf8).write(to: file)
+        #expect(KernelPlanCache.load(key: key, at: file) == nil)
+        KernelPlanCache.store(key: key, entries, at: file)
+        #expect(KernelPlanCache.load(key: key, at: file) == entries)
+        #expect(KernelPlanCache.load(key: key, at: nil) == nil)
+    }
+}

@@ -178,7 +178,12 @@ public struct CPUKernelPlan: Sendable {
         // The preferred table: the widest ISA's first shape (most registers, fewest loads
         // per FMA); another must beat it clearly to be taken.
         let preferred = candidates.first { $0.isa == widest } ?? candidates[0]
-        func pick(_ probe: (KernelTable, Workspace) -> Double, _ what: String) -> Choice {
+        // Probed choices are remembered per machine (KernelPlanCache.swift), so every process
+        // here runs the same kernels whatever the load when it started.
+        let cacheKey = KernelPlanCache.key(candidates: candidates.map(\.gemmName))
+        let remembered = candidates.count > 1 && !Probe.skipped ? KernelPlanCache.load(key: cacheKey) ?? [:] : [:]
+        var probed: [String: KernelPlanCache.Entry] = [:]
+        func pick(_ family: CPUKernelFamily, _ probe: (KernelTable, Workspace) -> Double, _ what: String) -> Choice {
             guard candidates.count > 1 else {
                 let why = forced ? "forced (POLYCHIP_CPU_ISA / isa=, POLYCHIP_CPU_GEMM_TILE / tile=)" : "the only SIMD path on this CPU"
                 return Choice(isa: preferred.isa, gemmShape: preferred.gemmName, reason: why, table: preferred)
@@ -187,14 +192,21 @@ public struct CPUKernelPlan: Sendable {
                 return Choice(isa: preferred.isa, gemmShape: preferred.gemmName,
                               reason: "debug build: the probes would time unoptimized C, so the widest path is taken unmeasured", table: preferred)
             }
+            if let e = remembered[family.rawValue], let table = candidates.first(where: { $0.gemmName == e.gemmShape }) {
+                probed[family.rawValue] = e
+                return Choice(isa: table.isa, gemmShape: table.gemmName, reason: e.reason + "; remembered for this machine", table: table)
+            }
             let rates = Probe.rates(candidates, probe)
             let choice = Probe.choose(zip(candidates.map(\.gemmName), rates).map { ($0, $1) }, preferred: preferred.gemmName)
             let table = candidates.first { $0.gemmName == choice.name } ?? preferred
-            return Choice(isa: table.isa, gemmShape: table.gemmName, reason: "\(choice.why) (\(what))", table: table)
+            let reason = "\(choice.why) (\(what))"
+            probed[family.rawValue] = KernelPlanCache.Entry(gemmShape: table.gemmName, reason: reason)
+            return Choice(isa: table.isa, gemmShape: table.gemmName, reason: reason, table: table)
         }
-        let gemm = pick(Probe.gemm, "1-thread \(Probe.gemmShape) GEMM probe, GFLOP/s")
-        let attention = pick(Probe.attention, "1-thread flash-attention block probe, GFLOP/s")
-        let moe = pick(Probe.expert, "1-thread INT4 expert GEMM probe (\(Probe.expertRows.map(String.init).joined(separator: "/")) rows), GFLOP/s")
+        let gemm = pick(.gemm, Probe.gemm, "1-thread \(Probe.gemmShape) GEMM probe, GFLOP/s")
+        let attention = pick(.attention, Probe.attention, "1-thread flash-attention block probe, GFLOP/s")
+        let moe = pick(.moe, Probe.expert, "1-thread INT4 expert GEMM probe (\(Probe.expertRows.map(String.init).joined(separator: "/")) rows), GFLOP/s")
+        if !probed.isEmpty && probed != remembered { KernelPlanCache.store(key: cacheKey, probed) }
         // bf16: the pair kernel wherever a candidate has it (a fixed rule, not a timing:
         // it changes numerics), else the GEMM family's table.
         let pairs = candidates.first { t in t.with { pck_bgemm_available() != 0 } && t.gemmName == gemm.gemmShape }
