@@ -90,7 +90,7 @@ public enum ConformanceRunner {
         }
         do {
             let expected = try Reference.evaluate(c.op, c.inputs)
-            let ins = try c.inputs.map { try c.offsetViews ? offsetView($0, on: device) : device.tensor($0) }
+            let ins = try c.inputs.map { try c.offsetViews ? offsetView($0, on: device) : poisonedTail($0, on: device) }
             let outs = try expected.map { try guardedOutput($0.desc, on: device) }
             try Queue(device: device).enqueue(c.op, inputs: ins, outputs: outs.map(\.tensor))
             var got: [HostTensor] = []
@@ -127,11 +127,31 @@ public enum ConformanceRunner {
         let n = try host.desc.checkedByteCount()
         let offset = 64 + 3 * max(1, host.desc.dtype.bitWidth / 8)
         let buffer = try device.allocateBuffer(byteCount: n + offset + 64)
-        var bytes = [UInt8](repeating: 0x7B, count: n + offset + 64)
+        var bytes = [UInt8](repeating: poison(host.desc.dtype), count: n + offset + 64)
         bytes.replaceSubrange(offset..<(offset + n), with: host.bytes)
         try bytes.withUnsafeBytes { try device.write($0, to: buffer, at: 0) }
         return Tensor(desc: host.desc, buffer: buffer, byteOffset: offset)
     }
+
+    /// An input followed by `inputTailBytes` of poison in the same buffer: a kernel that
+    /// reads past the end of an input (a vector load over a K tail, a row overrun) picks up
+    /// NaN for a float input, which survives a multiplication by a zero-padded operand, so
+    /// the case fails instead of passing on whatever memory happened to follow.
+    static func poisonedTail(_ host: HostTensor, on device: any Device) throws -> Tensor {
+        let n = try host.desc.checkedByteCount()
+        let buffer = try device.allocateBuffer(byteCount: n + inputTailBytes)
+        var bytes = host.bytes
+        bytes += [UInt8](repeating: poison(host.desc.dtype), count: inputTailBytes)
+        try bytes.withUnsafeBytes { try device.write($0, to: buffer, at: 0) }
+        return Tensor(desc: host.desc, buffer: buffer, byteOffset: 0)
+    }
+
+    /// Bytes of poison after every input.
+    static let inputTailBytes = 256
+
+    /// The byte inputs are surrounded with: NaN (all ones) for float dtypes, a large
+    /// out-of-range pattern for integers (data-dependent inputs are validated on the data).
+    static func poison(_ dtype: DType) -> UInt8 { dtype.isFloat ? 0xFF : 0x7B }
 
     struct Guarded { var tensor: Tensor; var buffer: any DeviceBuffer; var bytes: Int; var fill: UInt8 }
 
