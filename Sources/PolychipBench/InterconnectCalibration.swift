@@ -23,9 +23,13 @@ import PolychipSimulated
 public enum InterconnectModel {
     /// One size of one collective: measured against modeled.
     public struct Point: Sendable, Codable, Equatable {
+        /// The collective (`all-reduce`, …).
         public var collective: String
+        /// Bytes per rank.
         public var size: Int
+        /// Measured time, seconds.
         public var measuredSeconds: Double
+        /// The model's time, seconds.
         public var modeledSeconds: Double
         /// `modeled / measured − 1`.
         public var error: Double
@@ -33,8 +37,11 @@ public enum InterconnectModel {
 
     /// One level's latency (seconds per phase) and achieved bandwidth (bytes per second).
     public struct Figures: Sendable, Codable, Equatable {
+        /// Seconds per phase.
         public var latency: Double
+        /// Bytes per second.
         public var bandwidth: Double
+        /// Creates the figures.
         public init(latency: Double, bandwidth: Double) {
             self.latency = latency
             self.bandwidth = bandwidth
@@ -52,8 +59,11 @@ public enum InterconnectModel {
     /// Where the ranks are: `hosts` hosts of `ranksPerHost` ranks each. Host `h`'s local rank
     /// `i` is the model's device `h·ranksPerHost + i`.
     public struct Layout: Sendable, Codable, Equatable, CustomStringConvertible {
+        /// Hosts in the job.
         public var hosts: Int
+        /// Ranks on each host.
         public var ranksPerHost: Int
+        /// Creates a layout.
         public init(hosts: Int, ranksPerHost: Int) {
             self.hosts = hosts
             self.ranksPerHost = ranksPerHost
@@ -71,24 +81,29 @@ public enum InterconnectModel {
 
     /// One level's fitted figures and its in-sample error.
     public struct LevelFit: Sendable, Codable, Equatable {
+        /// The level.
         public var level: Level
         /// Ranks of the sub-communicator that measured it.
         public var ranks: Int
-        /// Per-phase latency, seconds, and achieved bandwidth, bytes per second.
+        /// Per-phase latency, seconds.
         public var latency: Double
+        /// Achieved bandwidth, bytes per second.
         public var bandwidth: Double
-        /// Measured points and the median |modeled/measured − 1| over them.
+        /// Measured points.
         public var points: Int
+        /// The median |modeled/measured − 1| over them.
         public var medianAbsoluteError: Double
     }
 
     /// The fit of every measured level of a layout.
     public struct LevelsFit: Sendable, Codable, Equatable {
+        /// Where the ranks were.
         public var layout: Layout
         /// Per-collective overhead, seconds (shared by the levels: the profile has one).
         public var overhead: Double
-        /// The levels measured (nil: not measured, see `notMeasured`).
+        /// The intra-host level (nil: not measured, see `notMeasured`).
         public var intraHost: LevelFit?
+        /// The inter-host level (nil: not measured, see `notMeasured`).
         public var interHost: LevelFit?
         /// One line per level that was not measured, saying why and what the profile holds instead.
         public var notMeasured: [String]

@@ -95,8 +95,11 @@ extension JSONValue {
 public struct JSONParser {
     /// Where and why a document is not JSON (1-based line and column).
     public struct Failure: Error, Sendable {
+        /// 1-based line of the first error.
         public let line: Int
+        /// 1-based column (in characters).
         public let column: Int
+        /// What is wrong there.
         public let message: String
     }
 
