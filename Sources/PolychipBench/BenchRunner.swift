@@ -60,12 +60,12 @@ public enum BenchRunner {
     /// for devices that model time. Every kernel call is recorded on `queue` (a fresh one when
     /// `nil`; pass one per device to collect a trace of the whole run); it must be on `device`.
     public static func run(_ w: Workload, on device: any Device, options: BenchOptions, queue: Queue? = nil) throws -> BenchResult {
-        let support = device.support(for: w.op, inputs: w.inputs)
-        if case .unsupported(let why) = support {
+        // Validated once: the support query, the cost and every timed call use this.
+        let call = try w.op.validated(w.inputs)
+        if case .unsupported(let why) = device.support(for: call) {
             throw PolychipError.unsupported(kernel: w.kind.name, device: device.id, reason: why)
         }
-        let cost = w.op.cost(w.inputs)
-        let outDescs = try w.op.validate(w.inputs)
+        let cost = call.cost, outDescs = call.outputs
         var times: [Double] = [], cpu: [Double] = []
         var breakdown: ModeledBreakdown? = nil
         var verified = options.verify ? "" : "off"
@@ -75,7 +75,7 @@ public enum BenchRunner {
             throw PolychipError.invalidArgument(kernel: w.kind.name, argument: "queue", reason: "the queue is on \(queue.device.id), not \(device.id)")
         }
         if device.supportsDryRun {
-            let r = try queue.enqueue(w.op, inputs: w.inputs.map(Tensor.meta), outputs: outDescs.map(Tensor.meta))
+            let r = try queue.enqueue(call, inputs: w.inputs.map(Tensor.meta), outputs: outDescs.map(Tensor.meta))
             times = [r.seconds]
             breakdown = r.breakdown
             if options.verify { verified = verifyReduced(w, on: device) }
@@ -85,16 +85,16 @@ public enum BenchRunner {
             // are host memory too.
             let inBytes = w.inputs.reduce(0.0) { $0 + Double($1.byteCount) + 4 * Double($1.elementCount) }
             let devBytes = (w.inputs + outDescs).reduce(0.0) { $0 + Double($1.byteCount) }
-            try HostMemory.reserve(inBytes + (device.info.kind == .cpu || device.info.kind == .reference ? devBytes : 0),
+            try HostMemory.reserve(inBytes + (device.usesHostMemory ? devBytes : 0),
                                    for: "\(w.kind.name) \(w.label) inputs and outputs", device: device.id)
             let hostInputs = try w.makeInputs(seed: options.seed)
             let ins = try hostInputs.map { try device.tensor($0) }
             let outs = try outDescs.map { try device.allocate($0) }
-            try queue.enqueue(w.op, inputs: ins, outputs: outs)  // warm-up
+            try queue.enqueue(call, inputs: ins, outputs: outs)  // warm-up
             var total = 0.0
             while (total < options.minTime || times.count < 3) && times.count < options.maxRepetitions {
                 let c0 = processCPUTime()
-                let t = try queue.enqueue(w.op, inputs: ins, outputs: outs).seconds
+                let t = try queue.enqueue(call, inputs: ins, outputs: outs).seconds
                 cpu.append(processCPUTime() - c0)
                 times.append(t)
                 total += t

@@ -80,9 +80,18 @@ public enum ConformanceRunner {
         let accumulator = device.supportsDryRun ? device.accumulator(for: c.op.kind) : nil
         var result = CaseResult(kernel: c.op.kind.name, device: device.id, dtype: c.dtype.rawValue, shape: c.label,
                                 status: .fail, threshold: Comparison.tolerance(c, accumulator: accumulator), seed: c.seed)
-        let support = device.support(for: c.op, inputs: c.inputs.map(\.desc))
-        result.support = support.description
         result.path = device.path(of: c.op, inputs: c.inputs.map(\.desc))
+        // Validated once: the support query and the device call use this (an invalid case is
+        // unsupported with the reason, as `support(for:inputs:)` says).
+        let call: ValidatedCall
+        do { call = try c.op.validated(c.inputs.map(\.desc)) } catch {
+            result.status = .unsupported
+            result.support = Support.unsupported("invalid call: \(error)").description
+            result.message = "invalid call: \(error)"
+            return result
+        }
+        let support = device.support(for: call)
+        result.support = support.description
         if case .unsupported(let why) = support {
             result.status = .unsupported
             result.message = why
@@ -92,7 +101,7 @@ public enum ConformanceRunner {
             let expected = try Reference.evaluate(c.op, c.inputs)
             let ins = try c.inputs.map { try c.offsetViews ? offsetView($0, on: device) : poisonedTail($0, on: device) }
             let outs = try expected.map { try guardedOutput($0.desc, on: device) }
-            try Queue(device: device).enqueue(c.op, inputs: ins, outputs: outs.map(\.tensor))
+            try Queue(device: device).enqueue(call, inputs: ins, outputs: outs.map(\.tensor))
             var got: [HostTensor] = []
             for (i, o) in outs.enumerated() {
                 let (value, damaged) = try readGuarded(o, on: device)

@@ -85,6 +85,14 @@ public final class Queue: Sendable {
         try submit(op, inputs: inputs, outputs: outputs, attempt: nil)
     }
 
+    /// Runs a call validated once by the caller (``Op/validated(_:)``): a loop that runs the
+    /// same call many times (a benchmark's timed calls) validates it once, not per call.
+    /// The tensors are checked against the call and the device is asked whether it runs it.
+    @discardableResult
+    public func enqueue(_ call: ValidatedCall, inputs: [Tensor], outputs: [Tensor]) throws -> KernelRecord {
+        try submit(call, inputs: inputs, outputs: outputs, attempt: nil)
+    }
+
     /// ``enqueue(_:inputs:outputs:)`` whose record carries `attempt` (retrying callers).
     func submit(_ op: Op, inputs: [Tensor], outputs: [Tensor], attempt: Int?) throws -> KernelRecord {
         try submit(try op.validated(inputs.map(\.desc)), inputs: inputs, outputs: outputs, attempt: attempt)

@@ -134,10 +134,9 @@ enum ElementwiseKernels: KernelFamily {
 
     static func quickCases(_ kind: OpKind) -> [CaseSpec] {
         switch kind {
-        case .rmsNorm:
-            return [["D": 1], ["R": 3, "D": 7], ["L": 2, "R": 5, "D": 64], ["R": 4, "D": 4099]].map { CaseSpec(.rmsNorm(eps: 1e-6), $0) }
-        case .addRmsNorm:
-            return [["D": 1], ["R": 3, "D": 7], ["L": 2, "R": 5, "D": 64], ["R": 4, "D": 4099]].map { CaseSpec(.addRmsNorm(eps: 1e-6), $0) }
+        case .rmsNorm, .addRmsNorm:
+            let op: Op = kind == .rmsNorm ? .rmsNorm(eps: 1e-6) : .addRmsNorm(eps: 1e-6)
+            return [["D": 1], ["R": 3, "D": 7], ["L": 2, "R": 5, "D": 64], ["R": 4, "D": 4099]].map { CaseSpec(op, $0) }
         case .softmax, .silu, .scale:
             let op: Op = kind == .softmax ? .softmax : kind == .silu ? .silu : .scale(alpha: 0.731)
             return [["D": 1], ["R": 5, "D": 33], ["L": 3, "R": 2, "D": 129], ["R": 2, "D": 5000]].map { CaseSpec(op, $0) }

@@ -30,6 +30,8 @@ public final class PluginDevice: Device, @unchecked Sendable {
 
     public let id: String
     public let info: DeviceInfo
+    /// A CPU plugin's buffers are host memory (a device copy of host data takes it twice).
+    public var usesHostMemory: Bool { info.kind == .cpu }
     /// The plugin it belongs to.
     public let library: PluginLibrary
     let index: Int32
