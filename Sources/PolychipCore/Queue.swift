@@ -132,8 +132,15 @@ public final class Queue: Sendable {
     /// returns (a retry rewrites every output element).
     @discardableResult
     public func enqueue(_ op: Op, inputs: [Tensor], outputs: [Tensor], retry: RetryPolicy, log: RetryLog? = nil) throws -> KernelRecord {
-        try retry.run(op.kind.name, device: device.id, log: log) { attempt in
-            try submit(op, inputs: inputs, outputs: outputs, attempt: attempt > 1 ? attempt : nil)
+        try enqueue(try op.validated(inputs.map(\.desc)), inputs: inputs, outputs: outputs, retry: retry, log: log)
+    }
+
+    /// ``enqueue(_:inputs:outputs:retry:log:)`` of a call validated once by the caller (every
+    /// attempt runs it without validating again).
+    @discardableResult
+    public func enqueue(_ call: ValidatedCall, inputs: [Tensor], outputs: [Tensor], retry: RetryPolicy, log: RetryLog? = nil) throws -> KernelRecord {
+        try retry.run(call.kind.name, device: device.id, log: log) { attempt in
+            try submit(call, inputs: inputs, outputs: outputs, attempt: attempt > 1 ? attempt : nil)
         }
     }
 

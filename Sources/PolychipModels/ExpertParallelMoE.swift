@@ -330,9 +330,9 @@ public final class ExpertParallelMoE: Sendable {
             try retry.run(what, device: device(r).id, log: log) { _ in try body() }
         }
         func run(_ r: Int, _ op: Op, _ inputs: [Tensor]) throws -> [Tensor] {
-            let descs = try op.validate(inputs.map(\.desc))
-            let outs = try retried(r, "allocate") { try descs.map { try device(r).allocate($0) } }
-            try mesh.queues[r - base].enqueue(op, inputs: inputs, outputs: outs, retry: retry, log: log)
+            let call = try op.validated(inputs.map(\.desc))
+            let outs = try retried(r, "allocate") { try call.outputs.map { try device(r).allocate($0) } }
+            try mesh.queues[r - base].enqueue(call, inputs: inputs, outputs: outs, retry: retry, log: log)
             return outs
         }
         func empty(_ r: Int, _ shape: [Int], _ d: DType) throws -> Tensor {

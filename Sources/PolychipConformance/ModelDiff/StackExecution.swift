@@ -54,8 +54,9 @@ final class StackExecution {
                     deviceWeights[arg] = t
                     return t
                 }
-                let outs = try call.op.validate(inputs.map(\.desc)).map { try device.allocate($0) }
-                _ = try queue.enqueue(call.op, inputs: ins, outputs: outs)
+                let validated = try call.op.validated(inputs.map(\.desc))
+                let outs = try validated.outputs.map { try device.allocate($0) }
+                _ = try queue.enqueue(validated, inputs: ins, outputs: outs)
                 return try outs.map { try device.download($0) }
             }
         } catch PolychipError.unsupported(_, _, let reason) {
