@@ -564,8 +564,10 @@ PCK_INLINE PCK_AVX2 void transpose8i(__m256i v[8]) {
 }
 
 /* 8 rows x 64 k into B-panel rows: a byte-lane transpose puts 8 weight rows in the 8
- * lanes, then each nibble becomes (u - z) * s exactly: the in-place shift 2^sh is applied
- * to z in the integer domain and removed from s (s * 2^-sh is exact). */
+ * lanes, then each nibble u at bit 4q becomes (u - z) * s rounded once: or'ed into the
+ * float 2^(23-4q), whose mantissa bit 4q is worth 1, it reads as 2^(23-4q) + u, and less
+ * 2^(23-4q) + z that is u - z exactly (no conversion, and s is used unscaled, so a
+ * subnormal scale rounds as the scalar packing rounds it). */
 PCK_AVX2 void pck__int4_pack_b_avx2(ptrdiff_t nr, ptrdiff_t kc, ptrdiff_t nc, ptrdiff_t k0,
                                     ptrdiff_t n0, ptrdiff_t g, const uint8_t *w, ptrdiff_t ldw,
                                     const float *s, ptrdiff_t lds, const int8_t *z,
@@ -576,6 +578,8 @@ PCK_AVX2 void pck__int4_pack_b_avx2(ptrdiff_t nr, ptrdiff_t kc, ptrdiff_t nc, pt
     }
     const __m256i m0 = _mm256_set1_epi32(0xf), m1 = _mm256_set1_epi32(0xf0);
     const __m256i m2 = _mm256_set1_epi32(0xf00), m3 = _mm256_set1_epi32(0xf000);
+    __m256 magic[4];
+    for (int q = 0; q < 4; q++) magic[q] = _mm256_castsi256_ps(_mm256_set1_epi32((127 + 23 - 4 * q) << 23));
     ptrdiff_t kc64 = kc & ~(ptrdiff_t)63;
     for (ptrdiff_t j0 = 0; j0 < nc; j0 += nr) {
         float *o = bp + (j0 / nr) * kc * nr;
@@ -586,12 +590,8 @@ PCK_AVX2 void pck__int4_pack_b_avx2(ptrdiff_t nr, ptrdiff_t kc, ptrdiff_t nc, pt
         for (ptrdiff_t c0 = 0; c0 < nr; c0 += 8) {
             ptrdiff_t nb = n0 + j0 + c0; /* first of 8 weight rows */
             ptrdiff_t gcur = -1;
-            __m256 sv[4];
-            __m256i zv[4];
-            for (int q = 0; q < 4; q++) {
-                sv[q] = _mm256_setzero_ps();
-                zv[q] = _mm256_setzero_si256();
-            }
+            __m256 sv = _mm256_setzero_ps(), cv[4];
+            for (int q = 0; q < 4; q++) cv[q] = _mm256_add_ps(magic[q], _mm256_set1_ps(8.0f));
             for (ptrdiff_t kb = 0; kb < kc64; kb += 64) {
                 __m256i v[8];
                 for (int r = 0; r < 8; r++)
@@ -601,24 +601,23 @@ PCK_AVX2 void pck__int4_pack_b_avx2(ptrdiff_t nr, ptrdiff_t kc, ptrdiff_t nc, pt
                     ptrdiff_t gi = (k0 + kb + 8 * l) / g;
                     if (gi != gcur) {
                         gcur = gi;
-                        float st[8];
-                        int32_t zt[8];
+                        float st[8], zt[8];
                         for (int r = 0; r < 8; r++) {
                             st[r] = s[(nb + r) * lds + gi];
-                            zt[r] = z ? z[(nb + r) * ldz + gi] : 8;
+                            zt[r] = z ? (float)z[(nb + r) * ldz + gi] : 8.0f;
                         }
-                        __m256 s0 = _mm256_loadu_ps(st);
-                        __m256i z0 = _mm256_loadu_si256((const __m256i *)zt);
-                        for (int q = 0; q < 4; q++) {
-                            sv[q] = _mm256_mul_ps(s0, _mm256_set1_ps(1.0f / (float)(1 << (4 * q))));
-                            zv[q] = _mm256_slli_epi32(z0, 4 * q);
-                        }
+                        sv = _mm256_loadu_ps(st);
+                        __m256 zf = _mm256_loadu_ps(zt);
+                        for (int q = 0; q < 4; q++) cv[q] = _mm256_add_ps(magic[q], zf);
                     }
                     float *ok = o + (kb + 8 * l) * nr + c0;
                     __m256i a = v[l], h = _mm256_srli_epi32(a, 16);
 #define PCK_I4_OUT(j, bits, q)                                                            \
     _mm256_storeu_ps(ok + (j) * nr,                                                       \
-                     _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(bits, zv[q])), sv[q]))
+                     _mm256_mul_ps(_mm256_sub_ps(_mm256_or_ps(_mm256_castsi256_ps(bits),   \
+                                                              magic[q]),                  \
+                                                 cv[q]),                                  \
+                                   sv))
                     PCK_I4_OUT(0, _mm256_and_si256(a, m0), 0);
                     PCK_I4_OUT(1, _mm256_and_si256(a, m1), 1);
                     PCK_I4_OUT(2, _mm256_and_si256(a, m2), 2);

@@ -1,0 +1,149 @@
+/* INT4 B-panel packing on AVX-512: the MoE layer's expert GEMMs dequantize every weight once
+ * per call into NR-wide slivers, which the profile puts at ~11% of the layer on Zen 4. Each
+ * 512-bit vector holds one k of 16 weight rows, so a 16-column sliver row is one store; the
+ * nibble becomes (u - z) * s through a float whose mantissa takes the nibble in place (one
+ * ternary-logic op instead of mask + subtract + convert), less 2^e + z. Every output is
+ * (float)(u - z) * s rounded once, as the scalar and AVX2 packings give it. */
+#include "int4_internal.h"
+
+#if PCK_X86
+#include <immintrin.h>
+
+/* v[i] = [row i | row i+8] (8 lanes each) -> v[l] = [rows 0-7 | rows 8-15] of column l:
+ * an 8x8 transpose in each 256-bit half. */
+PCK_INLINE PCK_AVX512 void transpose_2x8x8(__m512 v[8]) {
+    __m512 t0 = _mm512_unpacklo_ps(v[0], v[1]), t1 = _mm512_unpackhi_ps(v[0], v[1]);
+    __m512 t2 = _mm512_unpacklo_ps(v[2], v[3]), t3 = _mm512_unpackhi_ps(v[2], v[3]);
+    __m512 t4 = _mm512_unpacklo_ps(v[4], v[5]), t5 = _mm512_unpackhi_ps(v[4], v[5]);
+    __m512 t6 = _mm512_unpacklo_ps(v[6], v[7]), t7 = _mm512_unpackhi_ps(v[6], v[7]);
+    __m512 s0 = _mm512_shuffle_ps(t0, t2, 0x44), s1 = _mm512_shuffle_ps(t0, t2, 0xee);
+    __m512 s2 = _mm512_shuffle_ps(t1, t3, 0x44), s3 = _mm512_shuffle_ps(t1, t3, 0xee);
+    __m512 s4 = _mm512_shuffle_ps(t4, t6, 0x44), s5 = _mm512_shuffle_ps(t4, t6, 0xee);
+    __m512 s6 = _mm512_shuffle_ps(t5, t7, 0x44), s7 = _mm512_shuffle_ps(t5, t7, 0xee);
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    const __m512i hi = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    v[0] = _mm512_permutex2var_ps(s0, lo, s4);
+    v[1] = _mm512_permutex2var_ps(s1, lo, s5);
+    v[2] = _mm512_permutex2var_ps(s2, lo, s6);
+    v[3] = _mm512_permutex2var_ps(s3, lo, s7);
+    v[4] = _mm512_permutex2var_ps(s0, hi, s4);
+    v[5] = _mm512_permutex2var_ps(s1, hi, s5);
+    v[6] = _mm512_permutex2var_ps(s2, hi, s6);
+    v[7] = _mm512_permutex2var_ps(s3, hi, s7);
+}
+
+/* Scales (and zero points) of groups gf ..< gf+ng for the 16 rows nb ..< nb+16, one vector
+ * per group, lane r = row nb+r: masked row loads and the transpose, no scalar gather. */
+PCK_INLINE PCK_AVX512 void group_vectors16(ptrdiff_t nb, ptrdiff_t gf, ptrdiff_t ng,
+                                           const float *s, ptrdiff_t lds, const int8_t *z,
+                                           ptrdiff_t ldz, __m512 *st, __m512i *zt) {
+    for (ptrdiff_t g0 = 0; g0 < ng; g0 += 8) {
+        ptrdiff_t cnt = ng - g0 < 8 ? ng - g0 : 8;
+        __mmask8 mk = (__mmask8)((1u << cnt) - 1);
+        __m512 v[8];
+        for (int r = 0; r < 8; r++) {
+            __m256 a = _mm256_maskz_loadu_ps(mk, s + (nb + r) * lds + gf + g0);
+            __m256 b = _mm256_maskz_loadu_ps(mk, s + (nb + r + 8) * lds + gf + g0);
+            v[r] = _mm512_insertf32x8(_mm512_castps256_ps512(a), b, 1);
+        }
+        transpose_2x8x8(v);
+        for (ptrdiff_t i = 0; i < cnt; i++) st[g0 + i] = v[i];
+        if (!z) continue;
+        for (int r = 0; r < 8; r++) {
+            __m256i a = _mm256_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, z + (nb + r) * ldz + gf + g0));
+            __m256i b = _mm256_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, z + (nb + r + 8) * ldz + gf + g0));
+            v[r] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1));
+        }
+        transpose_2x8x8(v);
+        for (ptrdiff_t i = 0; i < cnt; i++) zt[g0 + i] = _mm512_castps_si512(v[i]);
+    }
+}
+
+/* 16 weight rows nb.. x depths k0 ..< k0+kc64 into columns c0 ..< c0+16 of a sliver o whose
+ * rows are nr floats apart. */
+PCK_INLINE PCK_AVX512 void pack16(ptrdiff_t nr, ptrdiff_t kc64, ptrdiff_t k0, ptrdiff_t nb,
+                                  ptrdiff_t g, const uint8_t *w, ptrdiff_t ldw,
+                                  const float *s, ptrdiff_t lds, const int8_t *z,
+                                  ptrdiff_t ldz, float *o) {
+    enum { MAX_GROUPS = 1024 / 8 + 1 };
+    ptrdiff_t gf = k0 / g, ng = (k0 + kc64 - 1) / g - gf + 1;
+    __m512 st[MAX_GROUPS];
+    __m512i zt[MAX_GROUPS];
+    group_vectors16(nb, gf, ng, s, lds, z, ldz, st, zt);
+    const __m512i m0 = _mm512_set1_epi32(0xf), m1 = _mm512_set1_epi32(0xf0);
+    const __m512i m2 = _mm512_set1_epi32(0xf00), m3 = _mm512_set1_epi32(0xf000);
+    /* The nibble u at bit 4q, or'ed into the float 2^(23-4q) (whose mantissa bit 4q is worth
+     * 1), reads as 2^(23-4q) + u; less cv[q] = 2^(23-4q) + z that is u - z exactly. */
+    __m512i magic[4];
+    __m512 cv[4], sv = _mm512_setzero_ps();
+    for (int q = 0; q < 4; q++) {
+        magic[q] = _mm512_set1_epi32((127 + 23 - 4 * q) << 23);
+        cv[q] = _mm512_add_ps(_mm512_castsi512_ps(magic[q]), _mm512_set1_ps(8.0f));
+    }
+    ptrdiff_t gcur = -1;
+    for (ptrdiff_t kb = 0; kb < kc64; kb += 64) {
+        __m512 v[8];
+        for (int r = 0; r < 8; r++) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(w + (nb + r) * ldw + (k0 + kb) / 2));
+            __m256i b = _mm256_loadu_si256((const __m256i *)(w + (nb + r + 8) * ldw + (k0 + kb) / 2));
+            v[r] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1));
+        }
+        transpose_2x8x8(v); /* v[l]: lane r = 8 nibbles of row nb+r at k = kb+8l.. */
+        for (int l = 0; l < 8; l++) {
+            ptrdiff_t gi = (k0 + kb + 8 * l) / g;
+            if (gi != gcur) {
+                gcur = gi;
+                sv = st[gi - gf];
+                if (z) {
+                    __m512 zf = _mm512_cvtepi32_ps(zt[gi - gf]);
+                    for (int q = 0; q < 4; q++) cv[q] = _mm512_add_ps(_mm512_castsi512_ps(magic[q]), zf);
+                }
+            }
+            float *ok = o + (kb + 8 * l) * nr;
+            __m512i a = _mm512_castps_si512(v[l]), h = _mm512_srli_epi32(a, 16);
+            /* 0xEA: (x & m) | magic */
+#define PCK_I4_OUT(j, x, m, q)                                                             \
+    _mm512_storeu_ps(ok + (j) * nr,                                                        \
+                     _mm512_mul_ps(_mm512_sub_ps(_mm512_castsi512_ps(_mm512_ternarylogic_epi32( \
+                                                     x, m, magic[q], 0xEA)),               \
+                                                 cv[q]),                                    \
+                                   sv))
+            PCK_I4_OUT(0, a, m0, 0);
+            PCK_I4_OUT(1, a, m1, 1);
+            PCK_I4_OUT(2, a, m2, 2);
+            PCK_I4_OUT(3, a, m3, 3);
+            PCK_I4_OUT(4, h, m0, 0);
+            PCK_I4_OUT(5, h, m1, 1);
+            PCK_I4_OUT(6, h, m2, 2);
+            PCK_I4_OUT(7, _mm512_srli_epi32(a, 28), m0, 0);
+#undef PCK_I4_OUT
+        }
+    }
+}
+
+PCK_AVX512 void pck__int4_pack_b_avx512(ptrdiff_t nr, ptrdiff_t kc, ptrdiff_t nc, ptrdiff_t k0,
+                                        ptrdiff_t n0, ptrdiff_t g, const uint8_t *w,
+                                        ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                                        const int8_t *z, ptrdiff_t ldz, float *bp) {
+    /* the group table holds kc / 8 + 1 groups; other layouts take the AVX2 packing */
+    if (nr % 16 != 0 || g % 8 != 0 || k0 % 8 != 0 || kc > 1024) {
+        pck__int4_pack_b_avx2(nr, kc, nc, k0, n0, g, w, ldw, s, lds, z, ldz, bp);
+        return;
+    }
+    ptrdiff_t kc64 = kc & ~(ptrdiff_t)63;
+    for (ptrdiff_t j0 = 0; j0 < nc; j0 += nr) {
+        float *o = bp + (j0 / nr) * kc * nr;
+        if (nc - j0 < nr) { /* ragged last sliver: zero-padded columns */
+            pck__int4_pack_b_scalar(nr, kc, nc - j0, k0, n0 + j0, g, w, ldw, s, lds, z, ldz, o);
+            continue;
+        }
+        for (ptrdiff_t c0 = 0; c0 < nr; c0 += 16) {
+            if (kc64 > 0) pack16(nr, kc64, k0, n0 + j0 + c0, g, w, ldw, s, lds, z, ldz, o + c0);
+            for (ptrdiff_t kk = kc64; kk < kc; kk++)
+                for (int r = 0; r < 16; r++)
+                    o[kk * nr + c0 + r] = deq1(w, ldw, s, lds, z, ldz, g, n0 + j0 + c0 + r, k0 + kk);
+        }
+    }
+}
+
+#endif
