@@ -1,11 +1,13 @@
 import Foundation
 import Testing
 import CPolychipKernels
+@testable import PolychipCPU
 
 /// The AVX2 INT4 GEMV has two weight paths: nibbles converted to float, or read as denormal
 /// floats against activations pre-scaled by 2^(E+149-p). The second is only taken where it
 /// rounds exactly like the first, so the two must agree bit for bit, on every kernel shape
-/// (m = 1 assembly loop, the intrinsics core for other m and leftover rows, K tails).
+/// (m = 1 assembly loop, the intrinsics core for other m and leftover rows, K tails) and on
+/// every table (the AVX-512 tables have their own m = 1, g = 32 kernel).
 @Suite struct Int4GemvPathTests {
     struct Case {
         var m, n, k, g: Int
@@ -17,6 +19,7 @@ import CPolychipKernels
         Case(m: 1, n: 24, k: 1024, g: 128, zeros: true),
         Case(m: 1, n: 16, k: 448, g: 64, zeros: true),   // one block per group
         Case(m: 1, n: 12, k: 96, g: 32, zeros: false),   // 32-weight K tail
+        Case(m: 1, n: 9, k: 320, g: 32, zeros: true),    // 128-weight blocks and a 64-weight one
         Case(m: 2, n: 13, k: 256, g: 32, zeros: true),
         Case(m: 3, n: 10, k: 384, g: 128, zeros: false),
         Case(m: 5, n: 9, k: 256, g: 64, zeros: true),
@@ -73,9 +76,14 @@ import CPolychipKernels
         return (y, path)
     }
 
-    @Test func bothWeightPathsGiveTheSameBits() {
+    @Test(arguments: CPUISA.supported.flatMap(KernelTable.all).map(\.gemmName))
+    func bothWeightPathsGiveTheSameBits(_ tableName: String) {
+        let table = CPUISA.supported.flatMap(KernelTable.all).first { $0.gemmName == tableName }!
+        table.with { bothPaths(simd: [.avx2, .avx512].contains(table.isa) && pck_int4_denormals_fast() != 0) }
+    }
+
+    func bothPaths(simd: Bool) {
         var rng = Rng()
-        let simd = [PCK_ISA_AVX2, PCK_ISA_AVX512].contains(pck_isa_current()) && pck_int4_denormals_fast() != 0
         for c in Self.cases {
             let ng = c.k / c.g
             let w = (0..<(c.n * c.k / 2)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }

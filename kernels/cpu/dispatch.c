@@ -12,10 +12,11 @@
 #endif
 
 /* pfx: the ISA of the memory-bound kernels; xpfx: of the exp-bound ones; bpfx: of the INT4
- * B-panel packing (compute-bound: it dequantizes every expert weight of the MoE layer). */
+ * GEMV and B-panel packing (issue- and compute-bound: the packing dequantizes every expert
+ * weight of the MoE layer). */
 #define PCK_TABLE3(isa_, name_, gemm_, pfx, xpfx, bpfx)                                   \
     {                                                                                     \
-        isa_, name_, gemm_, pck__pack_##pfx, pck__int4_xprep_##pfx, pck__int4_gemv_##pfx, \
+        isa_, name_, gemm_, pck__pack_##pfx, pck__int4_xprep_##pfx, pck__int4_gemv_##bpfx,\
             pck__int4_pack_b_##bpfx, pck__int4_dequantize_##pfx, pck__int4_quantize_##pfx,\
             pck__f16_to_f32_##pfx, pck__f32_to_f16_##pfx, pck__bf16_to_f32_##pfx,         \
             pck__f32_to_bf16_##pfx, pck__dot_##pfx, pck__axpy_##pfx, pck__scale_mul_##pfx, \
@@ -30,9 +31,9 @@ static const pck_kernels kernels_scalar[] = {
 #if PCK_X86
 static const pck_gemm_shape shape_avx2 = {"avx2 6x16", 6, 16, pck__sgemm_kernel_avx2, NULL};
 static const pck_kernels kernels_avx2[] = {PCK_TABLE(PCK_ISA_AVX2, "avx2", &shape_avx2, avx2)};
-/* One table per AVX-512 GEMM shape (gemm_avx512.c); the exp-bound row kernels and the INT4
- * packing are AVX-512 (vector_avx512.c, int4_avx512.c), the memory-bound ones reuse AVX2,
- * which reads memory as fast. */
+/* One table per AVX-512 GEMM shape (gemm_avx512.c); the exp-bound row kernels, the INT4
+ * GEMV and packing are AVX-512 (vector_avx512.c, int4_avx512.c), the memory-bound ones reuse
+ * AVX2, which reads memory as fast. */
 #define PCK_AVX512_TABLE(i) \
     PCK_TABLE3(PCK_ISA_AVX512, "avx512", &pck__gemm_shapes_avx512[i], avx2, avx512, avx512)
 static const pck_kernels kernels_avx512[] = {PCK_AVX512_TABLE(0), PCK_AVX512_TABLE(1),

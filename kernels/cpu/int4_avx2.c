@@ -448,13 +448,52 @@ PCK_INLINE PCK_AVX2 void zero_terms_avx2(const int R, ptrdiff_t ng, const float 
     }
 }
 
+/* y for R <= 4 weight rows n.. x MM <= 4 activation rows i0..: out[r][i] holds the block
+ * part (sum over the 64-blocks of s_g * sum x*u); this subtracts the zero-point terms, adds
+ * the K tail in natural order and stores (or accumulates). Shared with the AVX-512 GEMV. */
+PCK_AVX2 void pck__int4_rows_finish_avx2(int R, int MM, ptrdiff_t k, ptrdiff_t g,
+                                         const float *xp, ptrdiff_t xrow, ptrdiff_t i0,
+                                         const uint8_t *w, ptrdiff_t ldw, const float *s,
+                                         ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz,
+                                         ptrdiff_t n, float out[4][4], float *y, ptrdiff_t ldy,
+                                         int accumulate) {
+    ptrdiff_t k64 = k & ~(ptrdiff_t)63, ng = k / g;
+    const float *sr[4];
+    const int8_t *zr[4];
+    for (int r = 0; r < R; r++) {
+        sr[r] = s + (n + r) * lds;
+        zr[r] = z ? z + (n + r) * ldz : NULL;
+    }
+    for (int i = 0; i < MM; i++) {
+        const float *xi = xp + (i0 + i) * xrow;
+        float zt[4];
+        if (R == 4) zero_terms_avx2(4, ng, sr, zr, xi + pck__round16(k), zt);
+        else if (R == 3) zero_terms_avx2(3, ng, sr, zr, xi + pck__round16(k), zt);
+        else if (R == 2) zero_terms_avx2(2, ng, sr, zr, xi + pck__round16(k), zt);
+        else zero_terms_avx2(1, ng, sr, zr, xi + pck__round16(k), zt);
+        for (int r = 0; r < R; r++) {
+            const uint8_t *wr = w + (n + r) * ldw;
+            float v = out[r][i] - zt[r];
+            for (ptrdiff_t kk = k64; kk < k; kk += 2) { /* K tail, natural order */
+                uint8_t b = wr[kk >> 1];
+                ptrdiff_t gi = kk / g;
+                float zf = (float)(zr[r] ? zr[r][gi] : 8);
+                v += sr[r][gi] * (xi[kk] * ((float)(b & 15) - zf) +
+                                  xi[kk + 1] * ((float)(b >> 4) - zf));
+            }
+            float *yy = y + (i0 + i) * ldy + n + r;
+            *yy = accumulate ? *yy + v : v;
+        }
+    }
+}
+
 PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int DN, const int R, const int MM, const int P,
                                       ptrdiff_t k, ptrdiff_t g,
                                       const float *xp, ptrdiff_t xrow, ptrdiff_t i0,
                                       const uint8_t *w, ptrdiff_t ldw, const float *s,
                                       ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz, ptrdiff_t n,
                                       float *y, ptrdiff_t ldy, int accumulate) {
-    ptrdiff_t k64 = k & ~(ptrdiff_t)63, ng = k / g;
+    ptrdiff_t k64 = k & ~(ptrdiff_t)63;
     const float *xr[4];
     const uint8_t *wr[4];
     const float *sr[4];
@@ -471,24 +510,8 @@ PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int DN, const int R, const int MM, c
         i4_m1_r4(DN, rs[0], k64, g, xr[0], wr[0], ldw, sr[0], lds, out); /* prefetches the next rows */
     else
         i4_core_avx2(DN, R, MM, P, k64, g, R * ldw, xr, rs, wr, sr, out); /* prefetch the next rows */
-    const int8_t *zr[4];
-    for (int r = 0; r < R; r++) zr[r] = z ? z + (n + r) * ldz : NULL;
-    for (int i = 0; i < MM; i++) {
-        float zt[4];
-        zero_terms_avx2(R, ng, sr, zr, xr[i] + pck__round16(k), zt);
-        for (int r = 0; r < R; r++) {
-            float v = out[r][i] - zt[r];
-            for (ptrdiff_t kk = k64; kk < k; kk += 2) { /* K tail, natural order */
-                uint8_t b = wr[r][kk >> 1];
-                ptrdiff_t gi = kk / g;
-                float zf = (float)(zr[r] ? zr[r][gi] : 8);
-                v += sr[r][gi] * (xr[i][kk] * ((float)(b & 15) - zf) +
-                                  xr[i][kk + 1] * ((float)(b >> 4) - zf));
-            }
-            float *yy = y + (i0 + i) * ldy + n + r;
-            *yy = accumulate ? *yy + v : v;
-        }
-    }
+    pck__int4_rows_finish_avx2(R, MM, k, g, xp, xrow, i0, w, ldw, s, lds, z, ldz, n, out, y, ldy,
+                               accumulate);
 }
 
 /* g % 32 == 0; DN: xp was laid out for the denormal path */

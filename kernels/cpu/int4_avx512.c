@@ -1,4 +1,12 @@
-/* INT4 B-panel packing on AVX-512: the MoE layer's expert GEMMs dequantize every weight once
+/* INT4 on AVX-512: the decode GEMV (m = 1) and the B-panel packing.
+ *
+ * GEMV: two 64-weight blocks of a row per 512-bit load, on the AVX2 kernels' activation layout
+ * (pck__int4_xprep_avx2: each block j-major), with the same two weight paths (nibbles converted
+ * to float, or read as denormal floats) in the same order, so the two agree bit for bit. On
+ * Zen 4 a 512-bit op costs two 256-bit slots, so the gain is half the instructions: the AVX2
+ * loop there was bound by issue, not by its FMA or integer pipes.
+ *
+ * Packing: the MoE layer's expert GEMMs dequantize every weight once
  * per call into NR-wide slivers, which the profile puts at ~11% of the layer on Zen 4. Each
  * 512-bit vector holds one k of 16 weight rows, so a 16-column sliver row is one store; the
  * nibble becomes (u - z) * s through a float whose mantissa takes the nibble in place (one
@@ -31,6 +39,129 @@ PCK_INLINE PCK_AVX512 void transpose_2x8x8(__m512 v[8]) {
     v[6] = _mm512_permutex2var_ps(s2, hi, s6);
     v[7] = _mm512_permutex2var_ps(s3, hi, s7);
 }
+
+/* ---------------------------------------------------------------- GEMV, m = 1 */
+
+/* x of nibble j for the 128 weights at b: the two 64-blocks' j-rows side by side (hi: the
+ * second block exists) */
+PCK_INLINE PCK_AVX512 __m512 x_pair(const float *x, ptrdiff_t b, int j, int hi) {
+    __m256 lo = _mm256_loadu_ps(x + b + 8 * j);
+    return hi ? _mm512_insertf32x8(_mm512_castps256_ps512(lo), _mm256_loadu_ps(x + b + 64 + 8 * j), 1)
+              : _mm512_zextps256_ps512(lo);
+}
+
+/* Scales of the 16 lanes of the 128 weights at b (lane l holds k = b + 64(l/8) + 8(l%8) + j):
+ * g == 32 puts 4 groups in 4-lane quarters, g % 64 == 0 one group per half. Lanes past a
+ * missing second block are 0. */
+PCK_INLINE PCK_AVX512 __m512 scale_pair(const float *s, ptrdiff_t b, ptrdiff_t g, int hi) {
+    if (g == 32) {
+        const __m512i q = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        __m128 v = _mm_maskz_loadu_ps(hi ? 0xf : 0x3, s + b / 32);
+        return _mm512_permutexvar_ps(q, _mm512_castps128_ps512(v));
+    }
+    __m512 lo = _mm512_set1_ps(s[b / g]);
+    return _mm512_insertf32x8(lo, hi ? _mm256_set1_ps(s[(b + 64) / g]) : _mm256_setzero_ps(), 1);
+}
+
+/* out[r][0] = sum over the 64-blocks of s_g * sum x*u for R rows at w (k64 = K rounded down
+ * to 64); DN: denormal path with rs = 2^-E. Per row two accumulators (even / odd nibbles)
+ * per 128 weights, summed, rescaled, then one scale FMA into the row's 16-lane total. */
+PCK_INLINE PCK_AVX512 void i4_m1_core512(const int DN, const int R, float rs, ptrdiff_t k64,
+                                         ptrdiff_t g, const float *x, const uint8_t *w,
+                                         ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                                         float out[4][4]) {
+    const __m512i m0 = _mm512_set1_epi32(0xf), m1 = _mm512_set1_epi32(0xf0);
+    const __m512i m2 = _mm512_set1_epi32(0xf00), m3 = _mm512_set1_epi32(0xf000);
+    const __m512i m4 = _mm512_set1_epi32(0xf0000), m5 = _mm512_set1_epi32(0xf00000);
+    const __m512i m6 = _mm512_set1_epi32(0xf000000);
+    const __m512 rsv = _mm512_set1_ps(rs);
+    __m512 y[4];
+    for (int r = 0; r < R; r++) y[r] = _mm512_setzero_ps();
+    for (ptrdiff_t b = 0; b < k64; b += 128) {
+        const int hi = b + 128 <= k64;
+        __m512i v[4];
+        __m512 ae[4], ao[4];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = w + r * ldw + b / 2;
+            v[r] = hi ? _mm512_loadu_si512((const void *)p) : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)p));
+            _mm_prefetch((const char *)(p + R * ldw), _MM_HINT_T0); /* the next call's rows */
+            ae[r] = _mm512_setzero_ps();
+            ao[r] = _mm512_setzero_ps();
+        }
+#define PCK_I4_NIB(j, expr)                                                               \
+    do {                                                                                  \
+        __m512 xv = x_pair(x, b, j, hi);                                                  \
+        for (int r = 0; r < R; r++) {                                                     \
+            __m512i vv = v[r];                                                            \
+            __m512 u = DN ? _mm512_castsi512_ps(expr) : _mm512_cvtepi32_ps(expr);         \
+            if ((j) % 2 == 0) ae[r] = _mm512_fmadd_ps(u, xv, ae[r]);                       \
+            else ao[r] = _mm512_fmadd_ps(u, xv, ao[r]);                                    \
+        }                                                                                 \
+    } while (0)
+        PCK_I4_NIB(0, _mm512_and_si512(vv, m0));
+        PCK_I4_NIB(1, _mm512_and_si512(vv, m1));
+        PCK_I4_NIB(2, _mm512_and_si512(vv, m2));
+        PCK_I4_NIB(3, _mm512_and_si512(vv, m3));
+        PCK_I4_NIB(4, _mm512_and_si512(vv, m4));
+        if (DN) { /* nibbles 5 and 6 masked at bits 12 and 16 after v >> 8, 7 = v >> 28 */
+            PCK_I4_NIB(5, _mm512_and_si512(_mm512_srli_epi32(vv, 8), m3));
+            PCK_I4_NIB(6, _mm512_and_si512(_mm512_srli_epi32(vv, 8), m4));
+        } else {
+            PCK_I4_NIB(5, _mm512_and_si512(vv, m5));
+            PCK_I4_NIB(6, _mm512_and_si512(vv, m6));
+        }
+        PCK_I4_NIB(7, _mm512_srli_epi32(vv, 28));
+#undef PCK_I4_NIB
+        for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_add_ps(ae[r], ao[r]);
+            if (DN) a = _mm512_mul_ps(a, rsv);
+            y[r] = _mm512_fmadd_ps(a, scale_pair(s + r * lds, b, g, hi), y[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) out[r][0] = _mm512_reduce_add_ps(y[r]);
+}
+
+PCK_INLINE PCK_AVX512 void i4_gemv512_m1(const int DN, ptrdiff_t k, ptrdiff_t g, const float *xp,
+                                         const uint8_t *w, ptrdiff_t ldw, const float *s,
+                                         ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz,
+                                         ptrdiff_t n0, ptrdiff_t n1, float *y, int accumulate) {
+    ptrdiff_t k64 = k & ~(ptrdiff_t)63, xrow = pck__xprep_row(k, g);
+    float rs = DN ? xp[pck__xprep_mode(k, g)] : 1.0f;
+    float out[4][4];
+    ptrdiff_t n = n0;
+    for (; n + 4 <= n1; n += 4) {
+        i4_m1_core512(DN, 4, rs, k64, g, xp, w + n * ldw, ldw, s + n * lds, lds, out);
+        pck__int4_rows_finish_avx2(4, 1, k, g, xp, xrow, 0, w, ldw, s, lds, z, ldz, n, out, y, 0, accumulate);
+    }
+    for (; n < n1; n++) {
+        i4_m1_core512(DN, 1, rs, k64, g, xp, w + n * ldw, ldw, s + n * lds, lds, out);
+        pck__int4_rows_finish_avx2(1, 1, k, g, xp, xrow, 0, w, ldw, s, lds, z, ldz, n, out, y, 0, accumulate);
+    }
+}
+
+/* m = 1 with g == 32 here; everything else is the AVX2 GEMV's (with g % 64 == 0 it scales
+ * once per group, which measured faster than this kernel's scale per 128 weights). */
+PCK_AVX512 void pck__int4_gemv_avx512(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
+                                      const uint8_t *w, ptrdiff_t ldw, const float *s,
+                                      ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz, ptrdiff_t n0,
+                                      ptrdiff_t n1, float *y, ptrdiff_t ldy, int accumulate) {
+    if (m != 1 || g != 32) {
+        pck__int4_gemv_avx2(m, k, g, xp, w, ldw, s, lds, z, ldz, n0, n1, y, ldy, accumulate);
+        return;
+    }
+    if (xp[pck__xprep_mode(k, g)] == 0.0f) {
+        i4_gemv512_m1(0, k, g, xp, w, ldw, s, lds, z, ldz, n0, n1, y, accumulate);
+        return;
+    }
+    /* denormals must be read as such (DAZ) and exact subnormal sums kept (FTZ): clear both
+     * for this thread while the kernel runs, whatever the caller set */
+    unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr & ~(0x8040u));
+    i4_gemv512_m1(1, k, g, xp, w, ldw, s, lds, z, ldz, n0, n1, y, accumulate);
+    _mm_setcsr(csr);
+}
+
+/* ---------------------------------------------------------------- B-panel packing */
 
 /* Scales (and zero points) of groups gf ..< gf+ng for the 16 rows nb ..< nb+16, one vector
  * per group, lane r = row nb+r: masked row loads and the transpose, no scalar gather. */
