@@ -450,13 +450,13 @@ PCK_INLINE PCK_AVX2 void zero_terms_avx2(const int R, ptrdiff_t ng, const float 
 
 /* y for R <= 4 weight rows n.. x MM <= 4 activation rows i0..: out[r][i] holds the block
  * part (sum over the 64-blocks of s_g * sum x*u); this subtracts the zero-point terms, adds
- * the K tail in natural order and stores (or accumulates). Shared with the AVX-512 GEMV. */
-PCK_AVX2 void pck__int4_rows_finish_avx2(int R, int MM, ptrdiff_t k, ptrdiff_t g,
-                                         const float *xp, ptrdiff_t xrow, ptrdiff_t i0,
-                                         const uint8_t *w, ptrdiff_t ldw, const float *s,
-                                         ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz,
-                                         ptrdiff_t n, float out[4][4], float *y, ptrdiff_t ldy,
-                                         int accumulate) {
+ * the K tail in natural order and stores (or accumulates). */
+PCK_INLINE PCK_AVX2 void i4_rows_finish(const int R, const int MM, ptrdiff_t k, ptrdiff_t g,
+                                        const float *xp, ptrdiff_t xrow, ptrdiff_t i0,
+                                        const uint8_t *w, ptrdiff_t ldw, const float *s,
+                                        ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz,
+                                        ptrdiff_t n, float out[4][4], float *y, ptrdiff_t ldy,
+                                        int accumulate) {
     ptrdiff_t k64 = k & ~(ptrdiff_t)63, ng = k / g;
     const float *sr[4];
     const int8_t *zr[4];
@@ -467,10 +467,7 @@ PCK_AVX2 void pck__int4_rows_finish_avx2(int R, int MM, ptrdiff_t k, ptrdiff_t g
     for (int i = 0; i < MM; i++) {
         const float *xi = xp + (i0 + i) * xrow;
         float zt[4];
-        if (R == 4) zero_terms_avx2(4, ng, sr, zr, xi + pck__round16(k), zt);
-        else if (R == 3) zero_terms_avx2(3, ng, sr, zr, xi + pck__round16(k), zt);
-        else if (R == 2) zero_terms_avx2(2, ng, sr, zr, xi + pck__round16(k), zt);
-        else zero_terms_avx2(1, ng, sr, zr, xi + pck__round16(k), zt);
+        zero_terms_avx2(R, ng, sr, zr, xi + pck__round16(k), zt);
         for (int r = 0; r < R; r++) {
             const uint8_t *wr = w + (n + r) * ldw;
             float v = out[r][i] - zt[r];
@@ -485,6 +482,25 @@ PCK_AVX2 void pck__int4_rows_finish_avx2(int R, int MM, ptrdiff_t k, ptrdiff_t g
             *yy = accumulate ? *yy + v : v;
         }
     }
+}
+
+/* The same out of line, for the AVX-512 GEMV's rows (m = 1; R = 4, or 1 for leftover rows). */
+PCK_AVX2 void pck__int4_rows_finish_avx2(int R, int MM, ptrdiff_t k, ptrdiff_t g,
+                                         const float *xp, ptrdiff_t xrow, ptrdiff_t i0,
+                                         const uint8_t *w, ptrdiff_t ldw, const float *s,
+                                         ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz,
+                                         ptrdiff_t n, float out[4][4], float *y, ptrdiff_t ldy,
+                                         int accumulate) {
+    if (R == 4 && MM == 1) { /* the four zero-point chains interleaved */
+        i4_rows_finish(4, 1, k, g, xp, xrow, i0, w, ldw, s, lds, z, ldz, n, out, y, ldy, accumulate);
+        return;
+    }
+    for (int i = 0; i < MM; i++)
+        for (int r = 0; r < R; r++) {
+            float o[4][4] = {{out[r][i]}};
+            i4_rows_finish(1, 1, k, g, xp, xrow, i0 + i, w, ldw, s, lds, z, ldz, n + r, o, y,
+                           ldy, accumulate);
+        }
 }
 
 PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int DN, const int R, const int MM, const int P,
@@ -510,8 +526,7 @@ PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int DN, const int R, const int MM, c
         i4_m1_r4(DN, rs[0], k64, g, xr[0], wr[0], ldw, sr[0], lds, out); /* prefetches the next rows */
     else
         i4_core_avx2(DN, R, MM, P, k64, g, R * ldw, xr, rs, wr, sr, out); /* prefetch the next rows */
-    pck__int4_rows_finish_avx2(R, MM, k, g, xp, xrow, i0, w, ldw, s, lds, z, ldz, n, out, y, ldy,
-                               accumulate);
+    i4_rows_finish(R, MM, k, g, xp, xrow, i0, w, ldw, s, lds, z, ldz, n, out, y, ldy, accumulate);
 }
 
 /* g % 32 == 0; DN: xp was laid out for the denormal path */
