@@ -667,9 +667,7 @@ PCK_AVX2 void pck__int4_pack_b_avx2(ptrdiff_t nr, ptrdiff_t kc, ptrdiff_t nc, pt
 #undef PCK_I4_OUT
                 }
             }
-            for (ptrdiff_t kk = kc64; kk < kc; kk++)
-                for (int r = 0; r < 8; r++)
-                    o[kk * nr + c0 + r] = deq1(w, ldw, s, lds, z, ldz, g, nb + r, k0 + kk);
+            pck__int4_pack_tail(nr, kc64, kc, k0, nb, 8, g, w, ldw, s, lds, z, ldz, o + c0);
         }
     }
 }

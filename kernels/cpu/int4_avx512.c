@@ -270,9 +270,7 @@ PCK_AVX512 void pck__int4_pack_b_avx512(ptrdiff_t nr, ptrdiff_t kc, ptrdiff_t nc
         }
         for (ptrdiff_t c0 = 0; c0 < nr; c0 += 16) {
             if (kc64 > 0) pack16(nr, kc64, k0, n0 + j0 + c0, g, w, ldw, s, lds, z, ldz, o + c0);
-            for (ptrdiff_t kk = kc64; kk < kc; kk++)
-                for (int r = 0; r < 16; r++)
-                    o[kk * nr + c0 + r] = deq1(w, ldw, s, lds, z, ldz, g, n0 + j0 + c0 + r, k0 + kk);
+            pck__int4_pack_tail(nr, kc64, kc, k0, n0 + j0 + c0, 16, g, w, ldw, s, lds, z, ldz, o + c0);
         }
     }
 }

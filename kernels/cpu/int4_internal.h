@@ -19,6 +19,16 @@ PCK_INLINE float deq1(const uint8_t *w, ptrdiff_t ldw, const float *s, ptrdiff_t
     return (float)(nib(w + n * ldw, k) - zero_at(z, n, ldz, gi)) * s[n * lds + gi];
 }
 
+/* B-panel depths k0+from ..< k0+kc of weight rows nb ..< nb+rows into the sliver columns at o
+ * (sliver rows nr floats apart): the K tail past the last 64-block, by the scalar definition. */
+PCK_INLINE void pck__int4_pack_tail(ptrdiff_t nr, ptrdiff_t from, ptrdiff_t kc, ptrdiff_t k0,
+                                    ptrdiff_t nb, int rows, ptrdiff_t g, const uint8_t *w,
+                                    ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                                    const int8_t *z, ptrdiff_t ldz, float *o) {
+    for (ptrdiff_t kk = from; kk < kc; kk++)
+        for (int r = 0; r < rows; r++) o[kk * nr + r] = deq1(w, ldw, s, lds, z, ldz, g, nb + r, k0 + kk);
+}
+
 #if PCK_X86
 /* int4_avx2.c: the zero-point terms, K tail and store of R <= 4 GEMV rows after the block
  * part (out[r][i]); the AVX-512 GEMV finishes its rows with it too. */
