@@ -1,10 +1,11 @@
-/* INT4 on AVX-512: the decode GEMV (m = 1) and the B-panel packing.
+/* INT4 on AVX-512: the decode GEMV (m = 1, g = 32) and the B-panel packing.
  *
  * GEMV: two 64-weight blocks of a row per 512-bit load, on the AVX2 kernels' activation layout
  * (pck__int4_xprep_avx2: each block j-major), with the same two weight paths (nibbles converted
  * to float, or read as denormal floats) in the same order, so the two agree bit for bit. On
  * Zen 4 a 512-bit op costs two 256-bit slots, so the gain is half the instructions: the AVX2
- * loop there was bound by issue, not by its FMA or integer pipes.
+ * loop runs there well below what its FMA and integer pipes allow (~10% faster at N4096
+ * K14336 on two cores, docs/benchmarks.md).
  *
  * Packing: the MoE layer's expert GEMMs dequantize every weight once
  * per call into NR-wide slivers, which the profile puts at ~11% of the layer on Zen 4. Each
@@ -50,24 +51,19 @@ PCK_INLINE PCK_AVX512 __m512 x_pair(const float *x, ptrdiff_t b, int j, int hi) 
               : _mm512_zextps256_ps512(lo);
 }
 
-/* Scales of the 16 lanes of the 128 weights at b (lane l holds k = b + 64(l/8) + 8(l%8) + j):
- * g == 32 puts 4 groups in 4-lane quarters, g % 64 == 0 one group per half. Lanes past a
- * missing second block are 0. */
-PCK_INLINE PCK_AVX512 __m512 scale_pair(const float *s, ptrdiff_t b, ptrdiff_t g, int hi) {
-    if (g == 32) {
-        const __m512i q = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-        __m128 v = _mm_maskz_loadu_ps(hi ? 0xf : 0x3, s + b / 32);
-        return _mm512_permutexvar_ps(q, _mm512_castps128_ps512(v));
-    }
-    __m512 lo = _mm512_set1_ps(s[b / g]);
-    return _mm512_insertf32x8(lo, hi ? _mm256_set1_ps(s[(b + 64) / g]) : _mm256_setzero_ps(), 1);
+/* g = 32 scales of the 16 lanes of the 128 weights at b (lane l holds k = b + 64(l/8) +
+ * 8(l%8) + j): 4 groups in 4-lane quarters; lanes past a missing second block are 0. */
+PCK_INLINE PCK_AVX512 __m512 scale_pair(const float *s, ptrdiff_t b, int hi) {
+    const __m512i q = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    __m128 v = _mm_maskz_loadu_ps(hi ? 0xf : 0x3, s + b / 32);
+    return _mm512_permutexvar_ps(q, _mm512_castps128_ps512(v));
 }
 
-/* out[r][0] = sum over the 64-blocks of s_g * sum x*u for R rows at w (k64 = K rounded down
+/* out[r][0] = sum over the 64-blocks of s_g * sum x*u for R rows at w, g = 32 (k64 = K rounded down
  * to 64); DN: denormal path with rs = 2^-E. Per row two accumulators (even / odd nibbles)
  * per 128 weights, summed, rescaled, then one scale FMA into the row's 16-lane total. */
 PCK_INLINE PCK_AVX512 void i4_m1_core512(const int DN, const int R, float rs, ptrdiff_t k64,
-                                         ptrdiff_t g, const float *x, const uint8_t *w,
+                                         const float *x, const uint8_t *w,
                                          ptrdiff_t ldw, const float *s, ptrdiff_t lds,
                                          float out[4][4]) {
     const __m512i m0 = _mm512_set1_epi32(0xf), m1 = _mm512_set1_epi32(0xf0);
@@ -115,7 +111,7 @@ PCK_INLINE PCK_AVX512 void i4_m1_core512(const int DN, const int R, float rs, pt
         for (int r = 0; r < R; r++) {
             __m512 a = _mm512_add_ps(ae[r], ao[r]);
             if (DN) a = _mm512_mul_ps(a, rsv);
-            y[r] = _mm512_fmadd_ps(a, scale_pair(s + r * lds, b, g, hi), y[r]);
+            y[r] = _mm512_fmadd_ps(a, scale_pair(s + r * lds, b, hi), y[r]);
         }
     }
     for (int r = 0; r < R; r++) out[r][0] = _mm512_reduce_add_ps(y[r]);
@@ -130,11 +126,11 @@ PCK_INLINE PCK_AVX512 void i4_gemv512_m1(const int DN, ptrdiff_t k, ptrdiff_t g,
     float out[4][4];
     ptrdiff_t n = n0;
     for (; n + 4 <= n1; n += 4) {
-        i4_m1_core512(DN, 4, rs, k64, g, xp, w + n * ldw, ldw, s + n * lds, lds, out);
+        i4_m1_core512(DN, 4, rs, k64, xp, w + n * ldw, ldw, s + n * lds, lds, out);
         pck__int4_rows_finish_avx2(4, 1, k, g, xp, xrow, 0, w, ldw, s, lds, z, ldz, n, out, y, 0, accumulate);
     }
     for (; n < n1; n++) {
-        i4_m1_core512(DN, 1, rs, k64, g, xp, w + n * ldw, ldw, s + n * lds, lds, out);
+        i4_m1_core512(DN, 1, rs, k64, xp, w + n * ldw, ldw, s + n * lds, lds, out);
         pck__int4_rows_finish_avx2(1, 1, k, g, xp, xrow, 0, w, ldw, s, lds, z, ldz, n, out, y, 0, accumulate);
     }
 }

@@ -135,7 +135,7 @@ void pck__exp_avx512(ptrdiff_t, const float *, float *);
 float pck__exp_sub_sum_avx512(ptrdiff_t, const float *, float, float *);
 void pck__silu_avx512(ptrdiff_t, const float *, float *);
 void pck__swiglu_avx512(ptrdiff_t, const float *, const float *, float *);
-/* int4_avx512.c: the INT4 GEMV for m = 1 (else AVX2's) and B-panel packing, 16 weight rows
+/* int4_avx512.c: the INT4 GEMV for m = 1, g = 32 (else AVX2's) and B-panel packing, 16 weight rows
  * per vector. */
 void pck__int4_gemv_avx512(ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, const uint8_t *,
                            ptrdiff_t, const float *, ptrdiff_t, const int8_t *, ptrdiff_t,
