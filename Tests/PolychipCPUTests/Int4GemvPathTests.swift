@@ -76,7 +76,8 @@ import CPolychipKernels
         return (y, path)
     }
 
-    @Test(arguments: CPUISA.supported.flatMap(KernelTable.all).map(\.gemmName))
+    /// Serialized: the weight-path switch (`pck_int4_denormal_weights`) is process-wide.
+    @Test(.serialized, arguments: CPUISA.supported.flatMap(KernelTable.all).map(\.gemmName))
     func bothWeightPathsGiveTheSameBits(_ tableName: String) {
         let table = CPUISA.supported.flatMap(KernelTable.all).first { $0.gemmName == tableName }!
         table.with { bothPaths(simd: [.avx2, .avx512].contains(table.isa) && pck_int4_denormals_fast() != 0) }
