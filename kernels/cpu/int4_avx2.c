@@ -484,23 +484,21 @@ PCK_INLINE PCK_AVX2 void i4_rows_finish(const int R, const int MM, ptrdiff_t k, 
     }
 }
 
-/* The same out of line, for the AVX-512 GEMV's rows (m = 1; R = 4, or 1 for leftover rows). */
-PCK_AVX2 void pck__int4_rows_finish_avx2(int R, int MM, ptrdiff_t k, ptrdiff_t g,
-                                         const float *xp, ptrdiff_t xrow, ptrdiff_t i0,
+/* The same out of line for one activation row (m = 1), for the AVX-512 GEMV: R = 4 keeps the
+ * four zero-point chains interleaved, other R (leftover rows) go one row at a time. */
+PCK_AVX2 void pck__int4_rows_finish_avx2(int R, ptrdiff_t k, ptrdiff_t g, const float *xp,
                                          const uint8_t *w, ptrdiff_t ldw, const float *s,
                                          ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz,
-                                         ptrdiff_t n, float out[4][4], float *y, ptrdiff_t ldy,
-                                         int accumulate) {
-    if (R == 4 && MM == 1) { /* the four zero-point chains interleaved */
-        i4_rows_finish(4, 1, k, g, xp, xrow, i0, w, ldw, s, lds, z, ldz, n, out, y, ldy, accumulate);
+                                         ptrdiff_t n, float out[4][4], float *y, int accumulate) {
+    ptrdiff_t xrow = pck__xprep_row(k, g);
+    if (R == 4) {
+        i4_rows_finish(4, 1, k, g, xp, xrow, 0, w, ldw, s, lds, z, ldz, n, out, y, 0, accumulate);
         return;
     }
-    for (int i = 0; i < MM; i++)
-        for (int r = 0; r < R; r++) {
-            float o[4][4] = {{out[r][i]}};
-            i4_rows_finish(1, 1, k, g, xp, xrow, i0 + i, w, ldw, s, lds, z, ldz, n + r, o, y,
-                           ldy, accumulate);
-        }
+    for (int r = 0; r < R; r++) {
+        float o[4][4] = {{out[r][0]}};
+        i4_rows_finish(1, 1, k, g, xp, xrow, 0, w, ldw, s, lds, z, ldz, n + r, o, y, 0, accumulate);
+    }
 }
 
 PCK_INLINE PCK_AVX2 void i4_rows_avx2(const int DN, const int R, const int MM, const int P,

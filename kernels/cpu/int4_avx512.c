@@ -121,17 +121,17 @@ PCK_INLINE PCK_AVX512 void i4_gemv512_m1(const int DN, ptrdiff_t k, ptrdiff_t g,
                                          const uint8_t *w, ptrdiff_t ldw, const float *s,
                                          ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz,
                                          ptrdiff_t n0, ptrdiff_t n1, float *y, int accumulate) {
-    ptrdiff_t k64 = k & ~(ptrdiff_t)63, xrow = pck__xprep_row(k, g);
+    ptrdiff_t k64 = k & ~(ptrdiff_t)63;
     float rs = DN ? xp[pck__xprep_mode(k, g)] : 1.0f;
     float out[4][4];
     ptrdiff_t n = n0;
     for (; n + 4 <= n1; n += 4) {
         i4_m1_core512(DN, 4, rs, k64, xp, w + n * ldw, ldw, s + n * lds, lds, out);
-        pck__int4_rows_finish_avx2(4, 1, k, g, xp, xrow, 0, w, ldw, s, lds, z, ldz, n, out, y, 0, accumulate);
+        pck__int4_rows_finish_avx2(4, k, g, xp, w, ldw, s, lds, z, ldz, n, out, y, accumulate);
     }
     for (; n < n1; n++) {
         i4_m1_core512(DN, 1, rs, k64, xp, w + n * ldw, ldw, s + n * lds, lds, out);
-        pck__int4_rows_finish_avx2(1, 1, k, g, xp, xrow, 0, w, ldw, s, lds, z, ldz, n, out, y, 0, accumulate);
+        pck__int4_rows_finish_avx2(1, k, g, xp, w, ldw, s, lds, z, ldz, n, out, y, accumulate);
     }
 }
 

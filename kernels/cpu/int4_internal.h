@@ -30,13 +30,12 @@ PCK_INLINE void pck__int4_pack_tail(ptrdiff_t nr, ptrdiff_t from, ptrdiff_t kc, 
 }
 
 #if PCK_X86
-/* int4_avx2.c: the zero-point terms, K tail and store of R <= 4 GEMV rows after the block
- * part (out[r][i]); the AVX-512 GEMV finishes its rows with it too. */
-void pck__int4_rows_finish_avx2(int R, int MM, ptrdiff_t k, ptrdiff_t g, const float *xp,
-                                ptrdiff_t xrow, ptrdiff_t i0, const uint8_t *w, ptrdiff_t ldw,
-                                const float *s, ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz,
-                                ptrdiff_t n, float out[4][4], float *y, ptrdiff_t ldy,
-                                int accumulate);
+/* int4_avx2.c: the zero-point terms, K tail and store of R <= 4 GEMV rows n.. of one
+ * activation row after the block part (out[r][0]); the AVX-512 GEMV finishes its rows with it. */
+void pck__int4_rows_finish_avx2(int R, ptrdiff_t k, ptrdiff_t g, const float *xp,
+                                const uint8_t *w, ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                                const int8_t *z, ptrdiff_t ldz, ptrdiff_t n, float out[4][4],
+                                float *y, int accumulate);
 #endif
 
 #endif

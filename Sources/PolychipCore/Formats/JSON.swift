@@ -202,11 +202,7 @@ public struct JSONParser {
             advance()
             skipWhitespace()
             members.append((key, try parseValue()))
-            skipWhitespace()
-            guard pos < bytes.count else { throw fail("unexpected end of input inside an object, expected ',' or '}'") }
-            if bytes[pos] == UInt8(ascii: ",") { advance(); continue }
-            if bytes[pos] == UInt8(ascii: "}") { advance(); break }
-            throw fail("expected ',' or '}' in an object, found \(describe(bytes[pos]))")
+            if try !another(close: "}", in: "an object") { break }
         }
         depth -= 1
         return .object(members)
@@ -225,14 +221,20 @@ public struct JSONParser {
         while true {
             skipWhitespace()
             items.append(try parseValue())
-            skipWhitespace()
-            guard pos < bytes.count else { throw fail("unexpected end of input inside an array, expected ',' or ']'") }
-            if bytes[pos] == UInt8(ascii: ",") { advance(); continue }
-            if bytes[pos] == UInt8(ascii: "]") { advance(); break }
-            throw fail("expected ',' or ']' in an array, found \(describe(bytes[pos]))")
+            if try !another(close: "]", in: "an array") { break }
         }
         depth -= 1
         return .array(items)
+    }
+
+    /// After a member or item: consumes ',' (true: another follows) or `close` (false: the
+    /// container ends); anything else is an error naming the container.
+    private mutating func another(close: Unicode.Scalar, in container: String) throws(Failure) -> Bool {
+        skipWhitespace()
+        guard pos < bytes.count else { throw fail("unexpected end of input inside \(container), expected ',' or '\(close)'") }
+        if bytes[pos] == UInt8(ascii: ",") { advance(); return true }
+        if bytes[pos] == UInt8(ascii: close) { advance(); return false }
+        throw fail("expected ',' or '\(close)' in \(container), found \(describe(bytes[pos]))")
     }
 
     private mutating func parseHex4() throws(Failure) -> UInt32 {
