@@ -7,8 +7,10 @@ import CPolychipKernels
 /// floats against activations pre-scaled by 2^(E+149-p). The second is only taken where it
 /// rounds exactly like the first, so the two must agree bit for bit, on every kernel shape
 /// (m = 1 assembly loop, the intrinsics core for other m and leftover rows, K tails) and on
-/// every table (the AVX-512 tables have their own m = 1, g = 32 kernel).
-@Suite struct Int4GemvPathTests {
+/// every table (the AVX-512 tables have their own m = 1 kernels: g = 32, and g % 64 = 0,
+/// which must also give the AVX2 table's bits).
+/// Serialized as a whole: the weight-path switch (`pck_int4_denormal_weights`) is process-wide.
+@Suite(.serialized) struct Int4GemvPathTests {
     struct Case {
         var m, n, k, g: Int
         var zeros: Bool
@@ -18,6 +20,9 @@ import CPolychipKernels
         Case(m: 1, n: 37, k: 512, g: 32, zeros: false),  // 9 row quads + 1 leftover row
         Case(m: 1, n: 24, k: 1024, g: 128, zeros: true),
         Case(m: 1, n: 16, k: 448, g: 64, zeros: true),   // one block per group
+        Case(m: 1, n: 10, k: 768, g: 128, zeros: false), // even group count, 2 leftover rows
+        Case(m: 1, n: 7, k: 1280, g: 256, zeros: true),  // odd group count, 3 leftover rows
+        Case(m: 1, n: 5, k: 256, g: 256, zeros: false),  // a single group
         Case(m: 1, n: 12, k: 96, g: 32, zeros: false),   // 32-weight K tail
         Case(m: 1, n: 9, k: 320, g: 32, zeros: true),    // 128-weight blocks and a 64-weight one
         Case(m: 2, n: 13, k: 256, g: 32, zeros: true),
@@ -76,11 +81,34 @@ import CPolychipKernels
         return (y, path)
     }
 
-    /// Serialized: the weight-path switch (`pck_int4_denormal_weights`) is process-wide.
-    @Test(.serialized, arguments: CPUISA.supported.flatMap(KernelTable.all).map(\.gemmName))
+    @Test(arguments: CPUISA.supported.flatMap(KernelTable.all).map(\.gemmName))
     func bothWeightPathsGiveTheSameBits(_ tableName: String) {
         let table = CPUISA.supported.flatMap(KernelTable.all).first { $0.gemmName == tableName }!
         table.with { bothPaths(simd: [.avx2, .avx512].contains(table.isa) && pck_int4_denormals_fast() != 0) }
+    }
+
+    /// The AVX-512 tables' m = 1, g % 64 = 0 kernel is the AVX2 one's arithmetic in the same
+    /// order with more registers: same bits, on both weight paths.
+    @Test(arguments: CPUISA.supported.contains(.avx512) ? KernelTable.all(.avx512).map(\.gemmName) : [])
+    func groupKernelGivesTheAVX2Bits(_ tableName: String) throws {
+        let avx512 = KernelTable.all(.avx512).first { $0.gemmName == tableName }!
+        let avx2 = try #require(KernelTable.all(.avx2).first)
+        var rng = Rng()
+        for c in Self.cases where c.m == 1 && c.g % 64 == 0 {
+            let ng = c.k / c.g
+            let w = (0..<(c.n * c.k / 2)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let s = (0..<(c.n * ng)).map { _ in 0.005 + 0.05 * rng.uniform() }
+            let z: [Int8]? = c.zeros ? (0..<(c.n * ng)).map { _ in Int8(rng.next() % 16) } : nil
+            for range in Range.allCases {
+                let x = activations(c.k, range, &rng)
+                for denormal in [true, false] {
+                    let (want, _) = avx2.with { gemv(c, x: x, w: w, s: s, z: z, denormal: denormal) }
+                    let (got, _) = avx512.with { gemv(c, x: x, w: w, s: s, z: z, denormal: denormal) }
+                    #expect(got.map(\.bitPattern) == want.map(\.bitPattern),
+                            "n \(c.n) k \(c.k) g \(c.g) zeros \(c.zeros), \(range), denormal path allowed \(denormal)")
+                }
+            }
+        }
     }
 
     func bothPaths(simd: Bool) {

@@ -1,11 +1,14 @@
-/* INT4 on AVX-512: the decode GEMV (m = 1, g = 32) and the B-panel packing.
+/* INT4 on AVX-512: the decode GEMV (m = 1, g = 32 and g % 64 == 0) and the B-panel packing.
  *
- * GEMV: two 64-weight blocks of a row per 512-bit load, on the AVX2 kernels' activation layout
- * (pck__int4_xprep_avx2: each block j-major), with the same two weight paths (nibbles converted
- * to float, or read as denormal floats) in the same order, so the two agree bit for bit. On
- * Zen 4 a 512-bit op costs two 256-bit slots, so the gain is half the instructions: the AVX2
- * loop runs there well below what its FMA and integer pipes allow (~10% faster at N4096
- * K14336 on two cores, docs/benchmarks.md).
+ * GEMV, g = 32: two 64-weight blocks of a row per 512-bit load, on the AVX2 kernels'
+ * activation layout (pck__int4_xprep_avx2: each block j-major), with the same two weight
+ * paths (nibbles converted to float, or read as denormal floats) in the same order, so the
+ * two agree bit for bit. On Zen 4 a 512-bit op costs two 256-bit slots, so the gain is half
+ * the instructions: the AVX2 loop runs there well below what its FMA and integer pipes allow
+ * (~10% faster at N4096 K14336 on two cores, docs/benchmarks.md).
+ *
+ * GEMV, g % 64 == 0: the AVX2 kernel's arithmetic and bits with 256-bit EVEX ops, whose 32
+ * registers let one group's end overlap the next group (see the section below).
  *
  * Packing: the MoE layer's expert GEMMs dequantize every weight once
  * per call into NR-wide slivers, which the profile puts at ~11% of the layer on Zen 4. Each
@@ -135,25 +138,264 @@ PCK_INLINE PCK_AVX512 void i4_gemv512_m1(const int DN, ptrdiff_t k, ptrdiff_t g,
     }
 }
 
-/* m = 1 with g == 32 here; everything else is the AVX2 GEMV's (with g % 64 == 0 it scales
- * once per group, which measured faster than this kernel's scale per 128 weights). */
+/* ---------------------------------------------------------------- GEMV, m = 1, g % 64 == 0
+ *
+ * The AVX2 kernel's arithmetic in the same order (so the bits are the AVX2 GEMV's), but
+ * EVEX-encoded 256-bit ops use the 32 registers. At g = 128 the AVX2 loop spent ~25% of its
+ * time at the group ends: the masks and the row totals live in memory there (16 registers),
+ * and each group's reduction (even + odd sums, x 2^-E, one scale FMA) waits ~10 cycles on
+ * the group's last FMAs while the next group cannot start its accumulators. Here the masks
+ * and totals stay in registers, and two accumulator sets alternate, so the reduction of one
+ * group runs spread over the first block of the next (after its nibbles 0, 2 and 4).
+ * In cache, 4 rows x K 14336, Zen 4: 11.1 -> 13.2 weights per cycle at g = 128.
+ *
+ * Registers: ymm0-7 / ymm16-23 = the two sets (rows 0-3 even nibbles, rows 0-3 odd);
+ * ymm8-11 = the 4 rows' 32 weight bytes; ymm12 = activations; ymm13-14 = nibbles;
+ * ymm24-27, ymm15 = masks 0xf << 4j, j = 0..4 (the conversion path reads j = 5, 6 from
+ * memory); ymm28-31 = the rows' totals. */
+
+#define I5_CVT(reg) "vcvtdq2ps %%" reg ", %%" reg "\n\t"
+#define I5_DN(reg) ""
+/* nibble j of the 4 rows (mask operand M) into A0-A3, activations at byte xoff of the block */
+#define I5_NIB4(CV, M, xoff, A0, A1, A2, A3)                                              \
+    "vmovups " #xoff "(%[x]), %%ymm12\n\t"                                                \
+    "vpandd " M ", %%ymm8, %%ymm13\n\t"                                                   \
+    "vpandd " M ", %%ymm9, %%ymm14\n\t"                                                   \
+    CV("ymm13") CV("ymm14")                                                               \
+    "vfmadd231ps %%ymm12, %%ymm13, %%" A0 "\n\t"                                          \
+    "vfmadd231ps %%ymm12, %%ymm14, %%" A1 "\n\t"                                          \
+    "vpandd " M ", %%ymm10, %%ymm13\n\t"                                                  \
+    "vpandd " M ", %%ymm11, %%ymm14\n\t"                                                  \
+    CV("ymm13") CV("ymm14")                                                               \
+    "vfmadd231ps %%ymm12, %%ymm13, %%" A2 "\n\t"                                          \
+    "vfmadd231ps %%ymm12, %%ymm14, %%" A3 "\n\t"
+/* nibble 7: the weight registers >> sh */
+#define I5_NIB7(CV, sh, A4, A5, A6, A7)                                                   \
+    "vmovups 224(%[x]), %%ymm12\n\t"                                                      \
+    "vpsrld $" #sh ", %%ymm8, %%ymm13\n\t"                                                \
+    "vpsrld $" #sh ", %%ymm9, %%ymm14\n\t"                                                \
+    CV("ymm13") CV("ymm14")                                                               \
+    "vfmadd231ps %%ymm12, %%ymm13, %%" A4 "\n\t"                                          \
+    "vfmadd231ps %%ymm12, %%ymm14, %%" A5 "\n\t"                                          \
+    "vpsrld $" #sh ", %%ymm10, %%ymm13\n\t"                                               \
+    "vpsrld $" #sh ", %%ymm11, %%ymm14\n\t"                                               \
+    CV("ymm13") CV("ymm14")                                                               \
+    "vfmadd231ps %%ymm12, %%ymm13, %%" A6 "\n\t"                                          \
+    "vfmadd231ps %%ymm12, %%ymm14, %%" A7 "\n\t"
+/* one 64-weight block of the 4 rows; prefetches the same bytes of the next 4 rows */
+#define I5_LOAD4                                                                          \
+    "vmovdqu (%[w]), %%ymm8\n\t"                                                          \
+    "vmovdqu (%[w],%[ldw]), %%ymm9\n\t"                                                   \
+    "vmovdqu (%[w],%[ldw],2), %%ymm10\n\t"                                                \
+    "vmovdqu (%[w3]), %%ymm11\n\t"                                                        \
+    "prefetcht0 (%[w],%[ldw],4)\n\t"                                                      \
+    "prefetcht0 (%[w3],%[ldw],2)\n\t"                                                     \
+    "prefetcht0 (%[w3],%[ldw3])\n\t"                                                      \
+    "prefetcht0 (%[w3],%[ldw],4)\n\t"
+#define I5_ADVANCE                                                                        \
+    "add $32, %[w]\n\t"                                                                   \
+    "add $32, %[w3]\n\t"                                                                  \
+    "add $256, %[x]\n\t"
+/* Nibbles 0-4 masked in place, X1-X3 (the previous group's end) after nibbles 0, 2, 4 */
+#define I5_NIBS0_4(CV, X1, X2, X3, A0, A1, A2, A3, A4, A5, A6, A7)                        \
+    I5_NIB4(CV, "%%ymm24", 0, A0, A1, A2, A3) X1                                          \
+    I5_NIB4(CV, "%%ymm25", 32, A4, A5, A6, A7)                                            \
+    I5_NIB4(CV, "%%ymm26", 64, A0, A1, A2, A3) X2                                         \
+    I5_NIB4(CV, "%%ymm27", 96, A4, A5, A6, A7)                                            \
+    I5_NIB4(CV, "%%ymm15", 128, A0, A1, A2, A3) X3
+/* conversion path: nibbles 5 and 6 masked in place, 7 = v >> 28 */
+#define I5_BLOCK(X1, X2, X3, A0, A1, A2, A3, A4, A5, A6, A7)                              \
+    I5_LOAD4                                                                              \
+    I5_NIBS0_4(I5_CVT, X1, X2, X3, A0, A1, A2, A3, A4, A5, A6, A7)                        \
+    I5_NIB4(I5_CVT, "160(%[mk])", 160, A4, A5, A6, A7)                                    \
+    I5_NIB4(I5_CVT, "192(%[mk])", 192, A0, A1, A2, A3)                                    \
+    I5_NIB7(I5_CVT, 28, A4, A5, A6, A7)                                                   \
+    I5_ADVANCE
+/* denormal path: after v >> 8, nibbles 5 and 6 masked at bits 12 and 16, 7 = v >> 20 */
+#define I5_BLOCK_DN(X1, X2, X3, A0, A1, A2, A3, A4, A5, A6, A7)                           \
+    I5_LOAD4                                                                              \
+    I5_NIBS0_4(I5_DN, X1, X2, X3, A0, A1, A2, A3, A4, A5, A6, A7)                         \
+    "vpsrld $8, %%ymm8, %%ymm8\n\t"                                                       \
+    "vpsrld $8, %%ymm9, %%ymm9\n\t"                                                       \
+    "vpsrld $8, %%ymm10, %%ymm10\n\t"                                                     \
+    "vpsrld $8, %%ymm11, %%ymm11\n\t"                                                     \
+    I5_NIB4(I5_DN, "%%ymm27", 160, A4, A5, A6, A7)                                        \
+    I5_NIB4(I5_DN, "%%ymm15", 192, A0, A1, A2, A3)                                        \
+    I5_NIB7(I5_DN, 20, A4, A5, A6, A7)                                                    \
+    I5_ADVANCE
+
+#define I5_SET_A "ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7"
+#define I5_SET_B "ymm16", "ymm17", "ymm18", "ymm19", "ymm20", "ymm21", "ymm22", "ymm23"
+#define I5_ZERO4(a, b, c, d)                                                              \
+    "vpxord %%" a ", %%" a ", %%" a "\n\t"                                                \
+    "vpxord %%" b ", %%" b ", %%" b "\n\t"                                                \
+    "vpxord %%" c ", %%" c ", %%" c "\n\t"                                                \
+    "vpxord %%" d ", %%" d ", %%" d "\n\t"
+#define I5_ZERO8(a, b, c, d, e, f, g, h) I5_ZERO4(a, b, c, d) I5_ZERO4(e, f, g, h)
+#define I5_ZERO8_(...) I5_ZERO8(__VA_ARGS__)
+/* A group's end in three steps: even + odd; (DN) x 2^-E; total += sum * the row's scale,
+ * then the scale pointers move to the next group. */
+#define I5_END1(A0, A1, A2, A3, A4, A5, A6, A7)                                           \
+    "vaddps %%" A4 ", %%" A0 ", %%" A0 "\n\t"                                             \
+    "vaddps %%" A5 ", %%" A1 ", %%" A1 "\n\t"                                             \
+    "vaddps %%" A6 ", %%" A2 ", %%" A2 "\n\t"                                             \
+    "vaddps %%" A7 ", %%" A3 ", %%" A3 "\n\t"
+#define I5_END2_DN(A0, A1, A2, A3, ...)                                                   \
+    "vmulps %[rs]%{1to8%}, %%" A0 ", %%" A0 "\n\t"                                        \
+    "vmulps %[rs]%{1to8%}, %%" A1 ", %%" A1 "\n\t"                                        \
+    "vmulps %[rs]%{1to8%}, %%" A2 ", %%" A2 "\n\t"                                        \
+    "vmulps %[rs]%{1to8%}, %%" A3 ", %%" A3 "\n\t"
+#define I5_END2(...) ""
+#define I5_END3(A0, A1, A2, A3, ...)                                                      \
+    "vfmadd231ps (%[s])%{1to8%}, %%" A0 ", %%ymm28\n\t"                                   \
+    "vfmadd231ps (%[s],%[lds4])%{1to8%}, %%" A1 ", %%ymm29\n\t"                           \
+    "vfmadd231ps (%[s],%[lds4],2)%{1to8%}, %%" A2 ", %%ymm30\n\t"                         \
+    "vfmadd231ps (%[s3])%{1to8%}, %%" A3 ", %%ymm31\n\t"                                  \
+    "add $4, %[s]\n\t"                                                                    \
+    "add $4, %[s3]\n\t"
+#define I5_CALL(F, ...) F(__VA_ARGS__)
+#define I5_END_ALL(END2, ...)                                                             \
+    I5_CALL(I5_END1, __VA_ARGS__) I5_CALL(END2, __VA_ARGS__) I5_CALL(I5_END3, __VA_ARGS__)
+/* A group into set S (zeroed first), its first block carrying the end of set P (or none:
+ * P = ""); the other nblk - 1 blocks in a loop at local label L. */
+#define I5_GROUP(BLOCK, X1, X2, X3, L, ...)                                               \
+    I5_ZERO8_(__VA_ARGS__)                                                                \
+    I5_CALL(BLOCK, X1, X2, X3, __VA_ARGS__)                                               \
+    "mov %[nblk], %[ci]\n\t"                                                              \
+    "dec %[ci]\n\t"                                                                       \
+    "jz " #L "f\n\t"                                                                      \
+    #L "0:\n\t" I5_CALL(BLOCK, "", "", "", __VA_ARGS__)                                   \
+    "dec %[ci]\n\t"                                                                       \
+    "jnz " #L "0b\n\t"                                                                    \
+    #L ":\n\t"
+/* n >= 1 groups of nblk >= 1 blocks: group 0 into set A, then B and A alternating, each
+ * with the other set's end; the last group's end after the loop; totals stored at y */
+#define I5_GROUPS_ASM(BLOCK, END2)                                                        \
+    __asm__ volatile(                                                                     \
+        "vmovdqa32 (%[mk]), %%ymm24\n\t"                                                  \
+        "vmovdqa32 32(%[mk]), %%ymm25\n\t"                                                \
+        "vmovdqa32 64(%[mk]), %%ymm26\n\t"                                                \
+        "vmovdqa32 96(%[mk]), %%ymm27\n\t"                                                \
+        "vmovdqa32 128(%[mk]), %%ymm15\n\t"                                               \
+        I5_ZERO4("ymm28", "ymm29", "ymm30", "ymm31")                                      \
+        I5_GROUP(BLOCK, "", "", "", 3, I5_SET_A)                                          \
+        "dec %[n]\n\t"                                                                    \
+        "jz 8f\n\t"                                                                       \
+        "1:\n\t"                                                                          \
+        I5_GROUP(BLOCK, I5_CALL(I5_END1, I5_SET_A), I5_CALL(END2, I5_SET_A),              \
+                 I5_CALL(I5_END3, I5_SET_A), 4, I5_SET_B)                                 \
+        "dec %[n]\n\t"                                                                    \
+        "jz 9f\n\t"                                                                       \
+        I5_GROUP(BLOCK, I5_CALL(I5_END1, I5_SET_B), I5_CALL(END2, I5_SET_B),              \
+                 I5_CALL(I5_END3, I5_SET_B), 5, I5_SET_A)                                 \
+        "dec %[n]\n\t"                                                                    \
+        "jnz 1b\n\t"                                                                      \
+        "8:\n\t" I5_END_ALL(END2, I5_SET_A) "jmp 7f\n\t"                                  \
+        "9:\n\t" I5_END_ALL(END2, I5_SET_B)                                               \
+        "7:\n\t"                                                                          \
+        "vmovups %%ymm28, (%[y])\n\t"                                                     \
+        "vmovups %%ymm29, 32(%[y])\n\t"                                                   \
+        "vmovups %%ymm30, 64(%[y])\n\t"                                                   \
+        "vmovups %%ymm31, 96(%[y])\n\t"                                                   \
+        : [w] "+r"(w), [w3] "+r"(w3), [x] "+r"(x), [s] "+r"(s), [s3] "+r"(s3), [n] "+r"(n), \
+          [ci] "=&r"(ci)                                                                  \
+        : [ldw] "r"(ldw), [ldw3] "r"(3 * ldw), [lds4] "r"(lds * 4), [mk] "r"(i5_masks),  \
+          [y] "r"(y), [nblk] "rm"(nblk), [rs] "m"(rs)                                     \
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", \
+          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17",         \
+          "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25",         \
+          "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "memory", "cc")
+
+static const int32_t i5_masks[7][8] __attribute__((aligned(32))) = {
+#define M8(v) {v, v, v, v, v, v, v, v}
+    M8(0xf), M8(0xf0), M8(0xf00), M8(0xf000), M8(0xf0000), M8(0xf00000), M8(0xf000000)};
+#undef M8
+
+/* out[r][0] for the 4 rows at w: n >= 1 groups of nblk 64-blocks (m = 1, g % 64 == 0);
+ * DN: denormal path with rs = 2^-E */
+static __attribute__((noinline)) PCK_AVX512 void i5_m1_r4_groups(int dn, float rs, ptrdiff_t n,
+                                                                 ptrdiff_t nblk, const float *x,
+                                                                 const uint8_t *w, ptrdiff_t ldw,
+                                                                 const float *s, ptrdiff_t lds,
+                                                                 float out[4][4]) {
+    const uint8_t *w3 = w + 3 * ldw;
+    const float *s3 = s + 3 * lds;
+    ptrdiff_t ci;
+    float y[32];
+    if (dn) I5_GROUPS_ASM(I5_BLOCK_DN, I5_END2_DN);
+    else I5_GROUPS_ASM(I5_BLOCK, I5_END2);
+    for (int r = 0; r < 4; r++) {
+        __m256 v = _mm256_loadu_ps(y + 8 * r); /* hsum8's order */
+        __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+        a = _mm_add_ss(a, _mm_movehdup_ps(a));
+        out[r][0] = _mm_cvtss_f32(a);
+    }
+}
+#undef I5_GROUPS_ASM
+#undef I5_GROUP
+#undef I5_END_ALL
+#undef I5_CALL
+#undef I5_END3
+#undef I5_END2
+#undef I5_END2_DN
+#undef I5_END1
+#undef I5_ZERO8_
+#undef I5_ZERO8
+#undef I5_ZERO4
+#undef I5_SET_B
+#undef I5_SET_A
+#undef I5_BLOCK_DN
+#undef I5_BLOCK
+#undef I5_NIBS0_4
+#undef I5_ADVANCE
+#undef I5_LOAD4
+#undef I5_NIB7
+#undef I5_NIB4
+#undef I5_DN
+#undef I5_CVT
+
+/* Rows in fours through the kernel above, each finished (zero points, store) as the AVX2
+ * GEMV finishes them; the n % 4 rows left go to the AVX2 GEMV, whose one-row kernel has the
+ * same order. */
+PCK_INLINE PCK_AVX512 ptrdiff_t i5_gemv_m1_groups(int dn, ptrdiff_t k, ptrdiff_t g,
+                                                  const float *xp, const uint8_t *w,
+                                                  ptrdiff_t ldw, const float *s, ptrdiff_t lds,
+                                                  const int8_t *z, ptrdiff_t ldz, ptrdiff_t n0,
+                                                  ptrdiff_t n1, float *y, int accumulate) {
+    float rs = dn ? xp[pck__xprep_mode(k, g)] : 1.0f, out[4][4];
+    ptrdiff_t n = n0;
+    for (; n + 4 <= n1; n += 4) {
+        i5_m1_r4_groups(dn, rs, k / g, g / 64, xp, w + n * ldw, ldw, s + n * lds, lds, out);
+        pck__int4_rows_finish_avx2(4, k, g, xp, w, ldw, s, lds, z, ldz, n, out, y, accumulate);
+    }
+    return n;
+}
+
+/* m = 1 here (g == 32: the 512-bit kernel; g % 64 == 0: the 256-bit one above); everything
+ * else is the AVX2 GEMV's. */
 PCK_AVX512 void pck__int4_gemv_avx512(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const float *xp,
                                       const uint8_t *w, ptrdiff_t ldw, const float *s,
                                       ptrdiff_t lds, const int8_t *z, ptrdiff_t ldz, ptrdiff_t n0,
                                       ptrdiff_t n1, float *y, ptrdiff_t ldy, int accumulate) {
-    if (m != 1 || g != 32) {
+    int groups = m == 1 && g % 64 == 0 && k >= g;
+    if (!(m == 1 && g == 32) && !(groups && n1 - n0 >= 4)) {
         pck__int4_gemv_avx2(m, k, g, xp, w, ldw, s, lds, z, ldz, n0, n1, y, ldy, accumulate);
         return;
     }
-    if (xp[pck__xprep_mode(k, g)] == 0.0f) {
-        i4_gemv512_m1(0, k, g, xp, w, ldw, s, lds, z, ldz, n0, n1, y, accumulate);
-        return;
-    }
+    int dn = xp[pck__xprep_mode(k, g)] != 0.0f;
     /* denormals must be read as such (DAZ) and exact subnormal sums kept (FTZ): clear both
      * for this thread while the kernel runs, whatever the caller set */
     unsigned csr = _mm_getcsr();
-    _mm_setcsr(csr & ~(0x8040u));
-    i4_gemv512_m1(1, k, g, xp, w, ldw, s, lds, z, ldz, n0, n1, y, accumulate);
+    if (dn) _mm_setcsr(csr & ~(0x8040u));
+    if (groups) {
+        ptrdiff_t n = i5_gemv_m1_groups(dn, k, g, xp, w, ldw, s, lds, z, ldz, n0, n1, y, accumulate);
+        _mm_setcsr(csr);
+        if (n < n1) pck__int4_gemv_avx2(1, k, g, xp, w, ldw, s, lds, z, ldz, n, n1, y, ldy, accumulate);
+        return;
+    }
+    if (dn) i4_gemv512_m1(1, k, g, xp, w, ldw, s, lds, z, ldz, n0, n1, y, accumulate);
+    else i4_gemv512_m1(0, k, g, xp, w, ldw, s, lds, z, ldz, n0, n1, y, accumulate);
     _mm_setcsr(csr);
 }
 
