@@ -213,13 +213,14 @@ PCK_INLINE PCK_AVX2 void i4_core_avx2(const int DN, const int R, const int MM, c
  * (8 independent FMA chains: both FMA pipes busy); ymm8-11 = the 4 rows' 32 weight bytes;
  * ymm12 = activations; ymm13-14 = nibbles; ymm15 = mask (a load, shared by the 4 rows).
  * Per 8 weights and row: and (or shift), int-to-float, FMA; nothing else in the loop. */
-static const int32_t i4_masks[7][8] __attribute__((aligned(32))) = {
+const int32_t pck__int4_nibble_masks[7][8] __attribute__((aligned(32))) = {
 #define M8(v) {v, v, v, v, v, v, v, v}
     M8(0xf), M8(0xf0), M8(0xf00), M8(0xf000), M8(0xf0000), M8(0xf00000), M8(0xf000000)};
 #undef M8
 
-/* nibble j (mask at byte moff of i4_masks, activations at byte xoff of the block) of the
- * 4 rows into accumulators A0-A3; CV converts the masked nibbles (I4_CVT) or not (I4_DN) */
+/* nibble j (mask at byte moff of pck__int4_nibble_masks, activations at byte xoff of the
+ * block) of the 4 rows into accumulators A0-A3; CV converts the masked nibbles (I4_CVT) or
+ * not (I4_DN) */
 #define I4_CVT(reg) "vcvtdq2ps %%" reg ", %%" reg "\n\t"
 #define I4_DN(reg) ""
 #define I4_NIB4(CV, moff, xoff, A0, A1, A2, A3)                                           \
@@ -336,7 +337,8 @@ static const int32_t i4_masks[7][8] __attribute__((aligned(32))) = {
 #define I4_ASM_OPERANDS                                                                   \
     : [w] "+r"(w), [w3] "+r"(w3), [x] "+r"(x), [s] "+r"(s), [s3] "+r"(s3), [n] "+r"(n),   \
       [ci] "=&r"(ci)                                                                      \
-    : [ldw] "r"(ldw), [ldw3] "r"(3 * ldw), [lds4] "r"(lds * 4), [mk] "r"(i4_masks),      \
+    : [ldw] "r"(ldw), [ldw3] "r"(3 * ldw), [lds4] "r"(lds * 4),                          \
+      [mk] "r"(pck__int4_nibble_masks),                                                   \
       [y] "r"(y), [nblk] "rm"(nblk), [rs] "m"(rs)                                         \
     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",     \
       "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc"

@@ -299,17 +299,13 @@ PCK_INLINE PCK_AVX512 void i4_gemv512_m1(const int DN, ptrdiff_t k, ptrdiff_t g,
         "vmovups %%ymm31, 96(%[y])\n\t"                                                   \
         : [w] "+r"(w), [w3] "+r"(w3), [x] "+r"(x), [s] "+r"(s), [s3] "+r"(s3), [n] "+r"(n), \
           [ci] "=&r"(ci)                                                                  \
-        : [ldw] "r"(ldw), [ldw3] "r"(3 * ldw), [lds4] "r"(lds * 4), [mk] "r"(i5_masks),  \
+        : [ldw] "r"(ldw), [ldw3] "r"(3 * ldw), [lds4] "r"(lds * 4),                      \
+          [mk] "r"(pck__int4_nibble_masks),                                               \
           [y] "r"(y), [nblk] "rm"(nblk), [rs] "m"(rs)                                     \
         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", \
           "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17",         \
           "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25",         \
           "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "memory", "cc")
-
-static const int32_t i5_masks[7][8] __attribute__((aligned(32))) = {
-#define M8(v) {v, v, v, v, v, v, v, v}
-    M8(0xf), M8(0xf0), M8(0xf00), M8(0xf000), M8(0xf0000), M8(0xf00000), M8(0xf000000)};
-#undef M8
 
 /* out[r][0] for the 4 rows at w: n >= 1 groups of nblk 64-blocks (m = 1, g % 64 == 0);
  * DN: denormal path with rs = 2^-E */

@@ -36,6 +36,10 @@ void pck__int4_rows_finish_avx2(int R, ptrdiff_t k, ptrdiff_t g, const float *xp
                                 const uint8_t *w, ptrdiff_t ldw, const float *s, ptrdiff_t lds,
                                 const int8_t *z, ptrdiff_t ldz, ptrdiff_t n, float out[4][4],
                                 float *y, int accumulate);
+
+/* int4_avx2.c: 0xf << 4j for j = 0..6, 8 lanes each: the nibble masks of the m = 1 assembly
+ * loops (AVX2 and AVX-512) */
+extern const int32_t pck__int4_nibble_masks[7][8];
 #endif
 
 #endif
