@@ -9,6 +9,7 @@ import CPolychipKernels
 /// (m = 1 assembly loop, the intrinsics core for other m and leftover rows, K tails) and on
 /// every table (the AVX-512 tables have their own m = 1 kernels: g = 32, and g % 64 = 0,
 /// which must also give the AVX2 table's bits).
+///
 /// Serialized as a whole: the weight-path switch (`pck_int4_denormal_weights`) is process-wide.
 @Suite(.serialized) struct Int4GemvPathTests {
     struct Case {

@@ -144,9 +144,10 @@ PCK_INLINE PCK_AVX512 void i4_gemv512_m1(const int DN, ptrdiff_t k, ptrdiff_t g,
  * EVEX-encoded 256-bit ops use the 32 registers. At g = 128 the AVX2 loop spent ~25% of its
  * time at the group ends: the masks and the row totals live in memory there (16 registers),
  * and each group's reduction (even + odd sums, x 2^-E, one scale FMA) waits ~10 cycles on
- * the group's last FMAs while the next group cannot start its accumulators. Here the masks
- * and totals stay in registers, and two accumulator sets alternate, so the reduction of one
- * group runs spread over the first block of the next (after its nibbles 0, 2 and 4).
+ * the group's last FMAs, which the loop did not hide (about half of the 25%; the other half
+ * is the reduction's own operations). Here the masks and totals stay in registers, and two
+ * accumulator sets alternate, so the reduction of one group runs spread over the first
+ * block of the next (after its nibbles 0, 2 and 4).
  * In cache, 4 rows x K 14336, Zen 4: 11.1 -> 13.2 weights per cycle at g = 128.
  *
  * Registers: ymm0-7 / ymm16-23 = the two sets (rows 0-3 even nibbles, rows 0-3 odd);
