@@ -2,6 +2,7 @@
  * GEMM with the conversion and denormal-weight paths, B-panel packing, dequantize and
  * quantize. The denormal path is chosen by the probe in probe.c (pck__int4_denormals_fast). */
 #include "int4_internal.h"
+#include "int4_asm_x86.h"
 
 #if PCK_X86
 #include <immintrin.h>
@@ -221,8 +222,6 @@ const int32_t pck__int4_nibble_masks[7][8] __attribute__((aligned(32))) = {
 /* nibble j (mask at byte moff of pck__int4_nibble_masks, activations at byte xoff of the
  * block) of the 4 rows into accumulators A0-A3; CV converts the masked nibbles (I4_CVT) or
  * not (I4_DN) */
-#define I4_CVT(reg) "vcvtdq2ps %%" reg ", %%" reg "\n\t"
-#define I4_DN(reg) ""
 #define I4_NIB4(CV, moff, xoff, A0, A1, A2, A3)                                           \
     "vmovdqa " #moff "(%[mk]), %%ymm15\n\t"                                               \
     "vmovups " #xoff "(%[x]), %%ymm12\n\t"                                                \
@@ -236,37 +235,6 @@ const int32_t pck__int4_nibble_masks[7][8] __attribute__((aligned(32))) = {
     CV("ymm13") CV("ymm14")                                                               \
     "vfmadd231ps %%ymm12, %%ymm13, %%" A2 "\n\t"                                          \
     "vfmadd231ps %%ymm12, %%ymm14, %%" A3 "\n\t"
-
-/* nibble 7 of the 4 rows: the weight registers >> sh, into ymm4-7 */
-#define I4_NIB7(CV, sh)                                                                   \
-    "vmovups 224(%[x]), %%ymm12\n\t"                                                      \
-    "vpsrld $" #sh ", %%ymm8, %%ymm13\n\t"                                                \
-    "vpsrld $" #sh ", %%ymm9, %%ymm14\n\t"                                                \
-    CV("ymm13") CV("ymm14")                                                               \
-    "vfmadd231ps %%ymm12, %%ymm13, %%ymm4\n\t"                                            \
-    "vfmadd231ps %%ymm12, %%ymm14, %%ymm5\n\t"                                            \
-    "vpsrld $" #sh ", %%ymm10, %%ymm13\n\t"                                               \
-    "vpsrld $" #sh ", %%ymm11, %%ymm14\n\t"                                               \
-    CV("ymm13") CV("ymm14")                                                               \
-    "vfmadd231ps %%ymm12, %%ymm13, %%ymm6\n\t"                                            \
-    "vfmadd231ps %%ymm12, %%ymm14, %%ymm7\n\t"
-
-/* Loads one 64-weight block of the 4 rows; prefetches the same bytes of the next 4 rows
- * (w + 4..7 ldw: the rows the next call reads). */
-#define I4_LOAD4                                                                          \
-    "vmovdqu (%[w]), %%ymm8\n\t"                                                          \
-    "vmovdqu (%[w],%[ldw]), %%ymm9\n\t"                                                   \
-    "vmovdqu (%[w],%[ldw],2), %%ymm10\n\t"                                                \
-    "vmovdqu (%[w3]), %%ymm11\n\t"                                                        \
-    "prefetcht0 (%[w],%[ldw],4)\n\t"                                                      \
-    "prefetcht0 (%[w3],%[ldw],2)\n\t"                                                     \
-    "prefetcht0 (%[w3],%[ldw3])\n\t"                                                      \
-    "prefetcht0 (%[w3],%[ldw],4)\n\t"
-
-#define I4_ADVANCE                                                                        \
-    "add $32, %[w]\n\t"                                                                   \
-    "add $32, %[w3]\n\t"                                                                  \
-    "add $256, %[x]\n\t"
 
 /* Nibbles 0-4 of a block, masked in place (both paths). */
 #define I4_NIBS0_4(CV)                                                                    \
@@ -282,7 +250,7 @@ const int32_t pck__int4_nibble_masks[7][8] __attribute__((aligned(32))) = {
     I4_NIBS0_4(I4_CVT)                                                                    \
     I4_NIB4(I4_CVT, 160, 160, "ymm4", "ymm5", "ymm6", "ymm7")                             \
     I4_NIB4(I4_CVT, 192, 192, "ymm0", "ymm1", "ymm2", "ymm3")                             \
-    I4_NIB7(I4_CVT, 28)                                                                   \
+    I4_NIB7(I4_CVT, 28, "ymm4", "ymm5", "ymm6", "ymm7")                                                                   \
     I4_ADVANCE
 
 /* One block, denormal path: nibbles 0-4 masked in place, then the weight registers are
@@ -297,7 +265,7 @@ const int32_t pck__int4_nibble_masks[7][8] __attribute__((aligned(32))) = {
     "vpsrld $8, %%ymm11, %%ymm11\n\t"                                                     \
     I4_NIB4(I4_DN, 96, 160, "ymm4", "ymm5", "ymm6", "ymm7")                               \
     I4_NIB4(I4_DN, 128, 192, "ymm0", "ymm1", "ymm2", "ymm3")                              \
-    I4_NIB7(I4_DN, 20)                                                                    \
+    I4_NIB7(I4_DN, 20, "ymm4", "ymm5", "ymm6", "ymm7")                                                                    \
     I4_ADVANCE
 
 #define I4_ZERO8                                                                          \
@@ -334,14 +302,7 @@ const int32_t pck__int4_nibble_masks[7][8] __attribute__((aligned(32))) = {
     "vmovups %%ymm2, 64(%[y])\n\t"                                                        \
     "vmovups %%ymm3, 96(%[y])\n\t"
 
-#define I4_ASM_OPERANDS                                                                   \
-    : [w] "+r"(w), [w3] "+r"(w3), [x] "+r"(x), [s] "+r"(s), [s3] "+r"(s3), [n] "+r"(n),   \
-      [ci] "=&r"(ci)                                                                      \
-    : [ldw] "r"(ldw), [ldw3] "r"(3 * ldw), [lds4] "r"(lds * 4),                          \
-      [mk] "r"(pck__int4_nibble_masks),                                                   \
-      [y] "r"(y), [nblk] "rm"(nblk), [rs] "m"(rs)                                         \
-    : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",     \
-      "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc"
+#define I4_ASM_OPERANDS I4_ASM_IO : I4_ASM_CLOBBERS16, "memory", "cc"
 
 /* g % 64 == 0: n >= 1 groups of nblk >= 1 blocks, one scale per row and group. Same
  * arithmetic, in the same order, as i4_core_avx2 with R = 4, MM = 1, P = 2. */
@@ -405,12 +366,7 @@ PCK_INLINE PCK_AVX2 void i4_m1_r4_g32(int dn, float rs, ptrdiff_t n, const float
 #undef I4_BLOCK4_DN
 #undef I4_BLOCK4
 #undef I4_NIBS0_4
-#undef I4_ADVANCE
-#undef I4_LOAD4
-#undef I4_NIB7
 #undef I4_NIB4
-#undef I4_DN
-#undef I4_CVT
 
 /* out[r][0] for 4 rows at w (m = 1; g % 64 == 0 or g == 32); dn: denormal path with
  * rs = 2^-E */

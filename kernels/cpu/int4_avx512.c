@@ -17,6 +17,7 @@
  * ternary-logic op instead of mask + subtract + convert), less 2^e + z. Every output is
  * (float)(u - z) * s rounded once, as the scalar and AVX2 packings give it. */
 #include "int4_internal.h"
+#include "int4_asm_x86.h"
 
 #if PCK_X86
 #include <immintrin.h>
@@ -155,8 +156,6 @@ PCK_INLINE PCK_AVX512 void i4_gemv512_m1(const int DN, ptrdiff_t k, ptrdiff_t g,
  * ymm24-27, ymm15 = masks 0xf << 4j, j = 0..4 (the conversion path reads j = 5, 6 from
  * memory); ymm28-31 = the rows' totals. */
 
-#define I5_CVT(reg) "vcvtdq2ps %%" reg ", %%" reg "\n\t"
-#define I5_DN(reg) ""
 /* nibble j of the 4 rows (mask operand M) into A0-A3, activations at byte xoff of the block */
 #define I5_NIB4(CV, M, xoff, A0, A1, A2, A3)                                              \
     "vmovups " #xoff "(%[x]), %%ymm12\n\t"                                                \
@@ -170,33 +169,6 @@ PCK_INLINE PCK_AVX512 void i4_gemv512_m1(const int DN, ptrdiff_t k, ptrdiff_t g,
     CV("ymm13") CV("ymm14")                                                               \
     "vfmadd231ps %%ymm12, %%ymm13, %%" A2 "\n\t"                                          \
     "vfmadd231ps %%ymm12, %%ymm14, %%" A3 "\n\t"
-/* nibble 7: the weight registers >> sh */
-#define I5_NIB7(CV, sh, A4, A5, A6, A7)                                                   \
-    "vmovups 224(%[x]), %%ymm12\n\t"                                                      \
-    "vpsrld $" #sh ", %%ymm8, %%ymm13\n\t"                                                \
-    "vpsrld $" #sh ", %%ymm9, %%ymm14\n\t"                                                \
-    CV("ymm13") CV("ymm14")                                                               \
-    "vfmadd231ps %%ymm12, %%ymm13, %%" A4 "\n\t"                                          \
-    "vfmadd231ps %%ymm12, %%ymm14, %%" A5 "\n\t"                                          \
-    "vpsrld $" #sh ", %%ymm10, %%ymm13\n\t"                                               \
-    "vpsrld $" #sh ", %%ymm11, %%ymm14\n\t"                                               \
-    CV("ymm13") CV("ymm14")                                                               \
-    "vfmadd231ps %%ymm12, %%ymm13, %%" A6 "\n\t"                                          \
-    "vfmadd231ps %%ymm12, %%ymm14, %%" A7 "\n\t"
-/* one 64-weight block of the 4 rows; prefetches the same bytes of the next 4 rows */
-#define I5_LOAD4                                                                          \
-    "vmovdqu (%[w]), %%ymm8\n\t"                                                          \
-    "vmovdqu (%[w],%[ldw]), %%ymm9\n\t"                                                   \
-    "vmovdqu (%[w],%[ldw],2), %%ymm10\n\t"                                                \
-    "vmovdqu (%[w3]), %%ymm11\n\t"                                                        \
-    "prefetcht0 (%[w],%[ldw],4)\n\t"                                                      \
-    "prefetcht0 (%[w3],%[ldw],2)\n\t"                                                     \
-    "prefetcht0 (%[w3],%[ldw3])\n\t"                                                      \
-    "prefetcht0 (%[w3],%[ldw],4)\n\t"
-#define I5_ADVANCE                                                                        \
-    "add $32, %[w]\n\t"                                                                   \
-    "add $32, %[w3]\n\t"                                                                  \
-    "add $256, %[x]\n\t"
 /* Nibbles 0-4 masked in place, X1-X3 (the previous group's end) after nibbles 0, 2, 4 */
 #define I5_NIBS0_4(CV, X1, X2, X3, A0, A1, A2, A3, A4, A5, A6, A7)                        \
     I5_NIB4(CV, "%%ymm24", 0, A0, A1, A2, A3) X1                                          \
@@ -206,24 +178,24 @@ PCK_INLINE PCK_AVX512 void i4_gemv512_m1(const int DN, ptrdiff_t k, ptrdiff_t g,
     I5_NIB4(CV, "%%ymm15", 128, A0, A1, A2, A3) X3
 /* conversion path: nibbles 5 and 6 masked in place, 7 = v >> 28 */
 #define I5_BLOCK(X1, X2, X3, A0, A1, A2, A3, A4, A5, A6, A7)                              \
-    I5_LOAD4                                                                              \
-    I5_NIBS0_4(I5_CVT, X1, X2, X3, A0, A1, A2, A3, A4, A5, A6, A7)                        \
-    I5_NIB4(I5_CVT, "160(%[mk])", 160, A4, A5, A6, A7)                                    \
-    I5_NIB4(I5_CVT, "192(%[mk])", 192, A0, A1, A2, A3)                                    \
-    I5_NIB7(I5_CVT, 28, A4, A5, A6, A7)                                                   \
-    I5_ADVANCE
+    I4_LOAD4                                                                              \
+    I5_NIBS0_4(I4_CVT, X1, X2, X3, A0, A1, A2, A3, A4, A5, A6, A7)                        \
+    I5_NIB4(I4_CVT, "160(%[mk])", 160, A4, A5, A6, A7)                                    \
+    I5_NIB4(I4_CVT, "192(%[mk])", 192, A0, A1, A2, A3)                                    \
+    I4_NIB7(I4_CVT, 28, A4, A5, A6, A7)                                                   \
+    I4_ADVANCE
 /* denormal path: after v >> 8, nibbles 5 and 6 masked at bits 12 and 16, 7 = v >> 20 */
 #define I5_BLOCK_DN(X1, X2, X3, A0, A1, A2, A3, A4, A5, A6, A7)                           \
-    I5_LOAD4                                                                              \
-    I5_NIBS0_4(I5_DN, X1, X2, X3, A0, A1, A2, A3, A4, A5, A6, A7)                         \
+    I4_LOAD4                                                                              \
+    I5_NIBS0_4(I4_DN, X1, X2, X3, A0, A1, A2, A3, A4, A5, A6, A7)                         \
     "vpsrld $8, %%ymm8, %%ymm8\n\t"                                                       \
     "vpsrld $8, %%ymm9, %%ymm9\n\t"                                                       \
     "vpsrld $8, %%ymm10, %%ymm10\n\t"                                                     \
     "vpsrld $8, %%ymm11, %%ymm11\n\t"                                                     \
-    I5_NIB4(I5_DN, "%%ymm27", 160, A4, A5, A6, A7)                                        \
-    I5_NIB4(I5_DN, "%%ymm15", 192, A0, A1, A2, A3)                                        \
-    I5_NIB7(I5_DN, 20, A4, A5, A6, A7)                                                    \
-    I5_ADVANCE
+    I5_NIB4(I4_DN, "%%ymm27", 160, A4, A5, A6, A7)                                        \
+    I5_NIB4(I4_DN, "%%ymm15", 192, A0, A1, A2, A3)                                        \
+    I4_NIB7(I4_DN, 20, A4, A5, A6, A7)                                                    \
+    I4_ADVANCE
 
 #define I5_SET_A "ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7"
 #define I5_SET_B "ymm16", "ymm17", "ymm18", "ymm19", "ymm20", "ymm21", "ymm22", "ymm23"
@@ -298,15 +270,10 @@ PCK_INLINE PCK_AVX512 void i4_gemv512_m1(const int DN, ptrdiff_t k, ptrdiff_t g,
         "vmovups %%ymm29, 32(%[y])\n\t"                                                   \
         "vmovups %%ymm30, 64(%[y])\n\t"                                                   \
         "vmovups %%ymm31, 96(%[y])\n\t"                                                   \
-        : [w] "+r"(w), [w3] "+r"(w3), [x] "+r"(x), [s] "+r"(s), [s3] "+r"(s3), [n] "+r"(n), \
-          [ci] "=&r"(ci)                                                                  \
-        : [ldw] "r"(ldw), [ldw3] "r"(3 * ldw), [lds4] "r"(lds * 4),                      \
-          [mk] "r"(pck__int4_nibble_masks),                                               \
-          [y] "r"(y), [nblk] "rm"(nblk), [rs] "m"(rs)                                     \
-        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", \
-          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17",         \
-          "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25",         \
-          "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "memory", "cc")
+        I4_ASM_IO                                                                         \
+        : I4_ASM_CLOBBERS16, "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21",        \
+          "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", \
+          "xmm31", "memory", "cc")
 
 /* out[r][0] for the 4 rows at w: n >= 1 groups of nblk 64-blocks (m = 1, g % 64 == 0);
  * DN: denormal path with rs = 2^-E */
@@ -345,12 +312,7 @@ static __attribute__((noinline)) PCK_AVX512 void i5_m1_r4_groups(int dn, float r
 #undef I5_BLOCK_DN
 #undef I5_BLOCK
 #undef I5_NIBS0_4
-#undef I5_ADVANCE
-#undef I5_LOAD4
-#undef I5_NIB7
 #undef I5_NIB4
-#undef I5_DN
-#undef I5_CVT
 
 /* Rows in fours through the kernel above, each finished (zero points, store) as the AVX2
  * GEMV finishes them; the n % 4 rows left go to the AVX2 GEMV, whose one-row kernel has the
