@@ -106,13 +106,6 @@ PCK_AVX2 void pck__int4_xprep_avx2(ptrdiff_t m, ptrdiff_t k, ptrdiff_t g, const 
     }
 }
 
-PCK_INLINE PCK_AVX2 float hsum8(__m256 v) {
-    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
-    a = _mm_add_ss(a, _mm_movehdup_ps(a));
-    return _mm_cvtss_f32(a);
-}
-
 /* accumulator split: keep >= 4 independent FMA chains per call without running out of
  * the 16 ymm registers (measured on Zen 3: more splits spill and lose) */
 #define PCK_I4_P(R, MM) ((R) * (MM) >= 4 ? 1 : 2)
@@ -204,7 +197,7 @@ PCK_INLINE PCK_AVX2 void i4_core_avx2(const int DN, const int R, const int MM, c
 #undef PCK_I4_BLOCK
 #undef PCK_I4_NIBBLE
     for (int r = 0; r < R; r++)
-        for (int i = 0; i < MM; i++) out[r][i] = hsum8(yacc[r][i]);
+        for (int i = 0; i < MM; i++) out[r][i] = pck__hsum8(yacc[r][i]);
 }
 
 /* ---- m = 1, 4 rows: inline assembly (x86-64, GCC/Clang syntax) ----
@@ -378,7 +371,7 @@ static __attribute__((noinline)) PCK_AVX2 void i4_m1_r4(int dn, float rs, ptrdif
     float y[32] = {0};
     if (g == 32 && k64 >= 64) i4_m1_r4_g32(dn, rs, k64 / 64, x, w, ldw, s, lds, y);
     else if (g != 32 && k64 >= g) i4_m1_r4_groups(dn, rs, k64 / g, g / 64, x, w, ldw, s, lds, y);
-    for (int r = 0; r < 4; r++) out[r][0] = hsum8(_mm256_loadu_ps(y + 8 * r));
+    for (int r = 0; r < 4; r++) out[r][0] = pck__hsum8(_mm256_loadu_ps(y + 8 * r));
 }
 
 /* zt[r] = sum_g s_g * z_g * X_g over all groups for R rows (X_g = block-part sums from
@@ -400,7 +393,7 @@ PCK_INLINE PCK_AVX2 void zero_terms_avx2(const int R, ptrdiff_t ng, const float 
         }
     }
     for (int r = 0; r < R; r++) {
-        float t = hsum8(acc[r]);
+        float t = pck__hsum8(acc[r]);
         for (ptrdiff_t gj = gi; gj < ng; gj++) t += sr[r][gj] * (float)(zr[r] ? zr[r][gj] : 8) * sums[gj];
         zt[r] = t;
     }
@@ -669,13 +662,6 @@ PCK_INLINE PCK_AVX2 __m256 round_away8(__m256 v) {
     return t;
 }
 
-PCK_INLINE PCK_AVX2 float hmax8(__m256 v) {
-    __m128 a = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
-    a = _mm_max_ss(a, _mm_movehdup_ps(a));
-    return _mm_cvtss_f32(a);
-}
-
 PCK_INLINE PCK_AVX2 float hmin8(__m256 v) {
     __m128 a = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     a = _mm_min_ps(a, _mm_movehl_ps(a, a));
@@ -703,7 +689,7 @@ PCK_AVX2 void pck__int4_quantize_avx2(ptrdiff_t rows, ptrdiff_t k, ptrdiff_t g, 
                 __m256 am = _mm256_setzero_ps();
                 for (ptrdiff_t i = 0; i < g; i += 8)
                     am = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(xr + k0 + i), absmask), am);
-                sc = pck__sym_scale(hmax8(am));
+                sc = pck__sym_scale(pck__hmax8(am));
                 zf = 8.0f;
             } else {
                 __m256 mn = _mm256_set1_ps(__builtin_inff()), mx = _mm256_set1_ps(-__builtin_inff());
@@ -712,7 +698,7 @@ PCK_AVX2 void pck__int4_quantize_avx2(ptrdiff_t rows, ptrdiff_t k, ptrdiff_t g, 
                     mn = _mm256_min_ps(v, mn);
                     mx = _mm256_max_ps(v, mx);
                 }
-                float fmn = hmin8(mn), fmx = hmax8(mx);
+                float fmn = hmin8(mn), fmx = pck__hmax8(mx);
                 if (fmn > fmx) fmn = fmx = 0.0f;
                 sc = pck__asym_scale(fmn, fmx);
                 zf = pck__asym_zero(fmn, sc);

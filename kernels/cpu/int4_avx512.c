@@ -288,13 +288,7 @@ static __attribute__((noinline)) PCK_AVX512 void i5_m1_r4_groups(int dn, float r
     float y[32];
     if (dn) I5_GROUPS_ASM(I5_BLOCK_DN, I5_END2_DN);
     else I5_GROUPS_ASM(I5_BLOCK, I5_END2);
-    for (int r = 0; r < 4; r++) {
-        __m256 v = _mm256_loadu_ps(y + 8 * r); /* hsum8's order */
-        __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        a = _mm_add_ps(a, _mm_movehl_ps(a, a));
-        a = _mm_add_ss(a, _mm_movehdup_ps(a));
-        out[r][0] = _mm_cvtss_f32(a);
-    }
+    for (int r = 0; r < 4; r++) out[r][0] = pck__hsum8(_mm256_loadu_ps(y + 8 * r));
 }
 #undef I5_GROUPS_ASM
 #undef I5_GROUP

@@ -170,6 +170,23 @@ void pck__swiglu_neon(ptrdiff_t, const float *, const float *, float *);
 
 #if PCK_X86
 #include <immintrin.h>
+/* sum of the 8 lanes: (lanes l + l+4, then + 2 apart, then + 1 apart); the INT4 GEMVs' and
+ * the vector reductions' fixed order */
+PCK_INLINE PCK_AVX2 float pck__hsum8(__m256 v) {
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_add_ss(a, _mm_movehdup_ps(a));
+    return _mm_cvtss_f32(a);
+}
+
+/* the largest of the 8 lanes, in the same pairing */
+PCK_INLINE PCK_AVX2 float pck__hmax8(__m256 v) {
+    __m128 a = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_max_ss(a, _mm_movehdup_ps(a));
+    return _mm_cvtss_f32(a);
+}
+
 /* 8 x 8 transpose of 32-bit lanes (packing A and B slivers, f32 and bf16 pairs). */
 PCK_INLINE PCK_AVX2 void pck__transpose8(__m256 v[8]) {
     __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);

@@ -139,13 +139,6 @@ PCK_INLINE PCK_AVX2 __m256 exp8(__m256 x) {
     return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
-PCK_INLINE PCK_AVX2 float hsum8v(__m256 v) {
-    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
-    a = _mm_add_ss(a, _mm_movehdup_ps(a));
-    return _mm_cvtss_f32(a);
-}
-
 /* n < 8 tail through a zero-padded vector, so tails use the same arithmetic */
 PCK_INLINE PCK_AVX2 __m256 load_tail(const float *p, ptrdiff_t n, float fill) {
     float t[8] = {fill, fill, fill, fill, fill, fill, fill, fill};
@@ -170,7 +163,7 @@ PCK_AVX2 float pck__dot_avx2(ptrdiff_t n, const float *x, const float *y) {
     }
     for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
     if (i < n) a1 = _mm256_fmadd_ps(load_tail(x + i, n - i, 0), load_tail(y + i, n - i, 0), a1);
-    return hsum8v(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    return pck__hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 }
 
 PCK_AVX2 void pck__axpy_avx2(ptrdiff_t n, float a, const float *x, float *y) {
@@ -203,11 +196,7 @@ PCK_AVX2 float pck__max_avx2(ptrdiff_t n, const float *x) {
     }
     for (; i + 8 <= n; i += 8) m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
     if (i < n) m1 = _mm256_max_ps(load_tail(x + i, n - i, -__builtin_inff()), m1);
-    m0 = _mm256_max_ps(m0, m1);
-    __m128 a = _mm_max_ps(_mm256_castps256_ps128(m0), _mm256_extractf128_ps(m0, 1));
-    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
-    a = _mm_max_ss(a, _mm_movehdup_ps(a));
-    return _mm_cvtss_f32(a);
+    return pck__hmax8(_mm256_max_ps(m0, m1));
 }
 
 PCK_AVX2 float pck__sum_avx2(ptrdiff_t n, const float *x) {
@@ -221,7 +210,7 @@ PCK_AVX2 float pck__sum_avx2(ptrdiff_t n, const float *x) {
     }
     for (; i + 8 <= n; i += 8) a0 = _mm256_add_ps(_mm256_loadu_ps(x + i), a0);
     if (i < n) a1 = _mm256_add_ps(load_tail(x + i, n - i, 0), a1);
-    return hsum8v(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    return pck__hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 }
 
 PCK_AVX2 void pck__exp_avx2(ptrdiff_t n, const float *x, float *y) {
@@ -251,7 +240,7 @@ PCK_AVX2 float pck__exp_sub_sum_avx2(ptrdiff_t n, const float *x, float m, float
         store_tail(y + i, e, n - i);
         a1 = _mm256_add_ps(a1, e);
     }
-    return hsum8v(_mm256_add_ps(a0, a1));
+    return pck__hsum8(_mm256_add_ps(a0, a1));
 }
 
 PCK_INLINE PCK_AVX2 __m256 silu8(__m256 x) {
